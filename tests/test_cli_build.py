@@ -1,0 +1,59 @@
+"System tests of the command line: the `build` task through a subprocess, as users run it."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+from PIL import Image
+
+def run(*args, cwd=None):
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+def test_help_lists_tasks():
+    r = run(sys.executable, '-m', 'pixelbytes.main')
+    assert r.returncode == 0
+    for task in ('build', 'train', 'evaluate', 'generate'): assert task in r.stdout
+
+def test_build_demo_with_console_script(tmp_path):
+    r = run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'demo'))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path/'demo'/'build_report.json').read_text())
+    assert report['rows_written'] == report['rows_read'] > 100 and report['rows_skipped'] == 0
+    assert 'rows read' in r.stdout
+
+def test_default_path_falls_back_to_demo_offline(tmp_path):
+    r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--out', str(tmp_path/'d'))
+    assert r.returncode == 0, r.stderr
+    assert 'building the built-in demo set instead' in r.stdout
+    assert json.loads((tmp_path/'d'/'build_report.json').read_text())['source'] == 'demo'
+
+@pytest.fixture
+def folder(tmp_path):
+    src = tmp_path/'imgs'; src.mkdir()
+    Image.new('RGB', (8, 8), (248, 56, 0)).save(src/'a.png')
+    (src/'b.png').write_bytes(b'\x89PNG broken')
+    (src/'metadata.csv').write_text('file_name,caption\na.png,a red block\nb.png,broken\n')
+    return src
+
+def test_bad_row_is_skipped_and_reported(folder, tmp_path):
+    r = run('pixelbytes', 'build', '--path', str(folder), '--out', str(tmp_path/'o'), '--test-size', '0')
+    assert r.returncode == 0, r.stderr
+    assert 'skipped row 1: b.png' in r.stdout
+
+def test_on_error_raise_names_row_without_traceback(folder, tmp_path):
+    r = run('pixelbytes', 'build', '--path', str(folder), '--out', str(tmp_path/'o'), '--on-error', 'raise')
+    assert r.returncode == 1 and 'row 1: b.png' in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path/'o').exists() and not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+@pytest.mark.parametrize('args, message', [
+    (['--path', '/no/such/dir'], 'is not a folder'),
+    (['--path', 'demo', '--palette', '/no/palette.gpl'], 'does not exist'),
+    (['--path', 'demo', '--vocab', 'v1', '--on-error', 'raise'], None),
+])
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--out', str(tmp_path/'o'), *args)
+    if message is None: assert r.returncode == 0, r.stderr  # demo captions are all inside v1
+    else: assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr
+
+def test_unbuilt_task_exits_nonzero():
+    r = run(sys.executable, '-m', 'pixelbytes.main', 'generate', '--format', 'png')
+    assert r.returncode != 0 and 'not available' in r.stderr
