@@ -6,10 +6,10 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 
 # %% auto #0
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LSTMBackbone', 'TransformerBackbone',
-           'MambaBackbone', 'ModelLoadError', 'PixelBytesModel']
+           'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
-# %% ../nbs/07_models.ipynb #02738e14
-import json, os
+# %% ../nbs/07_models.ipynb #13e9da42
+import contextlib, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer, LF
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV
 from .mamba import Mamba
 
-# %% ../nbs/07_models.ipynb #74c72577
+# %% ../nbs/07_models.ipynb #32df9e62
 BACKBONES = ('lstm', 'transformer', 'mamba')
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
@@ -42,8 +42,27 @@ class PixelBytesConfig:
     context: str = 'pxby'            # 'pxby': previous token + the 3 above; 'center': previous token only
     mix: str = 'linear'              # how neighbours combine: 'linear' (concatenate, project) or 'conv' (learned convolutional mix)
     dropout: float = 0.0
-    window: int = 256                # bidirectional: length of the window read to predict the next token
     tokenizer: dict = field(default_factory=lambda: Tokenizer().to_dict())
+    # training (see `train`)
+    seq_length: int = 256            # window length; a bidirectional model also generates from this many positions
+    stride: int = None               # causal: window step (default seq_length); bidirectional: spacing of targets (default 1)
+    batch_size: int = 16             # windows per optimizer step, over all processes
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1        # the cosine schedule ends at learning_rate * min_lr_ratio
+    epochs: int = 20
+    grad_clip: float = 1.0
+    grad_accum: int = 1              # micro-batches per optimizer step
+    amp: bool = True                 # fp16 autocast + grad scaling on CUDA (ignored on CPU)
+    compile: bool = False            # torch.compile the model
+    seed: int = 0
+    val_fraction: float = 0.1        # training items held out to pick the best checkpoint and stop early
+    eval_every: int = 0              # optimizer steps between evaluations (0: once per epoch)
+    patience: int = 5                # evaluations without improvement before stopping
+    max_minutes: float = None        # stop training after this long (the best checkpoint is kept)
+    augment_mirror: bool = True      # also train on horizontally mirrored images (left/right swapped in captions)
+    augment_order: bool = True       # also train on image->caption order, not only caption->image
 
     def __post_init__(self):
         if self.backbone not in BACKBONES: raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
@@ -52,18 +71,23 @@ class PixelBytesConfig:
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")
         if self.backbone == 'transformer' and self.d_model % (2 * self.n_heads):
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of 2 * n_heads ({2 * self.n_heads}) for the transformer")
-        for k in ('d_model', 'n_layers', 'd_state', 'd_conv', 'expand', 'n_heads', 'window'):
+        if self.stride is None: self.stride = 1 if self.bidirectional else self.seq_length
+        if not self.bidirectional and self.stride > self.seq_length:
+            raise ValueError(f"stride ({self.stride}) must not exceed seq_length ({self.seq_length}): tokens between windows would never be trained on")
+        for k in ('d_model', 'n_layers', 'd_state', 'd_conv', 'expand', 'n_heads', 'seq_length', 'stride', 'batch_size', 'grad_accum'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be a positive integer, not {getattr(self, k)}")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
         self._tok = Tokenizer.from_dict(self.tokenizer)
 
+    @property
+    def causal(self) -> bool: return not self.bidirectional
     @property
     def vocab_size(self) -> int: return self._tok.vocab_size
     @property
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
-# %% ../nbs/07_models.ipynb #fc8c4136
+# %% ../nbs/07_models.ipynb #d264e819
 class PxByEmbedding(nn.Module):
     "Embeds the `(batch, L, 4)` context of every position into `(batch, L, d_model)`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -82,7 +106,7 @@ class PxByEmbedding(nn.Module):
         lead = e.shape[:-2]
         return self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*lead, e.shape[-1])
 
-# %% ../nbs/07_models.ipynb #3b06b0ce
+# %% ../nbs/07_models.ipynb #44963566
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -102,7 +126,7 @@ class LSTMBackbone(nn.Module):
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
-# %% ../nbs/07_models.ipynb #6fd96e92
+# %% ../nbs/07_models.ipynb #3309ed0e
 def _rotary(x, pos):
     "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`."
     half = x.shape[-1] // 2
@@ -178,7 +202,7 @@ class TransformerBackbone(nn.Module):
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
 
-# %% ../nbs/07_models.ipynb #1e26a937
+# %% ../nbs/07_models.ipynb #e5dd5d99
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     def __init__(self, cfg: PixelBytesConfig):
@@ -208,7 +232,7 @@ class MambaBackbone(nn.Module):
             new.append(s)
         return x, new
 
-# %% ../nbs/07_models.ipynb #8c892622
+# %% ../nbs/07_models.ipynb #1df43b33
 _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, 'mamba': MambaBackbone}
 
 class ModelLoadError(ValueError):
@@ -230,7 +254,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
     @property
     def tokenizer(self) -> Tokenizer: return self.config._tok
     @property
-    def causal(self) -> bool: return not self.config.bidirectional
+    def causal(self) -> bool: return self.config.causal
 
     def forward(self, ctx):
         "Logits for `ctx` `(batch, L, 4)`: `(batch, L, vocab)` for a causal model, `(batch, vocab)` (the next token) for a bidirectional one."
@@ -249,7 +273,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
-# %% ../nbs/07_models.ipynb #bf0f1c2c
+# %% ../nbs/07_models.ipynb #aac23ee0
 def _summary(self: PixelBytesModel) -> str:
     "One paragraph: backbone, sizes, parameter count."
     c = self.config
@@ -260,7 +284,7 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
-# %% ../nbs/07_models.ipynb #cf50c960
+# %% ../nbs/07_models.ipynb #5f17f3bb
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -271,7 +295,9 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
             raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
     elif not (Path(where)/'config.json').exists():
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained")
-    try: return super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
+            return super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
     except ModelLoadError: raise
     except SafetensorError as e:
         raise ModelLoadError(f"cannot load model {where}: model.safetensors is corrupt or truncated ({e})") from None
@@ -283,7 +309,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
-# %% ../nbs/07_models.ipynb #6cfe9dad
+# %% ../nbs/07_models.ipynb #81a0d335
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
@@ -294,6 +320,12 @@ def _filter_logits(logits, temperature, top_k, top_p):
         drop = cum - sorted_l.softmax(-1) > top_p  # keep the smallest set whose mass reaches top_p
         logits = logits.masked_fill(drop.scatter(-1, idx, drop), float('-inf'))
     return logits
+
+def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
+    "The `(seq_length, 4)` contexts a bidirectional model reads to predict the token after `ids`."
+    # context() of ids + one more token gives the context of the position after ids; that token itself is never read
+    ctx = context(list(ids) + [LF], cfg.n_bytes)[-cfg.seq_length:]
+    return np.concatenate([np.zeros((cfg.seq_length - len(ctx), ctx.shape[1]), ctx.dtype), ctx])
 
 @torch.no_grad()
 def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperature:float=1.0, top_k:int=None, top_p:float=None,
@@ -318,9 +350,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     from tqdm.auto import tqdm
     for _ in tqdm(range(max_new_tokens), disable=not progress, desc='Generating'):
         if self.causal: logits, state = self.step(ctx(), state)
-        else:
-            window = [torch.from_numpy(context(tr.ids + [LF], self.config.n_bytes)[-self.config.window:]) for tr in trackers]
-            logits = self(torch.stack(window).to(dev))
+        else: logits = self(torch.from_numpy(np.stack([bidirectional_window(tr.ids, self.config) for tr in trackers])).to(dev))
         logits = logits.float().cpu()
         if allowed is not None:
             mask = torch.stack([torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for tr in trackers])

@@ -1,0 +1,89 @@
+"System tests of training: the command line, exact resume after SIGKILL, and two-process DDP (gloo, CPU)."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from safetensors.torch import load_file
+
+ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+TINY = ['--model', 'lstm', '--dim', '32', '--depth', '1', '--seq-length', '64', '--batch-size', '8', '--learning-rate', '0.01']
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp('data')/'demo'
+    from pixelbytes.data import build
+    build('demo', out=out, quiet=True)
+    return out
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, '-m', 'pixelbytes.main', *args], capture_output=True, text=True, env=ENV, timeout=600, **kw)
+
+def weights(folder): return load_file(Path(folder)/'model.safetensors')
+
+def test_train_command(demo, tmp_path):
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', *TINY)
+    assert r.returncode == 0, r.stderr
+    assert 'best at step' in r.stdout and (tmp_path/'m'/'best'/'model.safetensors').exists()
+    assert (tmp_path/'m'/'curves.png').read_bytes()[:4] == b'\x89PNG'
+
+def test_train_errors_are_one_line(demo, tmp_path):
+    r = cli('train', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path/'m'))
+    assert r.returncode == 1 and 'not a dataset written by' in r.stderr and 'Traceback' not in r.stderr
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--model', 'transformer', '--dim', '30', '--heads', '4')
+    assert r.returncode == 1 and 'multiple of 2 * n_heads' in r.stderr
+
+def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
+    args = ['--data', str(demo), '--epochs', '3', '--eval-every', '7', *TINY]
+    full = cli('train', '--out', str(tmp_path/'full'), *args)
+    assert full.returncode == 0, full.stderr
+    state = tmp_path/'killed'/'train_state.pt'
+    p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', '--out', str(tmp_path/'killed'), *args],
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None:  # kill mid-epoch, after a checkpoint that is not at an epoch end
+            if state.exists():
+                s = torch.load(state, weights_only=True)
+                if s['step'] >= 14 and s['batch'] > 0: break
+            time.sleep(0.05)
+        assert p.poll() is None, 'training finished before it could be killed'
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None: p.kill()
+    killed_at = torch.load(state, weights_only=True)
+    assert 0 < killed_at['step'] < torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['step']
+    resumed = cli('train', '--out', str(tmp_path/'killed'), '--resume', *args)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'killed'/'last')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ha = torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['history']
+    hb = torch.load(tmp_path/'killed'/'train_state.pt', weights_only=True)['history']
+    strip = lambda h: [{k: v for k, v in r.items() if k != 'minutes'} for r in h]
+    assert strip(ha) == strip(hb)
+
+def test_two_processes_match_one(demo, tmp_path):
+    code = f'''
+import torch
+torch.set_num_threads(1)
+from pixelbytes.train import train, launch
+cfg = dict(backbone='mamba', d_model=32, n_layers=1, seq_length=64, batch_size=8, epochs=1, eval_every=5, learning_rate=0.01)
+if __name__ == '__main__':
+    launch(cfg, {str(demo)!r}, {str(tmp_path/'two')!r}, nprocs=2, progress=False)
+    train(cfg, {str(demo)!r}, {str(tmp_path/'one')!r}, progress=False)
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one, two = (torch.load(tmp_path/d/'train_state.pt', weights_only=True) for d in ('one', 'two'))
+    assert one['step'] == two['step'] > 5
+    for h1, h2 in zip(one['history'], two['history']):
+        assert abs(h1['train_loss'] - h2['train_loss']) < 1e-4 and abs(h1['val_loss'] - h2['val_loss']) < 1e-4
+    w1, w2 = weights(tmp_path/'one'/'last'), weights(tmp_path/'two'/'last')
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+
+def test_torchrun_entry_point(demo, tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main',
+                        'train', '--data', str(demo), '--out', str(tmp_path/'tr'), '--epochs', '1', *TINY],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('best at step') == 1  # only rank 0 reports
+    assert (tmp_path/'tr'/'best'/'model.safetensors').exists()
