@@ -1,0 +1,71 @@
+"System tests of `evaluate` and `generate` on the command line, with a tiny model trained on the demo set."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+from PIL import Image
+
+ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, '-m', 'pixelbytes.main', *map(str, args)], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    from pixelbytes.data import build
+    from pixelbytes.train import train
+    root = tmp_path_factory.mktemp('gen')
+    build('demo', out=root/'demo', quiet=True)
+    build('demo', out=root/'demo-v1', vocab='v1', quiet=True)
+    cfg = dict(backbone='lstm', d_model=32, n_layers=1, epochs=1, seq_length=64, learning_rate=1e-2)
+    train(cfg, root/'demo', out=root/'m', progress=False)
+    train(cfg, root/'demo-v1', out=root/'m1', progress=False)
+    Image.new('RGB', (12, 10), (248, 56, 0)).save(root/'red.png')
+    return root
+
+@pytest.mark.parametrize('fmt', ['png', 'jpg', 'svg'])
+def test_text_to_image_in_every_format(trained, fmt, tmp_path):
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle in the middle', '--format', fmt, '--num', '4',
+            '--seed', '0', '--out', tmp_path/f'g.{fmt}')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('image') >= 4 and (tmp_path/f'g.{fmt}').stat().st_size > 0
+    if fmt != 'svg': assert Image.open(tmp_path/f'g.{fmt}').size[0] > 100
+    else: assert '<svg' in (tmp_path/'g.svg').read_text()
+
+def test_image_to_text_and_completion(trained, tmp_path):
+    r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--seed', '1', '--out', tmp_path/'c.png')
+    assert r.returncode == 0, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--rows', '3', '--seed', '1', '--out', tmp_path/'k.png')
+    assert r.returncode == 0, r.stderr and (tmp_path/'k.png').exists()
+
+def test_default_output_name(trained, tmp_path):
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr and (tmp_path/'generated.png').exists()
+
+@pytest.mark.parametrize('args, message', [
+    (['--model', '/no/such/model'], 'is not a folder saved with save_pretrained'),
+    (['--model', 'someone/missing-model'], 'cannot load model someone/missing-model'),
+    (['--model', '{m1}', '--prompt', 'A Red Circle'], "character 'A' at position 0 is not in the 'v1' vocabulary"),
+    (['--model', '{m}', '--image', '{notimg}'], 'not an image'),
+    (['--model', '{m}', '--image', '{red}', '--rows', '99'], 'rows=99: the image has'),
+    (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
+])
+def test_generate_bad_input(trained, args, message, tmp_path):
+    (tmp_path/'notimg.png').write_text('hello')
+    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'notimg': tmp_path/'notimg.png', 'red': trained/'red.png'}
+    r = cli('generate', *[a.format(**subs) for a in args], '--out', tmp_path/'x.png')
+    assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_evaluate_command(trained, tmp_path):
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'accuracy', 'precision', 'recall', 'bleu',
+            '--num', '2', '--out', tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 'accuracy' in r.stdout and 'pixel' in r.stdout and 'bleu' in r.stdout
+    rows = json.loads((tmp_path/'evaluation.json').read_text())
+    assert {r['metric'] for r in rows} == {'accuracy', 'precision', 'recall', 'bleu'}
+    assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
+
+def test_evaluate_bad_input(trained):
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo-v1')
+    assert r.returncode == 1 and "is not the dataset's" in r.stderr
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'perplexity')
+    assert r.returncode == 2 and 'invalid choice' in r.stderr
