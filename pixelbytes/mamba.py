@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/mamba.html.md"""
 # %% auto #0
 __all__ = ['SCAN_CHUNK', 'selective_scan_ref', 'SelectiveScan', 'selective_scan', 'Mamba', 'HAS_MAMBA_SSM']
 
-# %% ../nbs/06_mamba.ipynb #d60504dc
+# %% ../nbs/06_mamba.ipynb #efb1d0c8
 import math
 import torch
 import torch.nn as nn
@@ -25,7 +25,7 @@ except (ImportError, OSError):
     causal_conv1d_fn = None
 _all_ = ['HAS_MAMBA_SSM']
 
-# %% ../nbs/06_mamba.ipynb #ccf1cd39
+# %% ../nbs/06_mamba.ipynb #1649560c
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
     "The selective scan, one time step after another, as the definition to test against (slow)."
     if delta_bias is not None: delta = delta + delta_bias[:, None]
@@ -40,7 +40,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     if D is not None: y = y + D[:, None] * u
     return y if z is None else y * F.silu(z)
 
-# %% ../nbs/06_mamba.ipynb #3336c74c
+# %% ../nbs/06_mamba.ipynb #38fb4df1
 SCAN_CHUNK = 16  # time steps per chunk: a chunk's (T, batch, d_inner, d_state) tensors should fit in cache
 
 def _time_major(*xs):
@@ -121,7 +121,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     "The selective scan of `selective_scan_ref`, fast on CPU, with exact gradients for every tensor argument."
     return SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
-# %% ../nbs/06_mamba.ipynb #35d4220d
+# %% ../nbs/06_mamba.ipynb #8e7418b4
 class Mamba(nn.Module):
     "The Mamba block, parameters as in `mamba_ssm`'s `Mamba`; fused CUDA kernels when available, pure PyTorch elsewhere."
     def __init__(self, d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto", dt_min=0.001, dt_max=0.1,
@@ -163,8 +163,11 @@ class Mamba(nn.Module):
         x = F.silu(self.conv1d(x)[..., :L])
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # the bias is added inside the scan, before softplus
+        B, C = B.transpose(1, 2), C.transpose(1, 2)
+        if not fused:  # under fp16 autocast the pure scan still runs in float32: its running state needs the precision
+            x, dt, B, C, z = (t.float() for t in (x, dt, B, C, z))
         scan = selective_scan_fn if fused else selective_scan
-        y = scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+        y = scan(x, dt, A, B, C, self.D.float(), z=z,
                  delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
 

@@ -8,8 +8,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LSTMBackbone', 'TransformerBackbone',
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
-# %% ../nbs/07_models.ipynb #13e9da42
-import contextlib, io, json, os
+# %% ../nbs/07_models.ipynb #230a183d
+import contextlib, functools, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer, LF
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV
 from .mamba import Mamba
 
-# %% ../nbs/07_models.ipynb #32df9e62
+# %% ../nbs/07_models.ipynb #08cd9c7d
 BACKBONES = ('lstm', 'transformer', 'mamba')
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
@@ -87,7 +87,7 @@ class PixelBytesConfig:
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
-# %% ../nbs/07_models.ipynb #d264e819
+# %% ../nbs/07_models.ipynb #03da2ab0
 class PxByEmbedding(nn.Module):
     "Embeds the `(batch, L, 4)` context of every position into `(batch, L, d_model)`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -106,7 +106,7 @@ class PxByEmbedding(nn.Module):
         lead = e.shape[:-2]
         return self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*lead, e.shape[-1])
 
-# %% ../nbs/07_models.ipynb #44963566
+# %% ../nbs/07_models.ipynb #65d4219a
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -126,12 +126,16 @@ class LSTMBackbone(nn.Module):
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
-# %% ../nbs/07_models.ipynb #3309ed0e
+# %% ../nbs/07_models.ipynb #f2bfd894
+@functools.lru_cache(maxsize=None)
+def _inv_freq(half: int, device) -> torch.Tensor:
+    "Rotation frequencies of the `half` channel pairs (computed once per size and device: generation calls this every token)."
+    return 10000 ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
+
 def _rotary(x, pos):
     "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`."
     half = x.shape[-1] // 2
-    freq = 10000 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    ang = pos.to(torch.float32)[:, None] * freq
+    ang = pos.to(torch.float32)[:, None] * _inv_freq(half, x.device)
     cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -202,7 +206,7 @@ class TransformerBackbone(nn.Module):
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
 
-# %% ../nbs/07_models.ipynb #e5dd5d99
+# %% ../nbs/07_models.ipynb #298a5c28
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     def __init__(self, cfg: PixelBytesConfig):
@@ -232,7 +236,7 @@ class MambaBackbone(nn.Module):
             new.append(s)
         return x, new
 
-# %% ../nbs/07_models.ipynb #1df43b33
+# %% ../nbs/07_models.ipynb #41f6f3e3
 _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, 'mamba': MambaBackbone}
 
 class ModelLoadError(ValueError):
@@ -273,7 +277,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
-# %% ../nbs/07_models.ipynb #aac23ee0
+# %% ../nbs/07_models.ipynb #1e3c07a0
 def _summary(self: PixelBytesModel) -> str:
     "One paragraph: backbone, sizes, parameter count."
     c = self.config
@@ -284,7 +288,7 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
-# %% ../nbs/07_models.ipynb #5f17f3bb
+# %% ../nbs/07_models.ipynb #3485b6f0
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -309,7 +313,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
-# %% ../nbs/07_models.ipynb #81a0d335
+# %% ../nbs/07_models.ipynb #fa7279ac
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
