@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/generate.html.md"""
 # %% auto #0
 __all__ = ['allowed_tokens', 'Generation', 'build_prompt', 'generate', 'save_generations']
 
-# %% ../nbs/09_generate.ipynb #6cec2ea2
+# %% ../nbs/09_generate.ipynb #049a36cc
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -15,7 +15,7 @@ from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF
 from .pixelize import pixelize, open_image
 from .render import render
 
-# %% ../nbs/09_generate.ipynb #a18c1c88
+# %% ../nbs/09_generate.ipynb #5e8808d7
 def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
     "Boolean mask over the vocabulary of what may be written inside a segment of `kind` ('image' or 'text'), LF included."
     ids = np.arange(tok.vocab_size)
@@ -24,7 +24,7 @@ def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
     mask[TAB] = kind == 'image'
     return mask
 
-# %% ../nbs/09_generate.ipynb #1eb6a44c
+# %% ../nbs/09_generate.ipynb #b549e02d
 @dataclass
 class Generation:
     "One generated sample: the whole token sequence and how much of it was given."
@@ -50,10 +50,14 @@ class Generation:
     def image(self):
         "The first generated image as a palette-index array (-1 where a row is short), or None."
         return next((s.pixels for s in self.new_segments if isinstance(s, ImageSegment)), None)
+    def to_pil(self, scale: int = 8, grid: bool = False):
+        "The whole sample drawn as a PIL image (see `render`)."
+        return render(self.segments, palette=self.tokenizer.palette, scale=scale, grid=grid).to_pil()
+    def _repr_png_(self): return render(self.segments, palette=self.tokenizer.palette)._repr_png_()
     def __repr__(self):
         return f"Generation({len(self.ids) - self.n_prompt} new tokens: {self.new_segments})"
 
-# %% ../nbs/09_generate.ipynb #d2dccc92
+# %% ../nbs/09_generate.ipynb #0cc6fb39
 def _as_pixels(image, tok: Tokenizer, name='image') -> np.ndarray:
     "A palette-index array from a palette-index array, a PIL image or an image file."
     if isinstance(image, np.ndarray): return image
@@ -71,7 +75,7 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
         raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows; give 1 to {px.shape[0] - 1} of them to complete")
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1)]), 'image'
 
-# %% ../nbs/09_generate.ipynb #b1f9c130
+# %% ../nbs/09_generate.ipynb #a82167c9
 def generate(model, # a `PixelBytesModel`
              prompt:str=None, # a caption: draw the image that follows it
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows`
@@ -97,7 +101,7 @@ def generate(model, # a `PixelBytesModel`
                          stop=stop, allowed=mask, num=num, progress=progress)
     return [Generation(o, len(ids), tok) for o in out]
 
-# %% ../nbs/09_generate.ipynb #b45d3428
+# %% ../nbs/09_generate.ipynb #f1fbfe1a
 def save_generations(gens, path, format=None, scale:int=8, grid:bool=False, text:str='right'):
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
     r = render([g.segments for g in gens], palette=gens[0].tokenizer.palette, scale=scale, grid=grid, text=text)
