@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LSTMBackbone', 'TransformerBackbone',
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
-# %% ../nbs/07_models.ipynb #230a183d
+# %% ../nbs/07_models.ipynb #bb02d6c8
 import contextlib, functools, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer, LF
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV
 from .mamba import Mamba
 
-# %% ../nbs/07_models.ipynb #08cd9c7d
+# %% ../nbs/07_models.ipynb #72e51a47
 BACKBONES = ('lstm', 'transformer', 'mamba')
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
@@ -87,7 +87,7 @@ class PixelBytesConfig:
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
-# %% ../nbs/07_models.ipynb #03da2ab0
+# %% ../nbs/07_models.ipynb #38835fd2
 class PxByEmbedding(nn.Module):
     "Embeds the `(batch, L, 4)` context of every position into `(batch, L, d_model)`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -106,7 +106,7 @@ class PxByEmbedding(nn.Module):
         lead = e.shape[:-2]
         return self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*lead, e.shape[-1])
 
-# %% ../nbs/07_models.ipynb #65d4219a
+# %% ../nbs/07_models.ipynb #a5d28635
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -126,7 +126,7 @@ class LSTMBackbone(nn.Module):
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
-# %% ../nbs/07_models.ipynb #f2bfd894
+# %% ../nbs/07_models.ipynb #75fe566f
 @functools.lru_cache(maxsize=None)
 def _inv_freq(half: int, device) -> torch.Tensor:
     "Rotation frequencies of the `half` channel pairs (computed once per size and device: generation calls this every token)."
@@ -206,7 +206,7 @@ class TransformerBackbone(nn.Module):
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
 
-# %% ../nbs/07_models.ipynb #298a5c28
+# %% ../nbs/07_models.ipynb #7bc527dd
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     def __init__(self, cfg: PixelBytesConfig):
@@ -236,7 +236,7 @@ class MambaBackbone(nn.Module):
             new.append(s)
         return x, new
 
-# %% ../nbs/07_models.ipynb #41f6f3e3
+# %% ../nbs/07_models.ipynb #9ecf6d28
 _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, 'mamba': MambaBackbone}
 
 class ModelLoadError(ValueError):
@@ -277,7 +277,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
-# %% ../nbs/07_models.ipynb #1e3c07a0
+# %% ../nbs/07_models.ipynb #492c0d29
 def _summary(self: PixelBytesModel) -> str:
     "One paragraph: backbone, sizes, parameter count."
     c = self.config
@@ -288,7 +288,7 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
-# %% ../nbs/07_models.ipynb #3485b6f0
+# %% ../nbs/07_models.ipynb #63c51810
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -313,7 +313,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
-# %% ../nbs/07_models.ipynb #fa7279ac
+# %% ../nbs/07_models.ipynb #94efd2ca
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
@@ -333,8 +333,9 @@ def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
 
 @torch.no_grad()
 def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperature:float=1.0, top_k:int=None, top_p:float=None,
-              seed:int=None, stop=None, allowed=None, num:int=1, progress:bool=False) -> list:
+              seed:int=None, stop=None, allowed=None, num:int=1, progress=False) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them."
+    # progress: True for a progress bar, or a function called with (tokens done, max_new_tokens) after each token
     was_training = self.training
     self.eval()
     dev = next(self.parameters()).device
@@ -352,7 +353,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
         full = torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)
         for t in range(len(prompt)): _, state = self.step(full[t].expand(num, -1), state)
     from tqdm.auto import tqdm
-    for _ in tqdm(range(max_new_tokens), disable=not progress, desc='Generating'):
+    for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
         if self.causal: logits, state = self.step(ctx(), state)
         else: logits = self(torch.from_numpy(np.stack([bidirectional_window(tr.ids, self.config) for tr in trackers])).to(dev))
         logits = logits.float().cpu()
@@ -365,6 +366,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
             if done[i]: continue
             tr.append(t)
             done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
+        if callable(progress): progress(n + 1, max_new_tokens)
         if all(done): break
     self.train(was_training)
     return [tr.ids for tr in trackers]

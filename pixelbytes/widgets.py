@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 # %% auto #0
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
-# %% ../nbs/12_widgets.ipynb #2dd09178
+# %% ../nbs/12_widgets.ipynb #10c606fc
 import csv, html, io, threading, time, traceback
 from pathlib import Path
 import ipywidgets as widgets
@@ -17,7 +17,7 @@ from .pixelize import open_image, pixelize, to_pil
 from .render import render
 from .generate import generate
 
-# %% ../nbs/12_widgets.ipynb #4cb33d5f
+# %% ../nbs/12_widgets.ipynb #5f9cbb86
 def _uploaded(value):
     "(name, bytes) of the last file of a `FileUpload` value (ipywidgets 8: a tuple of dicts), or None when there is none."
     if not value: return None
@@ -33,7 +33,7 @@ def _red(message: str) -> str:
     "`message` as red HTML, line breaks kept."
     return f'<pre style="color:#c00;white-space:pre-wrap;margin:0">{html.escape(message)}</pre>'
 
-# %% ../nbs/12_widgets.ipynb #b0600584
+# %% ../nbs/12_widgets.ipynb #395ab386
 MODES = ('unconditional', 'text to image', 'image to text', 'completion')
 _READS = {'caption': ('text to image', 'completion'), 'image': ('image to text', 'completion'), 'rows': ('completion',)}
 
@@ -61,13 +61,14 @@ class GenerateWidget:
         self.scale = W.IntSlider(scale, min=1, max=16, description='scale', style=style)
         self.button = W.Button(description='Generate', button_style='primary', icon='play')
         self.status, self.error = W.Label(), W.HTML()
+        self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'))
         self.image = W.Image(format='png')
         self.text = W.Textarea(placeholder='the generated text', layout=W.Layout(width='40em', height='5em'))
         self.log = W.Output()  # the traceback of an unexpected error, which a front end would otherwise only log
         self.image_box = W.HBox([self.upload, self.preview, self.preview_info])
         self.ui = W.VBox([self.mode, self.caption, self.image_box, self.rows,
                           W.HBox([self.temperature, self.top_k, self.top_p]), W.HBox([self.seed, self.num, self.max_tokens, self.scale]),
-                          W.HBox([self.button, self.status]), self.error, self.image, self.text, self.log])
+                          W.HBox([self.button, self.progress, self.status]), self.error, self.image, self.text, self.log])
         self.mode.observe(self._show_controls, 'value')
         self.upload.observe(self._read_upload, 'value')
         self.button.on_click(self._run)
@@ -116,6 +117,10 @@ class GenerateWidget:
         if mode in _READS['rows']: args['rows'] = self.rows.value
         return args
 
+    def _tick(self, done, total):
+        "Move the progress bar: `done` of at most `total` tokens."
+        self.progress.max, self.progress.value = total, done
+
     def _run(self, _=None):
         "Generate with the current settings and show the result, or the error."
         n = self.num.value
@@ -124,7 +129,8 @@ class GenerateWidget:
         self.log.outputs = ()
         start = time.time()
         try:
-            gens = generate(self.model, **self.arguments())
+            self.progress.value = 0
+            gens = generate(self.model, **self.arguments(), progress=self._tick)
             picture = render([g.segments for g in gens], palette=self.model.tokenizer.palette, scale=self.scale.value)
             self.generations, self.image.value = gens, _png(picture.to_pil())
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
@@ -136,7 +142,7 @@ class GenerateWidget:
         finally:
             self.button.disabled, self.button.description = False, 'Generate'
 
-# %% ../nbs/12_widgets.ipynb #9b96b704
+# %% ../nbs/12_widgets.ipynb #a2573d7b
 def _describe(row: dict) -> str:
     "One line about one row of `metrics.csv`."
     f = lambda k: float(row.get(k) or 'nan')
