@@ -6,9 +6,9 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 
 # %% auto #0
 __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows',
-           'predict', 'summarize', 'save_checkpoint', 'load_state', 'write_metrics', 'train', 'launch']
+           'predict', 'summarize', 'save_checkpoint', 'load_state', 'write_metrics', 'lr_factor', 'train', 'launch']
 
-# %% ../nbs/08_train.ipynb #6399cc22
+# %% ../nbs/08_train.ipynb #346b9f1b
 import csv, json, math, os, re, shutil, socket, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +21,11 @@ from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES
 from .data import load_built
 
-# %% ../nbs/08_train.ipynb #d26c3ab8
+# %% ../nbs/08_train.ipynb #2ed7583c
 class TrainingError(ValueError):
     "Training cannot go on (a NaN loss, an unusable checkpoint, a mismatched resume); the message says why and what was kept."
 
-# %% ../nbs/08_train.ipynb #a86b3e69
+# %% ../nbs/08_train.ipynb #56375f53
 def item_segments(input_ids, tok: Tokenizer) -> list:
     "The segment values (str / palette-index arrays) of every item of a built split."
     return [[s.value for s in tok.decode(ids)] for ids in input_ids]
@@ -47,7 +47,7 @@ def epoch_sequences(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) ->
         out.append(tok.encode(segs))
     return out
 
-# %% ../nbs/08_train.ipynb #590e4e37
+# %% ../nbs/08_train.ipynb #d63035f9
 IGNORE = -100
 
 class Windows:
@@ -89,7 +89,7 @@ class Windows:
                 ctx[k, S - len(w):], tgt[k] = w, self.ids[i][e]
         return torch.from_numpy(ctx), torch.from_numpy(tgt)
 
-# %% ../nbs/08_train.ipynb #f8842ae1
+# %% ../nbs/08_train.ipynb #0aa63eb8
 MODALITIES = {'pixel': PIXEL, 'text': TEXT, 'structure': STRUCTURE}
 
 @torch.no_grad()
@@ -130,7 +130,7 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
     "Loss, bits per token and accuracy overall and per modality of `predict`'s output."
     return _metrics(_sums(pred['targets'], pred['preds'], pred['nll'], tok), prefix)
 
-# %% ../nbs/08_train.ipynb #6bfb173f
+# %% ../nbs/08_train.ipynb #0ab6670d
 def _atomic_write(path: Path, write):
     "Write `path` through `write(tmp_path)` then rename, so that `path` is always whole."
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
@@ -155,7 +155,7 @@ def load_state(path: Path) -> dict:
     except Exception as e:
         raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
-# %% ../nbs/08_train.ipynb #24f58c8e
+# %% ../nbs/08_train.ipynb #aad77619
 def write_metrics(history: list, out: Path):
     "`metrics.csv` (one row per evaluation) and `curves.png` (loss and accuracy curves) in `out`."
     keys = list(dict.fromkeys(k for h in history for k in h))
@@ -178,7 +178,7 @@ def write_metrics(history: list, out: Path):
     _atomic_write(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
     plt.close(fig)
 
-# %% ../nbs/08_train.ipynb #bda09e22
+# %% ../nbs/08_train.ipynb #1709f36b
 def _dist() -> tuple:
     "(rank, world size, local rank) of this process."
     env = os.environ
@@ -199,15 +199,14 @@ def _all_sum(x: np.ndarray, device) -> np.ndarray:
     dist.all_reduce(t)
     return t.cpu().numpy()
 
-# %% ../nbs/08_train.ipynb #11bd60b7
-def _schedule(cfg: PixelBytesConfig, total_steps: int):
-    "Learning-rate factor at each step: linear warmup, then cosine decay to `min_lr_ratio`."
+# %% ../nbs/08_train.ipynb #f5a58ac1
+def lr_factor(cfg: PixelBytesConfig, step: int, total_steps: int, elapsed: float = 0.0) -> float:
+    "Learning-rate factor at `step`: linear warmup, then cosine decay to `min_lr_ratio`, over the steps or, with a time budget, over whichever of steps and time runs out first."
     warm = min(cfg.warmup_steps, max(1, total_steps // 10))
-    def f(step):
-        if step < warm: return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-    return f
+    if step < warm: return (step + 1) / warm
+    t = (step - warm) / max(1, total_steps - warm)
+    if cfg.max_minutes: t = max(t, elapsed / (60 * cfg.max_minutes))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 def _optimizer(model, cfg):
     "AdamW with weight decay on weight matrices only (not on embeddings' neighbours, norms, biases or Mamba's A and D)."
@@ -225,7 +224,7 @@ def _split_items(items, cfg):
 
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every'}  # may change when resuming
 
-# %% ../nbs/08_train.ipynb #0218a6bc
+# %% ../nbs/08_train.ipynb #50915612
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build`
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
@@ -250,7 +249,6 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     opt = _optimizer(model, cfg)
     steps_per_epoch = max(1, len(Windows(epoch_sequences(train_items, tok, cfg, 0), cfg)) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
     amp = cfg.amp and device.type == 'cuda'
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
@@ -258,8 +256,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         saved = load_state(out/STATE_FILE)
         diff = {k: (saved['config'].get(k), v) for k, v in cfg.to_dict().items() if saved['config'].get(k) != v and k not in _RESUMABLE}
         if diff: raise TrainingError(f"cannot resume {out}: the config differs from the saved one in {diff}")
-        model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
-        sched.load_state_dict(saved['scheduler']); scaler.load_state_dict(saved['scaler'])
+        model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer']); scaler.load_state_dict(saved['scaler'])
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
         st = {k: saved[k] for k in st}
@@ -272,14 +269,14 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     def checkpoint():
         if rank != 0: return
         save_checkpoint(model, out/'last')
-        state = {**st, 'config': cfg.to_dict(), 'model': model.state_dict(), 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(),
+        state = {**st, 'config': cfg.to_dict(), 'model': model.state_dict(), 'optimizer': opt.state_dict(),
                  'scaler': scaler.state_dict(), 'rng': torch.get_rng_state(), 'cuda_rng': torch.cuda.get_rng_state() if device.type == 'cuda' else None}
         _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
     def run_eval(train_sums):
         pred = predict(model, _Subset(val, val_shard), device=device)
         v = _all_sum(_sums(pred['targets'], pred['preds'], pred['nll'], tok), device)
-        row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': float(sched.get_last_lr()[0]),
+        row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
                'minutes': round((time.time() - start) / 60, 2),
                **_metrics(_all_sum(train_sums, device), 'train_'), **_metrics(v, 'val_')}
         st['history'].append(row)
@@ -321,7 +318,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 sums += _sums(flat_t[keep].cpu().numpy(), flat_l[keep].argmax(-1).cpu().numpy(), nll[keep].detach().cpu().numpy(), tok)
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True); sched.step()
+            for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
+            scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
             st['step'] += 1; st['batch'] += 1
             bar.set_postfix(loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False); bar.update(1)
             out_of_time = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
@@ -342,14 +340,14 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     if world > 1: dist.barrier()
     return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
 
-# %% ../nbs/08_train.ipynb #34299e5b
+# %% ../nbs/08_train.ipynb #5c49dbca
 class _Subset:
     "The windows `idx` of `windows` (what one process scores)."
     def __init__(self, windows, idx): self.w, self.idx = windows, idx
     def __len__(self): return len(self.idx)
     def batch(self, i): return self.w.batch(self.idx[i])
 
-# %% ../nbs/08_train.ipynb #9572f50f
+# %% ../nbs/08_train.ipynb #4990b10e
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

@@ -3,9 +3,10 @@
 `nbdev-readme` needs Quarto, which CI machines and many laptops lack. This renders
 the same notebook to GitHub markdown: markdown cells as they are, code cells as
 fenced Python, text outputs as fenced text; cells marked `#| hide` are left out.
-Images belong in markdown cells as links to committed files.
+Images belong in markdown cells as links to committed files under nbs/images/; their
+links are rewritten to be relative to the repository root.
 """
-import json, sys
+import json, re, sys
 from pathlib import Path
 
 def _src(cell): return cell['source'] if isinstance(cell['source'], str) else ''.join(cell['source'])
@@ -16,7 +17,7 @@ def render(nb: dict) -> str:
     for cell in nb['cells']:
         src = _src(cell).strip('\n')
         if cell['cell_type'] == 'markdown':
-            out.append(src)
+            out.append(re.sub(r'\]\((images/)', r'](nbs/\1', src))
             continue
         lines = src.splitlines()
         if any(l.strip() in ('#| hide', '#|hide') for l in lines): continue
