@@ -8,16 +8,17 @@ Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE', 'BuildError', 'open_source', 'build',
            'format_report', 'Built', 'load_built']
 
-# %% ../nbs/04_data.ipynb #a375c8e8
-import csv, io, json, os, shutil, statistics, tempfile, time, warnings
+# %% ../nbs/04_data.ipynb #2fe1cad4
+import csv, io, json, os, shutil, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
+import pyarrow.compute as pc
 from .tokenizer import Tokenizer, clean_text
 from .pixelize import pixelize, open_image, to_pil, ImageError, MAX_PIXELS
 
-# %% ../nbs/04_data.ipynb #f5be406c
+# %% ../nbs/04_data.ipynb #bc40062e
 DEFAULT_HUB_ID = 'ffurfaro/PixelBytes-Pokemon'
 CAPTION_COLUMNS = ('caption', 'text')
 REPORT_FILE, TOKENIZER_FILE = 'build_report.json', 'tokenizer.json'
@@ -26,7 +27,7 @@ _IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.t
 class BuildError(ValueError):
     "A build that cannot go on; the message names the input (file, row, column) at fault."
 
-# %% ../nbs/04_data.ipynb #fdf58540
+# %% ../nbs/04_data.ipynb #3842bb28
 def _decode_caption(value, where):
     "(caption, problem) of a raw caption value."
     if value is None or (isinstance(value, float) and np.isnan(value)): return None, 'missing caption'
@@ -48,7 +49,7 @@ def _pick_column(columns, wanted, where):
     raise BuildError(f"{where} has no {' or '.join(repr(c) for c in cands)} column (columns: {', '.join(map(str, columns)) or 'none'}); "
                      "choose one with --caption-column")
 
-# %% ../nbs/04_data.ipynb #035f49b0
+# %% ../nbs/04_data.ipynb #4d93b162
 def _read_metadata(folder: Path, caption_column=None):
     "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used."
     files = [folder/f for f in ('metadata.csv', 'metadata.jsonl') if (folder/f).exists()]
@@ -80,7 +81,7 @@ def _read_metadata(folder: Path, caption_column=None):
     unlisted = sum(1 for p in folder.rglob('*') if p.suffix.lower() in _IMAGE_SUFFIXES and os.path.normpath(p) not in listed)
     return rows, cap_col, meta.name, unlisted
 
-# %% ../nbs/04_data.ipynb #d21f2025
+# %% ../nbs/04_data.ipynb #5a131a05
 def _from_dataset(ds, caption_column, image_column, where):
     "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded."
     from datasets import DatasetDict, Image, concatenate_datasets
@@ -96,7 +97,7 @@ def _from_dataset(ds, caption_column, image_column, where):
     ds = ds.add_column('row', np.arange(len(ds)))
     return ds, cap_col
 
-# %% ../nbs/04_data.ipynb #12ad68d1
+# %% ../nbs/04_data.ipynb #4de98b40
 def _is_saved_dataset(p: Path) -> bool:
     return any((p/f).exists() for f in ('dataset_dict.json', 'state.json'))
 
@@ -133,7 +134,7 @@ def open_source(path, caption_column=None, image_column='image'):
     ds, cap_col = _from_dataset(ds, caption_column, image_column, str(path))
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', 'caption_column': cap_col}
 
-# %% ../nbs/04_data.ipynb #df8a29b6
+# %% ../nbs/04_data.ipynb #950dbdf9
 def _open_ref(ref, max_pixels, name):
     "PIL image of an image reference: a path, raw bytes or a {'bytes', 'path'} dict."
     if isinstance(ref, dict): ref = ref.get('bytes') or ref.get('path')
@@ -162,7 +163,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error):
         out['input_ids'].append(ids); out['error'].append(error)
     return out
 
-# %% ../nbs/04_data.ipynb #d50981bc
+# %% ../nbs/04_data.ipynb #25cd4274
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
@@ -179,7 +180,7 @@ def _split(ds, test_size, seed):
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
     return ds.train_test_split(test_size=n_test, seed=seed)
 
-# %% ../nbs/04_data.ipynb #4ec5f1ff
+# %% ../nbs/04_data.ipynb #75552e25
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
@@ -223,13 +224,14 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         splits = _split(good, test_size, seed)
         # an empty split saved as zero shards cannot be loaded back
         splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
-        n_tokens = [len(x) for x in good['input_ids']]
+        n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
+                                   for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
         report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
                   'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                   'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                   'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                   'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop and info['kind'] != 'demo',
-                  'tokens_per_row': {'min': min(n_tokens), 'median': statistics.median(n_tokens), 'max': max(n_tokens)},
+                  'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                   'seconds': round(time.time() - start, 2)}
         del done, errors, good, splits  # release the cache files before removing them
         shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -245,7 +247,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if not quiet: print(format_report(report, out))
     return report
 
-# %% ../nbs/04_data.ipynb #8be43d9b
+# %% ../nbs/04_data.ipynb #4aece198
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
@@ -261,7 +263,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
         lines.append("  hint: --clean-text lowercases captions and drops the characters the v1 vocabulary lacks")
     return '\n'.join(lines)
 
-# %% ../nbs/04_data.ipynb #ae213994
+# %% ../nbs/04_data.ipynb #c72975aa
 @dataclass
 class Built:
     "A built dataset: its splits, the tokenizer that encoded it, and its build report."
