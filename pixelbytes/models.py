@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LSTMBackbone', 'TransformerBackbone',
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
-# %% ../nbs/07_models.ipynb #bb02d6c8
+# %% ../nbs/07_models.ipynb #93225fdd
 import contextlib, functools, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -18,10 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF
-from .context import context, ContextTracker, N_NEIGHBOURS, PREV
+from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 
-# %% ../nbs/07_models.ipynb #72e51a47
+# %% ../nbs/07_models.ipynb #a230cea5
 BACKBONES = ('lstm', 'transformer', 'mamba')
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
@@ -87,9 +87,9 @@ class PixelBytesConfig:
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
-# %% ../nbs/07_models.ipynb #38835fd2
+# %% ../nbs/07_models.ipynb #f90cc09e
 class PxByEmbedding(nn.Module):
-    "Embeds the `(batch, L, 4)` context of every position into `(batch, L, d_model)`."
+    "Embeds the `(batch, L, 6)` context of every position into `(batch, L, d_model)`."
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         self.k = N_NEIGHBOURS if cfg.context == 'pxby' else 1
@@ -98,15 +98,16 @@ class PxByEmbedding(nn.Module):
         if self.k == 1: self.mix = nn.Identity()
         elif cfg.mix == 'linear': self.mix = nn.Linear(self.k * cfg.d_model, cfg.d_model)
         else: self.mix = nn.Conv1d(self.k, 1, kernel_size=3, padding=1)
+        if self.k > 1: self.row, self.col = nn.Embedding(MAX_POSITION + 1, cfg.d_model), nn.Embedding(MAX_POSITION + 1, cfg.d_model)
 
     def forward(self, ctx):
-        e = self.token(ctx[..., PREV:PREV + 1] if self.k == 1 else ctx)  # (..., k, d)
-        if self.k == 1: return e[..., 0, :]
-        if self.mix_kind == 'linear': return self.mix(e.flatten(-2))
-        lead = e.shape[:-2]
-        return self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*lead, e.shape[-1])
+        if self.k == 1: return self.token(ctx[..., PREV])
+        e = self.token(ctx[..., :self.k])  # (..., k, d)
+        if self.mix_kind == 'linear': x = self.mix(e.flatten(-2))
+        else: x = self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*e.shape[:-2], e.shape[-1])
+        return x + self.row(ctx[..., ROW]) + self.col(ctx[..., COL])
 
-# %% ../nbs/07_models.ipynb #a5d28635
+# %% ../nbs/07_models.ipynb #2c6c9a6f
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -126,7 +127,7 @@ class LSTMBackbone(nn.Module):
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
-# %% ../nbs/07_models.ipynb #75fe566f
+# %% ../nbs/07_models.ipynb #777ac225
 @functools.lru_cache(maxsize=None)
 def _inv_freq(half: int, device) -> torch.Tensor:
     "Rotation frequencies of the `half` channel pairs (computed once per size and device: generation calls this every token)."
@@ -206,7 +207,7 @@ class TransformerBackbone(nn.Module):
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
 
-# %% ../nbs/07_models.ipynb #7bc527dd
+# %% ../nbs/07_models.ipynb #7aff1d57
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     def __init__(self, cfg: PixelBytesConfig):
@@ -236,7 +237,7 @@ class MambaBackbone(nn.Module):
             new.append(s)
         return x, new
 
-# %% ../nbs/07_models.ipynb #9ecf6d28
+# %% ../nbs/07_models.ipynb #e06e675c
 _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, 'mamba': MambaBackbone}
 
 class ModelLoadError(ValueError):
@@ -261,7 +262,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
     def causal(self) -> bool: return self.config.causal
 
     def forward(self, ctx):
-        "Logits for `ctx` `(batch, L, 4)`: `(batch, L, vocab)` for a causal model, `(batch, vocab)` (the next token) for a bidirectional one."
+        "Logits for `ctx` `(batch, L, 6)`: `(batch, L, vocab)` for a causal model, `(batch, vocab)` (the next token) for a bidirectional one."
         x = self.backbone(self.drop(self.embed(ctx)))
         if not self.causal: x = x[:, -1]
         return self.head(self.norm(x))
@@ -273,11 +274,11 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         return self.backbone.init_state(batch, p.device, p.dtype)
 
     def step(self, ctx, state):
-        "Logits `(batch, vocab)` for one position's context `ctx` `(batch, 4)`, and the new state."
+        "Logits `(batch, vocab)` for one position's context `ctx` `(batch, 6)`, and the new state."
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
-# %% ../nbs/07_models.ipynb #492c0d29
+# %% ../nbs/07_models.ipynb #3c0b7c45
 def _summary(self: PixelBytesModel) -> str:
     "One paragraph: backbone, sizes, parameter count."
     c = self.config
@@ -288,7 +289,7 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
-# %% ../nbs/07_models.ipynb #63c51810
+# %% ../nbs/07_models.ipynb #5e17ee3d
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -313,7 +314,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
-# %% ../nbs/07_models.ipynb #94efd2ca
+# %% ../nbs/07_models.ipynb #94273e57
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
@@ -326,7 +327,7 @@ def _filter_logits(logits, temperature, top_k, top_p):
     return logits
 
 def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
-    "The `(seq_length, 4)` contexts a bidirectional model reads to predict the token after `ids`."
+    "The `(seq_length, 6)` contexts a bidirectional model reads to predict the token after `ids`."
     # context() of ids + one more token gives the context of the position after ids; that token itself is never read
     ctx = context(list(ids) + [LF], cfg.n_bytes)[-cfg.seq_length:]
     return np.concatenate([np.zeros((cfg.seq_length - len(ctx), ctx.shape[1]), ctx.dtype), ctx])
