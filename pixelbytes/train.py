@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows',
            'predict', 'summarize', 'save_checkpoint', 'load_state', 'write_metrics', 'lr_factor', 'train', 'launch']
 
-# %% ../nbs/08_train.ipynb #f19399fa
+# %% ../nbs/08_train.ipynb #d5d7b4f3
 import csv, json, math, os, re, shutil, socket, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +21,11 @@ from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES
 from .data import load_built
 
-# %% ../nbs/08_train.ipynb #15dddf7f
+# %% ../nbs/08_train.ipynb #f34bc2c2
 class TrainingError(ValueError):
     "Training cannot go on (a NaN loss, an unusable checkpoint, a mismatched resume); the message says why and what was kept."
 
-# %% ../nbs/08_train.ipynb #98293294
+# %% ../nbs/08_train.ipynb #11d4b999
 def item_segments(input_ids, tok: Tokenizer) -> list:
     "The segment values (str / palette-index arrays) of every item of a built split."
     return [[s.value for s in tok.decode(ids)] for ids in input_ids]
@@ -47,7 +47,7 @@ def epoch_sequences(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) ->
         out.append(tok.encode(segs))
     return out
 
-# %% ../nbs/08_train.ipynb #ae0f7769
+# %% ../nbs/08_train.ipynb #485cdae2
 IGNORE = -100
 
 class Windows:
@@ -74,8 +74,9 @@ class Windows:
         return int((r[:, 2] - r[:, 1] - r[:, 3]).sum())
 
     def batch(self, idx):
-        "(contexts, targets) tensors of windows `idx`."
-        S, rows = self.cfg.seq_length, self.rows[idx]
+        "(contexts, targets) tensors of windows `idx`; causal windows are padded only to the longest of them."
+        rows = self.rows[idx]
+        S = int((rows[:, 2] - rows[:, 1]).max()) if self.cfg.causal and len(rows) else self.cfg.seq_length
         ctx = np.zeros((len(rows), S, self.ctx[0].shape[1]), np.int64)
         if self.cfg.causal:
             tgt = np.full((len(rows), S), IGNORE, np.int64)
@@ -89,7 +90,7 @@ class Windows:
                 ctx[k, S - len(w):], tgt[k] = w, self.ids[i][e]
         return torch.from_numpy(ctx), torch.from_numpy(tgt)
 
-# %% ../nbs/08_train.ipynb #db9966e0
+# %% ../nbs/08_train.ipynb #ac43de69
 MODALITIES = {'pixel': PIXEL, 'text': TEXT, 'structure': STRUCTURE}
 
 @torch.no_grad()
@@ -130,7 +131,7 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
     "Loss, bits per token and accuracy overall and per modality of `predict`'s output."
     return _metrics(_sums(pred['targets'], pred['preds'], pred['nll'], tok), prefix)
 
-# %% ../nbs/08_train.ipynb #6c7e11eb
+# %% ../nbs/08_train.ipynb #4ea93c94
 def _atomic_write(path: Path, write):
     "Write `path` through `write(tmp_path)` then rename, so that `path` is always whole."
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
@@ -155,7 +156,7 @@ def load_state(path: Path) -> dict:
     except Exception as e:
         raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
-# %% ../nbs/08_train.ipynb #aefc49e5
+# %% ../nbs/08_train.ipynb #8a1e90fb
 def write_metrics(history: list, out: Path):
     "`metrics.csv` (one row per evaluation) and `curves.png` (loss and accuracy curves) in `out`."
     keys = list(dict.fromkeys(k for h in history for k in h))
@@ -178,7 +179,7 @@ def write_metrics(history: list, out: Path):
     _atomic_write(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
     plt.close(fig)
 
-# %% ../nbs/08_train.ipynb #72ff2a14
+# %% ../nbs/08_train.ipynb #9da4f3cd
 def _dist() -> tuple:
     "(rank, world size, local rank) of this process."
     env = os.environ
@@ -199,7 +200,7 @@ def _all_sum(x: np.ndarray, device) -> np.ndarray:
     dist.all_reduce(t)
     return t.cpu().numpy()
 
-# %% ../nbs/08_train.ipynb #3bef5648
+# %% ../nbs/08_train.ipynb #ae32cfc7
 def lr_factor(cfg: PixelBytesConfig, step: int, total_steps: int, elapsed: float = 0.0) -> float:
     "Learning-rate factor at `step`: linear warmup, then cosine decay to `min_lr_ratio`, over the steps or, with a time budget, over whichever of steps and time runs out first."
     warm = min(cfg.warmup_steps, max(1, total_steps // 10))
@@ -224,7 +225,7 @@ def _split_items(items, cfg):
 
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every'}  # may change when resuming
 
-# %% ../nbs/08_train.ipynb #a906b589
+# %% ../nbs/08_train.ipynb #e8b7d725
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build`
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
@@ -340,14 +341,14 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     if world > 1: dist.barrier()
     return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
 
-# %% ../nbs/08_train.ipynb #d16dc628
+# %% ../nbs/08_train.ipynb #865b34cc
 class _Subset:
     "The windows `idx` of `windows` (what one process scores)."
     def __init__(self, windows, idx): self.w, self.idx = windows, idx
     def __len__(self): return len(self.idx)
     def batch(self, i): return self.w.batch(self.idx[i])
 
-# %% ../nbs/08_train.ipynb #f8d17de4
+# %% ../nbs/08_train.ipynb #690fd46d
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
