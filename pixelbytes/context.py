@@ -8,17 +8,17 @@ Docs: https://pixelbytes.github.io/pixelbytes/context.html.md"""
 __all__ = ['PREV', 'UP_LEFT', 'UP', 'UP_RIGHT', 'ROW', 'COL', 'N_NEIGHBOURS', 'CONTEXT_WIDTH', 'MAX_POSITION', 'context',
            'ContextTracker']
 
-# %% ../nbs/05_context.ipynb #897aa65d
+# %% ../nbs/05_context.ipynb #49215f24
 import numpy as np
 from .tokenizer import NUL, TAB, LF
 
-# %% ../nbs/05_context.ipynb #5b9e8c63
+# %% ../nbs/05_context.ipynb #6325e5b2
 PREV, UP_LEFT, UP, UP_RIGHT, ROW, COL = range(6)
 N_NEIGHBOURS = 4    # the token columns; ROW and COL follow them
 CONTEXT_WIDTH = 6
 MAX_POSITION = 63   # rows and columns beyond are given as this
 
-# %% ../nbs/05_context.ipynb #b1fc9cb4
+# %% ../nbs/05_context.ipynb #795999b6
 def _last_before(mask: np.ndarray) -> np.ndarray:
     "For each position t, 1 + the last index j < t where `mask` is true (0 if none)."
     marks = np.where(mask, np.arange(1, len(mask) + 1), 0)
@@ -49,9 +49,13 @@ def context(ids, n_bytes: int) -> np.ndarray:
     row = tabs_before - tabs_before[np.minimum(seg_start, n - 1)]
     out[in_image, ROW] = np.minimum(row[in_image] + 1, MAX_POSITION)
     out[in_image, COL] = np.minimum(col[in_image] + 1, MAX_POSITION)
+    in_text = (t > seg_start) & ~in_image
+    for k, back in ((UP_LEFT, 2), (UP, 3), (UP_RIGHT, 4)):
+        ok = in_text & (t - back >= seg_start)
+        out[ok, k] = ids[(t - back)[ok]]
     return out
 
-# %% ../nbs/05_context.ipynb #3e054f9c
+# %% ../nbs/05_context.ipynb #d26fcdaa
 class ContextTracker:
     "Extends the 2D context of a growing sequence one token at a time (what `context` gives for the whole)."
     def __init__(self, n_bytes: int):
@@ -71,6 +75,9 @@ class ContextTracker:
                 above_len = self.row_start - self.above_start
                 for k, c in ((UP_LEFT, col - 1), (UP, col), (UP_RIGHT, col + 1)):
                     if 0 <= c < above_len: out[k] = ids[self.above_start + c]
+        elif first is not None:
+            for k, back in ((UP_LEFT, 2), (UP, 3), (UP_RIGHT, 4)):
+                if t - back >= self.seg_start: out[k] = ids[t - back]
         return out
 
     def append(self, token: int):

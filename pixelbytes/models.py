@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LSTMBackbone', 'TransformerBackbone',
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
-# %% ../nbs/07_models.ipynb #93225fdd
+# %% ../nbs/07_models.ipynb #1be4add5
 import contextlib, functools, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer, LF
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 
-# %% ../nbs/07_models.ipynb #a230cea5
+# %% ../nbs/07_models.ipynb #3928083d
 BACKBONES = ('lstm', 'transformer', 'mamba')
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
@@ -31,7 +31,7 @@ MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), '
 @dataclass
 class PixelBytesConfig:
     "Every hyperparameter of a PixelBytes model."
-    backbone: str = 'mamba'          # 'lstm', 'transformer' or 'mamba'
+    backbone: str = 'transformer'    # 'lstm', 'transformer' or 'mamba'
     bidirectional: bool = False      # lstm and mamba only: read the window both ways, predict the next token
     d_model: int = 128               # width of the embedding and the backbone
     n_layers: int = 2
@@ -41,17 +41,18 @@ class PixelBytesConfig:
     n_heads: int = 4                 # transformer: attention heads
     context: str = 'pxby'            # 'pxby': previous token + the 3 above; 'center': previous token only
     mix: str = 'linear'              # how neighbours combine: 'linear' (concatenate, project) or 'conv' (learned convolutional mix)
-    dropout: float = 0.0
+    dropout: float = 0.1
     tokenizer: dict = field(default_factory=lambda: Tokenizer().to_dict())
     # training (see `train`)
-    seq_length: int = 256            # window length; a bidirectional model also generates from this many positions
+    seq_length: int = None           # window length (default 1024: whole items, so that a caption and its image share a window;
+                                     # bidirectional: 16, the positions it re-reads for every generated token)
     stride: int = None               # causal: window step (default seq_length); bidirectional: spacing of targets (default 1)
     batch_size: int = 16             # windows per optimizer step, over all processes
     learning_rate: float = 3e-3
     weight_decay: float = 0.1
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1        # the cosine schedule ends at learning_rate * min_lr_ratio
-    epochs: int = 20
+    epochs: int = 100                # a ceiling: early stopping (patience) or max_minutes usually ends training first
     grad_clip: float = 1.0
     grad_accum: int = 1              # micro-batches per optimizer step
     amp: bool = True                 # fp16 autocast + grad scaling on CUDA (ignored on CPU)
@@ -71,6 +72,7 @@ class PixelBytesConfig:
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")
         if self.backbone == 'transformer' and self.d_model % (2 * self.n_heads):
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of 2 * n_heads ({2 * self.n_heads}) for the transformer")
+        if self.seq_length is None: self.seq_length = 16 if self.bidirectional else 1024
         if self.stride is None: self.stride = 1 if self.bidirectional else self.seq_length
         if not self.bidirectional and self.stride > self.seq_length:
             raise ValueError(f"stride ({self.stride}) must not exceed seq_length ({self.seq_length}): tokens between windows would never be trained on")
@@ -87,7 +89,7 @@ class PixelBytesConfig:
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
-# %% ../nbs/07_models.ipynb #f90cc09e
+# %% ../nbs/07_models.ipynb #1897dafc
 class PxByEmbedding(nn.Module):
     "Embeds the `(batch, L, 6)` context of every position into `(batch, L, d_model)`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -107,7 +109,7 @@ class PxByEmbedding(nn.Module):
         else: x = self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*e.shape[:-2], e.shape[-1])
         return x + self.row(ctx[..., ROW]) + self.col(ctx[..., COL])
 
-# %% ../nbs/07_models.ipynb #2c6c9a6f
+# %% ../nbs/07_models.ipynb #511c2b04
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -127,7 +129,7 @@ class LSTMBackbone(nn.Module):
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
-# %% ../nbs/07_models.ipynb #777ac225
+# %% ../nbs/07_models.ipynb #b1041d6c
 @functools.lru_cache(maxsize=None)
 def _inv_freq(half: int, device) -> torch.Tensor:
     "Rotation frequencies of the `half` channel pairs (computed once per size and device: generation calls this every token)."
@@ -144,9 +146,12 @@ def _rotary(x, pos):
 class _Attention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.h, self.dropout = cfg.n_heads, cfg.dropout
+        self.h = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        # dropout on the output, not on the attention weights: with dropout_p > 0 the CPU attention kernel falls back to
+        # a path about 5x slower, and a whole-item window (1024 tokens) spends most of its time there
+        self.drop = nn.Dropout(cfg.dropout)
 
     def _heads(self, x, pos):
         b, L, _ = x.shape
@@ -155,8 +160,8 @@ class _Attention(nn.Module):
 
     def forward(self, x):
         q, k, v = self._heads(x, torch.arange(x.shape[1], device=x.device))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).flatten(2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.drop(self.out(y.transpose(1, 2).flatten(2)))
 
     def step(self, x, cache):
         "One position `x` `(batch, 1, d)`; `cache` holds keys, values and their count, updated in place."
@@ -168,7 +173,7 @@ class _Attention(nn.Module):
         cache['k'][:, :, n], cache['v'][:, :, n] = k[:, :, 0], v[:, :, 0]
         cache['n'] = n + 1
         y = F.scaled_dot_product_attention(q, cache['k'][:, :, :n + 1], cache['v'][:, :, :n + 1])
-        return self.out(y.transpose(1, 2).flatten(2))
+        return self.drop(self.out(y.transpose(1, 2).flatten(2)))
 
 class _Block(nn.Module):
     def __init__(self, cfg):
@@ -207,7 +212,7 @@ class TransformerBackbone(nn.Module):
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
 
-# %% ../nbs/07_models.ipynb #7aff1d57
+# %% ../nbs/07_models.ipynb #2a8ac889
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     def __init__(self, cfg: PixelBytesConfig):
@@ -237,7 +242,7 @@ class MambaBackbone(nn.Module):
             new.append(s)
         return x, new
 
-# %% ../nbs/07_models.ipynb #e06e675c
+# %% ../nbs/07_models.ipynb #0c033e67
 _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, 'mamba': MambaBackbone}
 
 class ModelLoadError(ValueError):
@@ -278,7 +283,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
-# %% ../nbs/07_models.ipynb #3c0b7c45
+# %% ../nbs/07_models.ipynb #cb476841
 def _summary(self: PixelBytesModel) -> str:
     "One paragraph: backbone, sizes, parameter count."
     c = self.config
@@ -289,7 +294,7 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
-# %% ../nbs/07_models.ipynb #5e17ee3d
+# %% ../nbs/07_models.ipynb #62ff79e8
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -314,7 +319,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
-# %% ../nbs/07_models.ipynb #94273e57
+# %% ../nbs/07_models.ipynb #0eb6ae8e
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
