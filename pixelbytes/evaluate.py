@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 __all__ = ['TOKEN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS', 'COPY_MARKER', 'macro_prf', 'bleu', 'hamming',
            'cosine', 'Evaluation', 'evaluate']
 
-# %% ../nbs/11_evaluate.ipynb #c99ce9ae
+# %% ../nbs/11_evaluate.ipynb #492fb61d
 import csv, json, math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,14 +19,14 @@ from .data import load_built, Built
 from .train import Windows, predict, summarize, MODALITIES
 from .generate import generate, allowed_tokens
 
-# %% ../nbs/11_evaluate.ipynb #c68bb668
+# %% ../nbs/11_evaluate.ipynb #cb308ab0
 TOKEN_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1')
 GENERATION_METRICS = ('hamming', 'cosine', 'bleu', 'structure', 'copy', 'demo')
 METRICS = TOKEN_METRICS + GENERATION_METRICS
 DEFAULT_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1', 'structure')
 COPY_MARKER = 'copy'
 
-# %% ../nbs/11_evaluate.ipynb #9b079507
+# %% ../nbs/11_evaluate.ipynb #923ac97d
 def macro_prf(targets: np.ndarray, preds: np.ndarray) -> tuple:
     "Macro-averaged (precision, recall, F1) over the classes in `targets` or `preds`; a class never predicted has precision 0."
     if len(targets) == 0: return (math.nan,) * 3
@@ -39,7 +39,7 @@ def macro_prf(targets: np.ndarray, preds: np.ndarray) -> tuple:
     f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=prec + rec > 0)
     return float(prec.mean()), float(rec.mean()), float(f1.mean())
 
-# %% ../nbs/11_evaluate.ipynb #072ca6ec
+# %% ../nbs/11_evaluate.ipynb #05fd363b
 def bleu(candidate, reference, max_n: int = 4) -> float:
     "Sentence BLEU of token sequence `candidate` against `reference` (uniform weights up to `max_n`-grams, no smoothing)."
     c, r = list(candidate), list(reference)
@@ -65,7 +65,7 @@ def cosine(a, b) -> float:
     d = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / d) if d else 0.0
 
-# %% ../nbs/11_evaluate.ipynb #f941ae70
+# %% ../nbs/11_evaluate.ipynb #89afb928
 @dataclass
 class Evaluation:
     "Rows of (metric, modality, value, n): printable, and saved as CSV and JSON."
@@ -79,8 +79,9 @@ class Evaluation:
         return next(r['value'] for r in self.rows if r['metric'] == metric and r['modality'] == modality)
 
     def __str__(self):
-        lines = [f"{'metric':<12}{'modality':<18}{'value':>10}{'n':>9}"]
-        lines += [f"{r['metric']:<12}{r['modality']:<18}{r['value']:>10.4f}{r['n']:>9}" for r in self.rows]
+        w = max([len('modality')] + [len(r['modality']) for r in self.rows]) + 2
+        lines = [f"{'metric':<12}{'modality':<{w}}{'value':>8}{'n':>9}"]
+        lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}" for r in self.rows]
         return '\n'.join(lines)
     __repr__ = __str__
 
@@ -92,7 +93,7 @@ class Evaluation:
         (folder/'evaluation.json').write_text(json.dumps(self.rows, indent=1))
         return folder
 
-# %% ../nbs/11_evaluate.ipynb #6a7a0cc7
+# %% ../nbs/11_evaluate.ipynb #804ecaea
 def _token_scores(ev, model, seqs, tok, metrics, batch_size, progress):
     "Loss, accuracy and macro P/R/F1, overall and per modality, over every token of `seqs`."
     cfg = model.config
@@ -110,7 +111,7 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size, progress):
         for name, v in zip(('precision', 'recall', 'f1'), prf):
             if name in metrics: ev.add(name, mod, v, n)
 
-# %% ../nbs/11_evaluate.ipynb #f44c2e0e
+# %% ../nbs/11_evaluate.ipynb #623ddb5b
 def _reference_scores(ev, model, seqs, metrics, prompt_len=64, gen_len=16):
     "The reference's Table 1: consecutive (64 prompt + 16 target) chunks of each item, 16 greedy tokens each."
     h, c, b = [], [], []
@@ -152,18 +153,18 @@ def _copy(ev, model, items, tok):
     ev.add('copy', 'perfect copies', perfect / max(1, len(items)), len(items))
 
 def _demo(ev, model, items, temperature, seed):
-    "Demo set: drawings that match their caption, and captions that match their image."
-    from pixelbytes.demo import caption_matches
-    t2i = i2t = 0
+    "Demo set: drawings that match their caption, and captions that match their image, wholly and in colours only."
+    from pixelbytes.demo import caption_matches, colours_match
+    hits = np.zeros(4)  # text to image, its colours, image to text, its colours
     for i, (caption, px) in enumerate(items):
         img = generate(model, prompt=caption, temperature=temperature, seed=seed + i)[0].image
-        t2i += img is not None and caption_matches(caption, img)
+        if img is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
         text = generate(model, image=px, temperature=temperature, seed=seed + i)[0].text
-        i2t += text is not None and caption_matches(text, px)
-    ev.add('demo', 'text to image', t2i / max(1, len(items)), len(items))
-    ev.add('demo', 'image to text', i2t / max(1, len(items)), len(items))
+        if text is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
+    for name, h in zip(('text to image', 'text to image (colours)', 'image to text', 'image to text (colours)'), hits):
+        ev.add('demo', name, h / max(1, len(items)), len(items))
 
-# %% ../nbs/11_evaluate.ipynb #b2e56a94
+# %% ../nbs/11_evaluate.ipynb #ff8a7de0
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
