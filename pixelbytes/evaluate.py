@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 __all__ = ['TOKEN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS', 'COPY_MARKER', 'macro_prf', 'bleu', 'hamming',
            'cosine', 'Evaluation', 'evaluate']
 
-# %% ../nbs/11_evaluate.ipynb #492fb61d
+# %% ../nbs/11_evaluate.ipynb #195f03c4
 import csv, json, math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,14 +19,14 @@ from .data import load_built, Built
 from .train import Windows, predict, summarize, MODALITIES
 from .generate import generate, allowed_tokens
 
-# %% ../nbs/11_evaluate.ipynb #cb308ab0
+# %% ../nbs/11_evaluate.ipynb #e2627382
 TOKEN_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1')
 GENERATION_METRICS = ('hamming', 'cosine', 'bleu', 'structure', 'copy', 'demo')
 METRICS = TOKEN_METRICS + GENERATION_METRICS
 DEFAULT_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1', 'structure')
 COPY_MARKER = 'copy'
 
-# %% ../nbs/11_evaluate.ipynb #923ac97d
+# %% ../nbs/11_evaluate.ipynb #7c87996b
 def macro_prf(targets: np.ndarray, preds: np.ndarray) -> tuple:
     "Macro-averaged (precision, recall, F1) over the classes in `targets` or `preds`; a class never predicted has precision 0."
     if len(targets) == 0: return (math.nan,) * 3
@@ -39,7 +39,7 @@ def macro_prf(targets: np.ndarray, preds: np.ndarray) -> tuple:
     f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=prec + rec > 0)
     return float(prec.mean()), float(rec.mean()), float(f1.mean())
 
-# %% ../nbs/11_evaluate.ipynb #05fd363b
+# %% ../nbs/11_evaluate.ipynb #7936ca93
 def bleu(candidate, reference, max_n: int = 4) -> float:
     "Sentence BLEU of token sequence `candidate` against `reference` (uniform weights up to `max_n`-grams, no smoothing)."
     c, r = list(candidate), list(reference)
@@ -65,7 +65,7 @@ def cosine(a, b) -> float:
     d = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / d) if d else 0.0
 
-# %% ../nbs/11_evaluate.ipynb #89afb928
+# %% ../nbs/11_evaluate.ipynb #a8cf2f34
 @dataclass
 class Evaluation:
     "Rows of (metric, modality, value, n): printable, and saved as CSV and JSON."
@@ -93,7 +93,7 @@ class Evaluation:
         (folder/'evaluation.json').write_text(json.dumps(self.rows, indent=1))
         return folder
 
-# %% ../nbs/11_evaluate.ipynb #804ecaea
+# %% ../nbs/11_evaluate.ipynb #0f3ddf0e
 def _token_scores(ev, model, seqs, tok, metrics, batch_size, progress):
     "Loss, accuracy and macro P/R/F1, overall and per modality, over every token of `seqs`."
     cfg = model.config
@@ -111,7 +111,7 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size, progress):
         for name, v in zip(('precision', 'recall', 'f1'), prf):
             if name in metrics: ev.add(name, mod, v, n)
 
-# %% ../nbs/11_evaluate.ipynb #623ddb5b
+# %% ../nbs/11_evaluate.ipynb #58c893eb
 def _reference_scores(ev, model, seqs, metrics, prompt_len=64, gen_len=16):
     "The reference's Table 1: consecutive (64 prompt + 16 target) chunks of each item, 16 greedy tokens each."
     h, c, b = [], [], []
@@ -164,7 +164,7 @@ def _demo(ev, model, items, temperature, seed):
     for name, h in zip(('text to image', 'text to image (colours)', 'image to text', 'image to text (colours)'), hits):
         ev.add('demo', name, h / max(1, len(items)), len(items))
 
-# %% ../nbs/11_evaluate.ipynb #ff8a7de0
+# %% ../nbs/11_evaluate.ipynb #2524a7ab
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
