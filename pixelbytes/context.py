@@ -8,17 +8,18 @@ Docs: https://pixelbytes.github.io/pixelbytes/context.html.md"""
 __all__ = ['PREV', 'UP_LEFT', 'UP', 'UP_RIGHT', 'ROW', 'COL', 'N_NEIGHBOURS', 'CONTEXT_WIDTH', 'MAX_POSITION', 'context',
            'ContextTracker']
 
-# %% ../nbs/05_context.ipynb #49215f24
+# %% ../nbs/05_context.ipynb #52effc3e
 import numpy as np
 from .tokenizer import NUL, TAB, LF
 
-# %% ../nbs/05_context.ipynb #6325e5b2
+# %% ../nbs/05_context.ipynb #9de5d2f6
 PREV, UP_LEFT, UP, UP_RIGHT, ROW, COL = range(6)
 N_NEIGHBOURS = 4    # the token columns; ROW and COL follow them
 CONTEXT_WIDTH = 6
 MAX_POSITION = 63   # rows and columns beyond are given as this
+_TEXT_BACK = ((UP_LEFT, 2), (UP, 3), (UP_RIGHT, 4))  # in a caption: which earlier byte each 'above' slot holds
 
-# %% ../nbs/05_context.ipynb #795999b6
+# %% ../nbs/05_context.ipynb #d6445d3f
 def _last_before(mask: np.ndarray) -> np.ndarray:
     "For each position t, 1 + the last index j < t where `mask` is true (0 if none)."
     marks = np.where(mask, np.arange(1, len(mask) + 1), 0)
@@ -50,12 +51,12 @@ def context(ids, n_bytes: int) -> np.ndarray:
     out[in_image, ROW] = np.minimum(row[in_image] + 1, MAX_POSITION)
     out[in_image, COL] = np.minimum(col[in_image] + 1, MAX_POSITION)
     in_text = (t > seg_start) & ~in_image
-    for k, back in ((UP_LEFT, 2), (UP, 3), (UP_RIGHT, 4)):
+    for k, back in _TEXT_BACK:
         ok = in_text & (t - back >= seg_start)
         out[ok, k] = ids[(t - back)[ok]]
     return out
 
-# %% ../nbs/05_context.ipynb #d26fcdaa
+# %% ../nbs/05_context.ipynb #aa5a8441
 class ContextTracker:
     "Extends the 2D context of a growing sequence one token at a time (what `context` gives for the whole)."
     def __init__(self, n_bytes: int):
@@ -76,7 +77,7 @@ class ContextTracker:
                 for k, c in ((UP_LEFT, col - 1), (UP, col), (UP_RIGHT, col + 1)):
                     if 0 <= c < above_len: out[k] = ids[self.above_start + c]
         elif first is not None:
-            for k, back in ((UP_LEFT, 2), (UP, 3), (UP_RIGHT, 4)):
+            for k, back in _TEXT_BACK:
                 if t - back >= self.seg_start: out[k] = ids[t - back]
         return out
 

@@ -8,17 +8,16 @@ Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE', 'BuildError', 'open_source', 'build',
            'format_report', 'Built', 'load_built']
 
-# %% ../nbs/04_data.ipynb #2fe1cad4
+# %% ../nbs/04_data.ipynb #8f16ce24
 import csv, io, json, os, shutil, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
-import pyarrow.compute as pc
 from .tokenizer import Tokenizer, clean_text
 from .pixelize import pixelize, open_image, to_pil, ImageError, MAX_PIXELS
 
-# %% ../nbs/04_data.ipynb #bc40062e
+# %% ../nbs/04_data.ipynb #4f3191b5
 DEFAULT_HUB_ID = 'ffurfaro/PixelBytes-Pokemon'
 CAPTION_COLUMNS = ('caption', 'text')
 REPORT_FILE, TOKENIZER_FILE = 'build_report.json', 'tokenizer.json'
@@ -27,7 +26,7 @@ _IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.t
 class BuildError(ValueError):
     "A build that cannot go on; the message names the input (file, row, column) at fault."
 
-# %% ../nbs/04_data.ipynb #3842bb28
+# %% ../nbs/04_data.ipynb #4f757c52
 def _decode_caption(value, where):
     "(caption, problem) of a raw caption value."
     if value is None or (isinstance(value, float) and np.isnan(value)): return None, 'missing caption'
@@ -49,7 +48,7 @@ def _pick_column(columns, wanted, where):
     raise BuildError(f"{where} has no {' or '.join(repr(c) for c in cands)} column (columns: {', '.join(map(str, columns)) or 'none'}); "
                      "choose one with --caption-column")
 
-# %% ../nbs/04_data.ipynb #4d93b162
+# %% ../nbs/04_data.ipynb #6c33abbc
 def _read_metadata(folder: Path, caption_column=None):
     "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used."
     files = [folder/f for f in ('metadata.csv', 'metadata.jsonl') if (folder/f).exists()]
@@ -81,7 +80,7 @@ def _read_metadata(folder: Path, caption_column=None):
     unlisted = sum(1 for p in folder.rglob('*') if p.suffix.lower() in _IMAGE_SUFFIXES and os.path.normpath(p) not in listed)
     return rows, cap_col, meta.name, unlisted
 
-# %% ../nbs/04_data.ipynb #5a131a05
+# %% ../nbs/04_data.ipynb #001fcda6
 def _from_dataset(ds, caption_column, image_column, where):
     "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded."
     from datasets import DatasetDict, Image, concatenate_datasets
@@ -97,7 +96,7 @@ def _from_dataset(ds, caption_column, image_column, where):
     ds = ds.add_column('row', np.arange(len(ds)))
     return ds, cap_col
 
-# %% ../nbs/04_data.ipynb #4de98b40
+# %% ../nbs/04_data.ipynb #a126da08
 def _is_saved_dataset(p: Path) -> bool:
     return any((p/f).exists() for f in ('dataset_dict.json', 'state.json'))
 
@@ -134,7 +133,7 @@ def open_source(path, caption_column=None, image_column='image'):
     ds, cap_col = _from_dataset(ds, caption_column, image_column, str(path))
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', 'caption_column': cap_col}
 
-# %% ../nbs/04_data.ipynb #950dbdf9
+# %% ../nbs/04_data.ipynb #494e0631
 def _open_ref(ref, max_pixels, name):
     "PIL image of an image reference: a path, raw bytes or a {'bytes', 'path'} dict."
     if isinstance(ref, dict): ref = ref.get('bytes') or ref.get('path')
@@ -163,7 +162,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error):
         out['input_ids'].append(ids); out['error'].append(error)
     return out
 
-# %% ../nbs/04_data.ipynb #25cd4274
+# %% ../nbs/04_data.ipynb #9b04f659
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
@@ -180,7 +179,7 @@ def _split(ds, test_size, seed):
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
     return ds.train_test_split(test_size=n_test, seed=seed)
 
-# %% ../nbs/04_data.ipynb #75552e25
+# %% ../nbs/04_data.ipynb #b1e430e0
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
@@ -199,6 +198,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           quiet:bool=False): # no printed summary or progress bar
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data)."
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
+    import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     tok = Tokenizer(vocab, palette, max_size)
     if path is None:
@@ -247,7 +247,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if not quiet: print(format_report(report, out))
     return report
 
-# %% ../nbs/04_data.ipynb #4aece198
+# %% ../nbs/04_data.ipynb #1b19561e
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
@@ -263,7 +263,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
         lines.append("  hint: --clean-text lowercases captions and drops the characters the v1 vocabulary lacks")
     return '\n'.join(lines)
 
-# %% ../nbs/04_data.ipynb #c72975aa
+# %% ../nbs/04_data.ipynb #12c1a864
 @dataclass
 class Built:
     "A built dataset: its splits, the tokenizer that encoded it, and its build report."
