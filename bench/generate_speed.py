@@ -1,7 +1,7 @@
 """Generation speed of every backbone: milliseconds per new token against the prefix length, and against
-re-running the full forward for every new token (the reference implementation's way), on CPU.
+re-running the full forward for every new token (the reference implementation's way), on CPU or a GPU.
 
-    python bench/generate_speed.py [--new-tokens 64] [--repeat 5] [--threads 2] [--profile BACKBONE]
+    python bench/generate_speed.py [--new-tokens 64] [--repeat 5] [--threads 2] [--profile BACKBONE] [--device cuda]
 
 Targets (the issue): for a causal backbone (lstm, transformer, mamba) a new token after a 2048-token
 prefix costs at most 1.5x one after a 64-token prefix, and at a 1024-token prefix generating is at least
@@ -47,8 +47,13 @@ Repeats: after one untimed warm-up run of each case, --repeat rounds, each round
 (interleaved, so that all cases see the same machine state); a figure is the median over the rounds of
 (time for the run / tokens in the run).
 
-Prints a table and writes bench/out/generate_speed.json. With --profile BACKBONE, also profiles that
-backbone's loop at the 2048 prefix with cProfile and prints where the time goes.
+On a GPU (--device cuda) the models and their states live on the GPU, as with `model.to('cuda')` before
+`generate`; every new token's logits come back to the CPU for sampling (as in `generate`), which also
+synchronises the GPU, so the wall-clock timings are complete.
+
+Prints a table and writes bench/out/generate_speed.json (generate_speed-cuda.json on a GPU). With
+--profile BACKBONE, also profiles that backbone's loop at the 2048 prefix with cProfile and prints where the
+time goes.
 """
 import argparse, copy, cProfile, io, json, os, platform, pstats, statistics, sys, time
 from pathlib import Path
@@ -69,10 +74,12 @@ MODEL = dict(d_model=128, n_layers=2, d_state=16, seq_length=256)
 RATIO_TARGET, SPEEDUP_TARGET = 1.5, 20.0
 SEED = 1234  # of the sampling generator
 
-def build_model(name):
+def build_model(name, device='cpu'):
     backbone, bidirectional = MODEL_NAMES[name]
     torch.manual_seed(0)
-    return PixelBytesModel(PixelBytesConfig(backbone=backbone, bidirectional=bidirectional, **MODEL)).eval()
+    return PixelBytesModel(PixelBytesConfig(backbone=backbone, bidirectional=bidirectional, **MODEL)).eval().to(device)
+
+def device_of(model): return next(model.parameters()).device
 
 def demo_sequence(length):
     "At least `length` tokens of demo items (caption, then image), concatenated."
@@ -99,7 +106,7 @@ def prefill(model, prompt):
     state = None
     if model.causal:
         state = model.init_state(1)
-        full = torch.from_numpy(context(prompt, model.config.n_bytes))
+        full = torch.from_numpy(context(prompt, model.config.n_bytes)).to(device_of(model))
         for t in range(len(prompt)): _, state = model.step(full[t].expand(1, -1), state)
     return tracker, state
 
@@ -109,11 +116,12 @@ def sample(logits, gen, temperature=1.0):
 
 def new_tokens(model, tracker, state, n, gen):
     "`generate`'s loop body, `n` times (batch 1, no stop): appends the sampled tokens to `tracker`."
+    dev = device_of(model)
     for _ in range(n):
         if model.causal:
-            logits, state = model.step(torch.from_numpy(np.stack([tracker.next_context()])), state)
+            logits, state = model.step(torch.from_numpy(np.stack([tracker.next_context()])).to(dev), state)
         else:
-            logits = model(torch.from_numpy(np.stack([bidirectional_window(tracker.ids, model.config)])))
+            logits = model(torch.from_numpy(np.stack([bidirectional_window(tracker.ids, model.config)])).to(dev))
         logits = logits.float().cpu()
         for t in sample(logits, gen).tolist(): tracker.append(t)
     return tracker
@@ -122,7 +130,7 @@ def full_rerun_tokens(model, ids, n, gen):
     "The reference's way: for every new token, the context of the whole sequence and a full forward over it."
     ids = list(ids)
     for _ in range(n):
-        out = model(torch.from_numpy(context(ids + [LF], model.config.n_bytes))[None])
+        out = model(torch.from_numpy(context(ids + [LF], model.config.n_bytes))[None].to(device_of(model)))
         logits = (out[:, -1] if model.causal else out).float().cpu()
         ids += sample(logits, gen).tolist()
     return ids
@@ -189,13 +197,16 @@ def main():
     p.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     p.add_argument('--backbones', nargs='+', default=list(BACKBONES), choices=BACKBONES)
     p.add_argument('--profile', nargs='*', choices=BACKBONES, help='profile these backbones at the 2048 prefix')
+    p.add_argument('--device', default='cpu', help='cpu or cuda')
     args = p.parse_args()
+    cuda = torch.device(args.device).type == 'cuda'
+    where = torch.cuda.get_device_name() if cuda else f"CPU, {args.threads} threads"
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     start, load_before = time.perf_counter(), os.getloadavg()[0]
 
     seq = demo_sequence(max(PREFIXES + (REF_PREFIX,)))
-    models = {name: build_model(name) for name in args.backbones}
+    models = {name: build_model(name, args.device) for name in args.backbones}
     cases = {}
     for name, model in models.items():
         for P in sorted(set(PREFIXES + (REF_PREFIX,))):
@@ -225,7 +236,7 @@ def main():
             'parameters': sum(p.numel() for p in model.parameters())}
 
     yn = lambda v: '-' if v is None else ('yes' if v else 'NO')
-    print(f"Generation on CPU, {args.threads} threads: d_model {MODEL['d_model']}, {MODEL['n_layers']} layers, "
+    print(f"Generation on {where}: d_model {MODEL['d_model']}, {MODEL['n_layers']} layers, "
           f"d_state {MODEL['d_state']} (mamba), window {MODEL['seq_length']} (bidirectional), batch 1, float32; "
           f"ms per new token, median of {args.repeat} runs of {args.new_tokens} tokens "
           f"(full re-run: {args.ref_tokens} tokens), prefill excluded")
@@ -247,7 +258,7 @@ def main():
 
     profiles = {}
     for name in args.profile or []:
-        model = models.get(name) or build_model(name)
+        model = models.get(name) or build_model(name, args.device)
         profiles[name] = profile(model, seq[:PREFIXES[-1]], 4 * args.new_tokens)
         print(f"\n--- profile: {name} at prefix {PREFIXES[-1]}, {4 * args.new_tokens} new tokens ---\n{profiles[name]}")
 
@@ -257,9 +268,10 @@ def main():
               'targets': {'ratio_2048_over_64_at_most': RATIO_TARGET, 'speedup_at_1024_at_least': SPEEDUP_TARGET},
               'results': rows, 'causal_targets_met': met, 'profiles': profiles,
               'wall_s': time.perf_counter() - start,
-              'load_average_1min': {'start': load_before, 'end': os.getloadavg()[0]},  # other work on the machine skews figures 'torch': torch.__version__, 'python': platform.python_version(),
+              'load_average_1min': {'start': load_before, 'end': os.getloadavg()[0]},  # other work on the machine skews figures
+              'device': where, 'torch': torch.__version__, 'python': platform.python_version(),
               'machine': platform.processor() or platform.machine()}
-    out = REPO / 'bench' / 'out' / 'generate_speed.json'
+    out = REPO / 'bench' / 'out' / ('generate_speed-cuda.json' if cuda else 'generate_speed.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out.relative_to(REPO)} ({result['wall_s']:.0f} s)")

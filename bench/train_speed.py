@@ -2,7 +2,7 @@
 target tokens per second with pixelbytes' every-token loss, against the same windows trained the reference's
 way (one target per window).
 
-    python bench/train_speed.py [DATA] [--batch-size 16] [--repeat 7] [--threads 2] [--backbones lstm,mamba]
+    python bench/train_speed.py [DATA] [--batch-size 16] [--repeat 7] [--threads 2] [--backbones lstm,mamba] [--device cuda]
 
 DATA: the pokemon-dev image folder (default `../shared/data/pokemon-dev`, relative to the repository root).
 It is built with `pixelbytes.data.build` (pixelized to <=25x25 NES-palette images, caption->image token
@@ -46,7 +46,11 @@ OMP_WAIT_POLICY: OpenMP threads that wait spin only briefly, then sleep. With li
 small parallel regions waits for a descheduled thread); OMP_WAIT_POLICY=PASSIVE avoids that but costs up to 4x
 on an idle machine; a short spin is close to the best of both.
 
-Prints a table and writes bench/out/train_speed.json.
+On a GPU (--device cuda) the step is `train`'s on CUDA: fp16 autocast with a GradScaler (unscaled before
+clipping), Mamba blocks on mamba_ssm's fused kernels where it imports; each step is timed between two
+torch.cuda.synchronize() calls.
+
+Prints a table and writes bench/out/train_speed.json (train_speed-cuda.json on a GPU).
 """
 import argparse, json, os, platform, statistics, sys, tempfile, time
 from pathlib import Path
@@ -75,25 +79,32 @@ def config(name, tok, batch_size):
 def last_positions(tgt):
     "Index of the last position that takes a loss in each window `(batch, L)` of a causal batch."
     keep = (tgt != IGNORE).long()
-    return (keep * torch.arange(tgt.shape[1])).argmax(1)
+    return (keep * torch.arange(tgt.shape[1], device=tgt.device)).argmax(1)
 
-def step(model, opt, ctx, tgt, way):
+def sync(device):
+    if device.type == 'cuda': torch.cuda.synchronize()
+
+def step(model, opt, scaler, ctx, tgt, way):
     "Seconds for one training step, and the number of targets it trained on."
+    sync(ctx.device)
     start = time.perf_counter()
-    if not model.causal:  # one target per window, either way
-        logits, t = model(ctx), tgt
-    elif way == 'every':
-        logits, t = model(ctx).reshape(-1, model.config.vocab_size), tgt.reshape(-1)
-    else:  # the reference's way: backbone over the window, head and loss at its last real position only
-        x = model.backbone(model.drop(model.embed(ctx)))
-        last = last_positions(tgt)
-        x = x[torch.arange(len(x)), last]
-        logits, t = model.head(model.norm(x)), tgt[torch.arange(len(tgt)), last]
+    with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+        if not model.causal:  # one target per window, either way
+            logits, t = model(ctx), tgt
+        elif way == 'every':
+            logits, t = model(ctx).reshape(-1, model.config.vocab_size), tgt.reshape(-1)
+        else:  # the reference's way: backbone over the window, head and loss at its last real position only
+            x = model.backbone(model.drop(model.embed(ctx)))
+            last = last_positions(tgt)
+            rows = torch.arange(len(x), device=x.device)
+            logits, t = model.head(model.norm(x[rows, last])), tgt[rows, last]
     nll = F.cross_entropy(logits.float(), t, ignore_index=IGNORE, reduction='none')
     n = int((t != IGNORE).sum())
-    (nll.sum() / n).backward()
+    scaler.scale(nll.sum() / n).backward()
+    scaler.unscale_(opt)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step(); opt.zero_grad(set_to_none=True)
+    scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
+    sync(ctx.device)
     return time.perf_counter() - start, n
 
 def measure(name, built, args):
@@ -103,17 +114,19 @@ def measure(name, built, args):
     wins = Windows(epoch_sequences(train_items, tok, cfg, 0), cfg)
     rng = np.random.default_rng(0)
     n_steps = 2 + args.repeat
-    batches = [wins.batch(rng.choice(len(wins), args.batch_size, replace=False)) for _ in range(n_steps)]
+    device = torch.device(args.device)
+    batches = [tuple(t.to(device) for t in wins.batch(rng.choice(len(wins), args.batch_size, replace=False))) for _ in range(n_steps)]
     inputs = [int((c[..., 0] != 0).sum()) if cfg.causal else len(c) * SEQ for c, _ in batches]  # rough for bidi: full windows
     torch.manual_seed(0)
-    model = PixelBytesModel(cfg).train()
+    model = PixelBytesModel(cfg).train().to(device)
     opt = _optimizer(model, cfg)
+    scaler = torch.amp.GradScaler('cuda', enabled=device.type == 'cuda')
     times = {'every': [], 'one': []}
     targets = {'every': [], 'one': []}
     for k, (ctx, tgt) in enumerate(batches):
         order = ('every', 'one') if k % 2 == 0 else ('one', 'every')
         for way in order:
-            t, n = step(model, opt, ctx, tgt, way)
+            t, n = step(model, opt, scaler, ctx, tgt, way)
             if k >= 2: times[way].append(t); targets[way].append(n)
     med = lambda xs: statistics.median(xs)
     rate = lambda way: med([n / t for n, t in zip(targets[way], times[way])])
@@ -134,7 +147,10 @@ def main():
     p.add_argument('--repeat', type=int, default=7)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--backbones', default=','.join(BACKBONES))
+    p.add_argument('--device', default='cpu', help='cpu or cuda')
     args = p.parse_args()
+    cuda = torch.device(args.device).type == 'cuda'
+    where = f"on {torch.cuda.get_device_name()} (fp16 autocast)" if cuda else f"on CPU ({args.threads} threads)"
     torch.set_num_threads(args.threads)
     names = [b.strip() for b in args.backbones.split(',') if b.strip()]
     for n in names:
@@ -149,7 +165,7 @@ def main():
             print(f"  {name}: {r['every_token']['target_tokens_per_s']:.0f} target tokens/s every token, "
                   f"{r['one_target']['target_tokens_per_s']:.1f} one target per window", flush=True)
     hdr = f"{'model':<12}{'size':<24}{'params':>9}{'step s':>8}{'targets/step':>13}{'target tok/s':>13}{'ref step s':>11}{'ref tok/s':>10}{'ratio':>8}"
-    print(f"\nTraining throughput on CPU ({args.threads} threads), batch {args.batch_size} windows of {SEQ}, median of {args.repeat} steps")
+    print(f"\nTraining throughput {where}, batch {args.batch_size} windows of {SEQ}, median of {args.repeat} steps")
     print(hdr); print('-' * len(hdr))
     for r in rows:
         size = f"d{r['d_model']}" + (f" h{r['n_heads']}" if r['n_heads'] else '') + (f" s{r['d_state']}" if r['d_state'] else '') + f" L{r['n_layers']}"
@@ -162,12 +178,13 @@ def main():
           "A bidirectional model predicts one target per window either way, so its two columns measure the same computation.")
     out = REPO/'bench'/'out'
     out.mkdir(parents=True, exist_ok=True)
-    meta = {'torch': torch.__version__, 'python': platform.python_version(), 'machine': platform.machine(), 'threads': args.threads,
+    meta = {'device': where, 'torch': torch.__version__, 'python': platform.python_version(), 'machine': platform.machine(), 'threads': args.threads,
             'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'), 'gomp_spincount': os.environ.get('GOMP_SPINCOUNT'), 'load_average_1min': os.getloadavg()[0],
             'batch_size': args.batch_size, 'repeat': args.repeat, 'seq_length': SEQ, 'data': str(args.data),
             'note': 'transformer at d_model 80, 4 heads: d_model must be a multiple of 2 * n_heads and 81 is odd'}
-    (out/'train_speed.json').write_text(json.dumps({'meta': meta, 'results': rows}, indent=1))
-    print(f"wrote {out/'train_speed.json'}")
+    path = out/('train_speed-cuda.json' if cuda else 'train_speed.json')
+    path.write_text(json.dumps({'meta': meta, 'results': rows}, indent=1))
+    print(f"wrote {path}")
 
 if __name__ == '__main__':
     main()
