@@ -16,14 +16,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 step 60 python -c "import torch, pixelbytes.mamba as m; print('torch', torch.__version__, '|', torch.cuda.get_device_name(), '| mamba_ssm:', m.HAS_MAMBA_SSM, '| causal_conv1d:', m.causal_conv1d_fn is not None)"
-step 300 python -m pytest -q -rs tests/test_cuda.py tests/test_mamba_cuda.py
-step 120 python bench/mamba_speed.py --device cuda
-step 240 python bench/generate_speed.py --device cuda --repeat 3
-step 180 python bench/train_speed.py "$data" --device cuda --batch-size 64 --repeat 5
+step 240 python -m pytest -q -rs tests/test_cuda.py tests/test_mamba_cuda.py
+step 90 python bench/mamba_speed.py --device cuda
+step 150 python bench/generate_speed.py --device cuda --repeat 3
+step 120 python bench/train_speed.py "$data" --device cuda --batch-size 64 --repeat 5
 step 60 python -m pixelbytes.main build --path demo --out "$work/data"
-step 150 python -m pixelbytes.main train --data "$work/data" --out "$work/amp" --max-minutes 1
+step 120 python -m pixelbytes.main train --data "$work/data" --out "$work/amp" --max-minutes 1
 step 60 python -m pixelbytes.main evaluate --model "$work/amp/best" --data "$work/data"
-step 180 python -m pixelbytes.main train --data "$work/data" --out "$work/compiled" --max-minutes 1 --compile
+step 150 python -m pixelbytes.main train --data "$work/data" --out "$work/compiled" --max-minutes 1 --compile
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then echo "all CUDA checks passed"; else printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
