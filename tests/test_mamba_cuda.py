@@ -17,8 +17,8 @@ def full_precision():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 def rel_err(a, b):
-    "Largest absolute difference, relative to the largest magnitude of `b`."
-    return ((a - b).abs().max() / b.abs().max()).item()
+    "Largest absolute difference, relative to the largest magnitude of `b` (at least 1e-6: some gradients are exactly 0)."
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-6)).item()
 
 def outputs_and_grads(block, x):
     "The block's output on `x` and the gradients of its parameters for a fixed loss."
