@@ -31,6 +31,12 @@ on the other tokens.
 Caption gain: the test items scored again with each image under the next test item's caption; the rise in bits per
 pixel is what the model's drawing takes from its own caption (0: it ignores the caption).
 
+Pixel breakdown: each test pixel falls in one category by where its true colour already is among its causal
+neighbours: `left` (the token before it), else `up` (the pixel above), else `diagonal` (above-left or above-right),
+else `new` (none of them). For each category: its share of the test pixels and the model's accuracy on it. It shows
+where accuracy is lost: a model that only copied neighbours could at best be right on the pixels of the first three
+categories.
+
 Targets (the issue): every learned backbone beats both count models on its modality (bits and accuracy); the best
 reaches >= 75% pixel accuracy and <= 2.2 bits per caption byte.
 
@@ -51,10 +57,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
-from pixelbytes.context import context, PREV, UP
+from pixelbytes.context import context, PREV, UP, UP_LEFT, UP_RIGHT
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, MODEL_NAMES
-from pixelbytes.tokenizer import TEXT, LF
+from pixelbytes.tokenizer import TEXT, PIXEL, LF
 from pixelbytes.train import train, predict, summarize, Windows, item_segments, _split_items
 
 BACKBONES = ('lstm', 'transformer', 'mamba', 'bilstm', 'bimamba')
@@ -163,18 +169,38 @@ def count_models(built) -> dict:
     return out
 
 # ---- learned models -----------------------------------------------------------------------------------------------
-def score(model, seqs, tok) -> dict:
-    "summarize() of `model` over every token of the token sequences `seqs`."
+def predict_every_token(model, seqs) -> dict:
+    "predict() of `model` over every token of the token sequences `seqs`, each scored once, in order."
     cfg = model.config.to_dict()
     if model.config.bidirectional: cfg['stride'] = 1
-    return summarize(predict(model, Windows([np.asarray(x, np.int64) for x in seqs], PixelBytesConfig(**cfg)), batch_size=64), tok)
+    return predict(model, Windows([np.asarray(x, np.int64) for x in seqs], PixelBytesConfig(**cfg)), batch_size=64)
+
+def score(model, seqs, tok) -> dict:
+    "summarize() of `model` over every token of the token sequences `seqs`."
+    return summarize(predict_every_token(model, seqs), tok)
+
+BREAKDOWN = ('left', 'up', 'diagonal', 'new')
+
+def pixel_breakdown(pred, seqs, tok) -> dict:
+    "Share of the test pixels and accuracy in each neighbourhood category (see the docstring)."
+    ids = np.concatenate([np.asarray(s, np.int64) for s in seqs])
+    if not np.array_equal(ids, pred['targets']): raise ValueError("predict() no longer scores every token once, in order")
+    ctx = np.concatenate([context(np.asarray(s, np.int64), tok.n_bytes) for s in seqs])
+    pix = tok.kinds(ids) == PIXEL
+    t, p, c = ids[pix], pred['preds'][pix], ctx[pix]
+    left, up, diag = t == c[:, PREV], t == c[:, UP], (t == c[:, UP_LEFT]) | (t == c[:, UP_RIGHT])
+    cats = {'left': left, 'up': up & ~left, 'diagonal': diag & ~up & ~left, 'new': ~(left | up | diag)}
+    return {f'{k}_share': float(m.mean()) for k, m in cats.items()} | \
+           {f'{k}_acc': float((p[m] == t[m]).mean()) if m.any() else math.nan for k, m in cats.items()}
 
 def score_test(model, built) -> dict:
     """summarize() of `model` over every token of the test items, in their stored order (caption, then image), plus
     `caption_gain_bits`: bits per pixel with each image under the NEXT test item's caption minus with its own, i.e.
     how much a model's drawing follows its caption (0 for a model that ignores it)."""
     tok = built.tokenizer
-    test = score(model, built.test['input_ids'], tok)
+    seqs = list(built.test['input_ids'])
+    pred = predict_every_token(model, seqs)
+    test = summarize(pred, tok) | {'pixel_breakdown': pixel_breakdown(pred, seqs, tok)}
     items = item_segments(built.test['input_ids'], tok)
     swapped = [tok.encode([items[(i + 1) % len(items)][0], segs[1]]) for i, segs in enumerate(items)]
     return test | {'caption_gain_bits': score(model, swapped, tok)['pixel_bits'] - test['pixel_bits']}
@@ -194,7 +220,7 @@ def learned(name, built, data, work, minutes) -> dict:
             'parameters': sum(p.numel() for p in model.parameters()), 'train_seconds': round(train_s, 1),
             'score_seconds': round(time.time() - start, 1), 'steps': history[-1]['step'], 'epochs': history[-1]['epoch'],
             'best_step': best['step'], 'val': {k: best[f'val_{k}'] for k in keep},
-            'test': {k: test[k] for k in keep + ('caption_gain_bits',)} | {'pixel_tokens': test['pixel_tokens'], 'text_tokens': test['text_tokens']},
+            'test': {k: test[k] for k in keep + ('caption_gain_bits', 'pixel_breakdown')} | {'pixel_tokens': test['pixel_tokens'], 'text_tokens': test['text_tokens']},
             'history': history}
 
 # ---- report -------------------------------------------------------------------------------------------------------
@@ -223,6 +249,14 @@ def table(results, counts, minutes, threads) -> str:
     lines.append(f"{'count pixel (left, up)':<22}{'':>9}{'':>8}{px['bits']:>12.3f}{px['acc']:>11.1%}{'':>11}{'':>10}")
     lines.append(f"{'count byte order-3':<22}{'':>9}{'':>8}{'':>12}{'':>11}{tx['bits']:>11.3f}{tx['acc']:>10.1%}")
     lines.append(f"{'target (best model)':<22}{'':>9}{'':>8}{'':>12}{f'>={TARGET_PIXEL_ACC:.0%}':>11}{f'<={TARGET_TEXT_BITS}':>11}{'':>10}")
+    broken = [r for r in results if 'pixel_breakdown' in r['test']]
+    if broken:
+        b0 = broken[0]['test']['pixel_breakdown']
+        lines += ['', "Pixel accuracy by where the true colour is among the pixel's causal neighbours (share of test pixels):",
+                  f"{'model':<22}" + ''.join(f"{k + ' (' + format(b0[k + '_share'], '.0%') + ')':>16}" for k in BREAKDOWN)]
+        for r in broken:
+            b = r['test']['pixel_breakdown']
+            lines.append(f"{r['model']:<22}" + ''.join(f"{b[k + '_acc']:>16.1%}" for k in BREAKDOWN))
     return '\n'.join(lines)
 
 def figure(results, counts, path):

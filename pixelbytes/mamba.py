@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/mamba.html.md"""
 # %% auto #0
 __all__ = ['SCAN_CHUNK', 'GPU_SCAN_CHUNK', 'selective_scan_ref', 'SelectiveScan', 'selective_scan', 'Mamba', 'HAS_MAMBA_SSM']
 
-# %% ../nbs/06_mamba.ipynb #52c94256
+# %% ../nbs/06_mamba.ipynb #3b751a54
 import math
 import torch
 import torch.nn as nn
@@ -25,7 +25,7 @@ except (ImportError, OSError):
     causal_conv1d_fn = None
 _all_ = ['HAS_MAMBA_SSM']
 
-# %% ../nbs/06_mamba.ipynb #352c3406
+# %% ../nbs/06_mamba.ipynb #a5c656f5
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
     "The selective scan, one time step after another, as the definition to test against (slow)."
     if delta_bias is not None: delta = delta + delta_bias[:, None]
@@ -40,7 +40,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     if D is not None: y = y + D[:, None] * u
     return y if z is None else y * F.silu(z)
 
-# %% ../nbs/06_mamba.ipynb #8ee6fe05
+# %% ../nbs/06_mamba.ipynb #b555d1da
 SCAN_CHUNK = 16  # time steps per chunk: a chunk's (T, batch, d_inner, d_state) tensors should fit in cache
 GPU_SCAN_CHUNK = 128  # time steps per parallel-scan chunk: on an H100, 128 to 256 were fastest; 128 needs less memory
 
@@ -145,7 +145,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     "The selective scan of `selective_scan_ref`, fast on CPU and GPU, with exact gradients; `parallel` (default: on a GPU) picks the parallel scan."
     return SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, u.is_cuda if parallel is None else parallel)
 
-# %% ../nbs/06_mamba.ipynb #1c5e6ba5
+# %% ../nbs/06_mamba.ipynb #66e13206
 class Mamba(nn.Module):
     "The Mamba block, parameters as in `mamba_ssm`'s `Mamba`; fused CUDA kernels when available, pure PyTorch elsewhere."
     def __init__(self, d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto", dt_min=0.001, dt_max=0.1,
