@@ -148,6 +148,19 @@ def byte_events(seqs, tok, order=3):
             ctxs.append(tuple(h[order - k:] if k else () for k in range(order + 1))); ids.append(int(s[t]))
     return ctxs, ids
 
+BREAKDOWN = ('left', 'up', 'diagonal', 'new')
+
+def breakdown(right, seqs, tok) -> dict:
+    "Share of the pixels of `seqs` and accuracy in each neighbourhood category (see the docstring); `right`: one bool per pixel, in order."
+    ids = np.concatenate([np.asarray(s, np.int64) for s in seqs])
+    ctx = np.concatenate([context(np.asarray(s, np.int64), tok.n_bytes) for s in seqs])
+    pix = tok.kinds(ids) == PIXEL
+    t, c, right = ids[pix], ctx[pix], np.asarray(right, bool)
+    left, up, diag = t == c[:, PREV], t == c[:, UP], (t == c[:, UP_LEFT]) | (t == c[:, UP_RIGHT])
+    cats = {'left': left, 'up': up & ~left, 'diagonal': diag & ~up & ~left, 'new': ~(left | up | diag)}
+    return {f'{k}_share': float(m.mean()) for k, m in cats.items()} | \
+           {f'{k}_acc': float(right[m].mean()) if m.any() else math.nan for k, m in cats.items()}
+
 def count_models(built) -> dict:
     "Test figures of the two count models, smoothing tuned on the training split's validation part."
     tok = built.tokenizer
@@ -166,6 +179,7 @@ def count_models(built) -> dict:
         bits, ok = m.score(*events(test))
         out[name] = {'modality': 'pixel' if name.startswith('pixel') else 'text', 'bits': float(bits.mean()), 'acc': float(ok.mean()),
                      'tokens': len(bits), 'val_bits': float(val_bits), 'val_acc': float(val_acc), 'smoothing_a_d': params}
+        if name.startswith('pixel'): out[name]['pixel_breakdown'] = breakdown(ok, test, tok)
     return out
 
 # ---- learned models -----------------------------------------------------------------------------------------------
@@ -179,19 +193,12 @@ def score(model, seqs, tok) -> dict:
     "summarize() of `model` over every token of the token sequences `seqs`."
     return summarize(predict_every_token(model, seqs), tok)
 
-BREAKDOWN = ('left', 'up', 'diagonal', 'new')
-
 def pixel_breakdown(pred, seqs, tok) -> dict:
-    "Share of the test pixels and accuracy in each neighbourhood category (see the docstring)."
+    "`breakdown` of a learned model's predictions (`predict_every_token` of `seqs`)."
     ids = np.concatenate([np.asarray(s, np.int64) for s in seqs])
     if not np.array_equal(ids, pred['targets']): raise ValueError("predict() no longer scores every token once, in order")
-    ctx = np.concatenate([context(np.asarray(s, np.int64), tok.n_bytes) for s in seqs])
     pix = tok.kinds(ids) == PIXEL
-    t, p, c = ids[pix], pred['preds'][pix], ctx[pix]
-    left, up, diag = t == c[:, PREV], t == c[:, UP], (t == c[:, UP_LEFT]) | (t == c[:, UP_RIGHT])
-    cats = {'left': left, 'up': up & ~left, 'diagonal': diag & ~up & ~left, 'new': ~(left | up | diag)}
-    return {f'{k}_share': float(m.mean()) for k, m in cats.items()} | \
-           {f'{k}_acc': float((p[m] == t[m]).mean()) if m.any() else math.nan for k, m in cats.items()}
+    return breakdown((pred['preds'] == ids)[pix], seqs, tok)
 
 def score_test(model, built) -> dict:
     """summarize() of `model` over every token of the test items, in their stored order (caption, then image), plus
@@ -254,9 +261,9 @@ def table(results, counts, minutes, threads) -> str:
         b0 = broken[0]['test']['pixel_breakdown']
         lines += ['', "Pixel accuracy by where the true colour is among the pixel's causal neighbours (share of test pixels):",
                   f"{'model':<22}" + ''.join(f"{k + ' (' + format(b0[k + '_share'], '.0%') + ')':>16}" for k in BREAKDOWN)]
-        for r in broken:
-            b = r['test']['pixel_breakdown']
-            lines.append(f"{r['model']:<22}" + ''.join(f"{b[k + '_acc']:>16.1%}" for k in BREAKDOWN))
+        rows = [(r['model'], r['test']['pixel_breakdown']) for r in broken]
+        if 'pixel_breakdown' in px: rows.append(('count pixel (left, up)', px['pixel_breakdown']))
+        for name, b in rows: lines.append(f"{name:<22}" + ''.join(f"{b[k + '_acc']:>16.1%}" for k in BREAKDOWN))
     return '\n'.join(lines)
 
 def figure(results, counts, path):
