@@ -68,7 +68,7 @@ BACKBONES = ('lstm', 'transformer', 'mamba', 'bilstm', 'bimamba')
 # defaults for every backbone, then per backbone. epochs is only a ceiling: max_minutes ends training.
 RECIPE = dict(d_model=128, n_layers=2, seq_length=1024, batch_size=16, learning_rate=3e-3, warmup_steps=100, weight_decay=0.1,
               min_lr_ratio=0.1, context='pxby', mix='linear', augment_mirror=True, augment_order=True, epochs=1000, patience=0)
-PER_BACKBONE = {'lstm': dict(dropout=0.2),
+PER_BACKBONE = {'lstm': dict(d_model=256, dropout=0.4),
                 'transformer': dict(n_heads=4, dropout=0.1),
                 'mamba': dict(d_state=8, expand=1, dropout=0.1),
                 'bilstm': dict(seq_length=16, batch_size=256, dropout=0.1),
