@@ -7,10 +7,10 @@ Docs: https://pixelbytes.github.io/pixelbytes/main.html.md"""
 # %% auto #0
 __all__ = ['TASKS', 'train_config', 'parser', 'main']
 
-# %% ../nbs/13_main.ipynb #5c8b2f3f
+# %% ../nbs/13_main.ipynb #06cf8221
 import argparse, os, sys
 
-# %% ../nbs/13_main.ipynb #5e13880d
+# %% ../nbs/13_main.ipynb #cca648ff
 TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
          'train': 'train a model on a built dataset',
          'evaluate': 'score a trained model on the held-out split',
@@ -53,6 +53,9 @@ def _flag(p, name, help):
     p.add_argument(f'--{name}', dest=dest, nargs='?', const=True, default=None, type=_bool, help=help)
     p.add_argument(f'--no-{name}', dest=dest, action='store_false', help=argparse.SUPPRESS)
 
+# options whose default depends on the kind of model, as PixelBytesConfig fills them in
+_KIND_DEFAULTS = {'seq_length': '1024; bidirectional: 16', 'stride': 'the window length; bidirectional: 1'}
+
 def _train_args(p):
     from pixelbytes.models import MODEL_NAMES, PixelBytesConfig
     d = PixelBytesConfig()
@@ -62,8 +65,8 @@ def _train_args(p):
     p.add_argument('--resume', action='store_true', help='continue the training saved in --out')
     for name, key, typ, help in (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
                                  ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
-                                 ('seq-length', 'seq_length', int, 'window length (default: 1024; bidirectional: 16)'),
-                                 ('stride', 'stride', int, 'window step (default: the window length; bidirectional: 1)'),
+                                 ('seq-length', 'seq_length', int, 'window length'),
+                                 ('stride', 'stride', int, 'window step'),
                                  ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
                                  ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed'),
                                  ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
@@ -72,7 +75,7 @@ def _train_args(p):
                                  ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                                  ('patience', 'patience', int, 'evaluations without improvement before stopping'),
                                  ('max-minutes', 'max_minutes', float, 'time budget')):
-        p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=help if 'default' in help else f'{help} (default: {getattr(d, key)})')
+        p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {_KIND_DEFAULTS.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default); false: previous token only')
     _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection")
     _flag(p, 'bidirect', 'bidirectional backbone (lstm, mamba)')
@@ -156,7 +159,7 @@ def _run_generate(a):
 _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),
              'evaluate': (_evaluate_args, _run_evaluate), 'generate': (_generate_args, _run_generate)}
 
-# %% ../nbs/13_main.ipynb #7be0097f
+# %% ../nbs/13_main.ipynb #4200a00d
 def parser() -> argparse.ArgumentParser:
     "The argument parser of every task."
     p = argparse.ArgumentParser(prog='pixelbytes', description='PixelBytes: text and pixel art as one token sequence.')
@@ -179,5 +182,5 @@ def main(argv=None) -> int:
         return 1
     return 0
 
-# %% ../nbs/13_main.ipynb #8f0ff016
+# %% ../nbs/13_main.ipynb #34d96edb
 if __name__ == '__main__': sys.exit(main())

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LSTMBackbone', 'TransformerBackbone',
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
-# %% ../nbs/07_models.ipynb #5f5a8231
+# %% ../nbs/07_models.ipynb #6415651d
 import contextlib, functools, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer, LF
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 
-# %% ../nbs/07_models.ipynb #1192bd05
+# %% ../nbs/07_models.ipynb #ed7e52cc
 BACKBONES = ('lstm', 'transformer', 'mamba')
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
@@ -89,7 +89,7 @@ class PixelBytesConfig:
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
-# %% ../nbs/07_models.ipynb #0ebb3a92
+# %% ../nbs/07_models.ipynb #0d1845f0
 class PxByEmbedding(nn.Module):
     "Embeds the `(batch, L, 6)` context of every position into `(batch, L, d_model)`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -109,7 +109,7 @@ class PxByEmbedding(nn.Module):
         else: x = self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*e.shape[:-2], e.shape[-1])
         return x + self.row(ctx[..., ROW]) + self.col(ctx[..., COL])
 
-# %% ../nbs/07_models.ipynb #0dd19782
+# %% ../nbs/07_models.ipynb #b292769d
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     def __init__(self, cfg: PixelBytesConfig):
@@ -129,7 +129,7 @@ class LSTMBackbone(nn.Module):
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
-# %% ../nbs/07_models.ipynb #da7eeddd
+# %% ../nbs/07_models.ipynb #e3d212b9
 @functools.lru_cache(maxsize=None)
 def _inv_freq(half: int, device) -> torch.Tensor:
     "Rotation frequencies of the `half` channel pairs (computed once per size and device: generation calls this every token)."
@@ -212,7 +212,7 @@ class TransformerBackbone(nn.Module):
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
 
-# %% ../nbs/07_models.ipynb #eaa5ac4a
+# %% ../nbs/07_models.ipynb #5a53fc3c
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     def __init__(self, cfg: PixelBytesConfig):
@@ -242,7 +242,7 @@ class MambaBackbone(nn.Module):
             new.append(s)
         return x, new
 
-# %% ../nbs/07_models.ipynb #746c5411
+# %% ../nbs/07_models.ipynb #208b3687
 _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, 'mamba': MambaBackbone}
 
 class ModelLoadError(ValueError):
@@ -283,7 +283,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
-# %% ../nbs/07_models.ipynb #05b50e7f
+# %% ../nbs/07_models.ipynb #b6fba588
 def _summary(self: PixelBytesModel) -> str:
     "One paragraph: backbone, sizes, parameter count."
     c = self.config
@@ -294,7 +294,7 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
-# %% ../nbs/07_models.ipynb #2046edec
+# %% ../nbs/07_models.ipynb #0a9da3cc
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -321,13 +321,14 @@ PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
 def _save_pretrained(self: PixelBytesModel, save_directory):
     "Write the weights as `model.safetensors` (the mixin's `save_pretrained` writes `config.json` and calls this)."
+    from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE  # the file the mixin's loader reads
     from safetensors.torch import save_file
     # cuDNN keeps an LSTM's weights as views into one flat buffer, which safetensors refuses to save: copy each out
     weights = {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
-    save_file(weights, str(Path(save_directory)/'model.safetensors'), metadata={'format': 'pt'})
+    save_file(weights, str(Path(save_directory)/SAFETENSORS_SINGLE_FILE), metadata={'format': 'pt'})
 PixelBytesModel._save_pretrained = _save_pretrained
 
-# %% ../nbs/07_models.ipynb #74c342e8
+# %% ../nbs/07_models.ipynb #a2b175c2
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
