@@ -1,12 +1,14 @@
 """How much a wider causal neighbourhood tells about a pixel of an unseen species, on pokemon-dev.
 
-    python bench/pixel_context.py [DATA] [--sizes 1,2,3,5] [--colours-seen 3] [--epochs 8] [--threads 2]
+    python bench/pixel_context.py [DATA] [--sizes 1,2,3,5] [--colours-seen 3] [--fractions 0.25,0.5] [--epochs 8] [--threads 2]
 
 A probe of the pixel-accuracy target of bench/quality.py, with no sequence model at all: for each size k, a small
 MLP sees only a pixel's causal neighbourhood (the k rows above it, from column c-k to c+k, and the k pixels to its
 left; `outside` where the image ends) and its row and column, and predicts its colour. With --colours-seen K, the
 size-K probe also gets how often each palette colour was already used in the image (raster order), which covers
-the long-range knowledge a sequence model can carry: "this sprite is green and has a black outline".
+the long-range knowledge a sequence model can carry: "this sprite is green and has a black outline". With
+--fractions, the size-2 probe is also trained on that share of the training sprites (drawn at random, seed 0): the
+learning curve shows whether more sprites would help.
 
 Data as in bench/quality.py: DATA (default `../shared/data/pokemon-dev`) built with `pixelbytes.data.build`
 (<=25x25 NES-palette images, train/test split by item 444/49, seed 0). Each probe trains on the images of the
@@ -85,7 +87,7 @@ def scores(model, data) -> tuple:
     return F.cross_entropy(logits, y).item() / np.log(2), (logits.argmax(1) == y).float().mean().item()
 
 def probe(fit, val, test, k, n_colours, seen, epochs, seed=0) -> dict:
-    "Train the size-`k` probe on `fit`, pick its epoch on `val`, score it on `test`."
+    "Train the size-`k` probe on the images `fit`, pick its epoch on `val`, score it on `test`."
     start = time.time()
     torch.manual_seed(seed)
     tr = tensors(fit, k, n_colours, seen, mirror=True)
@@ -101,13 +103,14 @@ def probe(fit, val, test, k, n_colours, seen, epochs, seed=0) -> dict:
         (vb, vacc), (tb, tacc) = scores(model, va), scores(model, te)
         if best is None or vb < best['val_bits']:
             best = {'epoch': epoch + 1, 'val_bits': vb, 'val_acc': vacc, 'test_bits': tb, 'test_acc': tacc}
-    return {'k': k, 'colours_seen': seen, 'neighbours': tr[0].shape[1], 'train_pixels': len(tr[3]), 'test_pixels': len(te[3]),
+    return {'k': k, 'colours_seen': seen, 'neighbours': tr[0].shape[1], 'train_sprites': len(fit), 'train_pixels': len(tr[3]), 'test_pixels': len(te[3]),
             **best, 'seconds': round(time.time() - start, 1)}
 
-def figure(rows, quality, path):
+def figure(rows, curve, quality, path):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, axes = plt.subplots(1, 2 if curve else 1, figsize=(11 if curve else 6, 3.6), squeeze=False, sharey=True)
+    ax = axes[0, 0]
     plain = [r for r in rows if not r['colours_seen']]
     ax.plot([r['k'] for r in plain], [r['test_acc'] for r in plain], 'o-', label='neighbourhood probe')
     for r in rows:
@@ -120,6 +123,14 @@ def figure(rows, quality, path):
     ax.set_xlabel('neighbourhood size k (k rows above, 2k+1 wide; k pixels left)'); ax.set_ylabel('test pixel accuracy')
     ax.set_xticks(sorted({r['k'] for r in rows}))
     ax.set_title('pokemon-dev test split (unseen species)', fontsize=10); ax.legend(fontsize=7)
+    if curve:
+        ax = axes[0, 1]
+        ax.plot([r['train_sprites'] for r in curve], [r['test_acc'] for r in curve], 'o-', color='C3')
+        for r in curve: ax.annotate(f"{r['test_acc']:.1%}", (r['train_sprites'], r['test_acc']), textcoords='offset points', xytext=(0, 6), ha='center', fontsize=8)
+        ax.axhline(TARGET_PIXEL_ACC, color='red', ls=':')
+        ax.set_xscale('log'); ax.minorticks_off(); ax.set_xticks([r['train_sprites'] for r in curve], [str(r['train_sprites']) for r in curve])
+        ax.set_xlabel('training sprites (log scale)'); ax.set_ylabel('test pixel accuracy')
+        ax.set_title(f"size-{curve[0]['k']} probe: learning curve", fontsize=10)
     fig.tight_layout(); fig.savefig(path, dpi=90); plt.close(fig)
 
 def main():
@@ -127,6 +138,7 @@ def main():
     p.add_argument('data', nargs='?', default=str(REPO.parent/'shared'/'data'/'pokemon-dev'))
     p.add_argument('--sizes', default='1,2,3,5', help='neighbourhood sizes k')
     p.add_argument('--colours-seen', type=int, default=3, help='also probe this size with the colours seen so far (0: no)')
+    p.add_argument('--fractions', default='0.25,0.5', help='shares of the training sprites for the size-2 learning curve (empty: none)')
     p.add_argument('--epochs', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
     a = p.parse_args()
@@ -148,6 +160,14 @@ def main():
         r = rows[-1]
         print(f"k={k}{' + colours seen' if seen else ''}: {r['neighbours']} neighbours, best epoch {r['epoch']}; "
               f"val {r['val_acc']:.1%}; test {r['test_acc']:.1%} right, {r['test_bits']:.3f} bits/pixel ({r['seconds']:.0f} s)", flush=True)
+    curve = []
+    shuffled = [fit[i] for i in np.random.default_rng(0).permutation(len(fit))]
+    for f in sorted(float(x) for x in a.fractions.split(',') if x.strip()):
+        curve.append(probe(shuffled[:max(1, round(f * len(fit)))], val, test, 2, tok.n_colours, False, a.epochs))
+        r = curve[-1]
+        print(f"k=2 on {r['train_sprites']} sprites: test {r['test_acc']:.1%} right, {r['test_bits']:.3f} bits/pixel ({r['seconds']:.0f} s)", flush=True)
+    full = next((r for r in rows if r['k'] == 2 and not r['colours_seen']), None)
+    if curve and full: curve.append(full)
     qpath = out/'quality.json'
     quality = json.loads(qpath.read_text()) if qpath.exists() else None
     if quality:
@@ -157,8 +177,8 @@ def main():
     print(f"target: {TARGET_PIXEL_ACC:.0%}")
     meta = {'torch': torch.__version__, 'python': platform.python_version(), 'threads': a.threads, 'epochs': a.epochs, 'data': str(a.data),
             'split': {'fit': len(fit), 'val': len(val), 'test': len(test)}}
-    (out/'pixel_context.json').write_text(json.dumps({'meta': meta, 'probes': rows}, indent=1))
-    figure(rows, quality, out/'pixel_context.png')
+    (out/'pixel_context.json').write_text(json.dumps({'meta': meta, 'probes': rows, 'learning_curve': curve}, indent=1))
+    figure(rows, curve, quality, out/'pixel_context.png')
     print(f"wrote {out/'pixel_context.json'} and {out/'pixel_context.png'}")
 
 if __name__ == '__main__':
