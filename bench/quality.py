@@ -38,7 +38,8 @@ where accuracy is lost: a model that only copied neighbours could at best be rig
 categories.
 
 Targets (the issue): every learned backbone beats both count models on its modality (bits and accuracy); the best
-reaches >= 75% pixel accuracy and <= 2.2 bits per caption byte.
+reaches >= 75% pixel accuracy and <= 2.2 bits per caption byte. bench/pixel_context.py probes how far the pixel
+target is from what the training sprites can teach.
 
 Threads: GOMP_SPINCOUNT=1000 unless the environment sets it or OMP_WAIT_POLICY (set before torch starts): OpenMP
 threads that wait spin only briefly, then sleep. With libgomp's long default spin, on a 2-core machine whose other
