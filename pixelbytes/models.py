@@ -9,7 +9,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LST
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, functools, io, json, os
+import contextlib, io, json, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -130,15 +130,10 @@ class LSTMBackbone(nn.Module):
         return y[:, 0], state
 
 # %% ../nbs/07_models.ipynb #e3d212b9
-@functools.lru_cache(maxsize=None)
-def _inv_freq(half: int, device) -> torch.Tensor:
-    "Rotation frequencies of the `half` channel pairs (computed once per size and device: generation calls this every token)."
-    return 10000 ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
-
-def _rotary(x, pos):
-    "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`."
+def _rotary(x, pos, inv_freq):
+    "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`, rotation frequencies `inv_freq` `(head_dim // 2,)`."
     half = x.shape[-1] // 2
-    ang = pos.to(torch.float32)[:, None] * _inv_freq(half, x.device)
+    ang = pos.to(torch.float32)[:, None] * inv_freq.float()
     cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -149,6 +144,9 @@ class _Attention(nn.Module):
         self.h = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        half = cfg.d_model // cfg.n_heads // 2
+        # a buffer follows the model to its device; not persistent: it is not learned, so checkpoints need not hold it
+        self.register_buffer('inv_freq', 10000 ** (-torch.arange(half, dtype=torch.float32) / half), persistent=False)
         # dropout on the output, not on the attention weights: with dropout_p > 0 the CPU attention kernel falls back to
         # a path about 5x slower, and a whole-item window (1024 tokens) spends most of its time there
         self.drop = nn.Dropout(cfg.dropout)
@@ -156,7 +154,7 @@ class _Attention(nn.Module):
     def _heads(self, x, pos):
         b, L, _ = x.shape
         q, k, v = self.qkv(x).view(b, L, 3, self.h, -1).permute(2, 0, 3, 1, 4)
-        return _rotary(q, pos), _rotary(k, pos), v
+        return _rotary(q, pos, self.inv_freq), _rotary(k, pos, self.inv_freq), v
 
     def forward(self, x):
         q, k, v = self._heads(x, torch.arange(x.shape[1], device=x.device))
