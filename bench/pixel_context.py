@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, MAX_POSITION
-from pixelbytes.train import item_segments, _split_items
+from pixelbytes.train import item_segments, _split_items, mirror as train_mirror
 from quality import TARGET_PIXEL_ACC
 
 def images(built, split) -> list:
@@ -62,7 +62,7 @@ def neighbourhoods(img: np.ndarray, k: int, n_colours: int, seen: bool) -> tuple
 
 def tensors(imgs, k, n_colours, seen, mirror=False):
     "Neighbourhood tensors of every pixel of `imgs` (and of their mirror images)."
-    if mirror: imgs = imgs + [np.ascontiguousarray(i[:, ::-1]) for i in imgs]
+    if mirror: imgs = imgs + train_mirror(imgs)
     parts = [neighbourhoods(i, k, n_colours, seen) for i in imgs]
     return [torch.from_numpy(np.concatenate([p[j] for p in parts])) for j in range(4)]
 

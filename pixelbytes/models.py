@@ -153,8 +153,9 @@ class _Attention(nn.Module):
 
     def _heads(self, x, pos):
         b, L, _ = x.shape
-        q, k, v = self.qkv(x).view(b, L, 3, self.h, -1).permute(2, 0, 3, 1, 4)
-        return _rotary(q, pos, self.inv_freq), _rotary(k, pos, self.inv_freq), v
+        qkv = self.qkv(x).view(b, L, 3, self.h, -1).permute(2, 0, 3, 1, 4)
+        q, k = _rotary(qkv[:2], pos, self.inv_freq)  # queries and keys in one call: the angles are computed once
+        return q, k, qkv[2]
 
     def forward(self, x):
         q, k, v = self._heads(x, torch.arange(x.shape[1], device=x.device))
