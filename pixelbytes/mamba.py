@@ -96,15 +96,17 @@ class SelectiveScan(torch.autograd.Function):
             hs = _recur(*_discretize(dtT[s], uT[s], A, BT[s]), starts[i], buf[:len(uT[s]) + 1], parallel)
             y[s] = (hs[1:] * CT[s, :, None, :]).sum(-1)
             if i + 1 < len(starts): starts[i + 1] = hs[-1]
+        last = hs[-1].clone()  # the state after the last step, for generation to go on from; a copy, to free buf
+        ctx.mark_non_differentiable(last)
         y = y.permute(1, 2, 0)
         if D is not None: y = y + D[:, None] * u
         ctx.save_for_backward(u, dt_in, A, B, C, D, z, starts, y if z is not None else None)
         ctx.delta_softplus, ctx.has_bias, ctx.chunk, ctx.parallel = delta_softplus, delta_bias is not None, T, parallel
-        return y if z is None else y * F.silu(z)
+        return (y if z is None else y * F.silu(z)), last
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_out, grad_last):  # grad_last is zero: the last state is not differentiable
         u, dt_in, A, B, C, D, z, starts, y = ctx.saved_tensors
         dt = F.softplus(dt_in) if ctx.delta_softplus else dt_in
         grad_z = None
@@ -141,9 +143,11 @@ class SelectiveScan(torch.autograd.Function):
         grad_bias = g_dt.sum((0, 2)) if ctx.has_bias else None
         return g_u, g_dt, g_A, g_B.permute(1, 2, 0), g_C.permute(1, 2, 0), grad_D, grad_z, grad_bias, None, None
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, parallel=None):
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, parallel=None):
     "The selective scan of `selective_scan_ref`, fast on CPU and GPU, with exact gradients; `parallel` (default: on a GPU) picks the parallel scan."
-    return SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, u.is_cuda if parallel is None else parallel)
+    # return_last_state, as in mamba_ssm's selective_scan_fn: also the state (batch, d_inner, d_state) after the last step
+    out, last = SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, u.is_cuda if parallel is None else parallel)
+    return (out, last) if return_last_state else out
 
 # %% ../nbs/06_mamba.ipynb #66e13206
 class Mamba(nn.Module):
@@ -173,17 +177,18 @@ class Mamba(nn.Module):
         self.D._no_weight_decay = True
         self.out_proj = nn.Linear(d_inner, d_model, bias=False)
 
-    def forward(self, x):
-        "`x` `(batch, L, d_model)` -> `(batch, L, d_model)`, each position seeing only itself and the past."
+    def forward(self, x, return_state=False):
+        "`x` `(batch, L, d_model)` -> `(batch, L, d_model)`, each position seeing only itself and the past; `return_state`: also the `step` state after the last position."
         L = x.shape[1]
         xz = self.in_proj(x).transpose(1, 2)  # (batch, 2*d_inner, L)
         A = -torch.exp(self.A_log.float())
         fused = self.use_fast_path and HAS_MAMBA_SSM and x.is_cuda
-        if fused and causal_conv1d_fn is not None:
+        if fused and causal_conv1d_fn is not None and not return_state:
             return mamba_inner_fn(xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
                                   self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
                                   delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         x, z = xz.chunk(2, dim=1)
+        conv_state = F.pad(x[..., -self.d_conv:], (max(0, self.d_conv - L), 0))  # the last d_conv inputs, zeros before the first
         x = F.silu(self.conv1d(x)[..., :L])
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # the bias is added inside the scan, before softplus
@@ -191,9 +196,11 @@ class Mamba(nn.Module):
         if not fused:  # under fp16 autocast the pure scan still runs in float32: its running state needs the precision
             x, dt, B, C, z = (t.float() for t in (x, dt, B, C, z))
         scan = selective_scan_fn if fused else selective_scan
-        y = scan(x, dt, A, B, C, self.D.float(), z=z,
-                 delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
-        return self.out_proj(y.transpose(1, 2))
+        y = scan(x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+                 return_last_state=return_state)
+        if not return_state: return self.out_proj(y.transpose(1, 2))
+        y, h = y
+        return self.out_proj(y.transpose(1, 2)), (conv_state, h)
 
     def init_state(self, batch, device=None, dtype=None):
         "Zero generation state: `(conv_state (batch, d_inner, d_conv), ssm_state (batch, d_inner, d_state))`."

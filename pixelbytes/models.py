@@ -118,7 +118,9 @@ class LSTMBackbone(nn.Module):
                            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self.proj = nn.Linear(2 * cfg.d_model, cfg.d_model) if cfg.bidirectional else nn.Identity()
 
-    def forward(self, x): return self.proj(self.rnn(x)[0])
+    def forward(self, x, return_state=False):
+        y, state = self.rnn(x)
+        return (self.proj(y), state) if return_state else self.proj(y)
 
     def init_state(self, batch, device=None, dtype=None):
         w = self.rnn.weight_hh_l0
@@ -157,8 +159,10 @@ class _Attention(nn.Module):
         q, k = _rotary(qkv[:2], pos, self.inv_freq)  # queries and keys in one call: the angles are computed once
         return q, k, qkv[2]
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
+        "Every position of `x` `(batch, L, d)` at once; a `cache` dict given is filled with their keys and values, for `step` to go on from."
         q, k, v = self._heads(x, torch.arange(x.shape[1], device=x.device))
+        if cache is not None: cache.update(k=k, v=v, n=x.shape[1])  # full to capacity: the next step doubles it
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.drop(self.out(y.transpose(1, 2).flatten(2)))
 
@@ -181,8 +185,8 @@ class _Block(nn.Module):
         self.attn = _Attention(cfg)
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model), nn.Dropout(cfg.dropout))
 
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.norm1(x), cache)
         return x + self.mlp(self.norm2(x))
 
     def step(self, x, cache):
@@ -196,9 +200,10 @@ class TransformerBackbone(nn.Module):
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
         self.h, self.d = cfg.n_heads, cfg.d_model
 
-    def forward(self, x):
-        for b in self.blocks: x = b(x)
-        return x
+    def forward(self, x, return_state=False):
+        state = [{} if return_state else None for _ in self.blocks]
+        for b, cache in zip(self.blocks, state): x = b(x, cache)
+        return (x, state) if return_state else x
 
     def init_state(self, batch, device=None, dtype=None, capacity=256):
         w = self.blocks[0].attn.qkv.weight
@@ -222,13 +227,17 @@ class MambaBackbone(nn.Module):
         self.bwd = nn.ModuleList(mk() for _ in range(cfg.n_layers)) if cfg.bidirectional else None
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x):
+    def forward(self, x, return_state=False):
+        state = []
         for i, (norm, f) in enumerate(zip(self.norms, self.fwd)):
             h = norm(x)
-            y = f(h)
+            if return_state:
+                y, s = f(h, return_state=True)
+                state.append(s)
+            else: y = f(h)
             if self.bwd is not None: y = y + self.bwd[i](h.flip(1)).flip(1)
             x = x + self.drop(y)
-        return x
+        return (x, state) if return_state else x
 
     def init_state(self, batch, device=None, dtype=None):
         return [f.init_state(batch, device, dtype) for f in self.fwd]
@@ -265,11 +274,15 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
     @property
     def causal(self) -> bool: return self.config.causal
 
-    def forward(self, ctx):
+    def forward(self, ctx, return_state=False):
         "Logits for `ctx` `(batch, L, 6)`: `(batch, L, vocab)` for a causal model, `(batch, vocab)` (the next token) for a bidirectional one."
-        x = self.backbone(self.drop(self.embed(ctx)))
+        # return_state (causal models): also the generation state after the last position, the one `step` would reach
+        if return_state and not self.causal: raise ValueError("return_state: a bidirectional model has no recurrent state")
+        x = self.backbone(self.drop(self.embed(ctx)), return_state)
+        if return_state: x, state = x
         if not self.causal: x = x[:, -1]
-        return self.head(self.norm(x))
+        logits = self.head(self.norm(x))
+        return (logits, state) if return_state else logits
 
     def init_state(self, batch: int = 1):
         "The generation state of a causal model before any token."
@@ -327,7 +340,7 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     save_file(weights, str(Path(save_directory)/SAFETENSORS_SINGLE_FILE), metadata={'format': 'pt'})
 PixelBytesModel._save_pretrained = _save_pretrained
 
-# %% ../nbs/07_models.ipynb #a2b175c2
+# %% ../nbs/07_models.ipynb #b9bebccb
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
@@ -362,10 +375,9 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     for tr in trackers: tr.extend(prompt)
     done = [False] * num
     ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
-    if self.causal:
-        state = self.init_state(num)
-        full = torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)
-        for t in range(len(prompt)): _, state = self.step(full[t].expand(num, -1), state)
+    if self.causal and prompt:
+        state = self(torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)[None].repeat(num, 1, 1), return_state=True)[1]
+    elif self.causal: state = self.init_state(num)
     from tqdm.auto import tqdm
     for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
         if self.causal: logits, state = self.step(ctx(), state)

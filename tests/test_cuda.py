@@ -1,7 +1,7 @@
 """The CUDA paths of pixelbytes models, for every backbone (lstm, transformer, mamba, bilstm, bimamba).
 
-- generation's step-by-step logits equal the full forward on the GPU (and a bidirectional model's forward
-  on the GPU equals the same model's on the CPU); `generate` runs on the GPU;
+- generation's step-by-step logits equal the full forward on the GPU, also when the prompt is read in one pass
+  (and a bidirectional model's forward on the GPU equals the same model's on the CPU); `generate` runs on the GPU;
 - the LSTM runs on cuDNN;
 - fp16 autocast training steps (forward, GradScaler backward, optimizer step) give finite losses;
 - a model saved from the GPU loads on the CPU with the same weights and logits;
@@ -107,6 +107,23 @@ def test_step_matches_forward(name, fast):
     steps = torch.stack(steps, 1)
     assert steps.shape == full.shape and steps.device.type == torch.device(DEVICE).type
     assert rel_err(steps, full) < (FUSED_TOL if uses_fused(name, fast) else TOL)
+
+@pytest.mark.parametrize('name,fast', [('lstm', True), ('transformer', True), MAMBA_FUSED, ('mamba', False)])
+def test_prompt_in_one_pass_matches_steps(name, fast):
+    "The state after reading a prompt in one pass (forward with return_state, as generate does) goes on like the step-by-step one."
+    model = make_model(name, fast).eval()
+    _, ctx = demo_batch(300)
+    cut = 280  # the transformer's cache holds exactly the prompt: the first step after it grows it
+    with torch.no_grad():
+        full = model(ctx)
+        logits, state = model(ctx[:, :cut], return_state=True)
+        steps = []
+        for t in range(cut, ctx.shape[1]):
+            out, state = model.step(ctx[:, t], state)
+            steps.append(out)
+    tol = FUSED_TOL if uses_fused(name, fast) else TOL
+    assert rel_err(logits, full[:, :cut]) < tol
+    assert rel_err(torch.stack(steps, 1), full[:, cut:]) < tol
 
 @pytest.mark.parametrize('name,fast', EVERY_PATH)
 def test_gpu_forward_matches_cpu(name, fast):
