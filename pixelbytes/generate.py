@@ -76,6 +76,19 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1)]), 'image'
 
 # %% ../nbs/09_generate.ipynb #a82167c9
+def _whole_item_allowed(tok: Tokenizer):
+    "The `allowed` of a whole item: any token first, then each segment kept in its modality, and the other one after its LF."
+    anything, image, text = np.ones(tok.vocab_size, bool), allowed_tokens(tok, 'image'), allowed_tokens(tok, 'text')
+    is_image = lambda t: t >= tok.n_bytes or t == TAB
+    def allowed(seq):
+        # the last two tokens say it all, in constant time (decoding the whole sequence for every token is quadratic):
+        # the last one is in the open segment's modality; an LF closes a segment in the modality of the token before it
+        last = [t for t in seq[-2:] if t != NUL]  # NUL can only lead: once a segment has begun, it is never allowed
+        if not last: return anything
+        if last[-1] != LF: return image if is_image(last[-1]) else text
+        return text if len(last) == 2 and is_image(last[0]) else image
+    return allowed
+
 def generate(model, # a `PixelBytesModel`
              prompt:str=None, # a caption: draw the image that follows it
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows`
@@ -89,13 +102,7 @@ def generate(model, # a `PixelBytesModel`
     ids, kind = build_prompt(tok, prompt, image, rows)
     per_image = tok.max_size * (tok.max_size + 1)
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
-    if kind is None:  # a whole item: two segments, each kept in one modality once it has begun
-        def allowed(seq):
-            segs = tok.decode(seq)
-            if not segs or segs[-1].complete: return None if not segs else allowed_tokens(tok, 'text' if isinstance(segs[-1], ImageSegment) else 'image')
-            return allowed_tokens(tok, 'image' if isinstance(segs[-1], ImageSegment) else 'text')
-        mask = lambda seq: allowed(seq) if allowed(seq) is not None else np.ones(tok.vocab_size, bool)
-        stop = lambda seq: sum(t == LF for t in seq) >= 2
+    if kind is None: mask, stop = _whole_item_allowed(tok), lambda seq: seq.count(LF) >= 2  # two segments
     else: mask, stop = allowed_tokens(tok, kind), LF
     out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                          stop=stop, allowed=mask, num=num, progress=progress)
