@@ -14,6 +14,7 @@ import numpy as np
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF
 from .pixelize import pixelize, open_image
 from .render import render
+from .models import PixelBytesModel
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
 def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
@@ -67,6 +68,9 @@ def _as_pixels(image, tok: Tokenizer, name='image') -> np.ndarray:
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None):
     "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode."
     if rows is not None and image is None: raise ValueError("rows needs an image: the first rows of the image to complete")
+    if prompt is not None and image is not None and rows is None:
+        raise ValueError("a caption and an image together need rows (complete the image after the caption); "
+                         "to caption an image, give the image alone")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
     if image is None: return ids, ('image' if prompt is not None else None)
     px = _as_pixels(image, tok)
@@ -89,7 +93,7 @@ def _whole_item_allowed(tok: Tokenizer):
         return text if len(last) == 2 and is_image(last[0]) else image
     return allowed
 
-def generate(model, # a `PixelBytesModel`
+def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
              prompt:str=None, # a caption: draw the image that follows it
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows`
              rows:int=None, # completion: how many rows of `image` are given
@@ -98,6 +102,8 @@ def generate(model, # a `PixelBytesModel`
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              progress:bool=False) -> list:
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation`."
+    if isinstance(model, (str, Path)): model = PixelBytesModel.from_pretrained(model)
+    if max_tokens is not None and max_tokens < 1: raise ValueError(f"max_tokens={max_tokens}: generate at least 1 new token")
     tok = model.tokenizer
     ids, kind = build_prompt(tok, prompt, image, rows)
     per_image = tok.max_size * (tok.max_size + 1)

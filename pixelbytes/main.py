@@ -9,6 +9,7 @@ __all__ = ['TASKS', 'train_config', 'parser', 'main']
 
 # %% ../nbs/13_main.ipynb #06cf8221
 import argparse, os, sys
+from . import __version__
 
 # %% ../nbs/13_main.ipynb #cca648ff
 TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
@@ -74,7 +75,7 @@ def _train_args(p):
                                  ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
                                  ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                                  ('patience', 'patience', int, 'evaluations without improvement before stopping'),
-                                 ('max-minutes', 'max_minutes', float, 'time budget')):
+                                 ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included')):
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {_KIND_DEFAULTS.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default); false: previous token only')
     _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection")
@@ -128,15 +129,15 @@ def _run_evaluate(a):
 
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
-    p.add_argument('--format', choices=['png', 'svg', 'jpg'], default='png', help='output format (default: png)')
+    p.add_argument('--format', choices=['png', 'svg', 'jpg'], default=None, help='output format (default: the extension of --out, else png)')
     p.add_argument('--prompt', default=None, help='a caption: the model draws the image that follows it')
     p.add_argument('--image', default=None, help='an image file: the model writes its caption, or completes it with --rows')
     p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given, the model draws the rest')
     p.add_argument('--num', type=int, default=1, help='samples, rendered as a grid (default: 1)')
     p.add_argument('--temperature', type=float, default=1.0, help='0 is greedy (default: 1.0)')
-    p.add_argument('--top-k', type=int, default=None)
-    p.add_argument('--top-p', type=float, default=None)
-    p.add_argument('--seed', type=int, default=None)
+    p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')
+    p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
+    p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: random)')
     p.add_argument('--max-tokens', type=int, default=None, help='at most this many new tokens per sample')
     p.add_argument('--scale', type=int, default=8, help='screen pixels per image pixel (default: 8)')
     p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
@@ -149,7 +150,7 @@ def _run_generate(a):
     if a.image is not None and not os.path.isfile(a.image): raise FileNotFoundError(f"--image {a.image!r}: no such file")
     model = PixelBytesModel.from_pretrained(a.model)
     gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, progress=True)
-    out = a.out or f'generated.{a.format}'
+    out = a.out or f'generated.{a.format or "png"}'
     save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):
         shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
@@ -163,6 +164,7 @@ _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_tra
 def parser() -> argparse.ArgumentParser:
     "The argument parser of every task."
     p = argparse.ArgumentParser(prog='pixelbytes', description='PixelBytes: text and pixel art as one token sequence.')
+    p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = p.add_subparsers(dest='task', metavar='TASK', title='tasks')
     for task, desc in TASKS.items():
         _COMMANDS[task][0](sub.add_parser(task, help=desc, description=desc))
@@ -180,6 +182,10 @@ def main(argv=None) -> int:
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         print(f"pixelbytes {args.task}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: a stop, not a crash (train has said what it kept)
+        if os.environ.get('PIXELBYTES_DEBUG'): raise
+        print(f"pixelbytes {args.task}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 # %% ../nbs/13_main.ipynb #34d96edb

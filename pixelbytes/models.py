@@ -88,6 +88,14 @@ class PixelBytesConfig:
     @property
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
+    @classmethod
+    def from_dict(cls, d: dict) -> 'PixelBytesConfig':
+        "The config of the fields in `d`; a key that is not a field is an error that names it."
+        unknown = [k for k in d if k not in {f.name for f in fields(cls)}]
+        if unknown:
+            hint = " ('model' is the command line's --model: the fields are 'backbone' and 'bidirectional')" if 'model' in unknown else ''
+            raise ValueError(f"unknown config field(s) {unknown}{hint}; the fields are {', '.join(f.name for f in fields(cls))}")
+        return cls(**d)
 
 # %% ../nbs/07_models.ipynb #0d1845f0
 class PxByEmbedding(nn.Module):
@@ -261,7 +269,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
     "Embedding of the 2D context, a backbone, and a head predicting the token at every position."
     def __init__(self, config: PixelBytesConfig):
         super().__init__()
-        if isinstance(config, dict): config = PixelBytesConfig(**config)
+        if isinstance(config, dict): config = PixelBytesConfig.from_dict(config)
         self.config = config
         self.embed = PxByEmbedding(config)
         self.backbone = _BACKBONE_CLASSES[config.backbone](config)
@@ -316,7 +324,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         if Path(where).exists() or where.startswith(('.', '/', '~')) or where.count('/') != 1:
             raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
     elif not (Path(where)/'config.json').exists():
-        raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained")
+        hint = f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else ''
+        raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
             return super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
@@ -352,6 +361,15 @@ def _filter_logits(logits, temperature, top_k, top_p):
         logits = logits.masked_fill(drop.scatter(-1, idx, drop), float('-inf'))
     return logits
 
+def _check_sampling(max_new_tokens, temperature, top_k, top_p, num):
+    "A `ValueError` naming the first sampling setting out of its range."
+    for ok, msg in ((num >= 1, f"num={num}: draw at least 1 sample"),
+                    (max_new_tokens >= 0, f"max_new_tokens={max_new_tokens} must be 0 or more"),
+                    (temperature >= 0, f"temperature={temperature} must be 0 (greedy) or more"),
+                    (top_k is None or top_k >= 1, f"top_k={top_k} must be 1 or more (None: no top-k filtering)"),
+                    (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
+        if not ok: raise ValueError(msg)
+
 def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
     "The `(seq_length, 6)` contexts a bidirectional model reads to predict the token after `ids`."
     # context() of ids + one more token gives the context of the position after ids; that token itself is never read
@@ -367,6 +385,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     self.eval()
     dev = next(self.parameters()).device
     prompt = [int(t) for t in np.asarray(prompt, dtype=np.int64).reshape(-1)]
+    _check_sampling(max_new_tokens, temperature, top_k, top_p, num)
     bad = [(i, t) for i, t in enumerate(prompt) if not 0 <= t < self.config.vocab_size]
     if bad: raise ValueError(f"prompt token id {bad[0][1]} at position {bad[0][0]} is outside the vocabulary (0..{self.config.vocab_size-1})")
     gen = torch.Generator(device='cpu').manual_seed(seed) if seed is not None else None

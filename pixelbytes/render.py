@@ -275,6 +275,8 @@ def _save(self: Rendering, path, format: str | None = None) -> Path:
     kind = _FORMATS.get((format or path.suffix).lower().lstrip('.'))
     if kind is None:
         raise ValueError(f"unknown image format {format or path.suffix!r} for {str(path)!r}; choose png, jpg, jpeg or svg (by extension or format=)")
+    if format and path.suffix and _FORMATS.get(path.suffix.lower().lstrip('.')) != kind:  # an SVG named .png opens nowhere
+        raise ValueError(f"format {format!r} does not match the extension of {str(path)!r}; name the file .{format.lower()} or leave format out")
     if kind == 'SVG': path.write_text(self.to_svg(), encoding='utf-8')
     elif kind == 'JPEG': self.to_pil().save(path, kind, quality=95, subsampling=0)
     else: self.to_pil().save(path, kind)

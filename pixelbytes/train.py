@@ -9,7 +9,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'TrainingError', 'item_segments
            'predict', 'summarize', 'save_checkpoint', 'load_state', 'write_metrics', 'lr_factor', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import csv, json, math, os, re, shutil, socket, time
+import csv, hashlib, json, math, os, re, shutil, socket, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -156,6 +156,14 @@ def load_state(path: Path) -> dict:
     except Exception as e:
         raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
+def _fingerprint(items) -> str:
+    "SHA-1 of the token ids of `items`, saved with a run: a resumed run must read the data it started on."
+    h = hashlib.sha1()
+    for ids in items:
+        ids = np.asarray(ids, np.int64)
+        h.update(np.int64(len(ids)).tobytes()); h.update(ids.tobytes())
+    return h.hexdigest()
+
 # %% ../nbs/08_train.ipynb #8a1e90fb
 def write_metrics(history: list, out: Path):
     "`metrics.csv` (one row per evaluation) and `curves.png` (loss and accuracy curves) in `out`."
@@ -235,12 +243,13 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     rank, world, local = _dist()
     device = _setup_device(world, local)
     built = load_built(data)
-    cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig(**config)
+    cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict()})  # the data decides the vocabulary
     tok, out = built.tokenizer, Path(out)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     train_items, val_items = _split_items(item_segments(built.train['input_ids'], tok), cfg)
+    data_id = {'path': str(data), 'items': len(built.train), 'sha1': _fingerprint(built.train['input_ids'])}
     if not train_items: raise TrainingError(f"{data} has no training items")
     val = Windows([tok.encode(s) for s in val_items], cfg)
     val_shard = np.arange(rank, len(val), world)
@@ -257,6 +266,13 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         saved = load_state(out/STATE_FILE)
         diff = {k: (saved['config'].get(k), v) for k, v in cfg.to_dict().items() if saved['config'].get(k) != v and k not in _RESUMABLE}
         if diff: raise TrainingError(f"cannot resume {out}: the config differs from the saved one in {diff}")
+        was = saved.get('data', data_id)
+        if was['sha1'] != data_id['sha1']:
+            raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
+                                f"{data} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
+        if cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes:
+            raise TrainingError(f"cannot resume {out}: it has trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget "
+                                f"(max_minutes={cfg.max_minutes} counts the minutes already trained); give a larger budget to train on")
         model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer']); scaler.load_state_dict(saved['scaler'])
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
@@ -270,7 +286,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     def checkpoint():
         if rank != 0: return
         save_checkpoint(model, out/'last')
-        state = {**st, 'config': cfg.to_dict(), 'model': model.state_dict(), 'optimizer': opt.state_dict(),
+        state = {**st, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
                  'scaler': scaler.state_dict(), 'rng': torch.get_rng_state(), 'cuda_rng': torch.cuda.get_rng_state() if device.type == 'cuda' else None}
         _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
@@ -292,51 +308,59 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     bar = tqdm(total=total, initial=st['step'], disable=not progress or rank != 0, desc=f'Training {cfg.backbone}', unit='step')
     start, micro = time.time() - st['elapsed'], cfg.batch_size // (world * cfg.grad_accum)
     sums, stop = np.zeros(3 * (1 + len(MODALITIES))), False
-    while st['epoch'] < cfg.epochs and not stop:
-        wins = Windows(epoch_sequences(train_items, tok, cfg, st['epoch']), cfg, offset=st['epoch'])
-        order = np.random.default_rng([cfg.seed, st['epoch'], 2]).permutation(len(wins))
-        n_batches = len(order) // cfg.batch_size
-        if n_batches == 0: raise TrainingError(f"fewer training windows ({len(wins)}) than batch_size ({cfg.batch_size}): lower batch_size")
-        while st['batch'] < n_batches and not stop:
-            glob = order[st['batch'] * cfg.batch_size:(st['batch'] + 1) * cfg.batch_size]
-            n_tgt = wins.n_targets(glob)
-            net.train()
-            for m in range(cfg.grad_accum):
-                idx = glob[m * micro * world:(m + 1) * micro * world][rank::world]
-                ctx, tgt = (t.to(device) for t in wins.batch(idx))
-                last_micro = m == cfg.grad_accum - 1
-                with net.no_sync() if world > 1 and not last_micro else torch.enable_grad():
-                    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                        logits = fwd(ctx)
-                    flat_l, flat_t = logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1)
-                    nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
-                    loss = nll.sum() / n_tgt * world
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"the loss became {loss.item()} at step {st['step']} (epoch {st['epoch']}); "
-                                            f"the last good checkpoint is in {out/'last'}; try a lower learning rate")
-                    scaler.scale(loss).backward()
-                keep = flat_t != IGNORE
-                sums += _sums(flat_t[keep].cpu().numpy(), flat_l[keep].argmax(-1).cpu().numpy(), nll[keep].detach().cpu().numpy(), tok)
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
-            scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
-            st['step'] += 1; st['batch'] += 1
-            bar.set_postfix(loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False); bar.update(1)
-            out_of_time = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
-            end_of_epoch = st['batch'] == n_batches
-            if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
-            if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
-                    or st['epoch'] >= cfg.epochs or out_of_time:
-                row = run_eval(sums)
-                sums = np.zeros_like(sums)
-                stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
-                st['elapsed'] = time.time() - start
-                checkpoint()
-                if rank == 0 and progress:
-                    bar.write(f"step {row['step']}: train {row['train_bits']:.3f} bits/token, val {row['val_bits']:.3f} bits/token "
-                              f"(pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)")
-            if end_of_epoch: break
+    try:
+        while st['epoch'] < cfg.epochs and not stop:
+            wins = Windows(epoch_sequences(train_items, tok, cfg, st['epoch']), cfg, offset=st['epoch'])
+            order = np.random.default_rng([cfg.seed, st['epoch'], 2]).permutation(len(wins))
+            n_batches = len(order) // cfg.batch_size
+            if n_batches == 0: raise TrainingError(f"fewer training windows ({len(wins)}) than batch_size ({cfg.batch_size}): lower batch_size")
+            while st['batch'] < n_batches and not stop:
+                glob = order[st['batch'] * cfg.batch_size:(st['batch'] + 1) * cfg.batch_size]
+                n_tgt = wins.n_targets(glob)
+                net.train()
+                for m in range(cfg.grad_accum):
+                    idx = glob[m * micro * world:(m + 1) * micro * world][rank::world]
+                    ctx, tgt = (t.to(device) for t in wins.batch(idx))
+                    last_micro = m == cfg.grad_accum - 1
+                    with net.no_sync() if world > 1 and not last_micro else torch.enable_grad():
+                        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                            logits = fwd(ctx)
+                        flat_l, flat_t = logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1)
+                        nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
+                        loss = nll.sum() / n_tgt * world
+                        if not torch.isfinite(loss):
+                            raise TrainingError(f"the loss became {loss.item()} at step {st['step']} (epoch {st['epoch']}); "
+                                                f"the last good checkpoint is in {out/'last'}; try a lower learning rate")
+                        scaler.scale(loss).backward()
+                    keep = flat_t != IGNORE
+                    sums += _sums(flat_t[keep].cpu().numpy(), flat_l[keep].argmax(-1).cpu().numpy(), nll[keep].detach().cpu().numpy(), tok)
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
+                scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
+                st['step'] += 1; st['batch'] += 1
+                bar.set_postfix(loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False); bar.update(1)
+                out_of_time = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
+                end_of_epoch = st['batch'] == n_batches
+                if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
+                if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
+                        or st['epoch'] >= cfg.epochs or out_of_time:
+                    row = run_eval(sums)
+                    sums = np.zeros_like(sums)
+                    stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
+                    st['elapsed'] = time.time() - start
+                    checkpoint()
+                    if rank == 0 and progress:
+                        bar.write(f"step {row['step']}: train {row['train_bits']:.3f} bits/token, val {row['val_bits']:.3f} bits/token "
+                                  f"(pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)")
+                if end_of_epoch: break
+    except KeyboardInterrupt:
+        bar.close()
+        if rank == 0:
+            kept = (f"{out} holds the checkpoints of step {st['history'][-1]['step']}, continue with resume=True (--resume)"
+                    if st['history'] else "nothing was saved yet (the first evaluation saves)")
+            print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
+        raise
     bar.close()
     if world > 1: dist.barrier()
     return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']

@@ -54,7 +54,7 @@ class GenerateWidget:
         self.rows = W.BoundedIntText(8, min=1, max=10_000, description='given rows', style=style)
         self.temperature = W.FloatSlider(1.0, min=0, max=2, step=0.05, description='temperature', style=style)
         self.top_k = W.BoundedIntText(0, min=0, max=self.model.tokenizer.vocab_size, description='top-k (0: off)', style=style)
-        self.top_p = W.FloatSlider(1.0, min=0, max=1, step=0.05, description='top-p', style=style)
+        self.top_p = W.FloatSlider(1.0, min=0.05, max=1, step=0.05, description='top-p', style=style)
         self.seed = W.IntText(0, description='seed (<0: random)', style=style)
         self.num = W.BoundedIntText(1, min=1, max=64, description='samples', style=style)
         self.max_tokens = W.BoundedIntText(0, min=0, max=1_000_000, description='max tokens (0: auto)', style=style)

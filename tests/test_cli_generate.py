@@ -48,10 +48,18 @@ def test_default_output_name(trained, tmp_path):
     (['--model', '{m}', '--image', '{notimg}'], 'not an image'),
     (['--model', '{m}', '--image', '{red}', '--rows', '99'], 'rows=99: the image has'),
     (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
+    (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'together need rows'),
+    (['--model', '{run}'], 'it holds a training run: load'),
+    (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], 'top_p=-0.1 must be in (0, 1]'),
+    (['--model', '{m}', '--prompt', 'x', '--top-k', '0'], 'top_k=0 must be 1 or more'),
+    (['--model', '{m}', '--prompt', 'x', '--temperature', '-1'], 'temperature=-1.0 must be 0'),
+    (['--model', '{m}', '--prompt', 'x', '--num', '0'], 'num=0'),
+    (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], 'max_tokens=-5'),
+    (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "format 'svg' does not match the extension"),
 ])
 def test_generate_bad_input(trained, args, message, tmp_path):
     (tmp_path/'notimg.png').write_text('hello')
-    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'notimg': tmp_path/'notimg.png', 'red': trained/'red.png'}
+    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'run': trained/'m', 'notimg': tmp_path/'notimg.png', 'red': trained/'red.png'}
     r = cli('generate', *[a.format(**subs) for a in args], '--out', tmp_path/'x.png')
     assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
 

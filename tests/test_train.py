@@ -61,6 +61,26 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     strip = lambda h: [{k: v for k, v in r.items() if k != 'minutes'} for r in h]
     assert strip(ha) == strip(hb)
 
+def test_ctrl_c_stops_with_a_message(demo, tmp_path):
+    "SIGINT (Ctrl-C) mid-training: exit status 130, a line saying what was kept and how to go on, no traceback; --resume goes on."
+    args = ['--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '50', '--eval-every', '5', *TINY]
+    state = tmp_path/'m'/'train_state.pt'
+    p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', *args], env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None and not state.exists(): time.sleep(0.05)
+        assert p.poll() is None, 'training finished before it could be interrupted'
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None: p.kill()
+    assert p.returncode == 130, err
+    assert 'interrupted at step' in err and 'continue with resume=True (--resume)' in err and 'Traceback' not in err, err
+    saved = torch.load(state, weights_only=True)['step']
+    r = cli('train', *args[:-len(TINY)], '--epochs', '1', *TINY, '--resume')
+    assert r.returncode == 0 and torch.load(state, weights_only=True)['step'] >= saved, r.stderr
+
 def test_two_processes_match_one(demo, tmp_path):
     code = f'''
 import torch
