@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'Built', 'load_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import csv, io, json, os, shutil, tempfile, time
+import csv, io, json, numbers, os, secrets, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -48,6 +48,22 @@ def _pick_column(columns, wanted, where):
     raise BuildError(f"{where} has no {' or '.join(repr(c) for c in cands)} column (columns: {', '.join(map(str, columns)) or 'none'}); "
                      "choose one with --caption-column")
 
+# %% ../nbs/04_data.ipynb #7cb1d815
+def _read_csv(text, meta: Path):
+    "(records, columns) of a metadata.csv; a `BuildError` naming the line where a malformed row starts."
+    # strict: an unclosed quote must fail, not swallow the rows after it into one caption
+    reader, records = csv.reader(io.StringIO(text, newline=''), strict=True), []
+    columns, start = None, 1
+    try:
+        for row in reader:
+            if row and columns is None: columns = row
+            elif row: records.append((dict(zip(columns, row)), None))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        if 'end of data' in str(e): raise BuildError(f"{meta}, line {start}: a quoted field opened on this line is never closed") from None
+        raise BuildError(f"{meta}, line {start}: malformed row ({e}); is a quote opened on this line left unclosed?") from None
+    return records, columns or []
+
 # %% ../nbs/04_data.ipynb #6c33abbc
 def _read_metadata(folder: Path, caption_column=None):
     "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used."
@@ -56,9 +72,7 @@ def _read_metadata(folder: Path, caption_column=None):
     meta = files[0]
     # surrogateescape keeps a non-UTF-8 caption readable so that only its row is skipped
     text = meta.read_bytes().decode('utf-8', 'surrogateescape').lstrip('\ufeff')
-    if meta.suffix == '.csv':
-        reader = csv.DictReader(io.StringIO(text, newline=''))
-        records, columns = [(r, None) for r in reader], reader.fieldnames or []
+    if meta.suffix == '.csv': records, columns = _read_csv(text, meta)
     else:
         records, columns = [], []
         for i, line in enumerate(l for l in text.splitlines() if l.strip()):
@@ -67,7 +81,9 @@ def _read_metadata(folder: Path, caption_column=None):
                 if not isinstance(rec, dict): raise ValueError
                 records.append((rec, None)); columns += [k for k in rec if k not in columns]
             except ValueError: records.append(({}, f'line {i+1} of {meta.name} is not a JSON object'))
+    if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
     if 'file_name' not in columns: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(columns) or 'none'})")
+    if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
     cap_col = _pick_column(columns, caption_column, str(meta))
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
     for i, (rec, problem) in enumerate(records):
@@ -150,7 +166,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error):
             caption, problem = _decode_caption(caption, f'row {row}')
             if problem: raise ValueError(problem)
             if clean: caption = clean_text(caption)
-            pixels = pixelize(_open_ref(ref, max_pixels, name), tok.palette, tok.max_size, crop=crop)
+            pixels = pixelize(_open_ref(ref, max_pixels, name), tok.palette, tok.max_size, crop=crop, name=name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
@@ -171,10 +187,17 @@ def _features():
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')
 
+def _test_size(test_size):
+    "`test_size` checked: a fraction in [0, 1), or a whole number of items (returned as an int; 5.0 is 5)."
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) or not (
+            0 <= test_size < 1 or (test_size >= 1 and float(test_size).is_integer())):
+        raise BuildError(f"test_size must be a fraction in [0, 1) or a whole number of items, not {test_size!r}")
+    return int(test_size) if test_size >= 1 else float(test_size)
+
 def _split(ds, test_size, seed):
-    "Train/test DatasetDict, split by item."
+    "Train/test DatasetDict, split by item; `test_size` as `_test_size` returns it."
     from datasets import Dataset, DatasetDict
-    n_test = 0 if len(ds) < 2 or not test_size else max(1, round(test_size * len(ds)) if test_size < 1 else int(test_size))
+    n_test = 0 if len(ds) < 2 or not test_size else max(1, round(test_size * len(ds)) if test_size < 1 else test_size)
     if n_test >= len(ds): raise BuildError(f"test_size {test_size} leaves no training rows out of {len(ds)}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
     return ds.train_test_split(test_size=n_test, seed=seed)
@@ -187,7 +210,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           vocab:str='default', # vocabulary preset: 'default' or 'v1'
           caption_column:str=None, # caption column (default: 'caption', else 'text')
           image_column:str='image', # image column of a dataset source
-          test_size:float=0.1, # fraction (or number) of items held out for testing
+          test_size:float=0.1, # items held out for testing: a fraction in [0, 1), or a whole number of items
           seed:int=0, # seed of the train/test split
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
           clean:bool=False, # apply the reference's caption cleanup (lowercase, NFKD, ASCII) first
@@ -200,6 +223,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+    test_size = _test_size(test_size)
     tok = Tokenizer(vocab, palette, max_size)
     if path is None:
         try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column); path = DEFAULT_HUB_ID
@@ -207,10 +231,12 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
             print(f"The Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead.")
             ds, info = open_source('demo'); path = 'demo'
     else: ds, info = open_source(path, caption_column, image_column)
+    if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out) if out else _default_out(path)
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
+    # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
+    tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
     start = time.time()
     if quiet: disable_progress_bars()
     try:

@@ -26,7 +26,7 @@ def _build_args(p):
     p.add_argument('--vocab', choices=['default', 'v1'], default='default', help="vocabulary preset (default: all 256 bytes; v1: the reference's 113 tokens)")
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
     p.add_argument('--image-column', default='image', help="image column of a dataset source (default: image)")
-    p.add_argument('--test-size', type=float, default=0.1, help='fraction of items held out for testing (default: 0.1)')
+    p.add_argument('--test-size', type=float, default=0.1, help='items held out for testing: a fraction in [0, 1), or a whole number of items (default: 0.1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the train/test split')
     p.add_argument('--on-error', choices=['skip', 'raise'], default='skip', help='skip bad rows (reported) or stop at the first')
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: lowercase, NFKD, ASCII only")
@@ -37,8 +37,7 @@ def _build_args(p):
 
 def _run_build(a):
     from pixelbytes.data import build, MAX_PIXELS
-    test_size = int(a.test_size) if a.test_size >= 1 else a.test_size
-    build(a.path, a.out, a.palette, a.max_size, a.vocab, a.caption_column, a.image_column, test_size, a.seed,
+    build(a.path, a.out, a.palette, a.max_size, a.vocab, a.caption_column, a.image_column, a.test_size, a.seed,
           a.on_error, a.clean_text, not a.no_crop, a.max_pixels or MAX_PIXELS, a.num_proc, a.overwrite)
 
 def _bool(v) -> bool:

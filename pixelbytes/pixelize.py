@@ -177,14 +177,15 @@ def _frames(im: Image.Image, name: str, frames: str):
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
         yield where, _to_rgb(im, where)
 
-def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True):
-    "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`; a list of them if `frames='all'`."
+def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
+             name: str | None = None):
+    "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`; a list of them if `frames='all'`; errors name `name` (or the path)."
     if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
     if not isinstance(max_size, (int, np.integer)) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     pal, resample = load_palette(palette), _resampling(resample)
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
-    im, name = _open(image, None if isinstance(image, Image.Image) else MAX_PIXELS, None)
+    im, name = _open(image, None if isinstance(image, Image.Image) else MAX_PIXELS, name)
     out = []
     for where, rgb in _frames(im, name, frames):
         if crop: rgb = _crop(rgb, where)
