@@ -233,7 +233,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     else: ds, info = open_source(path, caption_column, image_column)
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out) if out else _default_out(path)
-    if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another --out or pass --overwrite")
+    if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
     tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
