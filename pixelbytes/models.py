@@ -346,7 +346,10 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     from safetensors.torch import save_file
     # cuDNN keeps an LSTM's weights as views into one flat buffer, which safetensors refuses to save: copy each out
     weights = {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
-    save_file(weights, str(Path(save_directory)/SAFETENSORS_SINGLE_FILE), metadata={'format': 'pt'})
+    path = Path(save_directory)/SAFETENSORS_SINGLE_FILE
+    save_file(weights, str(path), metadata={'format': 'pt'})
+    mask = os.umask(0); os.umask(mask)  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
+    path.chmod(0o666 & ~mask)
 PixelBytesModel._save_pretrained = _save_pretrained
 
 # %% ../nbs/07_models.ipynb #b9bebccb

@@ -277,6 +277,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
         st = {k: saved[k] for k in st}
+    elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
+        raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
     elif (out/STATE_FILE).exists():
         raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, or choose another output folder")
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
