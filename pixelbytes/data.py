@@ -282,7 +282,8 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  splits {report['splits']} (by item, seed {report['seed']})",
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
-    if report.get('unlisted_images'): lines.append(f"  {report['unlisted_images']} image files in the folder are not listed in its metadata and were not read")
+    if n := report.get('unlisted_images'):
+        lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read")
     for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {s['reason']}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
     if any('vocabulary' in s['reason'] for s in report['skipped']) and not report['clean_text']:

@@ -84,6 +84,8 @@ class Tokenizer:
                  palette=None, # the colours: None for NES, a list of colours, or a palette file (see `load_palette`)
                  max_size:int=25): # longest side of a PIL image after pixelization
         if vocab not in PRESETS: raise ValueError(f"unknown vocabulary preset {vocab!r}; choose one of {sorted(PRESETS)}")
+        if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 1:
+            raise ValueError(f"max_size must be a positive whole number of pixels, not {max_size!r}")
         self.vocab, self.palette, self.max_size = vocab, load_palette(palette), max_size
         self.byte_values = PRESETS[vocab]
         self.n_bytes = len(self.byte_values)
@@ -94,6 +96,7 @@ class Tokenizer:
 
     @property
     def n_colours(self) -> int: return len(self.palette)
+    def __len__(self) -> int: return self.vocab_size
     def __repr__(self): return f"Tokenizer(vocab={self.vocab!r}, {self.n_bytes} bytes + {self.n_colours} colours = {self.vocab_size} tokens)"
 
 # %% ../nbs/02_tokenizer.ipynb #22d4cd73
