@@ -307,7 +307,11 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         return row
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=total, initial=st['step'], disable=not progress or rank != 0, desc=f'Training {cfg.backbone}', unit='step')
+    # with a time budget the bar counts its seconds: the epoch ceiling, which time cuts short, would promise hours
+    timed = cfg.max_minutes is not None
+    bar = tqdm(total=round(60 * cfg.max_minutes) if timed else total, initial=round(st['elapsed']) if timed else st['step'],
+               unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
+               disable=not progress or rank != 0, desc=f'Training {cfg.backbone}')
     start, micro = time.time() - st['elapsed'], cfg.batch_size // (world * cfg.grad_accum)
     sums, stop = np.zeros(3 * (1 + len(MODALITIES))), False
     try:
@@ -341,7 +345,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
                 scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
                 st['step'] += 1; st['batch'] += 1
-                bar.set_postfix(loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False); bar.update(1)
+                bar.set_postfix(step=st['step'], loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False)
+                bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
                 out_of_time = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
                 end_of_epoch = st['batch'] == n_batches
                 if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
