@@ -270,9 +270,13 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         if was['sha1'] != data_id['sha1']:
             raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
                                 f"{data} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
-        if cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes:
-            raise TrainingError(f"cannot resume {out}: it has trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget "
-                                f"(max_minutes={cfg.max_minutes} counts the minutes already trained); give a larger budget to train on")
+        finished = [why for why, hit in (
+            (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
+             "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
+            (f"stopped early, after {saved['bad_evals']} evaluations without improvement; give a patience (--patience) above {cfg.patience}",
+             bool(cfg.patience and saved['bad_evals'] >= cfg.patience)),
+            (f"trained all its {cfg.epochs} epochs; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
+        if finished: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
         model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer']); scaler.load_state_dict(saved['scaler'])
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
