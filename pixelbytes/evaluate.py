@@ -75,8 +75,19 @@ class Evaluation:
         self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n)})
 
     def value(self, metric: str, modality: str = 'all') -> float:
-        "The value of one metric for one modality."
-        return next(r['value'] for r in self.rows if r['metric'] == metric and r['modality'] == modality)
+        "The value of one metric for one modality (or part: 'text to image', 'consistent rows', ...)."
+        found = [r['value'] for r in self.rows if r['metric'] == metric and r['modality'] == modality]
+        if not found:
+            parts = [r['modality'] for r in self.rows if r['metric'] == metric]
+            raise ValueError(f"no {metric!r} for {modality!r} in this evaluation; "
+                             + (f"its {metric!r} values are for {parts}" if parts else f"its metrics are {sorted({r['metric'] for r in self.rows})}"))
+        return found[0]
+
+    def to_dict(self) -> dict:
+        "Every value as `{metric: {modality: value}}`."
+        out = {}
+        for r in self.rows: out.setdefault(r['metric'], {})[r['modality']] = r['value']
+        return out
 
     def __str__(self):
         w = max([len('modality')] + [len(r['modality']) for r in self.rows]) + 2
@@ -186,10 +197,12 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         raise ValueError(f"the model's vocabulary ({tok.vocab}, {tok.n_colours} colours) is not the dataset's "
                          f"({built.tokenizer.vocab}, {built.tokenizer.n_colours} colours): evaluate on data built like its training data")
     is_demo = built.report.get('source') == 'demo'
-    metrics = list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
     unknown = [m for m in metrics if m not in METRICS]
     if unknown: raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
+    drawn = [m for m in metrics if m in ('structure', 'copy', 'demo')]
+    if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     test = built.test
     if len(test) == 0: raise ValueError(f"the dataset has no test items (built with test_size 0): nothing held out to evaluate on")
     seqs = [np.asarray(s, np.int64) for s in test['input_ids']]

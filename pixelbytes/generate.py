@@ -59,27 +59,28 @@ class Generation:
         return f"Generation({len(self.ids) - self.n_prompt} new tokens: {self.new_segments})"
 
 # %% ../nbs/09_generate.ipynb #0cc6fb39
-def _as_pixels(image, tok: Tokenizer, name='image') -> np.ndarray:
-    "A palette-index array from a palette-index array, a PIL image or an image file."
+def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.ndarray:
+    "A palette-index array from a palette-index array, a PIL image or an image file (cropped to its content if `crop`)."
     if isinstance(image, np.ndarray): return image
     if not hasattr(image, 'getbands'): image = open_image(image, name=name if isinstance(image, bytes) else None)
-    return pixelize(image, tok.palette, tok.max_size)
+    return pixelize(image, tok.palette, tok.max_size, crop=crop)
 
-def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None):
-    "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode."
+def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True):
+    "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`: how an image file is read."
     if rows is not None and image is None: raise ValueError("rows needs an image: the first rows of the image to complete")
     if prompt is not None and image is not None and rows is None:
         raise ValueError("a caption and an image together need rows (complete the image after the caption); "
                          "to caption an image, give the image alone")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
     if image is None: return ids, ('image' if prompt is not None else None)
-    px = _as_pixels(image, tok)
+    px = _as_pixels(image, tok, crop)
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
+    if px.shape[0] < 2: raise ValueError("the image has 1 row: completion needs an image of 2 rows or more")
     if not 1 <= rows < px.shape[0]:
         raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows; give 1 to {px.shape[0] - 1} of them to complete")
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1)]), 'image'
 
-# %% ../nbs/09_generate.ipynb #a82167c9
+# %% ../nbs/09_generate.ipynb #47f796be
 def _whole_item_allowed(tok: Tokenizer):
     "The `allowed` of a whole item: any token first, then each segment kept in its modality, and the other one after its LF."
     anything, image, text = np.ones(tok.vocab_size, bool), allowed_tokens(tok, 'image'), allowed_tokens(tok, 'text')
@@ -100,12 +101,13 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              num:int=1, # samples to draw
              temperature:float=1.0, top_k:int=None, top_p:float=None, seed:int=None,
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
+             crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              progress:bool=False) -> list:
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation`."
     if isinstance(model, (str, Path)): model = PixelBytesModel.from_pretrained(model)
     if max_tokens is not None and max_tokens < 1: raise ValueError(f"max_tokens={max_tokens}: generate at least 1 new token")
     tok = model.tokenizer
-    ids, kind = build_prompt(tok, prompt, image, rows)
+    ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop)
     per_image = tok.max_size * (tok.max_size + 1)
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
     if kind is None: mask, stop = _whole_item_allowed(tok), lambda seq: seq.count(LF) >= 2  # two segments
@@ -114,9 +116,11 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
                          stop=stop, allowed=mask, num=num, progress=progress)
     return [Generation(o, len(ids), tok) for o in out]
 
-# %% ../nbs/09_generate.ipynb #f1fbfe1a
+# %% ../nbs/09_generate.ipynb #0dbb0154
 def save_generations(gens, path, format=None, scale:int=8, grid:bool=False, text:str='right'):
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
+    if isinstance(gens, Generation): gens = [gens]
+    if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
     r = render([g.segments for g in gens], palette=gens[0].tokenizer.palette, scale=scale, grid=grid, text=text)
     r.save(path, format=format)
     return r

@@ -63,6 +63,7 @@ def _train_args(p):
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
     p.add_argument('--resume', action='store_true', help='continue the training saved in --out')
+    p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     for name, key, typ, help in (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
                                  ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
                                  ('seq-length', 'seq_length', int, 'window length'),
@@ -100,7 +101,7 @@ def train_config(a) -> dict:
 
 def _run_train(a):
     from pixelbytes.train import train
-    model, history = train(train_config(a), a.data, a.out, resume=a.resume)
+    model, history = train(train_config(a), a.data, a.out, resume=a.resume, overwrite=a.overwrite)
     if int(os.environ.get('RANK', 0)) == 0:
         print(model.summary())
         best = min(history, key=lambda h: h['val_loss'])
@@ -138,6 +139,7 @@ def _generate_args(p):
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
     p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: random)')
     p.add_argument('--max-tokens', type=int, default=None, help='at most this many new tokens per sample')
+    _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=8, help='screen pixels per image pixel (default: 8)')
     p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
     p.add_argument('--out', default=None, help='output file (default: generated.FORMAT)')
@@ -148,7 +150,7 @@ def _run_generate(a):
     from pixelbytes.tokenizer import TextSegment
     if a.image is not None and not os.path.isfile(a.image): raise FileNotFoundError(f"--image {a.image!r}: no such file")
     model = PixelBytesModel.from_pretrained(a.model)
-    gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, progress=True)
+    gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, crop=a.crop, progress=True)
     out = a.out or f'generated.{a.format or "png"}'
     save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):

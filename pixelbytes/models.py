@@ -43,6 +43,7 @@ class PixelBytesConfig:
     mix: str = 'linear'              # how neighbours combine: 'linear' (concatenate, project) or 'conv' (learned convolutional mix)
     dropout: float = 0.1
     tokenizer: dict = field(default_factory=lambda: Tokenizer().to_dict())
+    crop: bool = True                # images are cropped to their content before they are read (the data decides: build's crop)
     # training (see `train`)
     seq_length: int = None           # window length (default 1024: whole items, so that a caption and its image share a window;
                                      # bidirectional: 16, the positions it re-reads for every generated token)

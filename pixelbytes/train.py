@@ -238,13 +238,15 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build`
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
           resume:bool=False, # continue the training saved in `out`
+          overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
     rank, world, local = _dist()
     device = _setup_device(world, local)
     built = load_built(data)
     cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
-    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict()})  # the data decides the vocabulary
+    # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
+    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True)})
     tok, out = built.tokenizer, Path(out)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
@@ -262,9 +264,11 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     amp = cfg.amp and device.type == 'cuda'
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
+    if resume and overwrite: raise TrainingError("resume or overwrite: continue the run in out, or replace it, not both")
     if resume:
         saved = load_state(out/STATE_FILE)
-        diff = {k: (saved['config'].get(k), v) for k, v in cfg.to_dict().items() if saved['config'].get(k) != v and k not in _RESUMABLE}
+        was_cfg = {**PixelBytesConfig().to_dict(), **saved['config']}  # a field added since the run began has its default
+        diff = {k: (was_cfg[k], v) for k, v in cfg.to_dict().items() if was_cfg[k] != v and k not in _RESUMABLE}
         if diff: raise TrainingError(f"cannot resume {out}: the config differs from the saved one in {diff}")
         was = saved.get('data', data_id)
         if was['sha1'] != data_id['sha1']:
@@ -283,8 +287,12 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         st = {k: saved[k] for k in st}
     elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
         raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
-    elif (out/STATE_FILE).exists():
-        raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, or choose another output folder")
+    elif (out/STATE_FILE).exists() and not overwrite:
+        raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, "
+                            "overwrite=True (--overwrite) to replace it, or choose another output folder")
+    elif overwrite and rank == 0:  # only what a run writes: anything else a user keeps in out stays
+        for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
+        for d in ('best', 'last'): shutil.rmtree(out/d, ignore_errors=True)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
@@ -388,18 +396,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def _worker(rank, world, port, config, data, out, resume, progress):
+def _worker(rank, world, port, config, data, out, resume, overwrite, progress):
     "One process of `launch`."
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    try: train(config, data, out, resume=resume, progress=progress)
+    try: train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 
-def launch(config, data, out='models/pixelbytes', nprocs:int=None, resume:bool=False, progress:bool=True):
+def launch(config, data, out='models/pixelbytes', nprocs:int=None, resume:bool=False, overwrite:bool=False, progress:bool=True):
     "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model and the metrics."
     import torch.multiprocessing as mp
     nprocs = nprocs or max(1, torch.cuda.device_count())
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
-    mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, str(data), str(out), resume, progress), nprocs=nprocs, start_method='spawn')
+    mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, str(data), str(out), resume, overwrite, progress), nprocs=nprocs, start_method='spawn')
     out = Path(out)
     return PixelBytesModel.from_pretrained(out/'best'), load_state(out/STATE_FILE)['history']

@@ -55,7 +55,7 @@ class GenerateWidget:
         self.temperature = W.FloatSlider(1.0, min=0, max=2, step=0.05, description='temperature', style=style)
         self.top_k = W.BoundedIntText(0, min=0, max=self.model.tokenizer.vocab_size, description='top-k (0: off)', style=style)
         self.top_p = W.FloatSlider(1.0, min=0.05, max=1, step=0.05, description='top-p', style=style)
-        self.seed = W.IntText(0, description='seed (<0: random)', style=style)
+        self.seed = W.IntText(-1, description='seed (<0: random)', style=style)  # random: each click draws new samples
         self.num = W.BoundedIntText(1, min=1, max=64, description='samples', style=style)
         self.max_tokens = W.BoundedIntText(0, min=0, max=1_000_000, description='max tokens (0: auto)', style=style)
         self.scale = W.IntSlider(scale, min=1, max=16, description='scale', style=style)
@@ -95,7 +95,7 @@ class GenerateWidget:
         file = _uploaded(change['new'])
         if file is None: return
         tok = self.model.tokenizer
-        try: px = pixelize(open_image(file[1], name=file[0]), tok.palette, tok.max_size)
+        try: px = pixelize(open_image(file[1], name=file[0]), tok.palette, tok.max_size, crop=self.model.config.crop, name=file[0])
         except Exception as e: return self._report(e)
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
@@ -105,7 +105,7 @@ class GenerateWidget:
 
     def arguments(self) -> dict:
         "The keyword arguments of `generate` that the controls stand for; `ValueError` when the mode lacks its input."
-        mode, caption = self.mode.value, self.caption.value
+        mode, caption = self.mode.value, self.caption.value.strip()
         args = dict(num=self.num.value, temperature=self.temperature.value, top_k=self.top_k.value or None,
                     top_p=self.top_p.value if self.top_p.value < 1 else None, seed=self.seed.value if self.seed.value >= 0 else None,
                     max_tokens=self.max_tokens.value or None)
