@@ -139,7 +139,7 @@ def _structure(ev, model, items, temperature, seed):
     "Images drawn from captions: consistent rows, and the size of the item's image."
     rows_ok = size_ok = 0
     for i, (caption, px) in enumerate(items):
-        g = generate(model, prompt=caption, temperature=temperature, seed=seed + i)[0]
+        g = generate(model, prompt=caption, temperature=temperature, seed=seed + i, rectangular=False)[0]  # the model's own row ends
         seg = next((s for s in g.new_segments if isinstance(s, ImageSegment)), None)
         consistent = seg is not None and seg.ok
         rows_ok += consistent

@@ -81,17 +81,41 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1)]), 'image'
 
 # %% ../nbs/09_generate.ipynb #47f796be
-def _whole_item_allowed(tok: Tokenizer):
+def _open_segment(seq) -> list:
+    "The tokens after the last LF (leading NULs dropped): the segment being written."
+    seg = seq[len(seq) - seq[::-1].index(LF):] if LF in seq else seq
+    return [t for t in seg if t != NUL] if seg and seg[0] == NUL else seg
+
+def _rectangle_rule(tok: Tokenizer):
+    "The `allowed` of an image being drawn that keeps it rectangular, at most `max_size` wide and high."
+    pixel = np.arange(tok.vocab_size) >= tok.n_bytes
+    only = lambda *ids: np.isin(np.arange(tok.vocab_size), ids)
+    first_row, row_full, end_only = pixel | only(TAB, LF), only(TAB, LF), only(LF)
+    def allowed(seq):
+        seg = _open_segment(seq)
+        rows = seg.count(TAB)  # rows finished
+        col = seg[::-1].index(TAB) if rows else len(seg)  # pixels in the row being drawn
+        width = seg.index(TAB) if rows else tok.max_size  # the first row sets the width
+        if col == 0 and not rows: return pixel  # an image has a pixel
+        if col < width: return first_row if not rows and col < tok.max_size else pixel
+        return row_full if rows + 1 < tok.max_size else end_only
+    return allowed
+
+def _whole_item_allowed(tok: Tokenizer, rectangular: bool = True):
     "The `allowed` of a whole item: any token first, then each segment kept in its modality, and the other one after its LF."
     anything, image, text = np.ones(tok.vocab_size, bool), allowed_tokens(tok, 'image'), allowed_tokens(tok, 'text')
+    rect = _rectangle_rule(tok)
     is_image = lambda t: t >= tok.n_bytes or t == TAB
-    def allowed(seq):
+    def modality(seq):
         # the last two tokens say it all, in constant time (decoding the whole sequence for every token is quadratic):
         # the last one is in the open segment's modality; an LF closes a segment in the modality of the token before it
         last = [t for t in seq[-2:] if t != NUL]  # NUL can only lead: once a segment has begun, it is never allowed
         if not last: return anything
         if last[-1] != LF: return image if is_image(last[-1]) else text
         return text if len(last) == 2 and is_image(last[0]) else image
+    def allowed(seq):
+        mask = modality(seq)
+        return rect(seq) if rectangular and mask is image else mask
     return allowed
 
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
@@ -102,6 +126,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              temperature:float=1.0, top_k:int=None, top_p:float=None, seed:int=None,
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
+             rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)
              progress:bool=False) -> list:
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation`."
     if isinstance(model, (str, Path)): model = PixelBytesModel.from_pretrained(model)
@@ -110,7 +135,8 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop)
     per_image = tok.max_size * (tok.max_size + 1)
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
-    if kind is None: mask, stop = _whole_item_allowed(tok), lambda seq: seq.count(LF) >= 2  # two segments
+    if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # two segments
+    elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
     else: mask, stop = allowed_tokens(tok, kind), LF
     out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                          stop=stop, allowed=mask, num=num, progress=progress)
