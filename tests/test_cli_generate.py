@@ -41,6 +41,12 @@ def test_default_output_name(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', cwd=tmp_path)
     assert r.returncode == 0, r.stderr and (tmp_path/'generated.png').exists()
 
+def test_output_name_sets_the_format(trained, tmp_path):
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'samples')
+    assert r.returncode == 0 and Image.open(tmp_path/'samples').format == 'PNG', r.stderr  # no extension: a PNG
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.gif')
+    assert r.returncode == 1 and "unknown image format '.gif'" in r.stderr and 'Generating' not in r.stderr  # refused before drawing
+
 @pytest.mark.parametrize('args, message', [
     (['--model', '/no/such/model'], 'is not a folder saved with save_pretrained'),
     (['--model', 'someone/missing-model'], 'cannot load model someone/missing-model'),
