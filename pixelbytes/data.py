@@ -125,9 +125,17 @@ def _demo_rows(n=400, seed=0):
     return {'row': list(range(len(items))), 'image': [png(it['image']) for it in items],
             'caption': [it['caption'] for it in items], 'problem': [None] * len(items)}
 
+def _load_saved(p: Path):
+    "`load_from_disk(p)`, or a `BuildError` naming the folder when `datasets` cannot read it (it fails deep inside, e.g. on 0 shards)."
+    from datasets import load_from_disk
+    try: return load_from_disk(str(p))
+    except Exception as e:
+        raise BuildError(f"{str(p)!r} cannot be read as a saved dataset ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else '-'}); "
+                         "is it empty, or written by another version of datasets?") from None
+
 def open_source(path, caption_column=None, image_column='image'):
     "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source."
-    from datasets import Dataset, load_dataset, load_from_disk
+    from datasets import Dataset, load_dataset
     p = Path(str(path)).expanduser()
     if str(path) == 'demo':
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
@@ -136,7 +144,7 @@ def open_source(path, caption_column=None, image_column='image'):
         info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': unlisted}
         return Dataset.from_dict(rows), info
     if p.is_dir() and _is_saved_dataset(p):
-        ds, cap_col = _from_dataset(load_from_disk(str(p)), caption_column, image_column, str(p))
+        ds, cap_col = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
         return ds, {'kind': 'saved', 'caption_column': cap_col}
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
     if not p.exists() and (str(path).count('/') != 1 or str(path).startswith(('.', '/', '~'))):
@@ -304,9 +312,8 @@ class Built:
 
 def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`."
-    from datasets import load_from_disk
     p = Path(path)
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists():
         raise BuildError(f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)")
-    return Built(load_from_disk(str(p)), Tokenizer.from_dict(json.loads((p/TOKENIZER_FILE).read_text())),
+    return Built(_load_saved(p), Tokenizer.from_dict(json.loads((p/TOKENIZER_FILE).read_text())),
                  json.loads((p/REPORT_FILE).read_text()))
