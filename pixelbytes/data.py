@@ -1,4 +1,4 @@
-"""From captioned images (a Hub dataset, a local folder, a saved dataset or the built-in demo set) to a tokenized `datasets` dataset on disk, split by item, with a report of everything read, written and skipped.
+"""From captioned images (a Hub dataset, a local folder, a saved dataset or the built-in demo set) to a tokenized `datasets` dataset on disk, split by image, with a report of everything read, written and skipped.
 
 Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
-from .tokenizer import Tokenizer, clean_text
+from .tokenizer import Tokenizer, clean_text, LF
 from .pixelize import pixelize, open_image, to_pil, ImageError, MAX_PIXELS
 
 # %% ../nbs/04_data.ipynb #4f3191b5
@@ -88,12 +88,15 @@ def _read_metadata(folder: Path, caption_column=None):
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
     for i, (rec, problem) in enumerate(records):
         caption, cap_problem = _decode_caption(rec.get(cap_col), f'row {i}')
-        fname = rec.get('file_name')
+        fname = (rec.get('file_name') or '').replace('\\', '/')  # a path written on Windows
         if not problem and not fname: problem = 'missing file_name'
-        rows['row'].append(i); rows['image'].append(str(folder/fname) if fname else '')
+        inside = not fname or os.path.normpath(folder/fname).startswith(os.path.normpath(folder) + os.sep)
+        if not problem and not inside: problem = f"file_name {fname!r} points outside the folder"
+        rows['row'].append(i); rows['image'].append(str(folder/fname) if fname and inside else '')
         rows['caption'].append(caption); rows['problem'].append(problem or cap_problem)
     listed = {os.path.normpath(p) for p in rows['image'] if p}
-    unlisted = sum(1 for p in folder.rglob('*') if p.suffix.lower() in _IMAGE_SUFFIXES and os.path.normpath(p) not in listed)
+    unlisted = sorted(str(p.relative_to(folder)) for p in folder.rglob('*')
+                      if p.suffix.lower() in _IMAGE_SUFFIXES and os.path.normpath(p) not in listed)
     return rows, cap_col, meta.name, unlisted
 
 # %% ../nbs/04_data.ipynb #001fcda6
@@ -141,7 +144,7 @@ def open_source(path, caption_column=None, image_column='image'):
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
     if p.is_dir() and any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')):
         rows, cap_col, meta, unlisted = _read_metadata(p, caption_column)
-        info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': unlisted}
+        info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': len(unlisted), 'unlisted_examples': unlisted[:3]}
         return Dataset.from_dict(rows), info
     if p.is_dir() and _is_saved_dataset(p):
         ds, cap_col = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
@@ -173,7 +176,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error):
             if problem: raise ValueError(problem)
             caption, problem = _decode_caption(caption, f'row {row}')
             if problem: raise ValueError(problem)
-            if clean: caption = clean_text(caption)
+            if clean: caption = clean_text(caption, keep=tok.characters)
             pixels = pixelize(_open_ref(ref, max_pixels, name), tok.palette, tok.max_size, crop=crop, name=name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
@@ -202,13 +205,25 @@ def _test_size(test_size):
         raise BuildError(f"test_size must be a fraction in [0, 1) or a whole number of items, not {test_size!r}")
     return int(test_size) if test_size >= 1 else float(test_size)
 
+def _image_key(ids) -> bytes:
+    "The image tokens of a row (everything after its caption's LF): the rows of one sprite share them."
+    ids = np.asarray(ids, np.int32)
+    return ids[np.argmax(ids == LF) + 1:].tobytes()
+
 def _split(ds, test_size, seed):
-    "Train/test DatasetDict, split by item; `test_size` as `_test_size` returns it."
-    from datasets import Dataset, DatasetDict
+    "Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it."
+    from datasets import Dataset, DatasetDict, concatenate_datasets
     n_test = 0 if len(ds) < 2 or not test_size else max(1, round(test_size * len(ds)) if test_size < 1 else test_size)
     if n_test >= len(ds): raise BuildError(f"test_size {test_size} leaves no training rows out of {len(ds)}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
-    return ds.train_test_split(test_size=n_test, seed=seed)
+    split = ds.train_test_split(test_size=n_test, seed=seed)
+    # an image with several captions: the test must not hold a sprite the model trained on, so its other rows follow it
+    in_test = {_image_key(ids) for ids in split['test']['input_ids']}
+    moved = [i for i, ids in enumerate(split['train']['input_ids']) if _image_key(ids) in in_test]
+    if not moved: return split
+    if len(moved) == len(split['train']): raise BuildError(f"test_size {test_size} leaves no training rows: every image is in the test split")
+    keep = sorted(set(range(len(split['train']))) - set(moved))
+    return DatasetDict(train=split['train'].select(keep), test=concatenate_datasets([split['test'], split['train'].select(moved)]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
@@ -287,11 +302,12 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     t = report['tokens_per_row']
     lines = [f"Built {report['source']} -> {out}" if out else f"Built {report['source']}",
              f"  rows read {report['rows_read']}, written {report['rows_written']}, skipped {report['rows_skipped']}",
-             f"  splits {report['splits']} (by item, seed {report['seed']})",
+             f"  splits {report['splits']} (by image, seed {report['seed']})",
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if n := report.get('unlisted_images'):
-        lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read")
+        some = ', '.join(report.get('unlisted_examples', [])) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
+        lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
     for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {s['reason']}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
     if any('vocabulary' in s['reason'] for s in report['skipped']) and not report['clean_text']:
@@ -309,6 +325,7 @@ class Built:
     def train(self): return self.splits['train']
     @property
     def test(self): return self.splits['test']
+    def __getitem__(self, split: str): return self.splits[split]
 
 def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`."

@@ -194,8 +194,10 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():
-        raise ValueError(f"the model's vocabulary ({tok.vocab}, {tok.n_colours} colours) is not the dataset's "
-                         f"({built.tokenizer.vocab}, {built.tokenizer.n_colours} colours): evaluate on data built like its training data")
+        say = lambda t: f"{t.vocab}, {t.n_colours} colours, max size {t.max_size}"
+        raise ValueError(f"the model's vocabulary ({say(tok)}) is not the dataset's ({say(built.tokenizer)})"
+                         + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
+                         + ": evaluate on data built like its training data")
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
     unknown = [m for m in metrics if m not in METRICS]

@@ -96,17 +96,22 @@ class Tokenizer:
 
     @property
     def n_colours(self) -> int: return len(self.palette)
+    @property
+    def characters(self) -> set:
+        "The ASCII characters this vocabulary encodes (one byte each): what `clean_text(text, keep=...)` may keep."
+        return {chr(b) for b in self.byte_values if b < 128}
     def __len__(self) -> int: return self.vocab_size
     def __repr__(self): return f"Tokenizer(vocab={self.vocab!r}, {self.n_bytes} bytes + {self.n_colours} colours = {self.vocab_size} tokens)"
 
 # %% ../nbs/02_tokenizer.ipynb #22d4cd73
 def normalize_text(text: str) -> str:
-    "`text` with the structural characters (NUL, TAB, LF) replaced by spaces."
-    return text.translate({0: ' ', 9: ' ', 10: ' '})
+    "`text` with the structural characters (NUL, TAB, LF, and CR of a Windows line end) replaced by spaces."
+    return text.replace('\r\n', '\n').translate({0: ' ', 9: ' ', 10: ' ', 13: ' '})
 
-def clean_text(text: str) -> str:
-    "The reference's caption cleanup: NFKD-normalised, lowercased, non-ASCII dropped."
-    return unicodedata.normalize('NFKD', text.lower()).encode('ascii', 'ignore').decode('ascii')
+def clean_text(text: str, keep: set = None) -> str:
+    "The reference's caption cleanup: NFKD-normalised, lowercased, non-ASCII dropped; with `keep`, only those characters kept."
+    text = unicodedata.normalize('NFKD', text.lower()).encode('ascii', 'ignore').decode('ascii')
+    return text if keep is None else ''.join(c for c in normalize_text(text) if c in keep)
 
 # %% ../nbs/02_tokenizer.ipynb #ca4cf873
 def _check_ids(ids, vocab_size, what):
@@ -122,7 +127,7 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
     if len(missing):
         pos = len(text.encode('utf-8')[:missing[0]].decode('utf-8', 'ignore'))
         raise ValueError(f"{where}: character {text[pos]!r} at position {pos} is not in the {self.vocab!r} vocabulary"
-                         + (" (it holds lowercase a-z, digits, space and \"'()*,-+.:[];/%!; clean_text() lowercases and drops the rest)" if self.vocab == 'v1' else ''))
+                         + (" (it holds lowercase a-z, digits, space and \"'()*,-+.:[];/%!; build's --clean-text lowercases and drops the rest)" if self.vocab == 'v1' else ''))
     return np.append(ids, LF)
 Tokenizer.encode_text = _encode_text
 
