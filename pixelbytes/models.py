@@ -265,8 +265,27 @@ _BACKBONE_CLASSES = {'lstm': LSTMBackbone, 'transformer': TransformerBackbone, '
 class ModelLoadError(ValueError):
     "A model folder or Hub id that cannot be loaded; the message names the file at fault."
 
+# the README.md that save_pretrained writes beside the weights (and the Hub shows): what the model is, how to use it
+_MODEL_CARD = '''---
+{{ card_data }}
+---
+
+# A PixelBytes model
+
+{{ summary }}
+
+It writes captions and draws pixel-art sprites as one sequence of tokens: [PixelBytes]({{ repo_url }}) ([docs]({{ docs_url }})).
+
+```python
+from pixelbytes.generate import generate, save_generations
+samples = generate('THIS_FOLDER_OR_HUB_ID', prompt='a red circle above a blue square', num=4)
+save_generations(samples, 'samples.png')
+```
+'''
+
 class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes', tags=['pixelbytes', 'pixel-art'],
-                      repo_url='https://github.com/pixelbytes/pixelbytes'):
+                      repo_url='https://github.com/pixelbytes/pixelbytes', docs_url='https://pixelbytes.github.io/pixelbytes/',
+                      model_card_template=_MODEL_CARD):
     "Embedding of the 2D context, a backbone, and a head predicting the token at every position."
     def __init__(self, config: PixelBytesConfig):
         super().__init__()
@@ -314,6 +333,11 @@ def _summary(self: PixelBytesModel) -> str:
     return (f"PixelBytesModel: {kind}, {c.n_layers} layers, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
+
+def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
+    "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary."
+    return PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), **kwargs)
+PixelBytesModel.generate_model_card = _generate_model_card
 
 # %% ../nbs/07_models.ipynb #0a9da3cc
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
