@@ -56,12 +56,13 @@ def _as_samples(samples) -> list:
     return out
 
 # %% ../nbs/10_render.ipynb #a3fa5558
-FONT_FAMILY = 'Aileron, Helvetica, Arial, sans-serif'  # Pillow's default font first, then the nearest common ones
+FONT_FAMILY = "'DejaVu Sans', Verdana, sans-serif"  # the font measured first, then one of nearly its widths
 
 @lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    "Pillow's built-in font at `size` pixels (cached: loading it parses the font each time)."
-    return ImageFont.load_default(size)
+    "DejaVu Sans, from matplotlib's data, at `size` pixels (cached: loading it parses the font each time)."
+    import matplotlib  # only for its font file
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path())/'fonts'/'ttf'/'DejaVuSans.ttf'), size)
 
 # C0 controls, DEL and the two noncharacters are not allowed in XML 1.0 even as references
 _UNPRINTABLE = {c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF] if c != 10} | {9: ' '}
