@@ -97,7 +97,7 @@ def _rectangle_rule(tok: Tokenizer):
         col = seg[::-1].index(TAB) if rows else len(seg)  # pixels in the row being drawn
         width = seg.index(TAB) if rows else tok.max_size  # the first row sets the width
         if col == 0 and not rows: return pixel  # an image has a pixel
-        if col < width: return first_row if not rows and col < tok.max_size else pixel
+        if col < width: return pixel if rows else first_row
         return row_full if rows + 1 < tok.max_size else end_only
     return allowed
 

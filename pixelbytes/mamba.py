@@ -188,7 +188,7 @@ class Mamba(nn.Module):
                                   self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
                                   delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         x, z = xz.chunk(2, dim=1)
-        conv_state = F.pad(x[..., -self.d_conv:], (max(0, self.d_conv - L), 0))  # the last d_conv inputs, zeros before the first
+        if return_state: conv_state = F.pad(x[..., -self.d_conv:], (max(0, self.d_conv - L), 0))  # the last d_conv inputs, zeros before
         x = F.silu(self.conv1d(x)[..., :L])
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # the bias is added inside the scan, before softplus

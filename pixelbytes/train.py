@@ -250,8 +250,9 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     tok, out = built.tokenizer, Path(out)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
-    train_items, val_items = _split_items(item_segments(built.train['input_ids'], tok), cfg)
-    data_id = {'path': str(data), 'items': len(built.train), 'sha1': _fingerprint(built.train['input_ids'])}
+    train_ids = built.train['input_ids']
+    train_items, val_items = _split_items(item_segments(train_ids, tok), cfg)
+    data_id = {'path': str(data), 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
     if not train_items: raise TrainingError(f"{data} has no training items")
     val = Windows([tok.encode(s) for s in val_items], cfg)
     val_shard = np.arange(rank, len(val), world)
@@ -359,7 +360,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 st['step'] += 1; st['batch'] += 1
                 bar.set_postfix(step=st['step'], loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False)
                 bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
-                out_of_time = cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes
+                out_of_time = timed and time.time() - start > 60 * cfg.max_minutes
                 end_of_epoch = st['batch'] == n_batches
                 if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
                 if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
