@@ -53,8 +53,8 @@ class Generation:
         return next((s.pixels for s in self.new_segments if isinstance(s, ImageSegment)), None)
     def to_pil(self, scale: int = 8, grid: bool = False):
         "The whole sample drawn as a PIL image (see `render`)."
-        return render(self.segments, palette=self.tokenizer.palette, scale=scale, grid=grid).to_pil()
-    def _repr_png_(self): return render(self.segments, palette=self.tokenizer.palette)._repr_png_()
+        return render(self, scale=scale, grid=grid).to_pil()
+    def _repr_png_(self): return render(self)._repr_png_()
     def __repr__(self):
         return f"Generation({len(self.ids) - self.n_prompt} new tokens: {self.new_segments})"
 
@@ -147,6 +147,6 @@ def save_generations(gens, path, format=None, scale:int=8, grid:bool=False, text
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
     if isinstance(gens, Generation): gens = [gens]
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
-    r = render([g.segments for g in gens], palette=gens[0].tokenizer.palette, scale=scale, grid=grid, text=text)
+    r = render(gens, scale=scale, grid=grid, text=text)
     r.save(path, format=format)
     return r

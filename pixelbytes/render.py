@@ -37,8 +37,15 @@ def _bad_segment(x, where):
     "The error for `x`, which is not a segment; `where` names it."
     return TypeError(f"{where}: expected a TextSegment, ImageSegment, str or 2D integer array of palette indices, got {type(x).__name__}")
 
+def _is_generation(x) -> bool:
+    "Whether `x` is a `Generation` (tested by its fields: `generate` imports this module, not the other way round)."
+    return hasattr(x, 'segments') and hasattr(x, 'tokenizer')
+
 def _as_samples(samples) -> list:
-    "`samples` (one segment, one sample, or a list of samples) as a list of samples, each a list of segments."
+    "`samples` (one segment, one sample, a `Generation`, or a list of samples or generations) as a list of samples, each a list of segments."
+    if _is_generation(samples): samples = [samples]
+    if isinstance(samples, (list, tuple)) and any(_is_generation(s) for s in samples):
+        samples = [s.segments if _is_generation(s) else s for s in samples]
     one = _as_segment(samples)
     if one is not None: return [[one]]
     if not isinstance(samples, (list, tuple)): raise _bad_segment(samples, 'samples')
@@ -210,8 +217,17 @@ class Rendering:
 
     def __repr__(self): return f'Rendering({len(self.samples)} sample{"s" * (len(self.samples) != 1)}, {self.size[0]}x{self.size[1]} px)'
 
-def render(samples,                    # one segment, one decoded sequence (a list of segments), or a list of sequences
-           palette=None,               # the colours pixels index: None for NES, or anything `load_palette` accepts
+def _palette_of(samples):
+    "The palette of the `Generation`s among `samples`, or None (NES) when there are none; an error when their models' palettes differ."
+    gens = [samples] if _is_generation(samples) else [s for s in samples if _is_generation(s)] if isinstance(samples, (list, tuple)) else []
+    if not gens: return None
+    first = np.asarray(gens[0].tokenizer.palette)
+    if any(not np.array_equal(np.asarray(g.tokenizer.palette), first) for g in gens[1:]):
+        raise ValueError("the generations come from models with different palettes: render them apart, or pass palette=")
+    return first
+
+def render(samples,                    # one segment, one decoded sequence (a list of segments), a Generation, or a list of them
+           palette=None,               # the colours pixels index: None for the generations' own, else NES; or anything `load_palette` accepts
            scale: int = 8,             # output pixels per image pixel
            grid: bool = False,         # draw a 1-pixel grid line around every pixel
            text: str = 'right',        # where a sample's text goes: 'right' of its images or 'below' them
@@ -219,11 +235,11 @@ def render(samples,                    # one segment, one decoded sequence (a li
            background='white',         # a colour name, '#rrggbb' or (r, g, b)
            columns: int | None = None, # samples in a row of the grid (None: about the square root of their number)
           ) -> Rendering:
-    "Lay out `samples` (one segment, one decoded sequence, or a list of them) for drawing as PNG, JPG or SVG."
+    "Lay out `samples` (one segment, one decoded sequence, a `Generation`, or a list of them) for drawing as PNG, JPG or SVG."
     if text not in ('right', 'below'): raise ValueError(f"text must be 'right' or 'below', got {text!r}")
     for name, v in (('scale', scale), ('width', width), ('columns', columns)):
         if v is not None and (not isinstance(v, (int, np.integer)) or v < 1): raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    pal, samples = load_palette(palette), _as_samples(samples)
+    pal, samples = load_palette(_palette_of(samples) if palette is None else palette), _as_samples(samples)
     font_size = min(max(2 * scale, 10), 20)
     boxes, size = _layout(samples, len(pal), scale, int(grid), text, width, columns, font_size)
     rgb = ImageColor.getrgb(background)[:3] if isinstance(background, str) else tuple(int(v) for v in background)

@@ -29,6 +29,12 @@ class TextSegment:
     raw: bytes
     complete: bool = True
 
+    def __post_init__(self):
+        # a str is what a user types; surrogatepass keeps a lone surrogate as bytes that are flagged, not an error
+        if isinstance(self.raw, str): self.raw = self.raw.encode('utf-8', 'surrogatepass')
+        elif isinstance(self.raw, (bytearray, memoryview)): self.raw = bytes(self.raw)
+        elif not isinstance(self.raw, bytes): raise TypeError(f"TextSegment holds text as bytes or str, got {type(self.raw).__name__}")
+
     @property
     def text(self) -> str:
         "The text, with undecodable bytes shown as U+FFFD."

@@ -131,7 +131,7 @@ class GenerateWidget:
         try:
             self.progress.value = 0
             gens = generate(self.model, **self.arguments(), progress=self._tick)
-            picture = render([g.segments for g in gens], palette=self.model.tokenizer.palette, scale=self.scale.value)
+            picture = render(gens, scale=self.scale.value)
             self.generations, self.image.value = gens, _png(picture.to_pil())
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s"
