@@ -165,18 +165,21 @@ _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_tra
              'evaluate': (_evaluate_args, _run_evaluate), 'generate': (_generate_args, _run_generate)}
 
 # %% ../nbs/13_main.ipynb #4200a00d
-def parser() -> argparse.ArgumentParser:
-    "The argument parser of every task."
+def parser(tasks=TASKS) -> argparse.ArgumentParser:
+    "The argument parser: every task by name, with the options of `tasks` (default: all)."
     p = argparse.ArgumentParser(prog='pixelbytes', description='PixelBytes: text and pixel art as one token sequence.')
     p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = p.add_subparsers(dest='task', metavar='TASK', title='tasks')
     for task, desc in TASKS.items():
-        _COMMANDS[task][0](sub.add_parser(task, help=desc, description=desc))
+        q = sub.add_parser(task, help=desc, description=desc)
+        if task in tasks: _COMMANDS[task][0](q)
     return p
 
 def main(argv=None) -> int:
     "Run the task named in `argv` (default: the command line); returns the exit status."
-    p = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for
+    p = parser([next((a for a in argv if not a.startswith('-')), None)])
     args = p.parse_args(argv)
     if args.task is None:
         p.print_help()

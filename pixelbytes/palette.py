@@ -106,11 +106,14 @@ def load_palette(src=None) -> np.ndarray:
         except UnicodeDecodeError: raise PaletteError(f"{path}: not a text file") from None
         cols, name = _readers.get(path.suffix.lower(), _from_text)(txt, str(path)), str(path)
     else: cols, name = src, 'palette'
-    if isinstance(cols, np.ndarray) and cols.ndim == 2: cols = cols.tolist()
-    if isinstance(cols, (str, bytes)) or not hasattr(cols, '__len__'): raise PaletteError(f"{name}: expected a list of colours, got {type(cols).__name__}")
-    arr = np.array([_parse_colour(c, f'{name} entry {i}') for i, c in enumerate(cols)], dtype=np.uint8).reshape(-1, 3)
+    if isinstance(cols, np.ndarray) and cols.ndim == 2 and cols.shape[1] == 3 and cols.dtype.kind in 'iu' and ((cols >= 0) & (cols <= 255)).all():
+        arr = cols.astype(np.uint8)  # colours already: no parsing one by one (pixelizing reads its palette for every image)
+    else:
+        if isinstance(cols, np.ndarray) and cols.ndim == 2: cols = cols.tolist()
+        if isinstance(cols, (str, bytes)) or not hasattr(cols, '__len__'): raise PaletteError(f"{name}: expected a list of colours, got {type(cols).__name__}")
+        arr = np.array([_parse_colour(c, f'{name} entry {i}') for i, c in enumerate(cols)], dtype=np.uint8).reshape(-1, 3)
     if len(arr) == 0: raise PaletteError(f"{name}: the palette is empty")
-    _, first, counts = np.unique(arr, axis=0, return_index=True, return_counts=True)
+    _, first, counts = np.unique(arr.astype(np.int32) @ np.array([65536, 256, 1], np.int32), return_index=True, return_counts=True)
     if (counts > 1).any():
         dup = arr[first[counts > 1][0]]
         idx = np.flatnonzero((arr == dup).all(1))
