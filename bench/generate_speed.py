@@ -25,8 +25,8 @@ subtract two runs that both hold the prefill to find a few tens of milliseconds,
 noisy. Instead the script prefills once per (backbone, prefix) exactly as `generate` does
 (`model(context(prompt), return_state=True)`), and times N new tokens of the same
 loop body `generate` runs for each new token: the next context from a `ContextTracker` (causal) or
-`bidirectional_window(ids, config)` (bidirectional: `context(ids + [LF])`, its last seq_length rows,
-zero-padded in front), `model.step` / `model(...)`, `logits.float().cpu()`,
+the window slid by one context (bidirectional: it starts as `bidirectional_window(prompt, config)`,
+the last seq_length rows of `context(prompt + [LF])`, zero-padded in front), `model.step` / `model(...)`, `logits.float().cpu()`,
 temperature-1 sampling with `torch.multinomial` and a seeded generator, `tracker.append`. Each timed
 run starts from a copy of the prefilled state and tracker (the copy is not timed; the transformer's
 cache is updated in place, so it must be copied), so every repeat generates the same N tokens from the
@@ -112,6 +112,7 @@ def prefill(model, prompt, by_steps=False):
             for t in range(len(prompt)): _, state = model.step(full[t].expand(1, -1), state)
         else: state = model(full[None], return_state=True)[1]
         sync(model)
+    else: state = bidirectional_window(prompt, model.config)  # its window, which slides by one context a token
     return tracker, state
 
 def sync(model):
@@ -129,9 +130,10 @@ def new_tokens(model, tracker, state, n, gen):
         if model.causal:
             logits, state = model.step(torch.from_numpy(np.stack([tracker.next_context()])).to(dev), state)
         else:
-            logits = model(torch.from_numpy(np.stack([bidirectional_window(tracker.ids, model.config)])).to(dev))
+            logits = model(torch.from_numpy(state[None]).to(dev))
         logits = logits.float().cpu()
         for t in sample(logits, gen).tolist(): tracker.append(t)
+        if not model.causal: state = np.concatenate([state[1:], tracker.next_context()[None]])
     return tracker
 
 def full_rerun_tokens(model, ids, n, gen):

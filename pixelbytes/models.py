@@ -425,10 +425,11 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     if self.causal and prompt:
         state = self(torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)[None].repeat(num, 1, 1), return_state=True)[1]
     elif self.causal: state = self.init_state(num)
+    else: windows = np.repeat(bidirectional_window(prompt, self.config)[None], num, 0)  # slid by one context a token
     from tqdm.auto import tqdm
     for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
         if self.causal: logits, state = self.step(ctx(), state)
-        else: logits = self(torch.from_numpy(np.stack([bidirectional_window(tr.ids, self.config) for tr in trackers])).to(dev))
+        else: logits = self(torch.from_numpy(windows).to(dev))
         logits = logits.float().cpu()
         if allowed is not None:
             mask = torch.stack([torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for tr in trackers])
@@ -438,6 +439,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
         for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
             if done[i]: continue
             tr.append(t)
+            if not self.causal: windows[i] = np.concatenate([windows[i, 1:], tr.next_context()[None]])
             done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
         if callable(progress): progress(n + 1, max_new_tokens)
         if all(done): break
