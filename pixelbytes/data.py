@@ -136,6 +136,11 @@ def _load_saved(p: Path):
         raise BuildError(f"{str(p)!r} cannot be read as a saved dataset ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else '-'}); "
                          "is it empty, or written by another version of datasets?") from None
 
+def _images_only(p: Path) -> bool:
+    "Whether folder `p` holds images and nothing else (so no captions) apart from hidden files."
+    files = [f for f in p.rglob('*') if f.is_file() and not any(part.startswith('.') for part in f.relative_to(p).parts)]
+    return bool(files) and all(f.suffix.lower() in _IMAGE_SUFFIXES for f in files)
+
 def open_source(path, caption_column=None, image_column='image'):
     "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source."
     from datasets import Dataset, load_dataset
@@ -146,13 +151,22 @@ def open_source(path, caption_column=None, image_column='image'):
         rows, cap_col, meta, unlisted = _read_metadata(p, caption_column)
         info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': len(unlisted), 'unlisted_examples': unlisted[:3]}
         return Dataset.from_dict(rows), info
+    if p.is_dir() and (p/TOKENIZER_FILE).exists() and _is_saved_dataset(p):
+        raise BuildError(f"{str(p)!r} is a dataset built by pixelbytes already: train on it (--data), or build again from its source "
+                         f"({_read_json(p/REPORT_FILE).get('source', 'named in its build report')})")
+    if p.is_dir() and ((p/'config.json').exists() or any((p/d/'config.json').exists() for d in ('best', 'last'))):
+        raise BuildError(f"{str(p)!r} is a model or a training run, not captioned images; --path takes a folder of images "
+                         "with metadata.csv / metadata.jsonl, a saved or Hub dataset, or 'demo'")
+    if p.is_dir() and _images_only(p):
+        raise BuildError(f"folder {str(p)!r} holds images but no captions: add a metadata.csv with the columns file_name,caption "
+                         "(or metadata.jsonl with those keys), one row an image")
     if p.is_dir() and _is_saved_dataset(p):
         ds, cap_col = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
         return ds, {'kind': 'saved', 'caption_column': cap_col}
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
     if not p.exists() and (str(path).count('/') != 1 or str(path).startswith(('.', '/', '~'))):
         raise BuildError(f"{str(path)!r} is not a folder, a Hub dataset id (owner/name) or 'demo'")
-    try: ds = load_dataset(str(p) if p.is_dir() else str(path))
+    try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path))  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
                                         f"and `datasets` cannot load it ({type(e).__name__}: {e})") from None
@@ -226,6 +240,17 @@ def _split(ds, test_size, seed):
     return DatasetDict(train=split['train'].select(keep), test=concatenate_datasets([split['test'], split['train'].select(moved)]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
+def _check_out(out: Path, source):
+    "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
+    if not out.exists(): return
+    if not out.is_dir(): raise BuildError(f"output {str(out)!r} is a file; choose a folder (--out)")
+    src = Path(str(source)).expanduser()
+    if src.exists() and (src.resolve() == out.resolve() or out.resolve() in src.resolve().parents):
+        raise BuildError(f"output folder {str(out)!r} holds the source {str(source)!r}; choose another out (--out)")
+    if any(out.iterdir()) and not (out/TOKENIZER_FILE).exists():
+        raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}), and overwrite replaces "
+                         "only a built dataset; choose another out (--out)")
+
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
@@ -257,6 +282,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out) if out else _default_out(path)
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
+    _check_out(out, path)
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
     tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
@@ -317,10 +343,11 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
 # %% ../nbs/04_data.ipynb #12c1a864
 @dataclass
 class Built:
-    "A built dataset: its splits, the tokenizer that encoded it, and its build report."
+    "A built dataset: its splits, the tokenizer that encoded it, its build report, and the folder it was loaded from."
     splits: object
     tokenizer: Tokenizer
     report: dict
+    path: str = None
     @property
     def train(self): return self.splits['train']
     @property
@@ -332,5 +359,10 @@ def load_built(path) -> Built:
     p = Path(path)
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists():
         raise BuildError(f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)")
-    return Built(_load_saved(p), Tokenizer.from_dict(json.loads((p/TOKENIZER_FILE).read_text())),
-                 json.loads((p/REPORT_FILE).read_text()))
+    return Built(_load_saved(p), Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE)), _read_json(p/REPORT_FILE), str(p))
+
+def _read_json(path: Path):
+    "The JSON in `path`, or a `BuildError` naming the file when it is missing or broken."
+    try: return json.loads(path.read_text(encoding='utf-8'))
+    except FileNotFoundError: raise BuildError(f"{str(path)!r} is missing: the dataset folder is incomplete; build it again") from None
+    except (ValueError, UnicodeDecodeError) as e: raise BuildError(f"{str(path)!r} is broken ({e}); build the dataset again") from None

@@ -9,7 +9,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LST
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, os
+import contextlib, io, json, numbers, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -27,6 +27,9 @@ BACKBONES = ('lstm', 'transformer', 'mamba')
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
                'bilstm': ('lstm', True), 'bimamba': ('mamba', True), 'rnn': ('lstm', False), 'ssm': ('mamba', False),
                'att': ('transformer', False)}
+
+_KINDS = {int: (numbers.Integral, 'a whole number'), float: (numbers.Real, 'a number'), bool: (bool, 'True or False'),
+          str: (str, 'a string'), dict: (dict, 'a dict')}
 
 @dataclass
 class PixelBytesConfig:
@@ -67,6 +70,11 @@ class PixelBytesConfig:
     augment_order: bool = True       # also train on image->caption order, not only caption->image
 
     def __post_init__(self):
+        for f in fields(self):  # a wrong type fails here, named, rather than deep in a layer or hours into training
+            v, kind = getattr(self, f.name), _KINDS[f.type]
+            if not (v is None and f.default is None) and (not isinstance(v, kind[0]) or (f.type is not bool and isinstance(v, bool))):
+                raise ValueError(f"{f.name} must be {kind[1]}, not {v!r}")
+            if isinstance(v, np.generic): setattr(self, f.name, v.item())  # a numpy number would not go into config.json
         if self.backbone not in BACKBONES: raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
         if self.bidirectional and self.backbone == 'transformer': raise ValueError("bidirectional=True is for the lstm and mamba backbones")
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
@@ -92,6 +100,7 @@ class PixelBytesConfig:
     @classmethod
     def from_dict(cls, d: dict) -> 'PixelBytesConfig':
         "The config of the fields in `d`; a key that is not a field is an error that names it."
+        if not isinstance(d, dict): raise TypeError(f"a config is a PixelBytesConfig or a dict of its fields, not {type(d).__name__}")
         unknown = [k for k in d if k not in {f.name for f in fields(cls)}]
         if unknown:
             hint = " ('model' is the command line's --model: the fields are 'backbone' and 'bidirectional')" if 'model' in unknown else ''
