@@ -9,7 +9,7 @@ __all__ = ['TOKEN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS', 
            'cosine', 'Evaluation', 'evaluate']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import csv, json, math
+import csv, json, math, os, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +70,7 @@ def cosine(a, b) -> float:
 class Evaluation:
     "Rows of (metric, modality, value, n): printable, and saved as CSV and JSON."
     rows: list = field(default_factory=list)
+    saved: Path = None  # the folder `evaluate` saved them in, if any
 
     def add(self, metric, modality, value, n):
         self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n)})
@@ -205,8 +206,17 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
     drawn = [m for m in metrics if m in ('structure', 'copy', 'demo')]
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
+    if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
     test = built.test
-    if len(test) == 0: raise ValueError(f"the dataset has no test items (built with test_size 0): nothing held out to evaluate on")
+    if len(test) == 0:
+        raise ValueError(f"the dataset has no test items (built from {built.report.get('rows_written', '?')} rows with test_size "
+                         f"{built.report.get('test_size', '?')}): nothing held out to evaluate on")
+    folder = Path(out) if out else model_dir
+    if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
+    if folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        if out: raise ValueError(f"cannot write to {str(folder)!r}; choose another folder (out=, --out)")
+        warnings.warn(f"the model's folder {str(folder)} is read-only: the evaluation is not saved; pass out= (--out) to save it")
+        folder = None
     seqs = [np.asarray(s, np.int64) for s in test['input_ids']]
     items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
     from tqdm.auto import tqdm
@@ -219,6 +229,5 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         elif step == 'structure': _structure(ev, model, items, temperature, seed)
         elif step == 'copy': _copy(ev, model, items, tok)
         else: _demo(ev, model, items, temperature, seed)
-    folder = Path(out) if out else model_dir
-    if folder is not None: ev.save(folder)
+    if folder is not None: ev.saved = ev.save(folder)
     return ev

@@ -104,7 +104,10 @@ def _run_train(a):
     model, history = train(train_config(a), a.data, a.out, resume=a.resume, overwrite=a.overwrite)
     if int(os.environ.get('RANK', 0)) == 0:
         print(model.summary())
-        best = min(history, key=lambda h: h['val_loss'])
+        if all(h['val_loss'] != h['val_loss'] for h in history):  # NaN: no validation items
+            print(f"no validation split: {a.out}/best holds the last evaluation (step {history[-1]['step']})")
+            return
+        best = min((h for h in history if h['val_loss'] == h['val_loss']), key=lambda h: h['val_loss'])
         print(f"best at step {best['step']}: val {best['val_bits']:.3f} bits/token, pixels {best['val_pixel_acc']:.1%}, "
               f"text {best['val_text_acc']:.1%}; saved in {a.out}/best")
 
@@ -116,16 +119,15 @@ def _evaluate_args(p):
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
     p.add_argument('--num', type=int, default=16, help='test items for the generation metrics (default: 16)')
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings (default: 1.0)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--seed', type=int, default=0, help='seed of the drawings (default: 0)')
+    p.add_argument('--batch-size', type=int, default=32, help='test windows scored at once (default: 32)')
     p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (default: the model folder)')
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate
     ev = evaluate(a.model, a.data, a.metrics, a.num, a.temperature, a.seed, a.batch_size, a.out)
     print(ev)
-    folder = a.out or (a.model if os.path.isdir(a.model) else None)
-    if folder: print(f"saved {os.path.join(folder, 'evaluation.csv')} and evaluation.json")
+    if ev.saved: print(f"saved {ev.saved/'evaluation.csv'} and evaluation.json")
 
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
@@ -149,12 +151,15 @@ def _run_generate(a):
     from pixelbytes.generate import generate, save_generations
     from pixelbytes.render import output_format
     from pixelbytes.tokenizer import TextSegment
-    if a.image is not None and not os.path.isfile(a.image): raise FileNotFoundError(f"--image {a.image!r}: no such file")
+    if a.image is not None and not os.path.isfile(a.image):
+        raise FileNotFoundError(f"--image {a.image!r}: {'a folder; name an image file in it' if os.path.isdir(a.image) else 'no such file'}")
     out = a.out or f'generated.{a.format or "png"}'
     fmt = a.format or (None if os.path.splitext(out)[1] else 'png')  # a name without an extension is a PNG
     output_format(out, fmt)  # a bad name fails now, not after the samples are drawn
+    if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     model = PixelBytesModel.from_pretrained(a.model)
     gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, crop=a.crop, progress=True)
+    os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
     save_generations(gens, out, format=fmt, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):
         shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
@@ -185,7 +190,7 @@ def main(argv=None) -> int:
         p.print_help()
         return 0
     try: _COMMANDS[args.task][1](args)
-    except (ValueError, FileNotFoundError) as e:  # every PixelBytes error about its input is a ValueError
+    except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         print(f"pixelbytes {args.task}: error: {e}", file=sys.stderr)
         return 1

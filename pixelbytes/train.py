@@ -10,7 +10,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'TrainingError', 'item_segments
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import csv, hashlib, json, math, os, re, shutil, socket, sys, time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from .tokenizer import Tokenizer, TextSegment, PAD, STRUCTURE, TEXT, PIXEL
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES
-from .data import load_built
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, MODEL_NAMES
+from .data import Built, load_built
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
 class TrainingError(ValueError):
@@ -135,26 +135,37 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
 def _atomic_write(path: Path, write):
     "Write `path` through `write(tmp_path)` then rename, so that `path` is always whole."
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    write(tmp)
+    try: write(tmp)
+    except BaseException:  # a full disk, say: leave no partial file behind
+        tmp.unlink(missing_ok=True); raise
     os.replace(tmp, path)
 
 def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
     tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    try: model.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
     folder.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir(): os.replace(f, folder/f.name)
     shutil.rmtree(tmp, ignore_errors=True)
+    for f in ('evaluation.csv', 'evaluation.json'): (folder/f).unlink(missing_ok=True)  # `evaluate`'s scores of the model replaced
 
 STATE_FILE = 'train_state.pt'
 
 def load_state(path: Path) -> dict:
     "The training state saved in `path`, or a clear error naming the file when it is missing, truncated or corrupt."
     if not path.exists(): raise TrainingError(f"nothing to resume: {path} does not exist")
-    try: return torch.load(path, map_location='cpu', weights_only=True)
+    try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
+        raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({why})") from None
+    missing = _STATE_KEYS - set(state) if isinstance(state, dict) else _STATE_KEYS
+    if missing: raise TrainingError(f"cannot resume: {path} is not a training state (it lacks {', '.join(sorted(missing))})")
+    return state
+
+_STATE_KEYS = {'step', 'epoch', 'batch', 'best', 'bad_evals', 'history', 'elapsed', 'config', 'model', 'optimizer', 'scaler', 'rng'}
 
 def _fingerprint(items) -> str:
     "SHA-1 of the token ids of `items`, saved with a run: a resumed run must read the data it started on."
@@ -231,72 +242,134 @@ def _split_items(items, cfg):
     n_val = 0 if len(items) < 2 or not cfg.val_fraction else max(1, round(cfg.val_fraction * len(items)))
     return [items[i] for i in sorted(perm[n_val:])], [items[i] for i in sorted(perm[:n_val])]
 
-_RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every'}  # may change when resuming
+# may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute)
+_RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
+
+def _check_training(cfg: PixelBytesConfig):
+    "A `TrainingError` naming the first training setting out of its range."
+    for ok, msg in ((cfg.epochs >= 1, f"epochs must be 1 or more, not {cfg.epochs}"),
+                    (0 <= cfg.val_fraction < 1, f"val_fraction must be in [0, 1) (0: no validation, the last evaluation is kept), not {cfg.val_fraction}"),
+                    (cfg.learning_rate > 0, f"learning_rate must be more than 0, not {cfg.learning_rate}"),
+                    (cfg.weight_decay >= 0, f"weight_decay must be 0 or more, not {cfg.weight_decay}"),
+                    (cfg.warmup_steps >= 0, f"warmup_steps must be 0 or more, not {cfg.warmup_steps}"),
+                    (0 <= cfg.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}"),
+                    (cfg.grad_clip > 0, f"grad_clip must be more than 0, not {cfg.grad_clip}"),
+                    (cfg.eval_every >= 0, f"eval_every must be 0 (once an epoch) or more, not {cfg.eval_every}"),
+                    (cfg.patience >= 0, f"patience must be 0 (no early stopping) or more, not {cfg.patience}"),
+                    (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be more than 0, not {cfg.max_minutes}")):
+        if not ok: raise TrainingError(msg)
+
+def _changes(was: dict, now: dict) -> str:
+    "The fields that differ between two config dicts, the tokenizer by its settings and a palette by its size."
+    out = []
+    for k, v in now.items():
+        if k in _RESUMABLE or was.get(k) == v: continue
+        if k != 'tokenizer': out.append(f"{k} {was.get(k)!r} -> {v!r}"); continue
+        for t, tv in v.items():
+            old = was[k].get(t)
+            if old == tv: continue
+            out.append(f"palette {len(old)} colours -> {len(tv)}{' other' if len(old) == len(tv) else ''} colours" if t == 'palette'
+                       else f"tokenizer {t} {old!r} -> {tv!r}")
+    return ', '.join(out)
 
 # %% ../nbs/08_train.ipynb #e8b7d725
+def _few_windows(n: int, cfg) -> str:
+    return f"fewer training windows ({n}) than batch_size ({cfg.batch_size}): lower batch_size (--batch-size), or shorten seq_length"
+
+def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int) -> dict:
+    "What `train` needs, checked before anything in `out` is touched: the config (given as a dict, it goes on from the saved one when resuming), the data, the state to resume."
+    if resume and overwrite: raise TrainingError("resume or overwrite: continue the run in out, or replace it, not both")
+    if not isinstance(config, (PixelBytesConfig, dict)): raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__}")
+    if out.exists() and not out.is_dir(): raise TrainingError(f"output {out} is a file; choose a folder (--out)")
+    built = data if isinstance(data, Built) else load_built(data)
+    where = built.path or 'the dataset'
+    saved = load_state(out/STATE_FILE) if resume else None
+    if saved and isinstance(config, dict):  # a field left out keeps its saved value
+        names = {f.name for f in fields(PixelBytesConfig)}
+        config = {**{k: v for k, v in saved['config'].items() if k in names}, **config}
+    cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
+    # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
+    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True)})
+    _check_training(cfg)
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
+    train_ids = built.train['input_ids']
+    train_items, val_items = _split_items(item_segments(train_ids, built.tokenizer), cfg)
+    data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
+    if not train_items:
+        raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
+    n_windows = len(Windows(epoch_sequences(train_items, built.tokenizer, cfg, 0), cfg))
+    if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
+    if saved: _check_resume(saved, cfg, data_id, out)
+    elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
+        raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
+    elif (out/STATE_FILE).exists() and not overwrite:
+        raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, "
+                            "overwrite=True (--overwrite) to replace it, or choose another output folder")
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK): raise TrainingError(f"cannot write to {out}; choose another output folder (--out)")
+    return dict(cfg=cfg, built=built, saved=saved, train_items=train_items, val_items=val_items, data_id=data_id,
+                steps_per_epoch=max(1, n_windows // cfg.batch_size))
+
+def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
+    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`."
+    was = saved.get('data', data_id)
+    if was['sha1'] != data_id['sha1']:
+        raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
+                            f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
+    changes = _changes({**PixelBytesConfig().to_dict(), **saved['config']}, cfg.to_dict())  # a field added since: its default
+    if changes: raise TrainingError(f"cannot resume {out}: the config differs from the saved one: {changes} (only {', '.join(sorted(_RESUMABLE))} may change)")
+    finished = [why for why, hit in (
+        (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
+         "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
+        (f"stopped early, after {saved['bad_evals']} evaluations without improvement; give a patience (--patience) above {cfg.patience}",
+         bool(cfg.patience and saved['bad_evals'] >= cfg.patience)),
+        (f"trained all its {cfg.epochs} epochs; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
+    if finished: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
+    try: PixelBytesModel.from_pretrained(out/'best')
+    except ModelLoadError as e:
+        raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
+
 def train(config, # a `PixelBytesConfig` or a dict of its fields
-          data, # a dataset folder written by `build`
+          data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
           resume:bool=False, # continue the training saved in `out`
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
     rank, world, local = _dist()
+    out = Path(out)
+    run = _prepare(config, data, out, resume, overwrite, world)
+    cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
     device = _setup_device(world, local)
-    built = load_built(data)
-    cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
-    # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
-    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True)})
-    tok, out = built.tokenizer, Path(out)
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
-    train_ids = built.train['input_ids']
-    train_items, val_items = _split_items(item_segments(train_ids, tok), cfg)
-    data_id = {'path': str(data), 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
-    if not train_items: raise TrainingError(f"{data} has no training items")
-    val = Windows([tok.encode(s) for s in val_items], cfg)
+    tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
+    val = Windows([tok.encode(s) for s in run['val_items']], cfg)
     val_shard = np.arange(rank, len(val), world)
 
     torch.manual_seed(cfg.seed)
     model = PixelBytesModel(cfg).to(device)
     opt = _optimizer(model, cfg)
-    steps_per_epoch = max(1, len(Windows(epoch_sequences(train_items, tok, cfg, 0), cfg)) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     amp = cfg.amp and device.type == 'cuda'
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
-    if resume and overwrite: raise TrainingError("resume or overwrite: continue the run in out, or replace it, not both")
-    if resume:
-        saved = load_state(out/STATE_FILE)
-        was_cfg = {**PixelBytesConfig().to_dict(), **saved['config']}  # a field added since the run began has its default
-        diff = {k: (was_cfg[k], v) for k, v in cfg.to_dict().items() if was_cfg[k] != v and k not in _RESUMABLE}
-        if diff: raise TrainingError(f"cannot resume {out}: the config differs from the saved one in {diff}")
-        was = saved.get('data', data_id)
-        if was['sha1'] != data_id['sha1']:
-            raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
-                                f"{data} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
-        finished = [why for why, hit in (
-            (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
-             "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
-            (f"stopped early, after {saved['bad_evals']} evaluations without improvement; give a patience (--patience) above {cfg.patience}",
-             bool(cfg.patience and saved['bad_evals'] >= cfg.patience)),
-            (f"trained all its {cfg.epochs} epochs; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
-        if finished: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
-        model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer']); scaler.load_state_dict(saved['scaler'])
+    if saved:
+        model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
+        if saved['scaler'] or not amp: scaler.load_state_dict(saved['scaler'])  # a CPU run saved an empty scaler: AMP starts afresh
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
         st = {k: saved[k] for k in st}
-    elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
-        raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
-    elif (out/STATE_FILE).exists() and not overwrite:
-        raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, "
-                            "overwrite=True (--overwrite) to replace it, or choose another output folder")
     elif overwrite and rank == 0:  # only what a run writes: anything else a user keeps in out stays
         for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
         for d in ('best', 'last'): shutil.rmtree(out/d, ignore_errors=True)
+    if rank == 0:  # what a killed run was writing
+        for f in (f for name in ('best', 'last', STATE_FILE) for f in out.glob(f'.{name}.tmp-*')): shutil.rmtree(f) if f.is_dir() else f.unlink()
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
+
+    def diverged(what):
+        kept = f"the last good checkpoint is in {out/'last'}" if (out/'last').exists() else "no checkpoint was saved yet"
+        return TrainingError(f"{what} at step {st['step']} (epoch {st['epoch']}); {kept}; resume with a lower learning_rate (--learning-rate)")
 
     def checkpoint():
         if rank != 0: return
@@ -306,6 +379,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
     def run_eval(train_sums):
+        if not all(torch.isfinite(p).all() for p in model.parameters()): raise diverged("the weights became NaN or infinite")  # keep the last good checkpoint
         pred = predict(model, _Subset(val, val_shard), device=device)
         v = _all_sum(_sums(pred['targets'], pred['preds'], pred['nll'], tok), device)
         row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
@@ -332,7 +406,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
             wins = Windows(epoch_sequences(train_items, tok, cfg, st['epoch']), cfg, offset=st['epoch'])
             order = np.random.default_rng([cfg.seed, st['epoch'], 2]).permutation(len(wins))
             n_batches = len(order) // cfg.batch_size
-            if n_batches == 0: raise TrainingError(f"fewer training windows ({len(wins)}) than batch_size ({cfg.batch_size}): lower batch_size")
+            if n_batches == 0: raise TrainingError(_few_windows(len(wins), cfg))
             while st['batch'] < n_batches and not stop:
                 glob = order[st['batch'] * cfg.batch_size:(st['batch'] + 1) * cfg.batch_size]
                 n_tgt = wins.n_targets(glob)
@@ -348,8 +422,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                         nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
                         loss = nll.sum() / n_tgt * world
                         if not torch.isfinite(loss):
-                            raise TrainingError(f"the loss became {loss.item()} at step {st['step']} (epoch {st['epoch']}); "
-                                                f"the last good checkpoint is in {out/'last'}; try a lower learning rate")
+                            raise diverged(f"the loss became {loss.item()}")
                         scaler.scale(loss).backward()
                     keep = flat_t != IGNORE
                     sums += _sums(flat_t[keep].cpu().numpy(), flat_l[keep].argmax(-1).cpu().numpy(), nll[keep].detach().cpu().numpy(), tok)
@@ -358,7 +431,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
                 scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
                 st['step'] += 1; st['batch'] += 1
-                bar.set_postfix(step=st['step'], loss=f"{sums[1] / max(sums[0], 1):.3f}", epoch=st["epoch"], refresh=False)
+                bar.set_postfix(step=st['step'], bits=f"{sums[1] / max(sums[0], 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
                 bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
                 out_of_time = timed and time.time() - start > 60 * cfg.max_minutes
                 end_of_epoch = st['batch'] == n_batches
@@ -371,8 +444,9 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                     st['elapsed'] = time.time() - start
                     checkpoint()
                     if rank == 0 and progress:
-                        bar.write(f"step {row['step']}: train {row['train_bits']:.3f} bits/token, val {row['val_bits']:.3f} bits/token "
-                                  f"(pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)")
+                        bar.write(f"step {row['step']}: train {row['train_bits']:.3f} bits/token, " + (
+                                  f"val {row['val_bits']:.3f} bits/token (pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)"
+                                  if len(val) else "no validation split"))
                 if end_of_epoch: break
     except KeyboardInterrupt:
         bar.close()
@@ -405,10 +479,16 @@ def _worker(rank, world, port, config, data, out, resume, overwrite, progress):
         if dist.is_initialized(): dist.destroy_process_group()
 
 def launch(config, data, out='models/pixelbytes', nprocs:int=None, resume:bool=False, overwrite:bool=False, progress:bool=True):
-    "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model and the metrics."
+    "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model (on the CPU) and the metrics."
     import torch.multiprocessing as mp
     nprocs = nprocs or max(1, torch.cuda.device_count())
+    if nprocs == 1:
+        model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
+        return model.cpu(), history
+    # bad input is named here, once, rather than in a traceback from every process
+    data = _prepare(config, data, Path(out), resume, overwrite, nprocs)['built'].path
+    if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
-    mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, str(data), str(out), resume, overwrite, progress), nprocs=nprocs, start_method='spawn')
+    mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress), nprocs=nprocs, start_method='spawn')
     out = Path(out)
     return PixelBytesModel.from_pretrained(out/'best'), load_state(out/STATE_FILE)['history']

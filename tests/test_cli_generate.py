@@ -47,6 +47,14 @@ def test_output_name_sets_the_format(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.gif')
     assert r.returncode == 1 and "unknown image format '.gif'" in r.stderr and 'Generating' not in r.stderr  # refused before drawing
 
+def test_output_paths(trained, tmp_path):
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path)
+    assert r.returncode == 1 and 'is a folder; name a file in it' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'new'/'deeper'/'g.png')
+    assert r.returncode == 0 and (tmp_path/'new'/'deeper'/'g.png').exists(), r.stderr  # missing folders are made, as build and train do
+    r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path)
+    assert r.returncode == 1 and 'a folder; name an image file in it' in r.stderr, r.stderr
+
 @pytest.mark.parametrize('args, message', [
     (['--model', '/no/such/model'], 'is not a folder saved with save_pretrained'),
     (['--model', 'someone/missing-model'], 'cannot load model someone/missing-model'),
@@ -83,3 +91,7 @@ def test_evaluate_bad_input(trained):
     assert r.returncode == 1 and "is not the dataset's" in r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'perplexity')
     assert r.returncode == 2 and 'invalid choice' in r.stderr
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--out', trained/'red.png')
+    assert r.returncode == 1 and 'is a file; choose a folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--batch-size', '0')
+    assert r.returncode == 1 and 'batch_size must be 1 or more' in r.stderr, r.stderr

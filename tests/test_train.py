@@ -31,6 +31,25 @@ def test_train_errors_are_one_line(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--model', 'transformer', '--dim', '30', '--heads', '4')
     assert r.returncode == 1 and 'multiple of 2 * n_heads' in r.stderr
 
+def test_resume_alone_goes_on_with_the_saved_options(demo, tmp_path):
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--max-minutes', '0.02', *TINY)
+    assert r.returncode == 0, r.stderr
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--resume')  # the model options and the budget as saved
+    assert r.returncode == 1 and 'its whole time budget' in r.stderr, r.stderr
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--resume', '--dim', '64')
+    assert r.returncode == 1 and 'differs from the saved one: d_model 32 -> 64' in r.stderr, r.stderr
+
+def test_no_validation_split(demo, tmp_path):
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', '--val-fraction', '0', *TINY)
+    assert r.returncode == 0 and 'no validation split' in r.stdout and 'nan' not in r.stdout, r.stdout + r.stderr
+
+def test_launch_checks_in_the_parent(demo, tmp_path):
+    from pixelbytes.train import launch, TrainingError
+    with pytest.raises(TrainingError, match='multiple of processes x grad_accum = 2 x 1'):
+        launch(dict(backbone='lstm', batch_size=7), demo, tmp_path/'x', nprocs=2, progress=False)
+    with pytest.raises(TrainingError, match='epochs must be 1 or more'): launch(dict(epochs=0), demo, tmp_path/'x', nprocs=2)
+    assert not (tmp_path/'x').exists()
+
 def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     args = ['--data', str(demo), '--epochs', '3', '--eval-every', '7', *TINY]
     full = cli('train', '--out', str(tmp_path/'full'), *args)
