@@ -8,6 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/generate.html.md"""
 __all__ = ['allowed_tokens', 'Generation', 'build_prompt', 'generate', 'save_generations']
 
 # %% ../nbs/09_generate.ipynb #049a36cc
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -61,7 +62,13 @@ class Generation:
 # %% ../nbs/09_generate.ipynb #0cc6fb39
 def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.ndarray:
     "A palette-index array from a palette-index array, a PIL image or an image file (cropped to its content if `crop`)."
-    if isinstance(image, np.ndarray): return image
+    if isinstance(image, np.ndarray):
+        if image.ndim != 2 or image.dtype.kind not in 'iu':
+            raise ValueError(f"{name}: expected a 2D array of palette indices, got an array of shape {image.shape} and type {image.dtype}")
+        if max(image.shape) > tok.max_size:  # a PIL image or a file is resized; indices cannot be
+            raise ValueError(f"{name} is {image.shape[0]}x{image.shape[1]}, larger than the model's max_size ({tok.max_size}); "
+                             "give it as a PIL image or a file to have it resized")
+        return image
     if not hasattr(image, 'getbands'): image = open_image(image, name=name if isinstance(image, bytes) else None)
     return pixelize(image, tok.palette, tok.max_size, crop=crop)
 
@@ -130,7 +137,8 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              progress:bool=False) -> list:
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation`."
     if isinstance(model, (str, Path)): model = PixelBytesModel.from_pretrained(model)
-    if max_tokens is not None and max_tokens < 1: raise ValueError(f"max_tokens={max_tokens}: generate at least 1 new token")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1):
+        raise ValueError(f"max_tokens={max_tokens!r}: generate a whole number of new tokens, at least 1")
     tok = model.tokenizer
     ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop)
     per_image = tok.max_size * (tok.max_size + 1)
@@ -147,6 +155,8 @@ def save_generations(gens, path, format=None, scale:int=8, grid:bool=False, text
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
     if isinstance(gens, Generation): gens = [gens]
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
+    bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
+    if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {type(gens[bad]).__name__}")
     r = render(gens, scale=scale, grid=grid, text=text)
     r.save(path, format=format)
     return r

@@ -339,7 +339,7 @@ def _summary(self: PixelBytesModel) -> str:
     n = sum(p.numel() for p in self.parameters())
     kind = ('bidirectional ' if c.bidirectional else 'causal ') + c.backbone
     extra = {'mamba': f', d_state {c.d_state}, expand {c.expand}', 'transformer': f', {c.n_heads} heads', 'lstm': ''}[c.backbone]
-    return (f"PixelBytesModel: {kind}, {c.n_layers} layers, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
+    return (f"PixelBytesModel: {kind}, {c.n_layers} layer{'s' * (c.n_layers != 1)}, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
@@ -362,16 +362,19 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
-            return super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
+            model = super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
     except ModelLoadError: raise
     except SafetensorError as e:
         raise ModelLoadError(f"cannot load model {where}: model.safetensors is corrupt or truncated ({e})") from None
     except RuntimeError as e:  # load_state_dict: missing, unexpected or mis-shaped weights
         raise ModelLoadError(f"cannot load model {where}: model.safetensors does not match config.json: {' '.join(str(e).split())[:800]}") from None
-    except (json.JSONDecodeError, TypeError, ValueError) as e:
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a config.json that is not an object
         raise ModelLoadError(f"cannot load model {where}: config.json is invalid: {e}") from None
     except OSError as e:  # not found locally or on the Hub, or the Hub is unreachable
         raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise ModelLoadError(f"cannot load model {where}: model.safetensors holds NaN or infinite weights (in {', '.join(bad[:3])})")
+    return model
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
 def _save_pretrained(self: PixelBytesModel, save_directory):
@@ -386,7 +389,7 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     path.chmod(0o666 & ~mask)
 PixelBytesModel._save_pretrained = _save_pretrained
 
-# %% ../nbs/07_models.ipynb #b9bebccb
+# %% ../nbs/07_models.ipynb #69a109af
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
@@ -398,8 +401,13 @@ def _filter_logits(logits, temperature, top_k, top_p):
         logits = logits.masked_fill(drop.scatter(-1, idx, drop), float('-inf'))
     return logits
 
-def _check_sampling(max_new_tokens, temperature, top_k, top_p, num):
-    "A `ValueError` naming the first sampling setting out of its range."
+def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
+    "A `ValueError` naming the first sampling setting of a wrong type or out of its range."
+    whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    real = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+    for name, v, ok in (('num', num, whole), ('max_new_tokens', max_new_tokens, whole), ('temperature', temperature, real),
+                        ('top_k', top_k, whole), ('top_p', top_p, real), ('seed', seed, whole)):
+        if v is not None and not ok(v): raise ValueError(f"{name}={v!r} must be {'a whole number' if ok is whole else 'a number'}")
     for ok, msg in ((num >= 1, f"num={num}: draw at least 1 sample"),
                     (max_new_tokens >= 0, f"max_new_tokens={max_new_tokens} must be 0 or more"),
                     (temperature >= 0, f"temperature={temperature} must be 0 (greedy) or more"),
@@ -422,7 +430,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     self.eval()
     dev = next(self.parameters()).device
     prompt = [int(t) for t in np.asarray(prompt, dtype=np.int64).reshape(-1)]
-    _check_sampling(max_new_tokens, temperature, top_k, top_p, num)
+    _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed)
     bad = [(i, t) for i, t in enumerate(prompt) if not 0 <= t < self.config.vocab_size]
     if bad: raise ValueError(f"prompt token id {bad[0][1]} at position {bad[0][0]} is outside the vocabulary (0..{self.config.vocab_size-1})")
     gen = torch.Generator(device='cpu').manual_seed(seed) if seed is not None else None

@@ -42,6 +42,7 @@ class GenerateWidget:
     def __init__(self, model, # a `PixelBytesModel`, or a folder or Hub id to load one from
                  mode:str='text to image', # the mode shown first, one of `MODES`
                  scale:int=8): # output pixels per image pixel in the picture
+        if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.model = model if isinstance(model, PixelBytesModel) else PixelBytesModel.from_pretrained(model)
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
