@@ -78,6 +78,8 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     if prompt is not None and image is not None and rows is None:
         raise ValueError("a caption and an image together need rows (complete the image after the caption); "
                          "to caption an image, give the image alone")
+    if prompt is not None and not str(prompt).strip():
+        raise ValueError("the prompt is blank: give a caption, or leave the prompt out to draw whole items")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
     if image is None: return ids, ('image' if prompt is not None else None)
     px = _as_pixels(image, tok, crop)
