@@ -130,6 +130,7 @@ class PxByEmbedding(nn.Module):
 # %% ../nbs/07_models.ipynb #b292769d
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
+    state_batch_dim = 1  # (h, c) are (layers, batch, d_model), as nn.LSTM wants them
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         self.rnn = nn.LSTM(cfg.d_model, cfg.d_model, cfg.n_layers, batch_first=True, bidirectional=cfg.bidirectional,
@@ -213,6 +214,7 @@ class _Block(nn.Module):
 
 class TransformerBackbone(nn.Module):
     "Causal transformer with rotary positions and a key/value cache for generation."
+    state_batch_dim = 0
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
@@ -237,6 +239,7 @@ class TransformerBackbone(nn.Module):
 # %% ../nbs/07_models.ipynb #5a53fc3c
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
+    state_batch_dim = 0
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         mk = lambda: Mamba(cfg.d_model, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand)
@@ -415,6 +418,13 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
                     (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
         if not ok: raise ValueError(msg)
 
+def _repeat_state(state, num: int, dim: int):
+    "A generation state of one sample for `num` samples: each tensor in it repeated along its batch dimension `dim`."
+    if torch.is_tensor(state): return state.repeat_interleave(num, dim)
+    if isinstance(state, dict): return {k: _repeat_state(v, num, dim) for k, v in state.items()}
+    if isinstance(state, (list, tuple)): return type(state)(_repeat_state(v, num, dim) for v in state)
+    return state  # a count, as the transformer's cache holds
+
 def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
     "The `(seq_length, 6)` contexts a bidirectional model reads to predict the token after `ids`."
     # context() of ids + one more token gives the context of the position after ids; that token itself is never read
@@ -439,8 +449,9 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     for tr in trackers: tr.extend(prompt)
     done = [False] * num
     ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
-    if self.causal and prompt:
-        state = self(torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)[None].repeat(num, 1, 1), return_state=True)[1]
+    if self.causal and prompt:  # the prompt is read once, and its state copied for every sample
+        state = self(torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)[None], return_state=True)[1]
+        if num > 1: state = _repeat_state(state, num, self.backbone.state_batch_dim)
     elif self.causal: state = self.init_state(num)
     else: windows = np.repeat(bidirectional_window(prompt, self.config)[None], num, 0)  # slid by one context a token
     from tqdm.auto import tqdm
