@@ -101,9 +101,11 @@ def _read_metadata(folder: Path, caption_column=None):
 
 # %% ../nbs/04_data.ipynb #001fcda6
 def _from_dataset(ds, caption_column, image_column, where):
-    "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded."
+    "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded; and what the build report says of them."
     from datasets import DatasetDict, Image, concatenate_datasets
     parts = list(ds.values()) if isinstance(ds, DatasetDict) else [ds]
+    # the source's own splits are pooled, then split again by test_size: the report keeps their sizes
+    info = {'source_splits': {k: len(v) for k, v in ds.items()}} if isinstance(ds, DatasetDict) and len(ds) > 1 else {}
     columns = parts[0].column_names
     if image_column not in columns: raise BuildError(f"{where} has no {image_column!r} column (columns: {', '.join(columns)}); choose one with --image-column")
     cap_col = _pick_column(columns, caption_column, where)
@@ -113,7 +115,7 @@ def _from_dataset(ds, caption_column, image_column, where):
     if image_column != 'image': ds = ds.rename_column(image_column, 'image')
     if cap_col != 'caption': ds = ds.rename_column(cap_col, 'caption')
     ds = ds.add_column('row', np.arange(len(ds)))
-    return ds, cap_col
+    return ds, {'caption_column': cap_col, **info}
 
 # %% ../nbs/04_data.ipynb #a126da08
 def _is_saved_dataset(p: Path) -> bool:
@@ -161,8 +163,8 @@ def open_source(path, caption_column=None, image_column='image'):
         raise BuildError(f"folder {str(p)!r} holds images but no captions: add a metadata.csv with the columns file_name,caption "
                          "(or metadata.jsonl with those keys), one row an image")
     if p.is_dir() and _is_saved_dataset(p):
-        ds, cap_col = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
-        return ds, {'kind': 'saved', 'caption_column': cap_col}
+        ds, info = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
+        return ds, {'kind': 'saved', **info}
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
     if not p.exists() and (str(path).count('/') != 1 or str(path).startswith(('.', '/', '~'))):
         raise BuildError(f"{str(path)!r} is not a folder, a Hub dataset id (owner/name) or 'demo'")
@@ -171,8 +173,8 @@ def open_source(path, caption_column=None, image_column='image'):
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
                                         f"and `datasets` cannot load it ({type(e).__name__}: {e})") from None
         raise BuildError(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}") from None
-    ds, cap_col = _from_dataset(ds, caption_column, image_column, str(path))
-    return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', 'caption_column': cap_col}
+    ds, info = _from_dataset(ds, caption_column, image_column, str(path))
+    return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info}
 
 # %% ../nbs/04_data.ipynb #494e0631
 def _open_ref(ref, max_pixels, name):
@@ -328,7 +330,8 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     t = report['tokens_per_row']
     lines = [f"Built {report['source']} -> {out}" if out else f"Built {report['source']}",
              f"  rows read {report['rows_read']}, written {report['rows_written']}, skipped {report['rows_skipped']}",
-             f"  splits {report['splits']} (by image, seed {report['seed']})",
+             f"  splits {report['splits']} (by image, seed {report['seed']})"
+             + (f"; the source's own splits {report['source_splits']} were pooled first" if report.get('source_splits') else ''),
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if n := report.get('unlisted_images'):
