@@ -90,7 +90,7 @@ def _read_metadata(folder: Path, caption_column=None):
         caption, cap_problem = _decode_caption(rec.get(cap_col), f'row {i}')
         fname = (rec.get('file_name') or '').replace('\\', '/')  # a path written on Windows
         if not problem and not fname: problem = 'missing file_name'
-        inside = not fname or os.path.normpath(folder/fname).startswith(os.path.normpath(folder) + os.sep)
+        inside = not fname or os.path.abspath(folder/fname).startswith(os.path.abspath(folder) + os.sep)  # absolute: '.' works too
         if not problem and not inside: problem = f"file_name {fname!r} points outside the folder"
         rows['row'].append(i); rows['image'].append(str(folder/fname) if fname and inside else '')
         rows['caption'].append(caption); rows['problem'].append(problem or cap_problem)
@@ -160,8 +160,9 @@ def open_source(path, caption_column=None, image_column='image'):
         raise BuildError(f"{str(p)!r} is a model or a training run, not captioned images; --path takes a folder of images "
                          "with metadata.csv / metadata.jsonl, a saved or Hub dataset, or 'demo'")
     if p.is_dir() and _images_only(p):
-        raise BuildError(f"folder {str(p)!r} holds images but no captions: add a metadata.csv with the columns file_name,caption "
-                         "(or metadata.jsonl with those keys), one row an image")
+        up = next((str(d) for d in p.resolve().parents[:2] if any((d/f).exists() for f in ('metadata.csv', 'metadata.jsonl'))), None)
+        raise BuildError(f"folder {str(p)!r} holds images but no captions: " + (f"its metadata is in {up!r}; give that folder as the path" if up else
+                         "add a metadata.csv with the columns file_name,caption (or metadata.jsonl with those keys), one row an image"))
     if p.is_dir() and _is_saved_dataset(p):
         ds, info = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
         return ds, {'kind': 'saved', **info}
@@ -247,10 +248,10 @@ def _check_out(out: Path, source):
     if not out.exists(): return
     if not out.is_dir(): raise BuildError(f"output {str(out)!r} is a file; choose a folder (--out)")
     src = Path(str(source)).expanduser()
-    if src.exists() and (src.resolve() == out.resolve() or out.resolve() in src.resolve().parents):
+    if str(source) != 'demo' and src.exists() and (src.resolve() == out.resolve() or out.resolve() in src.resolve().parents):
         raise BuildError(f"output folder {str(out)!r} holds the source {str(source)!r}; choose another out (--out)")
-    if any(out.iterdir()) and not (out/TOKENIZER_FILE).exists():
-        raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}), and overwrite replaces "
+    if any(out.iterdir()) and not all((out/f).exists() for f in (TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json')):
+        raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}, {REPORT_FILE} and dataset_dict.json), and overwrite replaces "
                          "only a built dataset; choose another out (--out)")
 
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline

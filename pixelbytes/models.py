@@ -28,8 +28,17 @@ MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), '
                'bilstm': ('lstm', True), 'bimamba': ('mamba', True), 'rnn': ('lstm', False), 'ssm': ('mamba', False),
                'att': ('transformer', False)}
 
-_KINDS = {int: (numbers.Integral, 'a whole number'), float: (numbers.Real, 'a number'), bool: (bool, 'True or False'),
-          str: (str, 'a string'), dict: (dict, 'a dict')}
+def _as_kind(v, kind: type, name: str):
+    "`v` as a plain `kind` (int, float, bool, str or dict), or a `ValueError` naming the field `name`."
+    # a whole float (10.0: how older runs saved some fields), 0/1 for a bool and numpy scalars are what they say
+    if isinstance(v, np.generic): v = v.item()
+    if kind is bool and v in (0, 1) and isinstance(v, numbers.Real): return bool(v)
+    if kind is int and isinstance(v, float) and v.is_integer(): return int(v)
+    ok = {int: numbers.Integral, float: numbers.Real, bool: bool, str: str, dict: dict}[kind]
+    if not isinstance(v, ok) or (kind is not bool and isinstance(v, bool)):
+        what = {int: 'a whole number', float: 'a number', bool: 'True or False', str: 'a string', dict: 'a dict'}[kind]
+        raise ValueError(f"{name} must be {what}, not {v!r}")
+    return v
 
 @dataclass
 class PixelBytesConfig:
@@ -71,10 +80,9 @@ class PixelBytesConfig:
 
     def __post_init__(self):
         for f in fields(self):  # a wrong type fails here, named, rather than deep in a layer or hours into training
-            v, kind = getattr(self, f.name), _KINDS[f.type]
-            if not (v is None and f.default is None) and (not isinstance(v, kind[0]) or (f.type is not bool and isinstance(v, bool))):
-                raise ValueError(f"{f.name} must be {kind[1]}, not {v!r}")
-            if isinstance(v, np.generic): setattr(self, f.name, v.item())  # a numpy number would not go into config.json
+            v = getattr(self, f.name)
+            if v is None and f.default is None: continue
+            setattr(self, f.name, _as_kind(v, f.type, f.name))
         if self.backbone not in BACKBONES: raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
         if self.bidirectional and self.backbone == 'transformer': raise ValueError("bidirectional=True is for the lstm and mamba backbones")
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
@@ -443,7 +451,7 @@ def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperat
     _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed)
     bad = [(i, t) for i, t in enumerate(prompt) if not 0 <= t < self.config.vocab_size]
     if bad: raise ValueError(f"prompt token id {bad[0][1]} at position {bad[0][0]} is outside the vocabulary (0..{self.config.vocab_size-1})")
-    gen = torch.Generator(device='cpu').manual_seed(seed) if seed is not None else None
+    gen = torch.Generator(device='cpu').manual_seed(int(seed)) if seed is not None else None
     stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
     trackers = [ContextTracker(self.config.n_bytes) for _ in range(num)]
     for tr in trackers: tr.extend(prompt)

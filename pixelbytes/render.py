@@ -26,8 +26,7 @@ def _is_row(r) -> bool:
 def _as_segment(x):
     "`x` as a `TextSegment` or `ImageSegment`, or None when it is not one segment."
     if isinstance(x, (TextSegment, ImageSegment)): return x
-    # surrogatepass: a lone surrogate becomes bytes that are not UTF-8, drawn as U+FFFD and flagged, instead of an error
-    if isinstance(x, str): return TextSegment(x.encode('utf-8', 'surrogatepass'))
+    if isinstance(x, str): return TextSegment(x)
     if isinstance(x, np.ndarray): return ImageSegment(list(x)) if x.ndim == 2 and x.dtype.kind in 'iu' else None
     if isinstance(x, (list, tuple)) and all(_is_row(r) for r in x) and any(len(r) for r in x):
         return ImageSegment([np.asarray(r, np.int64) for r in x])
@@ -45,7 +44,8 @@ def _as_samples(samples) -> list:
     "`samples` (one segment, one sample, a `Generation`, or a list of samples or generations) as a list of samples, each a list of segments."
     if _is_generation(samples): samples = [samples]
     if isinstance(samples, (list, tuple)) and any(_is_generation(s) for s in samples):
-        samples = [s.segments if _is_generation(s) else s for s in samples]
+        # each generation is a sample; a single segment beside them is a sample of its own
+        samples = [s.segments if _is_generation(s) else [s] if _as_segment(s) is not None else s for s in samples]
     one = _as_segment(samples)
     if one is not None: return [[one]]
     if not isinstance(samples, (list, tuple)): raise _bad_segment(samples, 'samples')
@@ -223,7 +223,7 @@ def _palette_of(samples):
     if not gens: return None
     first = np.asarray(gens[0].tokenizer.palette)
     if any(not np.array_equal(np.asarray(g.tokenizer.palette), first) for g in gens[1:]):
-        raise ValueError("the generations come from models with different palettes: render them apart, or pass palette=")
+        raise ValueError("the generations come from models with different palettes: render or save them apart")
     return first
 
 def render(samples,                    # one segment, one decoded sequence (a list of segments), a Generation, or a list of them

@@ -256,7 +256,8 @@ def _check_training(cfg: PixelBytesConfig):
                     (cfg.grad_clip > 0, f"grad_clip must be more than 0, not {cfg.grad_clip}"),
                     (cfg.eval_every >= 0, f"eval_every must be 0 (once an epoch) or more, not {cfg.eval_every}"),
                     (cfg.patience >= 0, f"patience must be 0 (no early stopping) or more, not {cfg.patience}"),
-                    (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be more than 0, not {cfg.max_minutes}")):
+                    (cfg.max_minutes is None or 0 < cfg.max_minutes < math.inf, f"max_minutes must be more than 0 and finite (None: no limit), not {cfg.max_minutes}"),
+                    (math.isfinite(cfg.learning_rate), f"learning_rate must be finite, not {cfg.learning_rate}")):
         if not ok: raise TrainingError(msg)
 
 def _changes(was: dict, now: dict) -> str:
@@ -362,14 +363,16 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
         for d in ('best', 'last'): shutil.rmtree(out/d, ignore_errors=True)
     if rank == 0:  # what a killed run was writing
-        for f in (f for name in ('best', 'last', STATE_FILE) for f in out.glob(f'.{name}.tmp-*')): shutil.rmtree(f) if f.is_dir() else f.unlink()
+        for f in (f for name in ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png') for f in out.glob(f'.{name}.tmp-*')):
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
 
     def diverged(what):
-        kept = f"the last good checkpoint is in {out/'last'}" if (out/'last').exists() else "no checkpoint was saved yet"
-        return TrainingError(f"{what} at step {st['step']} (epoch {st['epoch']}); {kept}; resume with a lower learning_rate (--learning-rate)")
+        then = (f"the last good checkpoint is in {out/'last'}: resume with a lower learning_rate (--resume --learning-rate)"
+                if (out/STATE_FILE).exists() else "no checkpoint was saved yet: train again with a lower learning_rate (--learning-rate)")
+        return TrainingError(f"{what} at step {st['step']} (epoch {st['epoch']}); {then}")
 
     def checkpoint():
         if rank != 0: return
@@ -448,6 +451,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                                   f"val {row['val_bits']:.3f} bits/token (pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)"
                                   if len(val) else "no validation split"))
                 if end_of_epoch: break
+    except TrainingError:
+        bar.close(); raise
     except KeyboardInterrupt:
         bar.close()
         if rank == 0:
