@@ -124,14 +124,14 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size, progress):
             if name in metrics: ev.add(name, mod, v, n)
 
 # %% ../nbs/11_evaluate.ipynb #58c893eb
-def _reference_scores(ev, model, seqs, metrics, prompt_len=64, gen_len=16):
+def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_len=16):
     "The reference's Table 1: consecutive (64 prompt + 16 target) chunks of each item, 16 greedy tokens each."
+    chunks = [s[i:i + prompt_len + gen_len] for s in seqs for i in range(0, len(s) - prompt_len - gen_len + 1, prompt_len + gen_len)]
     h, c, b = [], [], []
-    for s in seqs:
-        for start in range(0, len(s) - prompt_len - gen_len + 1, prompt_len + gen_len):
-            chunk = s[start:start + prompt_len + gen_len]
-            out = model.generate(chunk[:prompt_len], max_new_tokens=gen_len, temperature=0)[0][prompt_len:]
-            target = chunk[prompt_len:].tolist()
+    for k in range(0, len(chunks), batch_size):  # the prompts have one length: a batch draws them together
+        batch = np.stack(chunks[k:k + batch_size])
+        for out, chunk in zip(model.generate(batch[:, :prompt_len], max_new_tokens=gen_len, temperature=0), batch):
+            out, target = out[prompt_len:], chunk[prompt_len:].tolist()
             h.append(hamming(out, target)); c.append(cosine(out, target)); b.append(bleu(out, target))
     for name, vals in (('hamming', h), ('cosine', c), ('bleu', b)):
         if name in metrics: ev.add(name, 'generated ids', np.mean(vals) if vals else math.nan, len(vals))
@@ -227,7 +227,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     ev = Evaluation()
     for step in tqdm(steps, desc='Evaluating', disable=not progress):
         if step == 'tokens': _token_scores(ev, model, seqs, tok, metrics, batch_size, progress)
-        elif step == 'reference': _reference_scores(ev, model, seqs, metrics)
+        elif step == 'reference': _reference_scores(ev, model, seqs, metrics, batch_size)
         elif step == 'structure': _structure(ev, model, items, temperature, seed)
         elif step == 'copy': _copy(ev, model, items, tok)
         else: _demo(ev, model, items, temperature, seed)

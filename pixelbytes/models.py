@@ -426,6 +426,16 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
                     (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
         if not ok: raise ValueError(msg)
 
+def _prompt_rows(prompt, num: int) -> list:
+    "The prompts of a generation as lists of ids: one, or each row of a 2D batch of prompts of one length."
+    try: arr = np.asarray(prompt, dtype=np.int64)
+    except ValueError: raise ValueError("the prompts of a batch must have one length (a 2D array of token ids)") from None
+    if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
+    if arr.ndim < 2: return [arr.reshape(-1).tolist()]
+    if num != 1: raise ValueError(f"num={num}: a batch of prompts draws one sample from each (num=1)")
+    if len(arr) == 0: raise ValueError("the batch of prompts is empty")
+    return arr.tolist()
+
 def _repeat_state(state, num: int, dim: int):
     "A generation state of one sample for `num` samples: each tensor in it repeated along its batch dimension `dim`."
     if torch.is_tensor(state): return state.repeat_interleave(num, dim)
@@ -442,26 +452,31 @@ def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
 @torch.no_grad()
 def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperature:float=1.0, top_k:int=None, top_p:float=None,
               seed:int=None, stop=None, allowed=None, num:int=1, progress=False) -> list:
-    "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them."
+    "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts)."
+    # prompt: token ids, or a 2D batch of prompts of one length, each drawn once (num=1)
     # progress: True for a progress bar, or a function called with (tokens done, max_new_tokens) after each token
     was_training = self.training
     self.eval()
     dev = next(self.parameters()).device
-    prompt = [int(t) for t in np.asarray(prompt, dtype=np.int64).reshape(-1)]
     _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed)
-    bad = [(i, t) for i, t in enumerate(prompt) if not 0 <= t < self.config.vocab_size]
-    if bad: raise ValueError(f"prompt token id {bad[0][1]} at position {bad[0][0]} is outside the vocabulary (0..{self.config.vocab_size-1})")
+    prompts = _prompt_rows(prompt, num)
+    for r, p in enumerate(prompts):
+        bad = next(((i, t) for i, t in enumerate(p) if not 0 <= t < self.config.vocab_size), None)
+        if bad: raise ValueError(f"prompt{f' {r}' if len(prompts) > 1 else ''} token id {bad[1]} at position {bad[0]} is outside the vocabulary (0..{self.config.vocab_size-1})")
+    num = max(num, len(prompts))
     gen = torch.Generator(device='cpu').manual_seed(int(seed)) if seed is not None else None
     stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
     trackers = [ContextTracker(self.config.n_bytes) for _ in range(num)]
-    for tr in trackers: tr.extend(prompt)
+    for tr, p in zip(trackers, prompts * num if len(prompts) == 1 else prompts): tr.extend(p)
     done = [False] * num
     ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
-    if self.causal and prompt:  # the prompt is read once, and its state copied for every sample
-        state = self(torch.from_numpy(context(prompt, self.config.n_bytes)).to(dev)[None], return_state=True)[1]
-        if num > 1: state = _repeat_state(state, num, self.backbone.state_batch_dim)
+    if self.causal and prompts[0]:  # each prompt is read once; one prompt's state is copied for every sample
+        state = self(torch.from_numpy(np.stack([context(p, self.config.n_bytes) for p in prompts])).to(dev), return_state=True)[1]
+        if len(prompts) < num: state = _repeat_state(state, num, self.backbone.state_batch_dim)
     elif self.causal: state = self.init_state(num)
-    else: windows = np.repeat(bidirectional_window(prompt, self.config)[None], num, 0)  # slid by one context a token
+    else:  # each sample's window slides by one context a token
+        windows = np.stack([bidirectional_window(p, self.config) for p in prompts])
+        if len(prompts) < num: windows = np.repeat(windows, num, 0)
     from tqdm.auto import tqdm
     for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
         if self.causal: logits, state = self.step(ctx(), state)
