@@ -264,11 +264,11 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           test_size:float=0.1, # items held out for testing: a fraction in [0, 1), or a whole number of items
           seed:int=0, # seed of the train/test split
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
-          clean:bool=False, # apply the reference's caption cleanup (lowercase, NFKD, ASCII) first
+          clean:bool=False, # apply the reference's caption cleanup (lowercase, NFKD, ASCII) first, and drop what the vocabulary cannot encode
           crop:bool=True, # crop images to their content (the demo set is never cropped: its captions say where shapes are)
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
-          overwrite:bool=False, # replace an existing output folder
+          overwrite:bool=False, # replace a dataset built before in `out` (any other existing folder is refused)
           quiet:bool=False): # no printed summary or progress bar
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data)."
     from datasets import Dataset, disable_progress_bars, enable_progress_bars

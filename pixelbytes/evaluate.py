@@ -186,7 +186,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              batch_size:int=32,
              out=None, # folder for evaluation.csv / .json (default: the model's folder, when it has one)
              progress:bool=True) -> Evaluation:
-    "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved as CSV and JSON."
+    "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
     from pixelbytes.models import PixelBytesModel
     model_dir = None
     if not isinstance(model, PixelBytesModel):

@@ -132,7 +132,10 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows`
              rows:int=None, # completion: how many rows of `image` are given
              num:int=1, # samples to draw
-             temperature:float=1.0, top_k:int=None, top_p:float=None, seed:int=None,
+             temperature:float=1.0, # sampling temperature: 0 is greedy, higher is more varied
+             top_k:int=None, # draw from the k most likely tokens only
+             top_p:float=None, # draw from the smallest set of tokens whose probability reaches p (nucleus)
+             seed:int=None, # seed of the draws: a call repeats itself (the first of num=4 samples is not the sample of num=1)
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)

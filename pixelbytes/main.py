@@ -29,11 +29,11 @@ def _build_args(p):
     p.add_argument('--test-size', type=float, default=0.1, help='items held out for testing: a fraction in [0, 1), or a whole number of items (default: 0.1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the train/test split')
     p.add_argument('--on-error', choices=['skip', 'raise'], default='skip', help='skip bad rows (reported) or stop at the first')
-    p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: lowercase, NFKD, ASCII only")
+    p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: lowercase, NFKD, ASCII only, and drop what the vocabulary cannot encode")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--max-pixels', type=int, default=None, help='refuse larger images (decompression-bomb guard)')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
-    p.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
+    p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other existing folder is refused)')
 
 def _run_build(a):
     from pixelbytes.data import build, MAX_PIXELS
@@ -62,7 +62,8 @@ def _train_args(p):
     p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`')
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
-    p.add_argument('--resume', action='store_true', help='continue the training saved in --out')
+    p.add_argument('--resume', action='store_true', help='continue the run saved in --out with its saved options; only --epochs, --patience, --max-minutes, '
+                   '--eval-every, --learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     for name, key, typ, help in (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
                                  ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
@@ -77,12 +78,12 @@ def _train_args(p):
                                  ('patience', 'patience', int, 'evaluations without improvement before stopping'),
                                  ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included')):
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {_KIND_DEFAULTS.get(key, getattr(d, key))})')
-    _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default); false: previous token only')
-    _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection")
+    _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
+    _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection (not context 'pxby': that is --grid)")
     _flag(p, 'bidirect', 'bidirectional backbone (lstm, mamba)')
-    _flag(p, 'mirror', 'augment with mirrored images (default: true)')
-    _flag(p, 'both-orders', 'augment with image->caption order (default: true)')
-    _flag(p, 'amp', 'fp16 mixed precision on CUDA (default: true)')
+    _flag(p, 'mirror', 'augment with mirrored images (default: true; --no-mirror turns it off)')
+    _flag(p, 'both-orders', 'augment with image->caption order (default: true; --no-both-orders turns it off)')
+    _flag(p, 'amp', 'fp16 mixed precision on CUDA (default: true; --no-amp turns it off)')
     _flag(p, 'compile', 'torch.compile the model')
 
 def train_config(a) -> dict:

@@ -333,7 +333,7 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
-          resume:bool=False, # continue the training saved in `out`
+          resume:bool=False, # continue the run saved in `out`: a dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."

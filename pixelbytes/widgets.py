@@ -48,7 +48,7 @@ class GenerateWidget:
         self.pixels = None     # the uploaded image as the model reads it: palette indices
         W, style = widgets, {'description_width': 'initial'}
         self.mode = W.Dropdown(options=MODES, value=mode, description='mode', style=style)
-        self.caption = W.Text(placeholder='a caption, e.g. a red circle on the left', description='caption', style=style,
+        self.caption = W.Text(placeholder='a caption, e.g. a red circle above a blue square', description='caption', style=style,
                               layout=W.Layout(width='40em'))
         self.upload = W.FileUpload(accept='image/*', multiple=False, description='image')
         self.preview, self.preview_info = W.Image(format='png'), W.Label()
