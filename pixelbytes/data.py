@@ -178,13 +178,14 @@ def open_source(path, caption_column=None, image_column='image'):
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info}
 
 # %% ../nbs/04_data.ipynb #494e0631
-def _open_ref(ref, max_pixels, name):
-    "PIL image of an image reference: a path, raw bytes or a {'bytes', 'path'} dict."
+def _open_ref(ref, max_pixels, name, base=None):
+    "PIL image of an image reference: a path (relative to folder `base`, when given), raw bytes or a {'bytes', 'path'} dict."
     if isinstance(ref, dict): ref = ref.get('bytes') or ref.get('path')
     if not ref: raise ImageError(f'{name}: no image')
+    if base and isinstance(ref, str) and not os.path.isabs(ref): ref = os.path.join(base, ref)  # a dataset's paths are its folder's
     return open_image(ref, max_pixels=max_pixels, name=name)
 
-def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error):
+def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails."
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
@@ -194,7 +195,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error):
             caption, problem = _decode_caption(caption, f'row {row}')
             if problem: raise ValueError(problem)
             if clean: caption = clean_text(caption, keep=tok.characters)
-            pixels = pixelize(_open_ref(ref, max_pixels, name), tok.palette, tok.max_size, crop=crop, name=name)
+            pixels = pixelize(_open_ref(ref, max_pixels, name, base), tok.palette, tok.max_size, crop=crop, name=name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
@@ -293,8 +294,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if quiet: disable_progress_bars()
     try:
         if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
+        base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
         done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error),
+                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base),
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'))
         good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow')).remove_columns('error')
