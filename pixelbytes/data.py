@@ -182,7 +182,8 @@ def _open_ref(ref, max_pixels, name, base=None):
     "PIL image of an image reference: a path (relative to folder `base`, when given), raw bytes or a {'bytes', 'path'} dict."
     if isinstance(ref, dict): ref = ref.get('bytes') or ref.get('path')
     if not ref: raise ImageError(f'{name}: no image')
-    if base and isinstance(ref, str) and not os.path.isabs(ref): ref = os.path.join(base, ref)  # a dataset's paths are its folder's
+    if base and isinstance(ref, str) and not os.path.isabs(ref) and os.path.exists(os.path.join(base, ref)):
+        ref = os.path.join(base, ref)  # a dataset folder's paths are its own, wherever build runs
     return open_image(ref, max_pixels=max_pixels, name=name)
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None):
