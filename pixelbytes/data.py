@@ -140,8 +140,12 @@ def _load_saved(p: Path):
 
 def _images_only(p: Path) -> bool:
     "Whether folder `p` holds images and nothing else (so no captions) apart from hidden files."
-    files = [f for f in p.rglob('*') if f.is_file() and not any(part.startswith('.') for part in f.relative_to(p).parts)]
-    return bool(files) and all(f.suffix.lower() in _IMAGE_SUFFIXES for f in files)
+    seen = False
+    for f in p.rglob('*'):  # stops at the first other file: a dataset folder is not walked whole
+        if not f.is_file() or any(part.startswith('.') for part in f.relative_to(p).parts): continue
+        if f.suffix.lower() not in _IMAGE_SUFFIXES: return False
+        seen = True
+    return seen
 
 def open_source(path, caption_column=None, image_column='image'):
     "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source."

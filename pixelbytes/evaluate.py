@@ -9,7 +9,7 @@ __all__ = ['TOKEN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS', 
            'cosine', 'Evaluation', 'evaluate']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import csv, json, math, numbers, os, warnings
+import csv, json, math, os, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +187,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              out=None, # folder for evaluation.csv / .json (default: the model's folder, when it has one)
              progress:bool=True) -> Evaluation:
     "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
-    from pixelbytes.models import PixelBytesModel
+    from pixelbytes.models import PixelBytesModel, _as_kind
     model_dir = None
     if not isinstance(model, PixelBytesModel):
         model_dir = Path(str(model)) if Path(str(model)).is_dir() else None
@@ -205,8 +205,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if unknown: raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
     drawn = [m for m in metrics if m in ('structure', 'copy', 'demo')]
-    for name, v in (('num', num), ('batch_size', batch_size)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise ValueError(f"{name} must be a whole number, not {v!r}")
+    num, batch_size = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size')
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
     test = built.test

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/main.html.md"""
 __all__ = ['TASKS', 'train_config', 'parser', 'main']
 
 # %% ../nbs/13_main.ipynb #06cf8221
-import argparse, os, sys
+import argparse, math, os, sys
 from . import __version__
 
 # %% ../nbs/13_main.ipynb #cca648ff
@@ -105,10 +105,10 @@ def _run_train(a):
     model, history = train(train_config(a), a.data, a.out, resume=a.resume, overwrite=a.overwrite)
     if int(os.environ.get('RANK', 0)) == 0:
         print(model.summary())
-        if all(h['val_loss'] != h['val_loss'] for h in history):  # NaN: no validation items
+        if all(math.isnan(h['val_loss']) for h in history):  # no validation items
             print(f"no validation split: {a.out}/best holds the last evaluation (step {history[-1]['step']})")
             return
-        best = min((h for h in history if h['val_loss'] == h['val_loss']), key=lambda h: h['val_loss'])
+        best = min((h for h in history if not math.isnan(h['val_loss'])), key=lambda h: h['val_loss'])
         print(f"best at step {best['step']}: val {best['val_bits']:.3f} bits/token, pixels {best['val_pixel_acc']:.1%}, "
               f"text {best['val_text_acc']:.1%}; saved in {a.out}/best")
 
