@@ -187,9 +187,9 @@ def main(argv=None) -> int:
     # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for
     p = parser([next((a for a in argv if not a.startswith('-')), None)])
     args = p.parse_args(argv)
-    if args.task is None:
-        p.print_help()
-        return 0
+    if args.task is None:  # a usage error, as argparse's own: the help goes to stderr and the status is 2
+        p.print_help(sys.stderr)
+        return 2
     try: _COMMANDS[args.task][1](args)
     except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise

@@ -74,6 +74,18 @@ class Windows:
         r = self.rows[idx]
         return int((r[:, 2] - r[:, 1] - r[:, 3]).sum())
 
+    def batches(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        "One epoch's batches `(n, batch_size)` of window indices, drawn with `rng`: causal windows of like length share a batch."
+        order = rng.permutation(len(self))[:len(self) // batch_size * batch_size]  # the windows left out: at random
+        if self.cfg.causal:
+            # a batch runs as long as its longest window: sorted by length, it pads little. The jitter (up to 10%) still
+            # changes which windows meet from epoch to epoch; on pokemon-dev's whole items a batch of 16 is then 92% real
+            # tokens, against 79% in a random order
+            length = self.rows[order, 2] - self.rows[order, 1]
+            order = order[np.argsort(length * rng.uniform(0.9, 1.1, len(order)), kind='stable')]
+        batches = order.reshape(-1, batch_size)
+        return batches[rng.permutation(len(batches))]
+
     def batch(self, idx):
         "(contexts, targets) tensors of windows `idx`; causal windows are padded only to the longest of them."
         rows = self.rows[idx]
@@ -276,7 +288,7 @@ def _changes(was: dict, now: dict) -> str:
                        else f"tokenizer {t} {old!r} -> {tv!r}")
     return ', '.join(out)
 
-# %% ../nbs/08_train.ipynb #e8b7d725
+# %% ../nbs/08_train.ipynb #4cc4ab12
 def _few_windows(n: int, cfg) -> str:
     return f"fewer training windows ({n}) than batch_size ({cfg.batch_size}): lower batch_size (--batch-size), or shorten seq_length"
 
@@ -413,11 +425,11 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = Windows(epoch_sequences(train_items, tok, cfg, st['epoch']), cfg, offset=st['epoch'])
-            order = np.random.default_rng([cfg.seed, st['epoch'], 2]).permutation(len(wins))
-            n_batches = len(order) // cfg.batch_size
+            batches = wins.batches(cfg.batch_size, np.random.default_rng([cfg.seed, st['epoch'], 2]))
+            n_batches = len(batches)
             if n_batches == 0: raise TrainingError(_few_windows(len(wins), cfg))
             while st['batch'] < n_batches and not stop:
-                glob = order[st['batch'] * cfg.batch_size:(st['batch'] + 1) * cfg.batch_size]
+                glob = batches[st['batch']]
                 n_tgt = wins.n_targets(glob)
                 net.train()
                 for m in range(cfg.grad_accum):
