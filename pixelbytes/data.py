@@ -9,7 +9,8 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'Built', 'load_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import csv, io, json, numbers, os, secrets, shutil, time
+import csv, io, json, numbers, os, secrets, shutil, time, warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -57,7 +58,10 @@ def _read_csv(text, meta: Path):
     try:
         for row in reader:
             if row and columns is None: columns = row
-            elif row: records.append((dict(zip(columns, row)), None))
+            elif row:  # more fields than the header: most likely a comma in an unquoted caption, which zip would cut off there
+                extra = len(row) > len(columns)
+                records.append((dict(zip(columns, row)), f"line {start} of {meta.name} has {len(row)} fields, its header {len(columns)}: "
+                                "quote a caption that holds commas" if extra else None))
             start = reader.line_num + 1
     except csv.Error as e:
         if 'end of data' in str(e): raise BuildError(f"{meta}, line {start}: a quoted field opened on this line is never closed") from None
@@ -69,18 +73,19 @@ def _read_metadata(folder: Path, caption_column=None):
     "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used."
     files = [folder/f for f in ('metadata.csv', 'metadata.jsonl') if (folder/f).exists()]
     if not files: raise BuildError(f"folder {str(folder)!r} has no metadata.csv or metadata.jsonl (nor is it a saved dataset)")
+    if len(files) > 1: raise BuildError(f"folder {str(folder)!r} has both metadata.csv and metadata.jsonl; keep the one that holds the captions")
     meta = files[0]
     # surrogateescape keeps a non-UTF-8 caption readable so that only its row is skipped
     text = meta.read_bytes().decode('utf-8', 'surrogateescape').lstrip('\ufeff')
     if meta.suffix == '.csv': records, columns = _read_csv(text, meta)
     else:
         records, columns = [], []
-        for i, line in enumerate(l for l in text.splitlines() if l.strip()):
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict): raise ValueError
-                records.append((rec, None)); columns += [k for k in rec if k not in columns]
-            except ValueError: records.append(({}, f'line {i+1} of {meta.name} is not a JSON object'))
+        for i, line in enumerate(text.splitlines()):
+            if not line.strip(): continue
+            try: rec = json.loads(line)
+            except ValueError as e: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({e.msg})')); continue
+            if not isinstance(rec, dict): records.append(({}, f'line {i+1} of {meta.name} is not a JSON object but {type(rec).__name__}')); continue
+            records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
     if 'file_name' not in columns: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(columns) or 'none'})")
     if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
@@ -88,7 +93,9 @@ def _read_metadata(folder: Path, caption_column=None):
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
     for i, (rec, problem) in enumerate(records):
         caption, cap_problem = _decode_caption(rec.get(cap_col), f'row {i}')
-        fname = (rec.get('file_name') or '').replace('\\', '/')  # a path written on Windows
+        fname = rec.get('file_name') or ''
+        if not isinstance(fname, str): problem, fname = problem or f"file_name is not text but {type(fname).__name__} ({fname!r})", ''
+        fname = fname.replace('\\', '/')  # a path written on Windows
         if not problem and not fname: problem = 'missing file_name'
         inside = not fname or os.path.abspath(folder/fname).startswith(os.path.abspath(folder) + os.sep)  # absolute: '.' works too
         if not problem and not inside: problem = f"file_name {fname!r} points outside the folder"
@@ -117,7 +124,7 @@ def _from_dataset(ds, caption_column, image_column, where):
     ds = ds.add_column('row', np.arange(len(ds)))
     return ds, {'caption_column': cap_col, **info}
 
-# %% ../nbs/04_data.ipynb #a126da08
+# %% ../nbs/04_data.ipynb #494e0631
 def _is_saved_dataset(p: Path) -> bool:
     return any((p/f).exists() for f in ('dataset_dict.json', 'state.json'))
 
@@ -152,6 +159,7 @@ def open_source(path, caption_column=None, image_column='image'):
     from datasets import Dataset, load_dataset
     p = Path(str(path)).expanduser()
     if str(path) == 'demo':
+        if p.is_dir(): warnings.warn("'demo' is the built-in demo set; to build the folder demo/ here, give its path as './demo'", stacklevel=2)
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
     if p.is_dir() and any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')):
         rows, cap_col, meta, unlisted = _read_metadata(p, caption_column)
@@ -181,7 +189,7 @@ def open_source(path, caption_column=None, image_column='image'):
     ds, info = _from_dataset(ds, caption_column, image_column, str(path))
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info}
 
-# %% ../nbs/04_data.ipynb #494e0631
+# %% ../nbs/04_data.ipynb #9b04f659
 def _open_ref(ref, max_pixels, name, base=None):
     "PIL image of an image reference: a path (relative to folder `base`, when given), raw bytes or a {'bytes', 'path'} dict."
     if isinstance(ref, dict): ref = ref.get('bytes') or ref.get('path')
@@ -199,7 +207,9 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
             if problem: raise ValueError(problem)
             caption, problem = _decode_caption(caption, f'row {row}')
             if problem: raise ValueError(problem)
-            if clean: caption = clean_text(caption, keep=tok.characters)
+            if clean:
+                caption = clean_text(caption, keep=tok.characters)
+                if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
             pixels = pixelize(_open_ref(ref, max_pixels, name, base), tok.palette, tok.max_size, crop=crop, name=name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
@@ -212,7 +222,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
         out['input_ids'].append(ids); out['error'].append(error)
     return out
 
-# %% ../nbs/04_data.ipynb #9b04f659
+# %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
@@ -235,18 +245,21 @@ def _image_key(ids) -> bytes:
 
 def _split(ds, test_size, seed):
     "Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it."
-    from datasets import Dataset, DatasetDict, concatenate_datasets
+    from datasets import Dataset, DatasetDict
     n_test = 0 if len(ds) < 2 or not test_size else max(1, round(test_size * len(ds)) if test_size < 1 else test_size)
     if n_test >= len(ds): raise BuildError(f"test_size {test_size} leaves no training rows out of {len(ds)}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
-    split = ds.train_test_split(test_size=n_test, seed=seed)
-    # an image with several captions: the test must not hold a sprite the model trained on, so its other rows follow it
-    in_test = {_image_key(ids) for ids in split['test']['input_ids']}
-    moved = [i for i, ids in enumerate(split['train']['input_ids']) if _image_key(ids) in in_test]
-    if not moved: return split
-    if len(moved) == len(split['train']): raise BuildError(f"test_size {test_size} leaves no training rows: every image is in the test split")
-    keep = sorted(set(range(len(split['train']))) - set(moved))
-    return DatasetDict(train=split['train'].select(keep), test=concatenate_datasets([split['test'], split['train'].select(moved)]))
+    keys = [_image_key(ids) for ids in ds['input_ids']]
+    rows_of = Counter(keys)
+    # Whole images, in a random order, until the test split holds n_test rows: an image with several captions must not
+    # be both trained on and tested. With one row per image this is the permutation `train_test_split` draws.
+    perm, test, n = np.random.default_rng(seed).permutation(len(ds)), set(), 0
+    for i in perm:
+        if n >= n_test: break
+        if keys[i] not in test: test.add(keys[i]); n += rows_of[keys[i]]
+    train_rows = [i for i in perm if keys[i] not in test]
+    if not train_rows: raise BuildError(f"test_size {test_size} leaves no training rows: every image is in the test split")
+    return DatasetDict(train=ds.select(train_rows), test=ds.select([i for i in perm if keys[i] in test]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 def _check_out(out: Path, source):

@@ -13,6 +13,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'TrainingError', 
 import csv, hashlib, json, math, os, re, shutil, socket, sys, time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from collections import Counter
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,12 +32,16 @@ def item_segments(input_ids, tok: Tokenizer) -> list:
     "The segment values (str / palette-index arrays) of every item of a built split."
     return [[s.value for s in tok.decode(ids)] for ids in input_ids]
 
-_SIDES = re.compile(r'\b(left|right)\b')
+_SIDES = re.compile(r'\b(left|right)\b', re.IGNORECASE)
+
+def _other_side(m) -> str:
+    "The other side of the word matched by `_SIDES`, in its case: left/right, Left/Right, LEFT/RIGHT."
+    word = 'right' if m[1].lower() == 'left' else 'left'
+    return word.upper() if m[1].isupper() else word.capitalize() if m[1][0].isupper() else word
 
 def mirror(segments) -> list:
     "Segments with images mirrored left-right and the words 'left'/'right' swapped in texts, so that captions stay true."
-    return [_SIDES.sub(lambda m: 'right' if m[1] == 'left' else 'left', s) if isinstance(s, str) else np.ascontiguousarray(s[:, ::-1])
-            for s in segments]
+    return [_SIDES.sub(_other_side, s) if isinstance(s, str) else np.ascontiguousarray(s[:, ::-1]) for s in segments]
 
 def epoch_sequences(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) -> list:
     "Token sequences of one epoch: each item mirrored and/or reversed in order with probability 1/2 (when enabled), seeded by (seed, epoch)."
@@ -253,10 +258,17 @@ def _optimizer(model, cfg):
                              lr=cfg.learning_rate, betas=(0.9, 0.95))
 
 def _split_items(items, cfg):
-    "(train, validation) items: `val_fraction` of the training items, chosen by `seed`."
+    "(train, validation) items: `val_fraction` of the training items, chosen by `seed`; the items of one image stay together."
     perm = np.random.default_rng([cfg.seed, 0]).permutation(len(items))
     n_val = 0 if len(items) < 2 or not cfg.val_fraction else max(1, round(cfg.val_fraction * len(items)))
-    return [items[i] for i in sorted(perm[n_val:])], [items[i] for i in sorted(perm[:n_val])]
+    # as build splits the test: whole images until the validation holds n_val items, so that the best checkpoint is not
+    # chosen on sprites trained on under another caption
+    keys = [b''.join(np.ascontiguousarray(s).tobytes() + bytes(str(np.shape(s)), 'ascii') for s in segs if not isinstance(s, str)) for segs in items]
+    items_of, val, n = Counter(keys), set(), 0
+    for i in perm:
+        if n >= n_val: break
+        if keys[i] not in val: val.add(keys[i]); n += items_of[keys[i]]
+    return [it for it, k in zip(items, keys) if k not in val], [it for it, k in zip(items, keys) if k in val]
 
 # may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute)
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
