@@ -295,6 +295,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     test_size = _test_size(test_size)
     tok = Tokenizer(vocab, palette, max_size)
+    if tok.n_colours > 256: raise BuildError(f"a palette of {tok.n_colours} colours: a built image holds one byte per pixel, so 256 colours at most")
     if path is None:
         try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column); path = DEFAULT_HUB_ID
         except BuildError as e:
@@ -302,7 +303,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
             ds, info = open_source('demo'); path = 'demo'
     else: ds, info = open_source(path, caption_column, image_column)
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
-    out = Path(out) if out else _default_out(path)
+    out = Path(out).expanduser() if out else _default_out(path)
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +381,7 @@ class Built:
 
 def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`."
-    p = Path(path)
+    p = Path(path).expanduser()
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists():
         raise BuildError(f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)")
     return Built(_load_saved(p), Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE)), _read_json(p/REPORT_FILE), str(p))

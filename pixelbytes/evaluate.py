@@ -212,7 +212,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if len(test) == 0:
         raise ValueError(f"the dataset has no test items (built from {built.report.get('rows_written', '?')} rows with test_size "
                          f"{built.report.get('test_size', '?')}): nothing held out to evaluate on")
-    folder = Path(out) if out else model_dir
+    folder = Path(out).expanduser() if out else model_dir
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
     if folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
         if out: raise ValueError(f"cannot write to {str(folder)!r}; choose another folder (out=, --out)")

@@ -155,13 +155,12 @@ def _run_generate(a):
     if a.image is not None and not os.path.isfile(a.image):
         raise FileNotFoundError(f"--image {a.image!r}: {'a folder; name an image file in it' if os.path.isdir(a.image) else 'no such file'}")
     out = a.out or f'generated.{a.format or "png"}'
-    fmt = a.format or (None if os.path.splitext(out)[1] else 'png')  # a name without an extension is a PNG
-    output_format(out, fmt)  # a bad name fails now, not after the samples are drawn
+    output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     model = PixelBytesModel.from_pretrained(a.model)
     gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, crop=a.crop, progress=True)
     os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
-    save_generations(gens, out, format=fmt, scale=a.scale, grid=a.grid)
+    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):
         shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))

@@ -364,7 +364,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
     kwargs.setdefault('strict', True)
-    where = str(path)
+    where = os.path.expanduser(str(path))
     if not Path(where).is_dir():
         if Path(where).exists() or where.startswith(('.', '/', '~')) or where.count('/') != 1:
             raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
@@ -382,7 +382,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a config.json that is not an object
         raise ModelLoadError(f"cannot load model {where}: config.json is invalid: {e}") from None
     except OSError as e:  # not found locally or on the Hub, or the Hub is unreachable
-        raise ModelLoadError(f"cannot load model {where}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+        tried = f"there is no folder {where!r} here, and as a Hub id: " if not Path(where).exists() else ''  # owner/name reads as both
+        raise ModelLoadError(f"cannot load model {where}: {tried}{type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ModelLoadError(f"cannot load model {where}: model.safetensors holds NaN or infinite weights (in {', '.join(bad[:3])})")
     return model

@@ -100,7 +100,7 @@ def load_palette(src=None) -> np.ndarray:
     "Palette `src` (None: NES; colours; or a palette file) as a read-only `(n, 3)` uint8 array."
     if src is None: return NES_PALETTE
     if isinstance(src, (str, Path)) and not (isinstance(src, str) and src.lstrip().startswith('#')):
-        path = Path(src)
+        path = Path(src).expanduser()
         if not path.is_file(): raise PaletteError(f"palette file {str(path)!r} does not exist")
         try: txt = path.read_text(encoding='utf-8')
         except UnicodeDecodeError: raise PaletteError(f"{path}: not a text file") from None

@@ -287,9 +287,9 @@ Rendering.to_svg = _to_svg
 _FORMATS = {'png': 'PNG', 'jpg': 'JPEG', 'jpeg': 'JPEG', 'svg': 'SVG'}
 
 def output_format(path, format: str | None = None) -> str:
-    "'PNG', 'JPEG' or 'SVG': `format`, or else the extension of `path`; a `ValueError` when they are unknown or disagree."
+    "'PNG', 'JPEG' or 'SVG': `format`, or else the extension of `path` (none: PNG); a `ValueError` when they are unknown or disagree."
     path = Path(path)
-    kind = _FORMATS.get((format or path.suffix).lower().lstrip('.'))
+    kind = _FORMATS.get((format or path.suffix or 'png').lower().lstrip('.'))
     if kind is None:
         raise ValueError(f"unknown image format {format or path.suffix!r} for {str(path)!r}; choose png, jpg, jpeg or svg (by extension or format=)")
     if format and path.suffix and _FORMATS.get(path.suffix.lower().lstrip('.')) != kind:  # an SVG named .png opens nowhere
@@ -298,7 +298,7 @@ def output_format(path, format: str | None = None) -> str:
 
 def _save(self: Rendering, path, format: str | None = None) -> Path:
     "Write the rendering to `path` as PNG, JPG or SVG (`format`, or else the extension of `path`); returns the path."
-    path, kind = Path(path), output_format(path, format)
+    path, kind = Path(path).expanduser(), output_format(path, format)
     if kind == 'SVG': path.write_text(self.to_svg(), encoding='utf-8')
     elif kind == 'JPEG': self.to_pil().save(path, kind, quality=95, subsampling=0)
     else: self.to_pil().save(path, kind)

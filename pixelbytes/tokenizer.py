@@ -9,7 +9,7 @@ __all__ = ['NUL', 'TAB', 'LF', 'V1_BYTES', 'PRESETS', 'PAD', 'STRUCTURE', 'TEXT'
            'Tokenizer', 'normalize_text', 'clean_text']
 
 # %% ../nbs/02_tokenizer.ipynb #429b6ceb
-import unicodedata
+import re, unicodedata
 from dataclasses import dataclass, field
 import numpy as np
 from .palette import load_palette, to_hex
@@ -127,13 +127,14 @@ def _check_ids(ids, vocab_size, what):
 def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
     "Token ids of one text segment (its normalised UTF-8 bytes, then LF); `where` names it in errors."
     if not isinstance(text, str): raise TypeError(f"{where}: expected str, got {type(text).__name__}")
-    raw = np.frombuffer(normalize_text(text).encode('utf-8'), np.uint8)
-    ids = self.byte_to_id[raw]
+    norm = normalize_text(text)
+    ids = self.byte_to_id[np.frombuffer(norm.encode('utf-8'), np.uint8)]
     missing = np.flatnonzero(ids < 0)
     if len(missing):
-        pos = len(text.encode('utf-8')[:missing[0]].decode('utf-8', 'ignore'))
+        pos = len(norm.encode('utf-8')[:missing[0]].decode('utf-8', 'ignore'))
+        pos += sum(m.start() - k < pos for k, m in enumerate(re.finditer('\r\n', text)))  # in the text as given, where a Windows line end is two characters
         raise ValueError(f"{where}: character {text[pos]!r} at position {pos} is not in the {self.vocab!r} vocabulary"
-                         + (" (it holds lowercase a-z, digits, space and \"'()*,-+.:[];/%!; build's --clean-text lowercases and drops the rest)" if self.vocab == 'v1' else ''))
+                         + (" (it holds lowercase a-z, digits, space and \"'()*,-+.:[];/%!: lowercase the text; clean_text(text, keep=Tokenizer('v1').characters), which build's --clean-text applies to captions, also drops the rest)" if self.vocab == 'v1' else ''))
     return np.append(ids, LF)
 Tokenizer.encode_text = _encode_text
 

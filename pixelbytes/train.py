@@ -10,7 +10,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'TrainingError', 
            'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import csv, hashlib, json, math, os, re, shutil, socket, sys, time
+import csv, hashlib, json, math, os, re, shutil, signal, socket, sys, time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from collections import Counter
@@ -365,7 +365,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
     rank, world, local = _dist()
-    out = Path(out)
+    out = Path(out).expanduser()
     run = _prepare(config, data, out, resume, overwrite, world)
     cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
     device = _setup_device(world, local)
@@ -507,10 +507,12 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def _worker(rank, world, port, config, data, out, resume, overwrite, progress):
-    "One process of `launch`."
+def _worker(rank, world, port, config, data, out, resume, overwrite, progress, errors):
+    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise."
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     try: train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
+    except TrainingError as e:
+        errors.put(str(e)); raise
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 
@@ -522,9 +524,24 @@ def launch(config, data, out='models/pixelbytes', nprocs:int=None, resume:bool=F
         model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
         return model.cpu(), history
     # bad input is named here, once, rather than in a traceback from every process
-    data = _prepare(config, data, Path(out), resume, overwrite, nprocs)['built'].path
+    data = _prepare(config, data, Path(out).expanduser(), resume, overwrite, nprocs)['built'].path
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
-    mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress), nprocs=nprocs, start_method='spawn')
-    out = Path(out)
+    out, errors = Path(out).expanduser(), mp.get_context('spawn').SimpleQueue()
+    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, errors),
+                               nprocs=nprocs, start_method='spawn', join=False)
+    try:
+        while not procs.join(): pass
+    except mp.ProcessRaisedException:
+        if not errors.empty(): raise TrainingError(errors.get()) from None  # the message, not a worker's traceback around it
+        raise
+    except KeyboardInterrupt:  # a notebook's interrupt reaches this process only: the workers must stop too, as train stops
+        for p in procs.processes:
+            if p.is_alive(): os.kill(p.pid, signal.SIGINT)
+        for p in procs.processes:
+            p.join(30)
+            if p.is_alive(): p.terminate()
+        kept = f"{out} holds the last checkpoints, continue with resume=True" if (out/STATE_FILE).exists() else "nothing was saved yet"
+        print(f"\ninterrupted: the {nprocs} processes stopped; {kept}", file=sys.stderr)
+        raise
     return PixelBytesModel.from_pretrained(out/'best'), load_state(out/STATE_FILE)['history']

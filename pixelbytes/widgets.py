@@ -161,7 +161,7 @@ class TrainingView:
     "The loss and accuracy curves of the training run in folder `out`, and its last evaluation; `watch` redraws them while it trains."
     def __init__(self, out, # the `out` folder of `train`
                  every:float=2.0): # seconds between two looks, when watching
-        self.out, self.every = Path(out), every
+        self.out, self.every = Path(out).expanduser(), every
         self.image, self.status = widgets.Image(format='png'), widgets.Label()
         self.ui = widgets.VBox([self.status, self.image])
         self._seen, self._stop, self._thread = None, threading.Event(), None

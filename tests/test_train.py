@@ -120,6 +120,38 @@ if __name__ == '__main__':
     w1, w2 = weights(tmp_path/'one'/'last'), weights(tmp_path/'two'/'last')
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
 
+def test_launch_raises_a_workers_training_error(demo, tmp_path):
+    code = f"""
+import torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch, TrainingError
+if __name__ == '__main__':
+    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, learning_rate=1e12, warmup_steps=0, grad_clip=1e30), {str(demo)!r}, {str(tmp_path/'nan')!r}, nprocs=2, progress=False)
+    except TrainingError as e: print('TrainingError:', e)
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0 and 'TrainingError: the loss became nan' in r.stdout, (r.stdout, r.stderr[-3000:])
+
+def test_interrupting_launch_stops_the_workers(demo, tmp_path):
+    code = f"""
+import multiprocessing, os, signal, threading, time, torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    state = {str(tmp_path/'int'/'train_state.pt')!r}
+    def interrupt():
+        while not os.path.exists(state): time.sleep(0.2)  # a checkpoint: both workers are training
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
+    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, epochs=1000, eval_every=5), {str(demo)!r}, {str(tmp_path/'int')!r}, nprocs=2, progress=False)
+    except KeyboardInterrupt: print('alive', len(multiprocessing.active_children()))
+    before = os.path.getmtime(state); time.sleep(3)
+    print('unchanged', os.path.getmtime(state) == before)
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert 'alive 0' in r.stdout and 'unchanged True' in r.stdout, (r.stdout, r.stderr[-3000:])
+    assert 'continue with resume=True' in r.stderr
+
 def test_torchrun_entry_point(demo, tmp_path):
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main',
                         'train', '--data', str(demo), '--out', str(tmp_path/'tr'), '--epochs', '1', *TINY],
