@@ -182,12 +182,12 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
              num:int=16, # test items used by the generation metrics (structure, copy, demo)
              temperature:float=1.0, # sampling temperature of structure and demo drawings
-             seed:int=0,
+             seed:int=0, # seed of those drawings (None: a random one)
              batch_size:int=32,
              out=None, # folder for evaluation.csv / .json (default: the model's folder, when it has one)
              progress:bool=True) -> Evaluation:
     "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
-    from pixelbytes.models import PixelBytesModel, _as_kind
+    from pixelbytes.models import PixelBytesModel, _as_kind, _check_sampling
     model_dir = None
     if not isinstance(model, PixelBytesModel):
         model_dir = Path(str(model)) if Path(str(model)).is_dir() else None
@@ -208,6 +208,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     num, batch_size = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size')
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
+    if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
+    if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing adds its index to it
     test = built.test
     if len(test) == 0:
         raise ValueError(f"the dataset has no test items (built from {built.report.get('rows_written', '?')} rows with test_size "

@@ -204,10 +204,9 @@ def write_metrics(history: list, out: Path, plot: bool = True):
             w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
     _atomic_write(out/'metrics.csv', csv_write)
     if not plot: return
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    from matplotlib.figure import Figure  # not pyplot: its backend is the notebook's, and drawing a file must not change it
+    fig = Figure(figsize=(11, 4))
+    a1, a2 = fig.subplots(1, 2)
     steps = [h['step'] for h in history]
     for split, style in (('train', '--'), ('val', '-')):
         a1.plot(steps, [h.get(f'{split}_bits', np.nan) for h in history], style, label=f'{split}')
@@ -217,7 +216,6 @@ def write_metrics(history: list, out: Path, plot: bool = True):
     a1.legend(); a2.legend(fontsize=8)
     fig.tight_layout()
     _atomic_write(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
-    plt.close(fig)
 
 # %% ../nbs/08_train.ipynb #9da4f3cd
 def _dist() -> tuple:

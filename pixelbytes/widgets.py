@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
 # %% ../nbs/12_widgets.ipynb #10c606fc
-import csv, html, io, threading, time, traceback
+import csv, html, io, math, threading, time, traceback
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
@@ -147,8 +147,9 @@ class GenerateWidget:
 def _describe(row: dict) -> str:
     "One line about one row of `metrics.csv`."
     f = lambda k: float(row.get(k) or 'nan')
-    return (f"step {row.get('step')} (epoch {row.get('epoch')}, {f('minutes'):.1f} min): "
-            f"train {f('train_bits'):.3f}, validation {f('val_bits'):.3f} bits per token; "
+    head = f"step {row.get('step')} (epoch {row.get('epoch')}, {f('minutes'):.1f} min): train {f('train_bits'):.3f}"
+    if math.isnan(f('val_bits')): return f"{head} bits per token; no validation split"  # val_fraction=0
+    return (f"{head}, validation {f('val_bits'):.3f} bits per token; "
             f"validation accuracy: pixels {f('val_pixel_acc'):.1%}, text {f('val_text_acc'):.1%}")
 
 def _stamp(path: Path):
