@@ -69,8 +69,9 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.nda
             raise ValueError(f"{name} is {image.shape[0]}x{image.shape[1]}, larger than the model's max_size ({tok.max_size}); "
                              "give it as a PIL image or a file to have it resized")
         return image
-    if not hasattr(image, 'getbands'): image = open_image(image, name=name if isinstance(image, bytes) else None)
-    return pixelize(image, tok.palette, tok.max_size, crop=crop)
+    label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
+    if not hasattr(image, 'getbands'): image = open_image(image, name=label if isinstance(image, (bytes, str, Path)) else None)
+    return pixelize(image, tok.palette, tok.max_size, crop=crop, name=label)
 
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True):
     "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`: how an image file is read."

@@ -29,9 +29,10 @@ class PaletteError(ValueError):
     "A palette that cannot be read, with the file and entry at fault in the message."
 
 def _parse_colour(c, where):
-    "One colour from `(r,g,b)` or `'#rrggbb'`; `where` names it in errors."
+    "One colour from `(r,g,b)`, `'#rrggbb'` or `'aarrggbb'` (alpha dropped); `where` names it in errors."
     if isinstance(c, str):
         s = c.strip().lstrip('#')
+        if len(s) == 8 and not c.strip().startswith('#') and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net's alpha first; '#rrggbbaa' stays an error
         if len(s) != 6 or any(ch not in '0123456789abcdefABCDEF' for ch in s):
             raise PaletteError(f"{where}: {c!r} is not a colour; expected '#rrggbb' or r,g,b")
         return [int(s[i:i+2], 16) for i in (0, 2, 4)]
@@ -68,7 +69,7 @@ def _from_gpl(txt, name):
     cols = []
     for i, line in enumerate(lines[1:], 2):
         s = line.strip()
-        if not s or s.startswith('#') or s.split(':')[0] in ('Name', 'Columns'): continue
+        if not s or s.startswith('#') or s.split(':')[0] in ('Name', 'Columns', 'Channels'): continue
         parts = s.split()
         if len(parts) < 3: raise PaletteError(f"{name} line {i}: {s!r} is not 'r g b [name]'")
         cols.append(_parse_colour([_int(p, f'{name} line {i}') for p in parts[:3]], f'{name} line {i}'))
@@ -94,7 +95,17 @@ def _from_json(txt, name):
     return data
 
 # %% ../nbs/00_palette.ipynb #2f883c99
-_readers = {'.json': _from_json, '.gpl': _from_gpl, '.py': _from_python}
+def _from_jasc(txt, name):
+    "Colours of a JASC palette: 'JASC-PAL', a version, the number of colours, then `r g b` lines."
+    lines = [l.strip() for l in txt.splitlines()]
+    if len(lines) < 3 or lines[0] != 'JASC-PAL':
+        raise PaletteError(f"{name}: a .pal file must be a JASC palette, starting with 'JASC-PAL' (a binary RIFF palette is not read: export it as .gpl or .pal text)")
+    n = _int(lines[2], f'{name} line 3')
+    cols = [_parse_colour([_int(p, f'{name} line {i}') for p in l.split()[:3]], f'{name} line {i}') for i, l in enumerate(lines[3:], 4) if l]
+    if len(cols) != n: raise PaletteError(f"{name}: its header says {n} colours, and it lists {len(cols)}")
+    return cols
+
+_readers = {'.json': _from_json, '.gpl': _from_gpl, '.pal': _from_jasc, '.py': _from_python}
 
 def load_palette(src=None) -> np.ndarray:
     "Palette `src` (None: NES; colours; or a palette file) as a read-only `(n, 3)` uint8 array."

@@ -9,9 +9,11 @@ def run(*args, cwd=None):
     return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 def test_help_lists_tasks():
-    r = run(sys.executable, '-m', 'pixelbytes.main')
+    r = run(sys.executable, '-m', 'pixelbytes.main', '--help')
     assert r.returncode == 0
     for task in ('build', 'train', 'evaluate', 'generate'): assert task in r.stdout
+    r = run(sys.executable, '-m', 'pixelbytes.main')  # no task: a usage error, as argparse reports one
+    assert r.returncode == 2 and all(task in r.stderr for task in ('build', 'train', 'evaluate', 'generate'))
 
 def test_build_demo_with_console_script(tmp_path):
     r = run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'demo'))
