@@ -37,7 +37,8 @@ def _decode_caption(value, where):
     if not isinstance(value, str): return None, f'caption is not text but {type(value).__name__}'
     try: value.encode('utf-8')
     except UnicodeEncodeError as e:
-        return None, f'caption is not valid UTF-8 (byte 0x{ord(value[e.start]) - 0xdc00:02x} at position {e.start})'
+        # read from a metadata file: most likely saved in a legacy encoding (a spreadsheet's cp1252)
+        return None, f'caption is not valid UTF-8 (byte 0x{ord(value[e.start]) - 0xdc00:02x} at position {e.start}): save the metadata file as UTF-8'
     if not value.strip(): return None, 'empty caption'
     return value, None
 
@@ -46,7 +47,7 @@ def _pick_column(columns, wanted, where):
     cands = [wanted] if wanted else CAPTION_COLUMNS
     for c in cands:
         if c in columns: return c
-    raise BuildError(f"{where} has no {' or '.join(repr(c) for c in cands)} column (columns: {', '.join(map(str, columns)) or 'none'}); "
+    raise BuildError(f"{where} has no {' or '.join(repr(c) for c in cands)} column (columns: {', '.join(map(repr, columns)) or 'none'}); "
                      "choose one with --caption-column")
 
 # %% ../nbs/04_data.ipynb #7cb1d815
@@ -87,7 +88,7 @@ def _read_metadata(folder: Path, caption_column=None):
             if not isinstance(rec, dict): records.append(({}, f'line {i+1} of {meta.name} is not a JSON object but {type(rec).__name__}')); continue
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
-    if 'file_name' not in columns: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(columns) or 'none'})")
+    if 'file_name' not in columns: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(map(repr, columns)) or 'none'})")
     if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
     cap_col = _pick_column(columns, caption_column, str(meta))
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
@@ -114,7 +115,7 @@ def _from_dataset(ds, caption_column, image_column, where):
     # the source's own splits are pooled, then split again by test_size: the report keeps their sizes
     info = {'source_splits': {k: len(v) for k, v in ds.items()}} if isinstance(ds, DatasetDict) and len(ds) > 1 else {}
     columns = parts[0].column_names
-    if image_column not in columns: raise BuildError(f"{where} has no {image_column!r} column (columns: {', '.join(columns)}); choose one with --image-column")
+    if image_column not in columns: raise BuildError(f"{where} has no {image_column!r} column (columns: {', '.join(map(repr, columns))}); choose one with --image-column")
     cap_col = _pick_column(columns, caption_column, where)
     parts = [p.select_columns([image_column, cap_col]) for p in parts]
     parts = [p.cast_column(image_column, Image(decode=False)) if isinstance(p.features[image_column], Image) else p for p in parts]
