@@ -199,11 +199,12 @@ def _open_ref(ref, max_pixels, name, base=None):
         ref = os.path.join(base, ref)  # a dataset folder's paths are its own, wherever build runs
     return open_image(ref, max_pixels=max_pixels, name=name)
 
-def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None):
-    "One `datasets.map` batch: pixelize and encode every row, recording why a row fails."
+def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None, root=None):
+    "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
-        name = Path(ref).name if isinstance(ref, str) and ref else (ref or {}).get('path') or f'row {row}'
+        if isinstance(ref, str) and ref: name = os.path.relpath(ref, root) if root else Path(ref).name  # a/x.png and b/x.png apart
+        else: name = (ref or {}).get('path') or f'row {row}'
         try:
             if problem: raise ValueError(problem)
             caption, problem = _decode_caption(caption, f'row {row}')
@@ -316,7 +317,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
         base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
         done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base),
+                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base,
+                                     root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'))
         good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow')).remove_columns('error')
