@@ -138,8 +138,12 @@ WHITE_LEVEL = 250  # channels above this count as white background (the referenc
 
 def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
     "`(H, W, 3)` uint8 RGB of the current frame of `im`, transparency composited over white."
-    if im.mode == 'I' or im.mode.startswith('I;16'):  # 16-bit grey (PIL opens 16-bit PPM/PGM as 'I')
-        grey = np.rint(np.clip(np.asarray(im, dtype=np.float64) / 257, 0, 255)).astype(np.uint8)
+    if im.mode in ('I', 'F') or im.mode.startswith('I;16'):
+        v = np.asarray(im, dtype=np.float64)
+        if im.mode == 'F': scale = 255 if v.max() <= 1 else 1  # levels in 0..1, or in 0..255
+        elif im.mode == 'I' and v.max() <= 255: scale = 1  # 8-bit levels in 32 bits (a TIFF)
+        else: scale = 1 / 257  # 16-bit data (PIL opens 16-bit PPM/PGM as 'I')
+        grey = np.rint(np.clip(v * scale, 0, 255)).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
     # Through RGBA for every mode: it applies alpha, palette transparency and `transparency` entries alike,
     # and an opaque pixel comes out of the blend unchanged.
