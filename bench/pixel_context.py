@@ -37,9 +37,9 @@ from pixelbytes.models import PixelBytesConfig, MAX_POSITION
 from pixelbytes.train import item_segments, _split_items, mirror as train_mirror
 from quality import TARGET_PIXEL_ACC
 
-def images(built, split) -> list:
-    "The palette-index image of every item of `split`."
-    return [next(s for s in segs if not isinstance(s, str)) for segs in item_segments(built.splits[split]['input_ids'], built.tokenizer)]
+def images(items) -> list:
+    "The palette-index image of every item (its segments)."
+    return [next(s for s in segs if not isinstance(s, str)) for segs in items]
 
 def neighbourhoods(img: np.ndarray, k: int, n_colours: int, seen: bool) -> tuple:
     "For every pixel of `img` in raster order: (its k-neighbourhood, row and column, colours used before it, its colour)."
@@ -149,8 +149,8 @@ def main():
         build(a.data, out=work/'data', quiet=True, overwrite=True)
         built = load_built(work/'data')
         tok = built.tokenizer
-        fit, val = _split_items(images(built, 'train'), PixelBytesConfig(tokenizer=tok.to_dict()))  # train's own split
-        test = images(built, 'test')
+        fit, val = map(images, _split_items(item_segments(built.train['input_ids'], tok), PixelBytesConfig(tokenizer=tok.to_dict())))  # train's own split
+        test = images(item_segments(built.test['input_ids'], tok))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     runs = [(int(k), False) for k in a.sizes.split(',')] + ([(a.colours_seen, True)] if a.colours_seen else [])

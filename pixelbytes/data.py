@@ -60,7 +60,7 @@ def _read_csv(text, meta: Path):
         for row in reader:
             if row and columns is None: columns = row
             elif row:  # more fields than the header: most likely a comma in an unquoted caption, which zip would cut off there
-                extra = len(row) > len(columns)
+                extra = any(f.strip() for f in row[len(columns):])  # a trailing comma adds an empty field: harmless
                 records.append((dict(zip(columns, row)), f"line {start} of {meta.name} has {len(row)} fields, its header {len(columns)}: "
                                 "quote a caption that holds commas" if extra else None))
             start = reader.line_num + 1
@@ -81,13 +81,14 @@ def _read_metadata(folder: Path, caption_column=None):
     if meta.suffix == '.csv': records, columns = _read_csv(text, meta)
     else:
         records, columns = [], []
-        for i, line in enumerate(text.splitlines()):
+        for i, line in enumerate(text.split('\n')):  # not splitlines: JSON may hold U+2028 and the like unescaped
             if not line.strip(): continue
             try: rec = json.loads(line)
             except ValueError as e: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({e.msg})')); continue
             if not isinstance(rec, dict): records.append(({}, f'line {i+1} of {meta.name} is not a JSON object but {type(rec).__name__}')); continue
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
+    if not columns and records[0][1]: raise BuildError(f"{meta}: no line is a JSON object (first: {records[0][1]})")
     if 'file_name' not in columns: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(map(repr, columns)) or 'none'})")
     if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
     cap_col = _pick_column(columns, caption_column, str(meta))
@@ -203,7 +204,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
-        if isinstance(ref, str) and ref: name = os.path.relpath(ref, root) if root else Path(ref).name  # a/x.png and b/x.png apart
+        if isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: name = (ref or {}).get('path') or f'row {row}'
         try:
             if problem: raise ValueError(problem)
@@ -245,23 +246,29 @@ def _image_key(ids) -> bytes:
     ids = np.asarray(ids, np.int32)
     return ids[np.argmax(ids == LF) + 1:].tobytes()
 
+def _held_out(keys: list, n: int, order) -> set:
+    """The images (`keys`, one per row) to hold out so that they hold `n` rows: whole images, taken in the `order` of
+    their rows, passing over one that would hold too many; at least one image stays in. With one row per image these are
+    the images of the first `n` rows of `order`."""
+    rows_of, held, count = Counter(keys), set(), 0
+    for i in order:
+        if count >= n: break
+        k = keys[i]
+        if k in held or count + rows_of[k] > n or len(held) + 1 == len(rows_of): continue
+        held.add(k); count += rows_of[k]
+    if n and not held and len(rows_of) > 1: held.add(keys[order[0]])  # every image has more than n rows: the first one
+    return held
+
 def _split(ds, test_size, seed):
     "Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it."
     from datasets import Dataset, DatasetDict
     n_test = 0 if len(ds) < 2 or not test_size else max(1, round(test_size * len(ds)) if test_size < 1 else test_size)
     if n_test >= len(ds): raise BuildError(f"test_size {test_size} leaves no training rows out of {len(ds)}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
-    keys = [_image_key(ids) for ids in ds['input_ids']]
-    rows_of = Counter(keys)
-    # Whole images, in a random order, until the test split holds n_test rows: an image with several captions must not
-    # be both trained on and tested. With one row per image this is the permutation `train_test_split` draws.
-    perm, test, n = np.random.default_rng(seed).permutation(len(ds)), set(), 0
-    for i in perm:
-        if n >= n_test: break
-        if keys[i] not in test: test.add(keys[i]); n += rows_of[keys[i]]
-    train_rows = [i for i in perm if keys[i] not in test]
-    if not train_rows: raise BuildError(f"test_size {test_size} leaves no training rows: every image is in the test split")
-    return DatasetDict(train=ds.select(train_rows), test=ds.select([i for i in perm if keys[i] in test]))
+    keys, perm = [_image_key(ids) for ids in ds['input_ids']], np.random.default_rng(seed).permutation(len(ds))
+    test = _held_out(keys, n_test, perm)
+    if not test: raise BuildError(f"every row shows the same image: none can be tested without training on it; build with test_size=0")
+    return DatasetDict(train=ds.select([i for i in perm if keys[i] not in test]), test=ds.select([i for i in perm if keys[i] in test]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 def _check_out(out: Path, source):

@@ -152,9 +152,10 @@ def _run_generate(a):
     from pixelbytes.generate import generate, save_generations
     from pixelbytes.render import output_format
     from pixelbytes.tokenizer import TextSegment
+    if a.image is not None: a.image = os.path.expanduser(a.image)
     if a.image is not None and not os.path.isfile(a.image):
         raise FileNotFoundError(f"--image {a.image!r}: {'a folder; name an image file in it' if os.path.isdir(a.image) else 'no such file'}")
-    out = a.out or f'generated.{a.format or "png"}'
+    out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
     output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     model = PixelBytesModel.from_pretrained(a.model)

@@ -401,6 +401,11 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     path.chmod(0o666 & ~mask)
 PixelBytesModel._save_pretrained = _save_pretrained
 
+def _save_pretrained_to(self: PixelBytesModel, save_directory, **kwargs):
+    "The mixin's `save_pretrained` into `save_directory`, where `~` is the home folder as it is for `from_pretrained`."
+    return PyTorchModelHubMixin.save_pretrained(self, Path(save_directory).expanduser(), **kwargs)
+PixelBytesModel.save_pretrained = _save_pretrained_to
+
 # %% ../nbs/07_models.ipynb #69a109af
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."

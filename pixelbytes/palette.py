@@ -29,10 +29,9 @@ class PaletteError(ValueError):
     "A palette that cannot be read, with the file and entry at fault in the message."
 
 def _parse_colour(c, where):
-    "One colour from `(r,g,b)`, `'#rrggbb'` or `'aarrggbb'` (alpha dropped); `where` names it in errors."
+    "One colour from `(r,g,b)` or `'#rrggbb'`; `where` names it in errors."
     if isinstance(c, str):
         s = c.strip().lstrip('#')
-        if len(s) == 8 and not c.strip().startswith('#') and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net's alpha first; '#rrggbbaa' stays an error
         if len(s) != 6 or any(ch not in '0123456789abcdefABCDEF' for ch in s):
             raise PaletteError(f"{where}: {c!r} is not a colour; expected '#rrggbb' or r,g,b")
         return [int(s[i:i+2], 16) for i in (0, 2, 4)]
@@ -53,6 +52,7 @@ def _from_text(txt, name):
     for i, line in enumerate(txt.splitlines(), 1):
         s = line.strip()
         if not s or s.startswith(('//', ';', '# ')): continue
+        if len(s) == 8 and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net's aarrggbb, in its files only
         parts = s.replace(',', ' ').split() if not s.startswith('#') else [s]
         cols.append(_parse_colour(parts[0] if len(parts) == 1 else [_int(p, f'{name} line {i}') for p in parts], f'{name} line {i}'))
     return cols
@@ -99,7 +99,7 @@ def _from_jasc(txt, name):
     "Colours of a JASC palette: 'JASC-PAL', a version, the number of colours, then `r g b` lines."
     lines = [l.strip() for l in txt.splitlines()]
     if len(lines) < 3 or lines[0] != 'JASC-PAL':
-        raise PaletteError(f"{name}: a .pal file must be a JASC palette, starting with 'JASC-PAL' (a binary RIFF palette is not read: export it as .gpl or .pal text)")
+        raise PaletteError(f"{name}: a .pal file must be a JASC palette, starting with 'JASC-PAL'")
     n = _int(lines[2], f'{name} line 3')
     cols = [_parse_colour([_int(p, f'{name} line {i}') for p in l.split()[:3]], f'{name} line {i}') for i, l in enumerate(lines[3:], 4) if l]
     if len(cols) != n: raise PaletteError(f"{name}: its header says {n} colours, and it lists {len(cols)}")
@@ -113,7 +113,9 @@ def load_palette(src=None) -> np.ndarray:
     if isinstance(src, (str, Path)) and not (isinstance(src, str) and src.lstrip().startswith('#')):
         path = Path(src).expanduser()
         if not path.is_file(): raise PaletteError(f"palette file {str(path)!r} does not exist")
-        try: txt = path.read_text(encoding='utf-8')
+        data = path.read_bytes()
+        if data.startswith(b'RIFF'): raise PaletteError(f"{path}: a binary RIFF palette; export it as .gpl, as a JASC .pal or as hex lines")
+        try: txt = data.decode('utf-8-sig')  # an editor's byte-order mark is no part of the first line
         except UnicodeDecodeError: raise PaletteError(f"{path}: not a text file") from None
         cols, name = _readers.get(path.suffix.lower(), _from_text)(txt, str(path)), str(path)
     else: cols, name = src, 'palette'

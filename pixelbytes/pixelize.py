@@ -125,7 +125,7 @@ def _open(src, max_pixels, name):
     _check_size(im.size, max_pixels, name)  # from the header: nothing decoded yet
     try: im.load()
     except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{name}: truncated or corrupt image data ({e})") from None
-    if not isinstance(src, Image.Image) and im.getexif().get(ORIENTATION, 1) != 1:
+    if not isinstance(src, Image.Image) and getattr(im, 'n_frames', 1) == 1 and im.getexif().get(ORIENTATION, 1) != 1:
         ImageOps.exif_transpose(im, in_place=True)  # a photo stored sideways, turned as a viewer shows it (a caller's own image is left alone)
     return im, name
 
@@ -154,11 +154,12 @@ def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
     return (255 - ((255 - rgba[..., :3]) * alpha + 127) // 255).astype(np.uint8)
 
 def _opaque(im: Image.Image):
-    "Where the current frame of an image with transparent pixels is opaque (alpha >= 128); None when it has no transparent pixel."
+    "Where the current frame of an image on a transparent background is opaque (alpha >= 128); None for any other image."
     if im.mode in ('RGBA', 'LA', 'PA'): alpha = np.asarray(im.getchannel('A'))
     elif 'transparency' in im.info: alpha = np.asarray(im.convert('RGBA'))[..., 3]
     else: return None
-    return alpha >= 128 if (alpha < 128).any() else None
+    border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+    return alpha >= 128 if (border < 128).mean() > 0.5 else None  # a transparent background, not a stray transparent pixel on white
 
 def _crop(rgb: np.ndarray, name: str, opaque=None) -> np.ndarray:
     "`rgb` without its border rows and columns of background: white, or transparent where `opaque` (from `_opaque`) is given."

@@ -10,10 +10,9 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'TrainingError', 
            'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import csv, hashlib, json, math, os, re, shutil, signal, socket, sys, time
+import csv, hashlib, json, math, os, re, shutil, signal, socket, sys, time, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
-from collections import Counter
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,7 +20,7 @@ import torch.distributed as dist
 from .tokenizer import Tokenizer, TextSegment, PAD, STRUCTURE, TEXT, PIXEL
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, MODEL_NAMES
-from .data import Built, load_built
+from .data import Built, load_built, _held_out, _image_key
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
 class TrainingError(ValueError):
@@ -259,13 +258,10 @@ def _split_items(items, cfg):
     "(train, validation) items: `val_fraction` of the training items, chosen by `seed`; the items of one image stay together."
     perm = np.random.default_rng([cfg.seed, 0]).permutation(len(items))
     n_val = 0 if len(items) < 2 or not cfg.val_fraction else max(1, round(cfg.val_fraction * len(items)))
-    # as build splits the test: whole images until the validation holds n_val items, so that the best checkpoint is not
-    # chosen on sprites trained on under another caption
-    keys = [b''.join(np.ascontiguousarray(s).tobytes() + bytes(str(np.shape(s)), 'ascii') for s in segs if not isinstance(s, str)) for segs in items]
-    items_of, val, n = Counter(keys), set(), 0
-    for i in perm:
-        if n >= n_val: break
-        if keys[i] not in val: val.add(keys[i]); n += items_of[keys[i]]
+    # whole images, as build holds out its test: the best checkpoint must not be chosen on sprites trained on under another caption
+    keys = [_image_key(cfg._tok.encode(segs)) for segs in items]
+    val = _held_out(keys, n_val, perm)
+    if n_val and not val: warnings.warn("every training item shows the same image: there is no validation split (the last evaluation is kept)")
     return [it for it, k in zip(items, keys) if k not in val], [it for it, k in zip(items, keys) if k in val]
 
 # may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute)
@@ -438,9 +434,11 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
             batches = wins.batches(cfg.batch_size, np.random.default_rng([cfg.seed, st['epoch'], 2]))
             n_batches = len(batches)
             if n_batches == 0: raise TrainingError(_few_windows(len(wins), cfg))
+            # the loss is divided by the epoch's mean number of targets per batch, not by each batch's own: every token
+            # weighs the same, whether its batch (grouped by length) holds short windows or long ones
+            per_batch = wins.n_targets(batches.ravel()) / n_batches
             while st['batch'] < n_batches and not stop:
                 glob = batches[st['batch']]
-                n_tgt = wins.n_targets(glob)
                 net.train()
                 for m in range(cfg.grad_accum):
                     idx = glob[m * micro * world:(m + 1) * micro * world][rank::world]
@@ -451,7 +449,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                             logits = fwd(ctx)
                         flat_l, flat_t = logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1)
                         nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
-                        loss = nll.sum() / n_tgt * world
+                        loss = nll.sum() / per_batch * world
                         if not torch.isfinite(loss):
                             raise diverged(f"the loss became {loss.item()}")
                         scaler.scale(loss).backward()

@@ -150,7 +150,7 @@ if __name__ == '__main__':
 """
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
     assert 'alive 0' in r.stdout and 'unchanged True' in r.stdout, (r.stdout, r.stderr[-3000:])
-    assert 'continue with resume=True' in r.stderr
+    assert 'interrupted: the 2 processes stopped' in r.stderr and 'continue with resume=True' in r.stderr  # the caller's own word
 
 def test_torchrun_entry_point(demo, tmp_path):
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main',
