@@ -14,8 +14,9 @@ default of `train`; 256 is the reference's Table-1 window), the windows of epoch
 - real tokens: the share of the positions of the epoch's batches that are not padding, both ways (exact, from
   the windows' lengths);
 - speed: for each backbone at `PixelBytesConfig`'s default size (d_model 128, 2 layers), --steps training steps
-  as `train` takes them (forward, cross-entropy over the real positions, backward, clipping, AdamW), after 2
-  warm-up steps. Step k times batch k of each way, alternating which goes first, so both see the same machine
+  as `train` takes them (forward, cross-entropy over the real positions, backward, clipping, AdamW; the loss is
+  divided by the batch's own target count rather than the epoch's mean, which costs the same), after 2 warm-up
+  steps. Step k trains on batch k of each order, alternating which order goes first, so both see the same machine
   state. Target tokens per second = tokens that take a loss / seconds, summed over the steps.
 
 Prints a table, writes bench/out/batching.json.

@@ -182,7 +182,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
              num:int=16, # test items used by the generation metrics (structure, copy, demo)
              temperature:float=1.0, # sampling temperature of structure and demo drawings
-             seed:int=0, # seed of those drawings (None: a random one)
+             seed:int=0, # seed of those drawings (None: a random one, not recorded: the run cannot be repeated)
              batch_size:int=32,
              out=None, # folder for evaluation.csv / .json (default: the model's folder, when it has one)
              progress:bool=True) -> Evaluation:

@@ -52,7 +52,7 @@ def _from_text(txt, name):
     for i, line in enumerate(txt.splitlines(), 1):
         s = line.strip()
         if not s or s.startswith(('//', ';', '# ')): continue
-        if len(s) == 8 and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net's aarrggbb, in its files only
+        if len(s) == 8 and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net puts alpha first; an 8-digit colour in a list stays an error
         parts = s.replace(',', ' ').split() if not s.startswith('#') else [s]
         cols.append(_parse_colour(parts[0] if len(parts) == 1 else [_int(p, f'{name} line {i}') for p in parts], f'{name} line {i}'))
     return cols

@@ -134,7 +134,7 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
         pos = len(norm.encode('utf-8')[:missing[0]].decode('utf-8', 'ignore'))
         pos += sum(m.start() - k < pos for k, m in enumerate(re.finditer('\r\n', text)))  # in the text as given, where a Windows line end is two characters
         raise ValueError(f"{where}: character {text[pos]!r} at position {pos} is not in the {self.vocab!r} vocabulary"
-                         + (" (it holds lowercase a-z, digits, space and \"'()*,-+.:[];/%!: lowercase the text; clean_text(text, keep=Tokenizer('v1').characters), which build's --clean-text applies to captions, also drops the rest)" if self.vocab == 'v1' else ''))
+                         + ("; v1 holds only lowercase a-z, digits, space and \"'()*,-+.:[];/%! (lowercase the text, or drop the rest with clean_text(text, keep=Tokenizer('v1').characters), as build --clean-text does)" if self.vocab == 'v1' else ''))
     return np.append(ids, LF)
 Tokenizer.encode_text = _encode_text
 

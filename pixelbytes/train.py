@@ -80,7 +80,7 @@ class Windows:
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         "One epoch's batches `(n, batch_size)` of window indices, drawn with `rng`: causal windows of like length share a batch."
-        order = rng.permutation(len(self))[:len(self) // batch_size * batch_size]  # the windows left out: at random
+        order = rng.permutation(len(self))[:len(self) // batch_size * batch_size]  # the incomplete last batch is dropped: which windows miss out varies by epoch
         if self.cfg.causal:
             # a batch runs as long as its longest window: sorted by length, it pads little. The jitter (up to 10%) still
             # changes which windows meet from epoch to epoch; on pokemon-dev's whole items a batch of 16 is then 92% real
