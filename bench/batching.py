@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, PixelBytesModel
-from pixelbytes.train import Windows, IGNORE, item_segments, epoch_sequences, _split_items, _optimizer
+from pixelbytes.train import Windows, IGNORE, epoch_sequences, _split_items, _optimizer
 
 BATCH = 16
 
@@ -56,7 +56,7 @@ def step(model, opt, ctx, tgt) -> tuple:
 def measure(built, seq_length: int, backbones, steps: int) -> dict:
     tok = built.tokenizer
     cfg = PixelBytesConfig(seq_length=seq_length, batch_size=BATCH, tokenizer=tok.to_dict())
-    items, _ = _split_items(item_segments(built.train['input_ids'], tok), cfg)
+    items, _ = _split_items(built.train['input_ids'], tok, cfg)
     wins = Windows(epoch_sequences(items, tok, cfg, 0), cfg)
     grouped = wins.batches(BATCH, np.random.default_rng(0))
     shuffled = np.random.default_rng(0).permutation(len(wins))[:grouped.size].reshape(grouped.shape)

@@ -149,7 +149,7 @@ def main():
         build(a.data, out=work/'data', quiet=True, overwrite=True)
         built = load_built(work/'data')
         tok = built.tokenizer
-        fit, val = map(images, _split_items(item_segments(built.train['input_ids'], tok), PixelBytesConfig(tokenizer=tok.to_dict())))  # train's own split
+        fit, val = map(images, _split_items(built.train['input_ids'], tok, PixelBytesConfig(tokenizer=tok.to_dict())))  # train's own split
         test = images(item_segments(built.test['input_ids'], tok))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -165,8 +165,7 @@ def breakdown(right, seqs, tok) -> dict:
 def count_models(built) -> dict:
     "Test figures of the two count models, smoothing tuned on the training split's validation part."
     tok = built.tokenizer
-    items = item_segments(built.train['input_ids'], tok)
-    fit_items, val_items = _split_items(items, PixelBytesConfig(tokenizer=tok.to_dict()))  # train's own split (seed 0, 10%)
+    fit_items, val_items = _split_items(built.train['input_ids'], tok, PixelBytesConfig(tokenizer=tok.to_dict()))  # train's own split (seed 0, 10%)
     fit, val = [tok.encode(s) for s in fit_items], [tok.encode(s) for s in val_items]
     full, test = [np.asarray(x) for x in built.train['input_ids']], [np.asarray(x) for x in built.test['input_ids']]
     out = {}

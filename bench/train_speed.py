@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES
-from pixelbytes.train import Windows, IGNORE, item_segments, epoch_sequences, _split_items, _optimizer
+from pixelbytes.train import Windows, IGNORE, epoch_sequences, _split_items, _optimizer
 
 D_MODEL, D_STATE, N_LAYERS, SEQ = 81, 64, 2, 256
 TRANSFORMER = dict(d_model=80, n_heads=4)  # 81 is odd: no head count divides it into even-sized heads
@@ -110,7 +110,7 @@ def step(model, opt, scaler, ctx, tgt, way):
 def measure(name, built, args):
     tok = built.tokenizer
     cfg = config(name, tok, args.batch_size)
-    train_items, _ = _split_items(item_segments(built.train['input_ids'], tok), cfg)
+    train_items, _ = _split_items(built.train['input_ids'], tok, cfg)
     wins = Windows(epoch_sequences(train_items, tok, cfg, 0), cfg)
     rng = np.random.default_rng(0)
     n_steps = 2 + args.repeat

@@ -190,7 +190,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     from pixelbytes.models import PixelBytesModel, _as_kind, _check_sampling
     model_dir = None
     if not isinstance(model, PixelBytesModel):
-        model_dir = Path(str(model)).expanduser() if Path(str(model)).expanduser().is_dir() else None
+        where = Path(str(model)).expanduser()
+        model_dir = where if where.is_dir() else None
         model = PixelBytesModel.from_pretrained(model)
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer

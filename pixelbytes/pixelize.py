@@ -186,12 +186,12 @@ def _resampling(resample) -> Image.Resampling:
 
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
 def _frames(im: Image.Image, name: str, frames: str):
-    "Yield `(name, rgb, opaque)` for the wanted frames of `im`: its name in messages, its RGB on white, and `_opaque` of it."
+    "Yield `(name, rgb)` for the wanted frames of `im`: its name in messages, and its RGB on white (`im` is at that frame)."
     for i in range(getattr(im, 'n_frames', 1) if frames == 'all' else 1):
         where = f"{name} frame {i}" if frames == 'all' else name
         try: im.seek(i); im.load()
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
-        yield where, _to_rgb(im, where), _opaque(im)
+        yield where, _to_rgb(im, where)
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
              name: str | None = None):
@@ -203,8 +203,8 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     im, name = _open(image, None if isinstance(image, Image.Image) else MAX_PIXELS, name)
     out = []
-    for where, rgb, opaque in _frames(im, name, frames):
-        if crop: rgb = _crop(rgb, where, opaque)
+    for where, rgb in _frames(im, name, frames):
+        if crop: rgb = _crop(rgb, where, _opaque(im))  # only to crop: uncropped images never need the mask
         out.append(nearest_colour(_resize(rgb, max_size, resample), pal).astype(np.uint8))
     return out if frames == 'all' else out[0]
 

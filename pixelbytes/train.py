@@ -254,14 +254,15 @@ def _optimizer(model, cfg):
     return torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
                              lr=cfg.learning_rate, betas=(0.9, 0.95))
 
-def _split_items(items, cfg):
-    "(train, validation) items: `val_fraction` of the training items, chosen by `seed`; the items of one image stay together."
-    perm = np.random.default_rng([cfg.seed, 0]).permutation(len(items))
-    n_val = 0 if len(items) < 2 or not cfg.val_fraction else max(1, round(cfg.val_fraction * len(items)))
+def _split_items(input_ids, tok: Tokenizer, cfg):
+    "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `seed`; the items of one image stay together."
+    perm = np.random.default_rng([cfg.seed, 0]).permutation(len(input_ids))
+    n_val = 0 if len(input_ids) < 2 or not cfg.val_fraction else max(1, round(cfg.val_fraction * len(input_ids)))
     # whole images, as build holds out its test: the best checkpoint must not be chosen on sprites trained on under another caption
-    keys = [_image_key(cfg._tok.encode(segs)) for segs in items]
+    keys = [_image_key(ids) for ids in input_ids]
     val = _held_out(keys, n_val, perm)
     if n_val and not val: warnings.warn("every training item shows the same image: there is no validation split (the last evaluation is kept)")
+    items = item_segments(input_ids, tok)
     return [it for it, k in zip(items, keys) if k not in val], [it for it, k in zip(items, keys) if k in val]
 
 # may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute)
@@ -316,7 +317,7 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     train_ids = built.train['input_ids']
-    train_items, val_items = _split_items(item_segments(train_ids, built.tokenizer), cfg)
+    train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
@@ -520,10 +521,11 @@ def launch(config, data, out='models/pixelbytes', nprocs:int=None, resume:bool=F
         model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
         return model.cpu(), history
     # bad input is named here, once, rather than in a traceback from every process
-    data = _prepare(config, data, Path(out).expanduser(), resume, overwrite, nprocs)['built'].path
+    out = Path(out).expanduser()
+    data = _prepare(config, data, out, resume, overwrite, nprocs)['built'].path
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
-    out, errors = Path(out).expanduser(), mp.get_context('spawn').SimpleQueue()
+    errors = mp.get_context('spawn').SimpleQueue()
     procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, errors),
                                nprocs=nprocs, start_method='spawn', join=False)
     try:
