@@ -90,10 +90,11 @@ class Windows:
         batches = order.reshape(-1, batch_size)
         return batches[rng.permutation(len(batches))]
 
-    def batch(self, idx):
-        "(contexts, targets) tensors of windows `idx`; causal windows are padded only to the longest of them."
+    def batch(self, idx, multiple: int = 1):
+        "(contexts, targets) tensors of windows `idx`; causal windows are padded to the longest of them, rounded up to a `multiple` (at most `seq_length`)."
         rows = self.rows[idx]
-        S = int((rows[:, 2] - rows[:, 1]).max()) if self.cfg.causal and len(rows) else self.cfg.seq_length
+        longest = int((rows[:, 2] - rows[:, 1]).max()) if self.cfg.causal and len(rows) else self.cfg.seq_length
+        S = min(-(-longest // multiple) * multiple, max(longest, self.cfg.seq_length))
         ctx = np.zeros((len(rows), S, self.ctx[0].shape[1]), np.int64)
         if self.cfg.causal:
             tgt = np.full((len(rows), S), IGNORE, np.int64)
@@ -110,6 +111,13 @@ class Windows:
 # %% ../nbs/08_train.ipynb #ac43de69
 MODALITIES = {'pixel': PIXEL, 'text': TEXT, 'structure': STRUCTURE}
 
+def _length_multiple(device) -> int:
+    "What batch lengths are rounded up to on `device`."
+    # on a GPU, cuDNN's attention and mamba_ssm's kernels set up each new sequence length they meet: on an H100 a
+    # transformer step at a new length took 141 ms, against 7 ms at a length seen before. Lengths rounded up to a
+    # multiple of 64 are few (17 for windows of 1024), so that cost is paid in the first epoch only
+    return 64 if torch.device(device).type == 'cuda' else 1
+
 @torch.no_grad()
 def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
     "Targets, argmax predictions and NLL (nats) of every token of `windows` that takes a loss."
@@ -118,35 +126,43 @@ def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
     device = device or next(model.parameters()).device
     out = {'targets': [], 'preds': [], 'nll': []}
     for s in range(0, len(windows), batch_size):
-        ctx, tgt = windows.batch(np.arange(s, min(s + batch_size, len(windows))))
+        ctx, tgt = windows.batch(np.arange(s, min(s + batch_size, len(windows))), _length_multiple(device))
         logits = model(ctx.to(device)).float()
         keep = tgt != IGNORE
         lg, tg = logits[keep.to(device)], tgt[keep].to(device)
         out['targets'].append(tg.cpu()); out['preds'].append(lg.argmax(-1).cpu())
         out['nll'].append(F.cross_entropy(lg, tg, reduction='none').cpu())
     model.train(was)
-    return {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in out.items()}
+    return {k: torch.cat(v).numpy() if v else np.zeros(0, np.float32 if k == 'nll' else np.int64) for k, v in out.items()}
 
-def _sums(targets, preds, nll, tok: Tokenizer) -> np.ndarray:
-    "[count, nll sum, correct] overall then per modality, as one float64 vector (summable across processes)."
-    kinds, ok = tok.kinds(targets), preds == targets
-    rows = [(len(targets), nll.sum(), ok.sum())]
-    rows += [((kinds == k).sum(), nll[kinds == k].sum(), ok[kinds == k].sum()) for k in MODALITIES.values()]
-    return np.array(rows, np.float64).reshape(-1)
+def _sums(targets, preds, nll, kind_of) -> torch.Tensor:
+    "[count, nll sum, correct] overall then per modality of the tokens `targets` (IGNORE: none), as one float64 tensor on their device: summable across processes, and summed on a GPU without waiting for it."
+    real = targets != IGNORE
+    kinds = kind_of[targets.clamp(min=0)]
+    groups = torch.stack([real, *(real & (kinds == k) for k in MODALITIES.values())]).double()
+    return torch.stack([groups.sum(1), groups @ nll.double(), groups @ (preds == targets).double()], 1).reshape(-1)
 
-def _metrics(sums: np.ndarray, prefix: str = '') -> dict:
+def _kind_table(tok: Tokenizer, device=None) -> torch.Tensor:
+    "The kind of every token id, as a tensor that `_sums` indexes."
+    return torch.as_tensor(tok.kinds(np.arange(tok.vocab_size)), device=device)
+
+def _metrics(sums, prefix: str = '') -> dict:
     "Named metrics of a `_sums` vector: loss (nats), bits per token, accuracy, tokens; overall and per modality."
     out = {}
-    for name, (n, nll, ok) in zip(['', *MODALITIES], sums.reshape(-1, 3)):
+    for name, (n, nll, ok) in zip(['', *MODALITIES], torch.as_tensor(sums).reshape(-1, 3).tolist()):
         p = f'{prefix}{name}_' if name else prefix
-        n, nll, ok = int(n), float(nll), float(ok)
+        n = int(n)
         out.update({f'{p}loss': nll / n if n else math.nan, f'{p}bits': nll / n / math.log(2) if n else math.nan,
                     f'{p}acc': ok / n if n else math.nan, f'{p}tokens': n})
     return out
 
+def _pred_sums(pred: dict, tok: Tokenizer) -> torch.Tensor:
+    "The `_sums` of `predict`'s output."
+    return _sums(*(torch.as_tensor(pred[k]) for k in ('targets', 'preds', 'nll')), _kind_table(tok))
+
 def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
     "Loss, bits per token and accuracy overall and per modality of `predict`'s output."
-    return _metrics(_sums(pred['targets'], pred['preds'], pred['nll'], tok), prefix)
+    return _metrics(_pred_sums(pred, tok), prefix)
 
 # %% ../nbs/08_train.ipynb #4ea93c94
 def _atomic_write(path: Path, write):
@@ -230,12 +246,12 @@ def _setup_device(world: int, local: int) -> torch.device:
     if cuda: torch.cuda.set_device(local)
     return torch.device(f'cuda:{local}' if cuda else 'cpu')
 
-def _all_sum(x: np.ndarray, device) -> np.ndarray:
+def _all_sum(x: torch.Tensor, device) -> torch.Tensor:
     "`x` summed over all processes."
     if not (dist.is_available() and dist.is_initialized()): return x
-    t = torch.from_numpy(x).to(device)
+    t = x.to(device, copy=True)
     dist.all_reduce(t)
-    return t.cpu().numpy()
+    return t
 
 # %% ../nbs/08_train.ipynb #ae32cfc7
 def lr_factor(cfg: PixelBytesConfig, step: int, total_steps: int, elapsed: float = 0.0) -> float:
@@ -391,10 +407,16 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     fwd = torch.compile(net) if cfg.compile else net
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
 
-    def diverged(what):
+    def diverged(what, step):
         then = (f"the last good checkpoint is in {out/'last'}: resume with a lower learning_rate (--resume --learning-rate)"
                 if (out/STATE_FILE).exists() else "no checkpoint was saved yet: train again with a lower learning_rate (--learning-rate)")
-        return TrainingError(f"{what} at step {st['step']} (epoch {st['epoch']}); {then}")
+        return TrainingError(f"{what} at step {step}; {then}")
+
+    # the first NaN or infinite loss stays on the device until a look once a second or at an evaluation: reading the
+    # loss at every step would make the CPU wait for the GPU at every step
+    bad_step, bad_loss = torch.full((), -1, device=device), torch.zeros((), device=device)
+    def check_loss():
+        if bad_step >= 0: raise diverged(f"the loss became {bad_loss.item()}", int(bad_step))
 
     def checkpoint():
         if rank != 0: return
@@ -404,9 +426,10 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
     def run_eval(train_sums):
-        if not all(torch.isfinite(p).all() for p in model.parameters()): raise diverged("the weights became NaN or infinite")  # keep the last good checkpoint
+        check_loss()  # before anything is saved: keep the last good checkpoint
+        if not all(torch.isfinite(p).all() for p in model.parameters()): raise diverged("the weights became NaN or infinite", st['step'])
         pred = predict(model, _Subset(val, val_shard), device=device)
-        v = _all_sum(_sums(pred['targets'], pred['preds'], pred['nll'], tok), device)
+        v = _all_sum(_pred_sums(pred, tok), device)
         row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
                'minutes': round((time.time() - start) / 60, 2),
                **_metrics(_all_sum(train_sums, device), 'train_'), **_metrics(v, 'val_')}
@@ -428,7 +451,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
                disable=not progress or rank != 0, desc=f'Training {cfg.backbone}')
     start, micro = time.time() - st['elapsed'], cfg.batch_size // (world * cfg.grad_accum)
-    sums, stop, last_plot = np.zeros(3 * (1 + len(MODALITIES))), False, 0.0
+    kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
+    stop, last_plot, last_look, multiple = False, 0.0, time.time(), _length_multiple(device)
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = Windows(epoch_sequences(train_items, tok, cfg, st['epoch']), cfg, offset=st['epoch'])
@@ -443,7 +467,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 net.train()
                 for m in range(cfg.grad_accum):
                     idx = glob[m * micro * world:(m + 1) * micro * world][rank::world]
-                    ctx, tgt = (t.to(device) for t in wins.batch(idx))
+                    # a copy from pageable memory would wait for the GPU to finish its queue
+                    ctx, tgt = (t.pin_memory().to(device, non_blocking=True) if device.type == 'cuda' else t for t in wins.batch(idx, multiple))
                     last_micro = m == cfg.grad_accum - 1
                     with net.no_sync() if world > 1 and not last_micro else torch.enable_grad():
                         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
@@ -451,17 +476,20 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                         flat_l, flat_t = logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1)
                         nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
                         loss = nll.sum() / per_batch * world
-                        if not torch.isfinite(loss):
-                            raise diverged(f"the loss became {loss.item()}")
+                        first_bad = ~torch.isfinite(loss) & (bad_step < 0)
+                        bad_loss = torch.where(first_bad, loss.detach(), bad_loss); bad_step.masked_fill_(first_bad, st['step'])
                         scaler.scale(loss).backward()
-                    keep = flat_t != IGNORE
-                    sums += _sums(flat_t[keep].cpu().numpy(), flat_l[keep].argmax(-1).cpu().numpy(), nll[keep].detach().cpu().numpy(), tok)
+                    sums += _sums(flat_t, flat_l.argmax(-1), nll.detach(), kind_of)
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
                 scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
                 st['step'] += 1; st['batch'] += 1
-                bar.set_postfix(step=st['step'], bits=f"{sums[1] / max(sums[0], 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
+                if time.time() - last_look >= 1:
+                    check_loss()
+                    n, nll_sum = sums[:2].tolist()
+                    bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
+                    last_look = time.time()
                 bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
                 out_of_time = timed and time.time() - start > 60 * cfg.max_minutes
                 end_of_epoch = st['batch'] == n_batches
@@ -469,7 +497,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
                         or st['epoch'] >= cfg.epochs or out_of_time:
                     row = run_eval(sums)
-                    sums = np.zeros_like(sums)
+                    sums.zero_()
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     st['elapsed'] = time.time() - start
                     checkpoint()
@@ -497,7 +525,7 @@ class _Subset:
     "The windows `idx` of `windows` (what one process scores)."
     def __init__(self, windows, idx): self.w, self.idx = windows, idx
     def __len__(self): return len(self.idx)
-    def batch(self, i): return self.w.batch(self.idx[i])
+    def batch(self, i, multiple=1): return self.w.batch(self.idx[i], multiple)
 
 # %% ../nbs/08_train.ipynb #690fd46d
 def _free_port() -> int:

@@ -242,3 +242,39 @@ def test_fused_checkpoint_loads_into_pure_pytorch(name, target, tmp_path, fused_
                 logits, state = loaded.step(ctx[:, t].to(target.split('-')[0]), state)
                 steps.append(logits)
         assert rel_err(torch.stack(steps, 1), expected) < FUSED_TOL
+
+# --- train() on the GPU ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def demo_data(tmp_path_factory):
+    from pixelbytes.data import build
+    out = tmp_path_factory.mktemp('data')/'demo'
+    build('demo', out=out, quiet=True)
+    return out
+
+TINY_RUN = dict(backbone='lstm', d_model=32, n_layers=1, seq_length=64, batch_size=8, epochs=2, patience=0)
+
+def test_training_sums_on_the_gpu_equal_the_cpu_ones():
+    "The loop's metrics are summed on the device, padding included; the same figures as on the CPU."
+    from pixelbytes.train import IGNORE, _kind_table, _sums
+    tok, g = Tokenizer(), torch.Generator().manual_seed(0)
+    targets = torch.randint(0, tok.vocab_size, (4, 64), generator=g)
+    targets[:, 50:] = IGNORE
+    preds, nll = torch.randint(0, tok.vocab_size, (4, 64), generator=g), torch.rand(4, 64, generator=g)
+    on_cpu = _sums(targets.flatten(), preds.flatten(), nll.flatten(), _kind_table(tok))
+    on_gpu = _sums(targets.flatten().cuda(), preds.flatten().cuda(), nll.flatten().cuda(), _kind_table(tok, 'cuda'))
+    assert on_gpu.device.type == 'cuda' and torch.allclose(on_gpu.cpu(), on_cpu) and on_cpu[0] == 4 * 50
+
+def test_train_on_the_gpu(demo_data, tmp_path):
+    "A short run on the GPU (AMP): finite metrics, every training token counted; a NaN loss names its own step."
+    from pixelbytes.train import STATE_FILE, TrainingError, load_state, train
+    model, history = train(TINY_RUN, demo_data, tmp_path/'run', progress=False)
+    last = history[-1]
+    assert next(model.parameters()).device.type == 'cuda' and np.isfinite(last['train_loss']) and np.isfinite(last['val_loss'])
+    assert last['train_tokens'] == sum(last[f'train_{m}_tokens'] for m in ('pixel', 'text', 'structure')) > 0
+    state = load_state(tmp_path/'run'/STATE_FILE)
+    assert state['scaler'], "AMP's grad scaler should be saved"
+    state['model']['head.weight'][0, 0] = float('nan')
+    torch.save(state, tmp_path/'run'/STATE_FILE)
+    with pytest.raises(TrainingError, match=f"the loss became nan at step {state['step']};"):
+        train({**TINY_RUN, 'epochs': 4}, demo_data, tmp_path/'run', resume=True, progress=False)
