@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image as PILImage
 from .tokenizer import Tokenizer, clean_text, LF
 from .pixelize import pixelize, open_image, to_pil, ImageError, MAX_PIXELS
+from .context import MAX_POSITION
 
 # %% ../nbs/04_data.ipynb #4f3191b5
 DEFAULT_HUB_ID = 'ffurfaro/PixelBytes-Pokemon'
@@ -271,6 +272,8 @@ def _split(ds, test_size, seed):
     return DatasetDict(train=ds.select([i for i in perm if keys[i] not in test]), test=ds.select([i for i in perm if keys[i] in test]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
+_BUILT_FILES = {TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json', 'train', 'test'}  # what a build writes in its folder
+
 def _check_out(out: Path, source):
     "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
     if not out.exists(): return
@@ -281,6 +284,9 @@ def _check_out(out: Path, source):
     if any(out.iterdir()) and not all((out/f).exists() for f in (TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json')):
         raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}, {REPORT_FILE} and dataset_dict.json), and overwrite replaces "
                          "only a built dataset; choose another out (--out)")
+    others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES)
+    if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}), "
+                                "and overwrite would delete them; move them, or choose another out (--out)")
 
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
@@ -305,6 +311,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     test_size = _test_size(test_size)
     tok = Tokenizer(vocab, palette, max_size)
     if tok.n_colours > 256: raise BuildError(f"a palette of {tok.n_colours} colours: a built image holds one byte per pixel, so 256 colours at most")
+    if max_size > MAX_POSITION:
+        warnings.warn(f"max_size {max_size} is above {MAX_POSITION}: a model tells rows and columns apart up to {MAX_POSITION} only "
+                      "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
     if path is None:
         try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column); path = DEFAULT_HUB_ID
         except BuildError as e:
@@ -392,9 +401,18 @@ class Built:
 def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`."
     p = Path(path).expanduser()
-    if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists():
-        raise BuildError(f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)")
+    if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
     return Built(_load_saved(p), Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE)), _read_json(p/REPORT_FILE), str(p))
+
+def _not_built(p: Path) -> str:
+    "Why `p` is not a built dataset, and what to do instead."
+    if not p.exists(): return f"{str(p)!r} does not exist; build a dataset there first (pixelbytes build --path SOURCE --out {p})"
+    if not p.is_dir(): return f"{str(p)!r} is a file, not a dataset folder written by `pixelbytes build`"
+    if any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')) or any(f.suffix.lower() in _IMAGE_SUFFIXES for f in p.iterdir()):
+        return f"{str(p)!r} holds captioned images, not a built dataset; build it first: build({str(p)!r}, out=...) (pixelbytes build --path {p} --out ...)"
+    if (p/'config.json').exists() or (p/'train_state.pt').exists():
+        return f"{str(p)!r} holds a model or a training run, not a dataset; give the folder that build wrote"
+    return f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)"
 
 def _read_json(path: Path):
     "The JSON in `path`, or a `BuildError` naming the file when it is missing or broken."

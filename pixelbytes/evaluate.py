@@ -12,6 +12,7 @@ __all__ = ['TOKEN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS', 
 import csv, json, math, os, warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 import numpy as np
 from .tokenizer import Tokenizer, ImageSegment, TextSegment, TEXT, PIXEL, STRUCTURE
@@ -68,9 +69,10 @@ def cosine(a, b) -> float:
 # %% ../nbs/11_evaluate.ipynb #a8cf2f34
 @dataclass
 class Evaluation:
-    "Rows of (metric, modality, value, n): printable, and saved as CSV and JSON."
+    "Rows of (metric, modality, value, n): printable, and saved as CSV and JSON (with the `settings` that made them)."
     rows: list = field(default_factory=list)
     saved: Path = None  # the folder `evaluate` saved them in, if any
+    settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
 
     def add(self, metric, modality, value, n):
         self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n)})
@@ -98,11 +100,11 @@ class Evaluation:
     __repr__ = __str__
 
     def save(self, folder) -> Path:
-        "Write `evaluation.csv` and `evaluation.json` into `folder`."
+        "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings and the rows) into `folder`."
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
         with open(folder/'evaluation.csv', 'w', newline='') as f:
             w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        (folder/'evaluation.json').write_text(json.dumps(self.rows, indent=1))
+        (folder/'evaluation.json').write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))
         return folder
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
@@ -182,11 +184,12 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
              num:int=16, # test items used by the generation metrics (structure, copy, demo)
              temperature:float=1.0, # sampling temperature of structure and demo drawings
-             seed:int=0, # seed of those drawings (None: a random one, not recorded: the run cannot be repeated)
+             seed:int=0, # seed of those drawings (None: a random one, recorded in the settings)
              batch_size:int=32,
              out=None, # folder for evaluation.csv / .json (default: the model's folder, when it has one)
+             split:str='test', # the split scored: 'test' (held out), or 'train' to see how much the model overfits
              progress:bool=True) -> Evaluation:
-    "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
+    "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
     from pixelbytes.models import PixelBytesModel, _as_kind, _check_sampling
     model_dir = None
     if not isinstance(model, PixelBytesModel):
@@ -203,7 +206,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
     unknown = [m for m in metrics if m not in METRICS]
-    if unknown: raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+    if unknown: raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}" + (" ('loss' gives bits too)" if 'bits' in unknown else ''))
+    if split not in built.splits: raise ValueError(f"split must be one of {list(built.splits)}, not {split!r}")
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
     drawn = [m for m in metrics if m in ('structure', 'copy', 'demo')]
     num, batch_size = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size')
@@ -211,10 +215,10 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
     if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing adds its index to it
-    test = built.test
+    test = built[split]
     if len(test) == 0:
-        raise ValueError(f"the dataset has no test items (built from {built.report.get('rows_written', '?')} rows with test_size "
-                         f"{built.report.get('test_size', '?')}): nothing held out to evaluate on")
+        raise ValueError(f"the dataset has no {split} items (built from {built.report.get('rows_written', '?')} rows with test_size "
+                         f"{built.report.get('test_size', '?')}): nothing {'held out ' if split == 'test' else ''}to evaluate on")
     folder = Path(out).expanduser() if out else model_dir
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
     if folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
@@ -226,7 +230,9 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     from tqdm.auto import tqdm
     steps = [m for m in ('tokens', 'reference', 'structure', 'copy', 'demo')
              if (m == 'tokens' and set(metrics) & set(TOKEN_METRICS)) or (m == 'reference' and set(metrics) & {'hamming', 'cosine', 'bleu'}) or m in metrics]
-    ev = Evaluation()
+    ev = Evaluation(settings={'model': str(model_dir) if model_dir else 'in memory', 'data': built.path or 'in memory', 'split': split,
+                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
+                              'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     for step in tqdm(steps, desc='Evaluating', disable=not progress):
         if step == 'tokens': _token_scores(ev, model, seqs, tok, metrics, batch_size, progress)
         elif step == 'reference': _reference_scores(ev, model, seqs, metrics, batch_size)

@@ -93,6 +93,8 @@ def train_config(a) -> dict:
             'dropout', 'weight_decay', 'warmup_steps', 'grad_accum', 'grad_clip', 'val_fraction', 'eval_every', 'patience', 'max_minutes')
     cfg = {k: getattr(a, k) for k in keys if getattr(a, k) is not None}
     if a.model: cfg['backbone'], cfg['bidirectional'] = MODEL_NAMES[a.model]
+    if a.model and cfg['bidirectional'] and a.bidirect is False:
+        raise ValueError(f"--model {a.model} is bidirectional, and --bidirect false says it is not; give --model {cfg['backbone']} for a causal one")
     if a.bidirect is not None: cfg['bidirectional'] = a.bidirect
     if a.grid is not None: cfg['context'] = 'pxby' if a.grid else 'center'
     if a.pxby is not None: cfg['mix'] = 'conv' if a.pxby else 'linear'
@@ -116,6 +118,7 @@ def _evaluate_args(p):
     from pixelbytes.evaluate import METRICS
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
     p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`; its test split is scored')
+    p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train shows how much the model overfits)')
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
     p.add_argument('--num', type=int, default=16, help='test items for the generation metrics (default: 16)')
@@ -126,7 +129,7 @@ def _evaluate_args(p):
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate
-    ev = evaluate(a.model, a.data, a.metrics, a.num, a.temperature, a.seed, a.batch_size, a.out)
+    ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, out=a.out, split=a.split)
     print(ev)
     if ev.saved: print(f"saved {ev.saved/'evaluation.csv'} and evaluation.json")
 
@@ -160,7 +163,6 @@ def _run_generate(a):
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     model = PixelBytesModel.from_pretrained(a.model)
     gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, crop=a.crop, progress=True)
-    os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
     save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):
         shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]

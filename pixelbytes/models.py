@@ -83,7 +83,9 @@ class PixelBytesConfig:
             v = getattr(self, f.name)
             if v is None and f.default is None: continue
             setattr(self, f.name, _as_kind(v, f.type, f.name))
-        if self.backbone not in BACKBONES: raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
+        if self.backbone not in BACKBONES:
+            hint = f" (for {self.backbone}: backbone={MODEL_NAMES[self.backbone][0]!r}, bidirectional={MODEL_NAMES[self.backbone][1]})" if self.backbone in MODEL_NAMES else ''
+            raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}{hint}")
         if self.bidirectional and self.backbone == 'transformer': raise ValueError("bidirectional=True is for the lstm and mamba backbones")
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")

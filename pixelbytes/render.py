@@ -57,6 +57,8 @@ def _as_samples(samples) -> list:
     out = []
     for i, sample in enumerate(samples):
         if not isinstance(sample, (list, tuple)): raise _bad_segment(sample, f'sample {i}')
+        if any(_is_generation(x) for x in sample):
+            raise TypeError(f"sample {i} is a list of Generations: give one flat list of them (gens_a + gens_b), each is a sample")
         out.append([_as_segment(x) for x in sample])
         for j, s in enumerate(out[-1]):
             if s is None: raise _bad_segment(sample[j], f'sample {i}, segment {j}')
@@ -299,6 +301,8 @@ def output_format(path, format: str | None = None) -> str:
 def _save(self: Rendering, path, format: str | None = None) -> Path:
     "Write the rendering to `path` as PNG, JPG or SVG (`format`, or else the extension of `path`); returns the path."
     path, kind = Path(path).expanduser(), output_format(path, format)
+    if path.is_dir(): raise IsADirectoryError(f"{str(path)!r} is a folder; name a file in it")
+    path.parent.mkdir(parents=True, exist_ok=True)
     if kind == 'SVG': path.write_text(self.to_svg(), encoding='utf-8')
     elif kind == 'JPEG': self.to_pil().save(path, kind, quality=95, subsampling=0)
     else: self.to_pil().save(path, kind)

@@ -320,6 +320,7 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     if resume and overwrite: raise TrainingError("resume or overwrite: continue the run in out, or replace it, not both")
     if not isinstance(config, (PixelBytesConfig, dict)): raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__}")
     if out.exists() and not out.is_dir(): raise TrainingError(f"output {out} is a file; choose a folder (--out)")
+    if (out/'dataset_dict.json').exists(): raise TrainingError(f"output {out} holds a built dataset; train into another folder (--out), e.g. models/<name>")
     built = data if isinstance(data, Built) else load_built(data)
     where = built.path or 'the dataset'
     saved = load_state(out/STATE_FILE) if resume else None
@@ -338,6 +339,11 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(Windows(epoch_sequences(train_items, built.tokenizer, cfg, 0), cfg))
+    longest = max(map(len, train_ids))
+    if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length:  # a seq_length chosen on purpose is not second-guessed
+        n_long = sum(len(ids) > cfg.seq_length for ids in train_ids)
+        warnings.warn(f"{n_long} of {len(train_ids)} training items are longer than seq_length {cfg.seq_length}: their later windows start "
+                      f"without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
     if saved: _check_resume(saved, cfg, data_id, out)
     elif (out/'config.json').exists() and not (out/STATE_FILE).exists():

@@ -1,5 +1,5 @@
 "System tests of `evaluate` and `generate` on the command line, with a tiny model trained on the demo set."
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 import pytest
 from PIL import Image
@@ -33,13 +33,14 @@ def test_text_to_image_in_every_format(trained, fmt, tmp_path):
 
 def test_image_to_text_and_completion(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--seed', '1', '--out', tmp_path/'c.png')
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and (tmp_path/'c.png').exists(), r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--rows', '3', '--seed', '1', '--out', tmp_path/'k.png')
-    assert r.returncode == 0, r.stderr and (tmp_path/'k.png').exists()
+    assert r.returncode == 0 and (tmp_path/'k.png').exists(), r.stderr
+    assert re.fullmatch(r'0: \[\d+x12 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 12 wide as given; no text
 
 def test_default_output_name(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', cwd=tmp_path)
-    assert r.returncode == 0, r.stderr and (tmp_path/'generated.png').exists()
+    assert r.returncode == 0 and (tmp_path/'generated.png').exists(), r.stderr
 
 def test_output_name_sets_the_format(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'samples')
@@ -82,8 +83,9 @@ def test_evaluate_command(trained, tmp_path):
             '--num', '2', '--out', tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'accuracy' in r.stdout and 'pixel' in r.stdout and 'bleu' in r.stdout
-    rows = json.loads((tmp_path/'evaluation.json').read_text())
-    assert {r['metric'] for r in rows} == {'accuracy', 'precision', 'recall', 'bleu'}
+    saved = json.loads((tmp_path/'evaluation.json').read_text())
+    assert {r['metric'] for r in saved['rows']} == {'accuracy', 'precision', 'recall', 'bleu'}
+    assert saved['settings']['split'] == 'test' and saved['settings']['num'] == 2 and saved['settings']['data'] == str(trained/'demo')
     assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
 
 def test_evaluate_bad_input(trained):

@@ -27,7 +27,7 @@ def test_train_command(demo, tmp_path):
 
 def test_train_errors_are_one_line(demo, tmp_path):
     r = cli('train', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path/'m'))
-    assert r.returncode == 1 and 'not a dataset written by' in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 1 and 'does not exist; build a dataset there first' in r.stderr and 'Traceback' not in r.stderr
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--model', 'transformer', '--dim', '30', '--heads', '4')
     assert r.returncode == 1 and 'multiple of 2 * n_heads' in r.stderr
 
