@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU half of the checks: the CUDA tests, the three speed benchmarks on the GPU, and the quick start trained
-# on the GPU (fp16 autocast, then torch.compile). Run on a CUDA machine, after `pip install -e ".[dev,cuda]"`:
+# The GPU half of the checks: the CUDA tests, the speed benchmarks on the GPU (train() itself included), and the
+# quick start trained on the GPU (fp16 autocast, then torch.compile). Run on a CUDA machine, after `pip install -e ".[dev,cuda]"`:
 #
 #     bash bench/cuda_checks.sh [DATA]        # DATA: the pokemon-dev image folder (default ../shared/data/pokemon-dev)
 #
@@ -20,6 +20,8 @@ step 240 python -m pytest -q -rs tests/test_cuda.py tests/test_mamba_cuda.py
 step 90 python bench/mamba_speed.py --device cuda
 step 150 python bench/generate_speed.py --device cuda --repeat 3
 step 120 python bench/train_speed.py "$data" --device cuda --batch-size 64 --repeat 5
+step 60 python bench/new_lengths.py
+step 300 python bench/train_loop.py "$data" --epochs 2,16
 step 60 python -m pixelbytes.main build --path demo --out "$work/data"
 step 120 python -m pixelbytes.main train --data "$work/data" --out "$work/amp" --max-minutes 1
 step 60 python -m pixelbytes.main evaluate --model "$work/amp/best" --data "$work/data"
