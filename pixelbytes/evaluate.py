@@ -99,12 +99,19 @@ class Evaluation:
         return '\n'.join(lines)
     __repr__ = __str__
 
+    @property
+    def name(self) -> str:
+        "The name its files are saved under: one split's scores do not replace the other's."
+        split = self.settings.get('split', 'test')
+        return 'evaluation' if split == 'test' else f'evaluation-{split}'
+
     def save(self, folder) -> Path:
-        "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings and the rows) into `folder`."
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        with open(folder/'evaluation.csv', 'w', newline='') as f:
+        "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings and the rows) into `folder`; `evaluation-train.*` for the train split's."
+        folder, name = Path(folder), self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder/f'{name}.csv', 'w', newline='') as f:
             w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        (folder/'evaluation.json').write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))
+        (folder/f'{name}.json').write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))
         return folder
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
@@ -186,7 +193,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              temperature:float=1.0, # sampling temperature of structure and demo drawings
              seed:int=0, # seed of those drawings (None: a random one, recorded in the settings)
              batch_size:int=32,
-             out=None, # folder for evaluation.csv / .json (default: the model's folder, when it has one)
+             out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
              split:str='test', # the split scored: 'test' (held out), or 'train' to see how much the model overfits
              progress:bool=True) -> Evaluation:
     "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."

@@ -131,7 +131,7 @@ def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate
     ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, out=a.out, split=a.split)
     print(ev)
-    if ev.saved: print(f"saved {ev.saved/'evaluation.csv'} and evaluation.json")
+    if ev.saved: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json")
 
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')

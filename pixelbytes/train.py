@@ -183,7 +183,7 @@ def save_checkpoint(model, folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir(): os.replace(f, folder/f.name)
     shutil.rmtree(tmp, ignore_errors=True)
-    for f in ('evaluation.csv', 'evaluation.json'): (folder/f).unlink(missing_ok=True)  # `evaluate`'s scores of the model replaced
+    for f in (f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')): (folder/f).unlink(missing_ok=True)  # `evaluate`'s scores of the model replaced
 
 STATE_FILE = 'train_state.pt'
 

@@ -87,6 +87,10 @@ def test_evaluate_command(trained, tmp_path):
     assert {r['metric'] for r in saved['rows']} == {'accuracy', 'precision', 'recall', 'bleu'}
     assert saved['settings']['split'] == 'test' and saved['settings']['num'] == 2 and saved['settings']['data'] == str(trained/'demo')
     assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path)
+    assert r.returncode == 0 and 'evaluation-train.csv' in r.stdout, r.stderr
+    assert json.loads((tmp_path/'evaluation-train.json').read_text())['settings']['split'] == 'train'
+    assert json.loads((tmp_path/'evaluation.json').read_text())['settings']['split'] == 'test'  # the test scores stay
 
 def test_evaluate_bad_input(trained):
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo-v1')
