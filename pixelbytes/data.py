@@ -284,7 +284,7 @@ def _check_out(out: Path, source):
     if any(out.iterdir()) and not all((out/f).exists() for f in (TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json')):
         raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}, {REPORT_FILE} and dataset_dict.json), and overwrite replaces "
                          "only a built dataset; choose another out (--out)")
-    others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES)
+    others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES and not f.name.startswith('.'))  # .DS_Store and the like go
     if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}), "
                                 "and overwrite would delete them; move them, or choose another out (--out)")
 
@@ -408,10 +408,10 @@ def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."
     if not p.exists(): return f"{str(p)!r} does not exist; build a dataset there first (pixelbytes build --path SOURCE --out {p})"
     if not p.is_dir(): return f"{str(p)!r} is a file, not a dataset folder written by `pixelbytes build`"
+    if any((p/f).exists() for f in ('config.json', 'train_state.pt', 'best', 'last')):  # a run's folder holds images too: curves.png
+        return f"{str(p)!r} holds a model or a training run, not a dataset; give the folder that build wrote"
     if any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')) or any(f.suffix.lower() in _IMAGE_SUFFIXES for f in p.iterdir()):
         return f"{str(p)!r} holds captioned images, not a built dataset; build it first: build({str(p)!r}, out=...) (pixelbytes build --path {p} --out ...)"
-    if (p/'config.json').exists() or (p/'train_state.pt').exists():
-        return f"{str(p)!r} holds a model or a training run, not a dataset; give the folder that build wrote"
     return f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)"
 
 def _read_json(path: Path):

@@ -194,14 +194,15 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              seed:int=0, # seed of those drawings (None: a random one, recorded in the settings)
              batch_size:int=32,
              out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
-             split:str='test', # the split scored: 'test' (held out), or 'train' to see how much the model overfits
+             split:str='test', # the split scored: 'test' (held out), or 'train' (as built: with the items `train` held out for validation)
              progress:bool=True) -> Evaluation:
-    "Score `model` on the held-out (test) split of `data`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
+    "Score `model` on the held-out (test) split of `data`, or another `split`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
     from pixelbytes.models import PixelBytesModel, _as_kind, _check_sampling
-    model_dir = None
+    model_dir = source = None
     if not isinstance(model, PixelBytesModel):
         where = Path(str(model)).expanduser()
         model_dir = where if where.is_dir() else None
+        source = str(model_dir or model)  # a folder, or a Hub id
         model = PixelBytesModel.from_pretrained(model)
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
@@ -237,7 +238,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     from tqdm.auto import tqdm
     steps = [m for m in ('tokens', 'reference', 'structure', 'copy', 'demo')
              if (m == 'tokens' and set(metrics) & set(TOKEN_METRICS)) or (m == 'reference' and set(metrics) & {'hamming', 'cosine', 'bleu'}) or m in metrics]
-    ev = Evaluation(settings={'model': str(model_dir) if model_dir else 'in memory', 'data': built.path or 'in memory', 'split': split,
+    ev = Evaluation(settings={'model': source or 'in memory', 'data': built.path or 'in memory', 'split': split,
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     for step in tqdm(steps, desc='Evaluating', disable=not progress):

@@ -117,8 +117,8 @@ def _run_train(a):
 def _evaluate_args(p):
     from pixelbytes.evaluate import METRICS
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
-    p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`; its test split is scored')
-    p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train shows how much the model overfits)')
+    p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`; its test split is scored (see --split)')
+    p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train, as built, includes the items train held out for validation)')
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
     p.add_argument('--num', type=int, default=16, help='test items for the generation metrics (default: 16)')

@@ -94,7 +94,7 @@ class Windows:
         "(contexts, targets) tensors of windows `idx`; causal windows are padded to the longest of them, rounded up to a `multiple` (at most `seq_length`)."
         rows = self.rows[idx]
         longest = int((rows[:, 2] - rows[:, 1]).max()) if self.cfg.causal and len(rows) else self.cfg.seq_length
-        S = min(-(-longest // multiple) * multiple, max(longest, self.cfg.seq_length))
+        S = min(-(-longest // multiple) * multiple, self.cfg.seq_length)
         ctx = np.zeros((len(rows), S, self.ctx[0].shape[1]), np.int64)
         if self.cfg.causal:
             tgt = np.full((len(rows), S), IGNORE, np.int64)
@@ -113,9 +113,10 @@ MODALITIES = {'pixel': PIXEL, 'text': TEXT, 'structure': STRUCTURE}
 
 def _length_multiple(device) -> int:
     "What batch lengths are rounded up to on `device`."
-    # on a GPU, cuDNN's attention and mamba_ssm's kernels set up each new sequence length they meet: on an H100 a
-    # transformer step at a new length took 141 ms, against 7 ms at a length seen before. Lengths rounded up to a
-    # multiple of 64 are few (17 for windows of 1024), so that cost is paid in the first epoch only
+    # on a GPU, kernels set themselves up for each new sequence length they meet: on an H100 a step at a new length took
+    # 141 ms against 7 ms for the transformer (cuDNN's attention), 21 against 8 for Mamba, 12 against 10 for the LSTM
+    # (bench/new_lengths.py). Lengths rounded up to a multiple of 64 are few (16 for windows of 1024), so that cost is
+    # paid in the first epoch only, for about 5% more positions
     return 64 if torch.device(device).type == 'cuda' else 1
 
 @torch.no_grad()
@@ -136,7 +137,7 @@ def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
     return {k: torch.cat(v).numpy() if v else np.zeros(0, np.float32 if k == 'nll' else np.int64) for k, v in out.items()}
 
 def _sums(targets, preds, nll, kind_of) -> torch.Tensor:
-    "[count, nll sum, correct] overall then per modality of the tokens `targets` (IGNORE: none), as one float64 tensor on their device: summable across processes, and summed on a GPU without waiting for it."
+    "[count, nll sum, correct] overall then per modality of the tokens `targets` (IGNORE: none), as one float64 tensor on their device."
     real = targets != IGNORE
     kinds = kind_of[targets.clamp(min=0)]
     groups = torch.stack([real, *(real & (kinds == k) for k in MODALITIES.values())]).double()
@@ -262,13 +263,16 @@ def lr_factor(cfg: PixelBytesConfig, step: int, total_steps: int, elapsed: float
     if cfg.max_minutes: t = max(t, elapsed / (60 * cfg.max_minutes))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
+def _on_gpu(model) -> bool: return next(model.parameters()).device.type == 'cuda'
+
 def _optimizer(model, cfg):
     "AdamW with weight decay on weight matrices only (not on embeddings' neighbours, norms, biases or Mamba's A and D)."
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (decay if p.dim() >= 2 and not getattr(p, '_no_weight_decay', False) else no_decay).append(p)
+    # fused on a GPU: the grad scaler then hands it the inf check instead of reading it back at every step
     return torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
-                             lr=cfg.learning_rate, betas=(0.9, 0.95))
+                             lr=cfg.learning_rate, betas=(0.9, 0.95), fused=_on_gpu(model))
 
 def _split_items(input_ids, tok: Tokenizer, cfg):
     "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `seed`; the items of one image stay together."
@@ -340,10 +344,11 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(Windows(epoch_sequences(train_items, built.tokenizer, cfg, 0), cfg))
     longest = max(map(len, train_ids))
-    if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length:  # a seq_length chosen on purpose is not second-guessed
+    # at the default seq_length only (a shorter one is a choice), once: not when resuming, and not in every process
+    if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length and not saved and _dist()[0] == 0:
         n_long = sum(len(ids) > cfg.seq_length for ids in train_ids)
-        warnings.warn(f"{n_long} of {len(train_ids)} training items are longer than seq_length {cfg.seq_length}: their later windows start "
-                      f"without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
+        warnings.warn(f"{n_long} of the {len(train_ids)} items of the training split are longer than seq_length {cfg.seq_length}: their later "
+                      f"windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
     if saved: _check_resume(saved, cfg, data_id, out)
     elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
@@ -399,6 +404,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
     if saved:
         model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
+        for g in opt.param_groups: g['fused'] = _on_gpu(model)  # a state saved on the other kind of device says the other
         if saved['scaler'] or not amp: scaler.load_state_dict(saved['scaler'])  # a CPU run saved an empty scaler: AMP starts afresh
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
@@ -421,8 +427,15 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     # the first NaN or infinite loss stays on the device until a look once a second or at an evaluation: reading the
     # loss at every step would make the CPU wait for the GPU at every step
     bad_step, bad_loss = torch.full((), -1, device=device), torch.zeros((), device=device)
-    def check_loss():
-        if bad_step >= 0: raise diverged(f"the loss became {bad_loss.item()}", int(bad_step))
+    def check_loss(every_process=False):
+        "Raise at a NaN or infinite loss; `every_process` (at an evaluation, which all processes reach) raises in all of them, at the earliest."
+        first = int(bad_step)
+        if every_process and world > 1:
+            t = torch.tensor([first if first >= 0 else 2**62], device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MIN)
+            if t.item() < 2**62 and t.item() != first:
+                raise diverged("the loss became NaN or infinite in another process", t.item())
+        if first >= 0: raise diverged(f"the loss became {bad_loss.item()}", first)
 
     def checkpoint():
         if rank != 0: return
@@ -432,7 +445,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
     def run_eval(train_sums):
-        check_loss()  # before anything is saved: keep the last good checkpoint
+        check_loss(every_process=True)  # before anything is saved: keep the last good checkpoint
         if not all(torch.isfinite(p).all() for p in model.parameters()): raise diverged("the weights became NaN or infinite", st['step'])
         pred = predict(model, _Subset(val, val_shard), device=device)
         v = _all_sum(_pred_sums(pred, tok), device)

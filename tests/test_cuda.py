@@ -265,15 +265,21 @@ def test_training_sums_on_the_gpu_equal_the_cpu_ones():
     on_gpu = _sums(targets.flatten().cuda(), preds.flatten().cuda(), nll.flatten().cuda(), _kind_table(tok, 'cuda'))
     assert on_gpu.device.type == 'cuda' and torch.allclose(on_gpu.cpu(), on_cpu) and on_cpu[0] == 4 * 50
 
-def test_train_on_the_gpu(demo_data, tmp_path):
-    "A short run on the GPU (AMP): finite metrics, every training token counted; a NaN loss names its own step."
+def test_train_on_the_gpu(demo_data, tmp_path, monkeypatch):
+    "A short run on the GPU (AMP, fused AdamW, padded lengths): finite metrics, the same tokens counted as on the CPU; a NaN loss names its own step."
     from pixelbytes.train import STATE_FILE, TrainingError, load_state, train
     model, history = train(TINY_RUN, demo_data, tmp_path/'run', progress=False)
     last = history[-1]
     assert next(model.parameters()).device.type == 'cuda' and np.isfinite(last['train_loss']) and np.isfinite(last['val_loss'])
     assert last['train_tokens'] == sum(last[f'train_{m}_tokens'] for m in ('pixel', 'text', 'structure')) > 0
+    with monkeypatch.context() as m:
+        m.setattr(torch.cuda, 'is_available', lambda: False)
+        _, on_cpu = train(TINY_RUN, demo_data, tmp_path/'cpu', progress=False)
+    counts = lambda h: [(r['step'], r['train_tokens'], r['val_tokens'], r['val_pixel_tokens']) for r in h]
+    assert counts(history) == counts(on_cpu)  # padding to a multiple of 64 adds no token to the loss or the scores
     state = load_state(tmp_path/'run'/STATE_FILE)
     assert state['scaler'], "AMP's grad scaler should be saved"
+    assert all(g['fused'] for g in state['optimizer']['param_groups'])  # the grad scaler need not read its inf check back
     state['model']['head.weight'][0, 0] = float('nan')
     torch.save(state, tmp_path/'run'/STATE_FILE)
     with pytest.raises(TrainingError, match=f"the loss became nan at step {state['step']};"):
