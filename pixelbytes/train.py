@@ -403,8 +403,10 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
     if saved:
+        # a state saved on the other kind of device says the other kind of step; set before loading, which puts a
+        # fused step's counters on the GPU
+        for g in saved['optimizer']['param_groups']: g['fused'] = _on_gpu(model)
         model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
-        for g in opt.param_groups: g['fused'] = _on_gpu(model)  # a state saved on the other kind of device says the other
         if saved['scaler'] or not amp: scaler.load_state_dict(saved['scaler'])  # a CPU run saved an empty scaler: AMP starts afresh
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
