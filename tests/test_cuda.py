@@ -277,6 +277,9 @@ def test_train_on_the_gpu(demo_data, tmp_path, monkeypatch):
         _, on_cpu = train(TINY_RUN, demo_data, tmp_path/'cpu', progress=False)
     counts = lambda h: [(r['step'], r['train_tokens'], r['val_tokens'], r['val_pixel_tokens']) for r in h]
     assert counts(history) == counts(on_cpu)  # padding to a multiple of 64 adds no token to the loss or the scores
+    _, resumed = train({**TINY_RUN, 'epochs': 3}, demo_data, tmp_path/'cpu', resume=True, progress=False)  # saved on the CPU, goes on here
+    assert resumed[-1]['step'] > on_cpu[-1]['step'] and np.isfinite(resumed[-1]['val_loss'])
+    assert all(g['fused'] for g in load_state(tmp_path/'cpu'/STATE_FILE)['optimizer']['param_groups'])
     state = load_state(tmp_path/'run'/STATE_FILE)
     assert state['scaler'], "AMP's grad scaler should be saved"
     assert all(g['fused'] for g in state['optimizer']['param_groups'])  # the grad scaler need not read its inf check back
