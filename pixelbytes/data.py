@@ -110,6 +110,21 @@ def _read_metadata(folder: Path, caption_column=None):
     return rows, cap_col, meta.name, unlisted
 
 # %% ../nbs/04_data.ipynb #001fcda6
+def _check_data_files(folder: Path):
+    "A `BuildError` if the README of a Hub dataset's folder sends `datasets` to data files outside it."
+    readme = folder/'README.md'
+    text = readme.read_text(encoding='utf-8', errors='replace') if readme.is_file() else ''
+    if not text.startswith('---'): return
+    import yaml
+    try: card = yaml.safe_load(text.split('---', 2)[1])
+    except yaml.YAMLError: return  # datasets says what is wrong with it
+    def paths(x, under=False):
+        if isinstance(x, str): return [x] if under else []
+        if isinstance(x, dict): return [p for k, v in x.items() for p in paths(v, under or k == 'data_files')]
+        return [p for v in x for p in paths(v, under)] if isinstance(x, list) else []
+    outside = [p for p in paths(card) if Path(p).expanduser().is_absolute() or '..' in Path(p).parts]
+    if outside: raise BuildError(f"{str(readme)!r} points data_files outside its folder ({outside[0]!r}); only files inside the folder are read")
+
 def _from_dataset(ds, caption_column, image_column, where):
     "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded; and what the build report says of them."
     from datasets import DatasetDict, Image, concatenate_datasets
@@ -184,6 +199,7 @@ def open_source(path, caption_column=None, image_column='image'):
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
     if not p.exists() and (str(path).count('/') != 1 or str(path).startswith(('.', '/', '~'))):
         raise BuildError(f"{str(path)!r} is not a folder, a Hub dataset id (owner/name) or 'demo'")
+    if p.is_dir(): _check_data_files(p)
     try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path))  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
@@ -193,15 +209,26 @@ def open_source(path, caption_column=None, image_column='image'):
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info}
 
 # %% ../nbs/04_data.ipynb #9b04f659
-def _open_ref(ref, max_pixels, name, base=None):
-    "PIL image of an image reference: a path (relative to folder `base`, when given), raw bytes or a {'bytes', 'path'} dict."
+def _open_ref(ref, max_pixels, name, base=None, within=None):
+    "PIL image of an image reference: a path (relative to folder `base`, when given; inside the real folders `within`, when given), raw bytes or a {'bytes', 'path'} dict."
     if isinstance(ref, dict): ref = ref.get('bytes') or ref.get('path')
     if not ref: raise ImageError(f'{name}: no image')
     if base and isinstance(ref, str) and not os.path.isabs(ref) and os.path.exists(os.path.join(base, ref)):
         ref = os.path.join(base, ref)  # a dataset folder's paths are its own, wherever build runs
+    if isinstance(ref, str) and within is not None:
+        # a downloaded dataset names its own files: one that names /home/you/private.png, or links there, is not read
+        real = os.path.realpath(ref)
+        if not any(real == w or real.startswith(w.rstrip(os.sep) + os.sep) for w in within):
+            raise ImageError(f"{name}: leads outside {within[0] if len(within) == 1 else 'the Hugging Face caches'} (to {real}); only images inside are read")
     return open_image(ref, max_pixels=max_pixels, name=name)
 
-def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None, root=None):
+def _hub_caches() -> list:
+    "The real folders where `datasets` and `huggingface_hub` keep what they download: a Hub dataset's image paths lie there."
+    from datasets import config
+    from huggingface_hub import constants
+    return [os.path.realpath(config.HF_DATASETS_CACHE), os.path.realpath(constants.HF_HUB_CACHE)]
+
+def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
@@ -214,7 +241,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
             if clean:
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
-            pixels = pixelize(_open_ref(ref, max_pixels, name, base), tok.palette, tok.max_size, crop=crop, name=name)
+            pixels = pixelize(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, crop=crop, name=name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
@@ -332,8 +359,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     try:
         if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
         base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
+        within = {'folder': [os.path.realpath(Path(str(path)).expanduser())], 'saved': [base], 'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
         done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base,
+                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base, within=within,
                                      root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'))
