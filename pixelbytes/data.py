@@ -394,6 +394,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     return report
 
 # %% ../nbs/04_data.ipynb #1b19561e
+# a file name from a downloaded dataset can hold terminal escapes, which would rewrite what the terminal shows
+_CONTROLS = {c: '?' for c in [*range(32), *range(127, 160)]}
+
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
@@ -406,7 +409,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     if n := report.get('unlisted_images'):
         some = ', '.join(report.get('unlisted_examples', [])) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
-    for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {s['reason']}")
+    for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {s['reason'].translate(_CONTROLS)}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
     if any('vocabulary' in s['reason'] for s in report['skipped']) and not report['clean_text']:
         lines.append("  hint: --clean-text lowercases captions and drops the characters the v1 vocabulary lacks")

@@ -362,6 +362,19 @@ def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
 PixelBytesModel.generate_model_card = _generate_model_card
 
 # %% ../nbs/07_models.ipynb #0a9da3cc
+def _check_size(folder: Path):
+    "A `ModelLoadError`, before anything is allocated, when config.json describes a model far larger than model.safetensors holds."
+    from safetensors import safe_open
+    try:
+        cfg = PixelBytesConfig.from_dict(json.loads((folder/'config.json').read_text(encoding='utf-8')))
+        with safe_open(str(folder/'model.safetensors'), 'pt') as f: stored = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+        with torch.device('meta'): wanted = sum(t.numel() for t in PixelBytesModel(cfg).state_dict().values())  # sizes only, no memory
+    except Exception: return  # a broken file: the load itself says what is wrong with it
+    # far larger: a shared config.json of d_model 10**5 would take all memory before the weights were found not to fit
+    if wanted > 2 * stored:
+        raise ModelLoadError(f"cannot load model {folder}: config.json describes {wanted:,} weights and model.safetensors holds {stored:,}: "
+                             "they do not belong together")
+
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
     from safetensors import SafetensorError
@@ -373,6 +386,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     elif not (Path(where)/'config.json').exists():
         hint = f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else ''
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
+    if Path(where).is_dir(): _check_size(Path(where))
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
             model = super(PixelBytesModel, cls).from_pretrained(where, **kwargs)

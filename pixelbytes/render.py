@@ -74,7 +74,8 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(Path(matplotlib.get_data_path())/'fonts'/'ttf'/'DejaVuSans.ttf'), size)
 
 # C0 controls, DEL and the two noncharacters are not allowed in XML 1.0 even as references
-_UNPRINTABLE = {c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF] if c != 10} | {9: ' '}
+# the line and paragraph separators (NEL, LS, PS) break lines as LF does: the text layout fails on them
+_UNPRINTABLE = {c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF] if c != 10} | {9: ' ', 0x85: '\n', 0x2028: '\n', 0x2029: '\n'}
 
 def _fit(word: str, font, width: float) -> int:
     "Length of the longest start of `word` that fits in `width` pixels (at least 1, so that wrapping always advances)."

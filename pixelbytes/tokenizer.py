@@ -90,8 +90,9 @@ class Tokenizer:
                  palette=None, # the colours: None for NES, a list of colours, or a palette file (see `load_palette`)
                  max_size:int=25): # longest side of a PIL image after pixelization
         if vocab not in PRESETS: raise ValueError(f"unknown vocabulary preset {vocab!r}; choose one of {sorted(PRESETS)}")
-        if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 1:
-            raise ValueError(f"max_size must be a positive whole number of pixels, not {max_size!r}")
+        # at most 256: a model tells positions apart up to 63 only, and a generation may run to max_size * (max_size + 1) tokens
+        if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or not 1 <= max_size <= 256:
+            raise ValueError(f"max_size must be a whole number of pixels from 1 to 256, not {max_size!r}")
         self.vocab, self.palette, self.max_size = vocab, load_palette(palette), max_size
         self.byte_values = PRESETS[vocab]
         self.n_bytes = len(self.byte_values)
@@ -204,6 +205,8 @@ def _to_dict(self: Tokenizer) -> dict:
 
 def _from_dict(d: dict) -> Tokenizer:
     "The tokenizer described by `d` (see `Tokenizer.to_dict`)."
+    # a saved tokenizer holds its colours: a file name there (from a shared model's config.json) would be read here
+    if isinstance(d.get('palette'), str): raise ValueError(f"a saved tokenizer's palette must be a list of colours, not {str(d['palette'])[:80]!r}")
     return Tokenizer(d.get('vocab', 'default'), d.get('palette'), d.get('max_size', 25))
 
 def _kinds(self: Tokenizer, ids) -> np.ndarray:
