@@ -35,13 +35,14 @@ def _parse_colour(c, where):
         if len(s) != 6 or any(ch not in '0123456789abcdefABCDEF' for ch in s):
             raise PaletteError(f"{where}: {c!r} is not a colour; expected '#rrggbb' or r,g,b")
         return [int(s[i:i+2], 16) for i in (0, 2, 4)]
-    try: vals = list(c)
-    except TypeError: raise PaletteError(f"{where}: {c!r} is not a colour; expected (r, g, b) or '#rrggbb'") from None
-    if len(vals) != 3: raise PaletteError(f"{where}: {c!r} has {len(vals)} components, expected 3 (r, g, b)")
+    shown = repr(c) if len(repr(c)) <= 60 else repr(c)[:57] + '...'  # a message quotes a bad entry, not a megabyte of it
+    if not isinstance(c, (list, tuple, np.ndarray)):  # a set, say, has no order of its r, g and b
+        raise PaletteError(f"{where}: {shown} is not a colour; expected (r, g, b) or '#rrggbb'")
+    if len(c) != 3: raise PaletteError(f"{where}: {shown} has {len(c)} components, expected 3 (r, g, b)")
     out = []
-    for v in vals:
-        if isinstance(v, (bool, np.bool_)) or not float(v).is_integer() or not 0 <= v <= 255:
-            raise PaletteError(f"{where}: {c!r} must hold integers in 0..255")
+    for v in c:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not float(v).is_integer() or not 0 <= v <= 255:
+            raise PaletteError(f"{where}: {shown} must hold integers in 0..255")
         out.append(int(v))
     return out
 
@@ -83,12 +84,14 @@ def _from_python(txt, name):
         value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)) else None
         if isinstance(value, (ast.List, ast.Tuple)):
             try: return ast.literal_eval(value)
-            except ValueError: raise PaletteError(f"{name} line {node.lineno}: the palette must be a literal list of colours") from None
+            except (ValueError, TypeError, RecursionError, MemoryError):
+                raise PaletteError(f"{name} line {node.lineno}: the palette must be a literal list of colours") from None
     raise PaletteError(f"{name}: no list of colours found")
 
 def _from_json(txt, name):
     try: data = json.loads(txt)
     except json.JSONDecodeError as e: raise PaletteError(f"{name} line {e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError: raise PaletteError(f"{name}: nested too deeply to be a list of colours") from None
     if isinstance(data, dict):
         data = next((data[k] for k in ('colors', 'colours', 'palette') if k in data), None)
     if not isinstance(data, list): raise PaletteError(f"{name}: expected a JSON list of colours")
