@@ -193,13 +193,20 @@ def load_state(path: Path) -> dict:
     if not path.exists(): raise TrainingError(f"nothing to resume: {path} does not exist")
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
+        if 'Weights only load failed' in str(e):  # torch refused to unpickle it: its advice to turn that off is not passed on
+            raise TrainingError(f"cannot resume: {path} holds objects other than tensors and plain values (possibly code), so it is not read") from None
         why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
         raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({why})") from None
-    missing = _STATE_KEYS - set(state) if isinstance(state, dict) else _STATE_KEYS
+    missing = set(_STATE_TYPES) - set(state) if isinstance(state, dict) else set(_STATE_TYPES)
     if missing: raise TrainingError(f"cannot resume: {path} is not a training state (it lacks {', '.join(sorted(missing))})")
+    wrong = [k for k, t in _STATE_TYPES.items() if isinstance(state[k], bool) or not isinstance(state[k], t)]
+    if not wrong and state['rng'].dtype != torch.uint8: wrong = ['rng']
+    if not isinstance(state.get('data', {}), dict): wrong.append('data')
+    if wrong: raise TrainingError(f"cannot resume: {path} is not a training state written by train (its {', '.join(wrong)} is of the wrong kind)")
     return state
 
-_STATE_KEYS = {'step', 'epoch', 'batch', 'best', 'bad_evals', 'history', 'elapsed', 'config', 'model', 'optimizer', 'scaler', 'rng'}
+_STATE_TYPES = {'step': int, 'epoch': int, 'batch': int, 'best': (int, float), 'bad_evals': int, 'history': list, 'elapsed': (int, float),
+                'config': dict, 'model': dict, 'optimizer': dict, 'scaler': dict, 'rng': torch.Tensor}
 
 def _fingerprint(items) -> str:
     "SHA-1 of the token ids of `items`, saved with a run: a resumed run must read the data it started on."
@@ -406,7 +413,9 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         # a state saved on the other kind of device says the other kind of step; set before loading, which puts a
         # fused step's counters on the GPU
         for g in saved['optimizer']['param_groups']: g['fused'] = _on_gpu(model)
-        model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
+        try: model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise TrainingError(f"cannot resume: the weights in {out/STATE_FILE} do not fit its config ({' '.join(str(e).split())[:300]})") from None
         if saved['scaler'] or not amp: scaler.load_state_dict(saved['scaler'])  # a CPU run saved an empty scaler: AMP starts afresh
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
