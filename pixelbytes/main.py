@@ -22,7 +22,7 @@ def _build_args(p):
                    "(default: the PixelBytes-Pokemon Hub dataset, or demo when the Hub cannot be reached)")
     p.add_argument('--out', default=None, help='output folder (default: data/<name>)')
     p.add_argument('--palette', default=None, help='palette file: .json, .gpl, JASC .pal, .py list literal, or text lines of #rrggbb / rrggbb (.hex) / aarrggbb (paint.net) / r,g,b (default: NES)')
-    p.add_argument('--max-size', type=int, default=25, help='longest side of a pixelized image (default: 25)')
+    p.add_argument('--max-size', type=int, default=25, help='longest side of a pixelized image, 1 to 256 (default: 25; a model tells rows and columns apart up to 63)')
     p.add_argument('--vocab', choices=['default', 'v1'], default='default', help="vocabulary preset (default: all 256 bytes; v1: the reference's 113 tokens)")
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
     p.add_argument('--image-column', default='image', help="image column of a dataset source (default: image)")
