@@ -99,6 +99,7 @@ class PixelBytesConfig:
             if getattr(self, k) < 1: raise ValueError(f"{k} must be a positive integer, not {getattr(self, k)}")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
         self._tok = Tokenizer.from_dict(self.tokenizer)
+        self.tokenizer = self._tok.to_dict()  # whole: a config.json that leaves out the palette means NES, and says so
 
     @property
     def causal(self) -> bool: return not self.bidirectional
