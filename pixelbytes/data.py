@@ -111,13 +111,14 @@ def _read_metadata(folder: Path, caption_column=None):
 
 # %% ../nbs/04_data.ipynb #001fcda6
 def _check_data_files(folder: Path):
-    "A `BuildError` if the README of a Hub dataset's folder sends `datasets` to data files outside it."
+    "A `BuildError` if a Hub dataset's folder sends `datasets` to files outside it: by its README's data_files, or by a link."
+    real = os.path.realpath(folder)
+    link = next((f for f in folder.rglob('*') if f.is_symlink() and not os.path.realpath(f).startswith(real + os.sep)), None)
+    if link: raise BuildError(f"{str(link)!r} links outside its folder (to {os.path.realpath(link)}); only files inside the folder are read")
+    from huggingface_hub.repocard import metadata_load  # the card's YAML as datasets reads it
     readme = folder/'README.md'
-    text = readme.read_text(encoding='utf-8', errors='replace') if readme.is_file() else ''
-    if not text.startswith('---'): return
-    import yaml
-    try: card = yaml.safe_load(text.split('---', 2)[1])
-    except yaml.YAMLError: return  # datasets says what is wrong with it
+    try: card = metadata_load(readme) if readme.is_file() else None
+    except Exception: return  # datasets says what is wrong with it
     def paths(x, under=False):
         if isinstance(x, str): return [x] if under else []
         if isinstance(x, dict): return [p for k, v in x.items() for p in paths(v, under or k == 'data_files')]
@@ -218,7 +219,7 @@ def _open_ref(ref, max_pixels, name, base=None, within=None):
     if isinstance(ref, str) and within is not None:
         # a downloaded dataset names its own files: one that names /home/you/private.png, or links there, is not read
         real = os.path.realpath(ref)
-        if not any(real == w or real.startswith(w.rstrip(os.sep) + os.sep) for w in within):
+        if os.path.exists(real) and not any(real == w or real.startswith(w.rstrip(os.sep) + os.sep) for w in within):  # a missing one: not found
             raise ImageError(f"{name}: leads outside {within[0] if len(within) == 1 else 'the Hugging Face caches'} (to {real}); only images inside are read")
     return open_image(ref, max_pixels=max_pixels, name=name)
 
@@ -226,7 +227,7 @@ def _hub_caches() -> list:
     "The real folders where `datasets` and `huggingface_hub` keep what they download: a Hub dataset's image paths lie there."
     from datasets import config
     from huggingface_hub import constants
-    return [os.path.realpath(config.HF_DATASETS_CACHE), os.path.realpath(constants.HF_HUB_CACHE)]
+    return [os.path.realpath(p) for p in (config.HF_DATASETS_CACHE, config.DOWNLOADED_DATASETS_PATH, config.EXTRACTED_DATASETS_PATH, constants.HF_HUB_CACHE)]
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
@@ -300,6 +301,8 @@ def _split(ds, test_size, seed):
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 _BUILT_FILES = {TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json', 'train', 'test'}  # what a build writes in its folder
+# a file name from a downloaded dataset can hold terminal escapes or direction overrides, which would rewrite what is shown
+_CONTROLS = {c: '?' for c in [*range(32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 def _check_out(out: Path, source):
     "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
@@ -359,14 +362,15 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     try:
         if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
         base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
-        within = {'folder': [os.path.realpath(Path(str(path)).expanduser())], 'saved': [base], 'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
+        # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
+        within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
         done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
                       features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base, within=within,
                                      root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'))
         good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow')).remove_columns('error')
-        if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {errors[0]['error']})" if len(errors) else ''))
+        if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {errors[0]['error'].translate(_CONTROLS)})" if len(errors) else ''))
         splits = _split(good, test_size, seed)
         # an empty split saved as zero shards cannot be loaded back
         splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
@@ -394,9 +398,6 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     return report
 
 # %% ../nbs/04_data.ipynb #1b19561e
-# a file name from a downloaded dataset can hold terminal escapes, which would rewrite what the terminal shows
-_CONTROLS = {c: '?' for c in [*range(32), *range(127, 160)]}
-
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
@@ -407,7 +408,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if n := report.get('unlisted_images'):
-        some = ', '.join(report.get('unlisted_examples', [])) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
+        some = ', '.join(report.get('unlisted_examples', [])).translate(_CONTROLS) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
     for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {s['reason'].translate(_CONTROLS)}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
@@ -433,7 +434,9 @@ def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`."
     p = Path(path).expanduser()
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
-    return Built(_load_saved(p), Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE)), _read_json(p/REPORT_FILE), str(p))
+    try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
+    except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
+    return Built(_load_saved(p), tok, _read_json(p/REPORT_FILE), str(p))
 
 def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."

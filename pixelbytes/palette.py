@@ -36,12 +36,13 @@ def _parse_colour(c, where):
             raise PaletteError(f"{where}: {c!r} is not a colour; expected '#rrggbb' or r,g,b")
         return [int(s[i:i+2], 16) for i in (0, 2, 4)]
     shown = repr(c) if len(repr(c)) <= 60 else repr(c)[:57] + '...'  # a message quotes a bad entry, not a megabyte of it
-    if not isinstance(c, (list, tuple, np.ndarray)):  # a set, say, has no order of its r, g and b
+    if hasattr(c, 'tolist'): c = c.tolist()  # a row of a numpy array or a torch tensor
+    if not isinstance(c, (list, tuple)):  # a set, say, has no order of its r, g and b
         raise PaletteError(f"{where}: {shown} is not a colour; expected (r, g, b) or '#rrggbb'")
     if len(c) != 3: raise PaletteError(f"{where}: {shown} has {len(c)} components, expected 3 (r, g, b)")
     out = []
     for v in c:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not float(v).is_integer() or not 0 <= v <= 255:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0 <= v <= 255 or not float(v).is_integer():
             raise PaletteError(f"{where}: {shown} must hold integers in 0..255")
         out.append(int(v))
     return out

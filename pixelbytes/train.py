@@ -193,7 +193,7 @@ def load_state(path: Path) -> dict:
     if not path.exists(): raise TrainingError(f"nothing to resume: {path} does not exist")
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        if 'Weights only load failed' in str(e):  # torch refused to unpickle it: its advice to turn that off is not passed on
+        if 'Unsupported global' in str(e) or 'Unsupported class' in str(e):  # torch refused an object: its advice to load it anyway is not passed on
             raise TrainingError(f"cannot resume: {path} holds objects other than tensors and plain values (possibly code), so it is not read") from None
         why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
         raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({why})") from None
@@ -202,6 +202,9 @@ def load_state(path: Path) -> dict:
     wrong = [k for k, t in _STATE_TYPES.items() if isinstance(state[k], bool) or not isinstance(state[k], t)]
     if not wrong and state['rng'].dtype != torch.uint8: wrong = ['rng']
     if not isinstance(state.get('data', {}), dict): wrong.append('data')
+    groups = state['optimizer'].get('param_groups') if isinstance(state['optimizer'], dict) else None
+    if not (isinstance(groups, list) and groups and all(isinstance(g, dict) for g in groups)): wrong.append('optimizer')
+    if state.get('cuda_rng') is not None and not isinstance(state['cuda_rng'], torch.Tensor): wrong.append('cuda_rng')
     if wrong: raise TrainingError(f"cannot resume: {path} is not a training state written by train (its {', '.join(wrong)} is of the wrong kind)")
     return state
 
@@ -413,9 +416,10 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
         # a state saved on the other kind of device says the other kind of step; set before loading, which puts a
         # fused step's counters on the GPU
         for g in saved['optimizer']['param_groups']: g['fused'] = _on_gpu(model)
-        try: model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise TrainingError(f"cannot resume: the weights in {out/STATE_FILE} do not fit its config ({' '.join(str(e).split())[:300]})") from None
+        for part, key, into in (('weights', 'model', model), ('optimizer state', 'optimizer', opt)):
+            try: into.load_state_dict(saved[key])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise TrainingError(f"cannot resume: the {part} in {out/STATE_FILE} do not fit its config ({' '.join(str(e).split())[:300]})") from None
         if saved['scaler'] or not amp: scaler.load_state_dict(saved['scaler'])  # a CPU run saved an empty scaler: AMP starts afresh
         torch.set_rng_state(saved['rng'])
         if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
