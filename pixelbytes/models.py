@@ -388,6 +388,11 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         hint = f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else ''
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
     if Path(where).is_dir(): _check_size(Path(where))
+    else:  # a Hub id: its two files fetched (into the cache the load then reads) and compared before the model is built
+        from huggingface_hub import hf_hub_download
+        try: got = [Path(hf_hub_download(where, f, **{k: kwargs[k] for k in ('revision', 'cache_dir', 'token') if k in kwargs})) for f in ('config.json', 'model.safetensors')]
+        except Exception: got = None  # not there, or unreachable: the load below says which
+        if got and got[0].parent == got[1].parent: _check_size(got[0].parent)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
             model = super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
