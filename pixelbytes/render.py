@@ -79,7 +79,7 @@ _UNPRINTABLE = {c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF] if c != 1
 
 def _fit(word: str, font, width: float) -> int:
     "Length of the longest start of `word` that fits in `width` pixels (at least 1, so that wrapping always advances)."
-    lo, hi = 1, len(word)
+    lo, hi = 1, min(len(word), int(width) + 1)  # a glyph is a pixel wide at least: a long word costs no more than a line
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if font.getlength(word[:mid]) <= width: lo = mid
@@ -97,7 +97,7 @@ def _wrap(text: str, font, width: float) -> list:
                 line = trial
                 continue
             if line: lines.append(line)
-            while len(word) > 1 and font.getlength(word) > width:
+            while len(word) > 1 and font.getlength(word[:int(width) + 2]) > width:  # a start, not the whole word: linear in its length
                 cut = _fit(word, font, width)
                 lines.append(word[:cut])
                 word = word[cut:]
