@@ -321,7 +321,7 @@ def _check_out(out: Path, source):
 def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
-          max_size:int=25, # longest side of a pixelized image
+          max_size:int=25, # longest side of a pixelized image, 1 to 256 (above 63 warns: a model tells positions apart up to 63)
           vocab:str='default', # vocabulary preset: 'default' or 'v1'
           caption_column:str=None, # caption column (default: 'caption', else 'text')
           image_column:str='image', # image column of a dataset source
@@ -332,7 +332,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           crop:bool=True, # crop images to their content (the demo set is never cropped: its captions say where shapes are)
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
-          overwrite:bool=False, # replace a dataset built before in `out` (any other existing folder is refused)
+          overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           quiet:bool=False): # no printed summary or progress bar
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data)."
     from datasets import Dataset, disable_progress_bars, enable_progress_bars

@@ -189,7 +189,7 @@ def _demo(ev, model, items, temperature, seed):
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
-             num:int=16, # test items used by the generation metrics (structure, copy, demo)
+             num:int=16, # items of the split used by the generation metrics (structure, copy, demo)
              temperature:float=1.0, # sampling temperature of structure and demo drawings
              seed:int=0, # seed of those drawings (None: a random one, recorded in the settings)
              batch_size:int=32,

@@ -14,7 +14,7 @@ from . import __version__
 # %% ../nbs/13_main.ipynb #cca648ff
 TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
          'train': 'train a model on a built dataset',
-         'evaluate': 'score a trained model on the held-out split',
+         'evaluate': 'score a trained model on a split of a built dataset (default: the held-out test split)',
          'generate': 'draw images and write captions with a trained model'}
 
 def _build_args(p):
@@ -33,7 +33,7 @@ def _build_args(p):
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--max-pixels', type=int, default=None, help='refuse larger images (decompression-bomb guard)')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
-    p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other existing folder is refused)')
+    p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
 
 def _run_build(a):
     from pixelbytes.data import build, MAX_PIXELS
@@ -121,11 +121,11 @@ def _evaluate_args(p):
     p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train, as built, includes the items train held out for validation)')
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
-    p.add_argument('--num', type=int, default=16, help='test items for the generation metrics (default: 16)')
+    p.add_argument('--num', type=int, default=16, help='items of the split for the generation metrics (default: 16)')
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings (default: 1.0)')
     p.add_argument('--seed', type=int, default=0, help='seed of the drawings (default: 0)')
-    p.add_argument('--batch-size', type=int, default=32, help='test windows scored at once (default: 32)')
-    p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (default: the model folder)')
+    p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
+    p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder)')
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate

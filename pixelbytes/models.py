@@ -377,7 +377,7 @@ def _check_size(folder: Path):
                              "they do not belong together")
 
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
-    "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match."
+    "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
     from safetensors import SafetensorError
     kwargs.setdefault('strict', True)
     where = os.path.expanduser(str(path))

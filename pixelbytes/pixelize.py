@@ -99,7 +99,7 @@ def _read(src, name):
             st = path.stat()
             # a device or a pipe would be read without end (/dev/zero) or wait for ever (a FIFO)
             if not stat.S_ISREG(st.st_mode): raise ImageError(f"{name}: is not a regular file (a device, a pipe or a socket)")
-            if st.st_size > MAX_FILE_BYTES: raise ImageError(f"{name}: {st.st_size / 2**20:,.0f} MB is over the limit of {MAX_FILE_BYTES // 2**20} MB for an image file")
+            if st.st_size > MAX_FILE_BYTES: raise ImageError(f"{name}: {st.st_size / 2**20:,.1f} MB is over the limit of {MAX_FILE_BYTES // 2**20} MB for an image file")
             return path.read_bytes(), name
         except FileNotFoundError: raise ImageError(f"{name}: file not found") from None
         except OSError as e: raise ImageError(f"{name}: cannot be read ({e.strerror})") from None

@@ -88,7 +88,7 @@ class Tokenizer:
     def __init__(self,
                  vocab:str='default', # vocabulary preset: 'default' (all 256 bytes) or 'v1' (the reference's 58 bytes)
                  palette=None, # the colours: None for NES, a list of colours, or a palette file (see `load_palette`)
-                 max_size:int=25): # longest side of a PIL image after pixelization
+                 max_size:int=25): # longest side of a PIL image after pixelization, 1 to 256
         if vocab not in PRESETS: raise ValueError(f"unknown vocabulary preset {vocab!r}; choose one of {sorted(PRESETS)}")
         # at most 256: a model tells positions apart up to 63 only, and a generation may run to max_size * (max_size + 1) tokens
         if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or not 1 <= max_size <= 256:

@@ -189,7 +189,7 @@ def save_checkpoint(model, folder: Path):
 STATE_FILE = 'train_state.pt'
 
 def load_state(path: Path) -> dict:
-    "The training state saved in `path`, or a clear error naming the file when it is missing, truncated or corrupt."
+    "The training state saved in `path`, or a clear error naming the file when it is missing, truncated, corrupt, not plain data, or of the wrong kind."
     if not path.exists(): raise TrainingError(f"nothing to resume: {path} does not exist")
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
