@@ -9,7 +9,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LST
            'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, numbers, os
+import contextlib, io, json, numbers, os, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -367,7 +367,11 @@ def _check_size(folder: Path):
     "A `ModelLoadError`, before anything is allocated, when config.json describes a model far larger than model.safetensors holds."
     from safetensors import safe_open
     try:
-        cfg = PixelBytesConfig.from_dict(json.loads((folder/'config.json').read_text(encoding='utf-8')))
+        saved, names = json.loads((folder/'config.json').read_text(encoding='utf-8')), {f.name for f in fields(PixelBytesConfig)}
+        unknown = sorted(set(saved) - names)
+        # the load leaves out a field it does not know (saved by a newer pixelbytes?): the model may then behave otherwise
+        if unknown: warnings.warn(f"{folder/'config.json'} has fields this version does not know, left out: {', '.join(unknown)}")
+        cfg = PixelBytesConfig(**{k: v for k, v in saved.items() if k in names})
         with safe_open(str(folder/'model.safetensors'), 'pt') as f: stored = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
         with torch.device('meta'): wanted = sum(t.numel() for t in PixelBytesModel(cfg).state_dict().values())  # sizes only, no memory
     except Exception: return  # a broken file: the load itself says what is wrong with it
