@@ -110,10 +110,15 @@ def _read_metadata(folder: Path, caption_column=None):
     return rows, cap_col, meta.name, unlisted
 
 # %% ../nbs/04_data.ipynb #001fcda6
+def _inside(path, folders) -> bool:
+    "Whether `path`, its links followed, lies in one of the real `folders`."
+    real = os.path.realpath(path)
+    return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
 def _check_data_files(folder: Path):
     "A `BuildError` if a Hub dataset's folder sends `datasets` to files outside it: by its README's data_files, or by a link."
     real = os.path.realpath(folder)
-    link = next((f for f in folder.rglob('*') if f.is_symlink() and not os.path.realpath(f).startswith(real + os.sep)), None)
+    link = next((f for f in folder.rglob('*') if f.is_symlink() and not _inside(f, [real])), None)
     if link: raise BuildError(f"{str(link)!r} links outside its folder (to {os.path.realpath(link)}); only files inside the folder are read")
     from huggingface_hub.repocard import metadata_load  # the card's YAML as datasets reads it
     readme = folder/'README.md'
@@ -216,11 +221,9 @@ def _open_ref(ref, max_pixels, name, base=None, within=None):
     if not ref: raise ImageError(f'{name}: no image')
     if base and isinstance(ref, str) and not os.path.isabs(ref) and os.path.exists(os.path.join(base, ref)):
         ref = os.path.join(base, ref)  # a dataset folder's paths are its own, wherever build runs
-    if isinstance(ref, str) and within is not None:
-        # a downloaded dataset names its own files: one that names /home/you/private.png, or links there, is not read
-        real = os.path.realpath(ref)
-        if os.path.exists(real) and not any(real == w or real.startswith(w.rstrip(os.sep) + os.sep) for w in within):  # a missing one: not found
-            raise ImageError(f"{name}: leads outside {within[0] if len(within) == 1 else 'the Hugging Face caches'} (to {real}); only images inside are read")
+    # a downloaded dataset names its own files: one that names /home/you/private.png, or links there, is not read
+    if isinstance(ref, str) and within is not None and os.path.exists(ref) and not _inside(ref, within):  # a missing one: not found
+        raise ImageError(f"{name}: leads outside {within[0] if len(within) == 1 else 'the Hugging Face caches'} (to {os.path.realpath(ref)}); only images inside are read")
     return open_image(ref, max_pixels=max_pixels, name=name)
 
 def _hub_caches() -> list:

@@ -171,7 +171,8 @@ def _opaque(im: Image.Image):
 
 def _crop(rgb: np.ndarray, name: str, opaque=None) -> np.ndarray:
     "`rgb` without its border rows and columns of background: white, or transparent where `opaque` (from `_opaque`) is given."
-    content = (rgb <= WHITE_LEVEL).any(-1) if opaque is None else (rgb <= WHITE_LEVEL).any(-1) | opaque
+    content = (rgb <= WHITE_LEVEL).any(-1)
+    if opaque is not None: content |= opaque
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
     if len(rows) == 0: raise ImageError(f"{name}: has no content (every pixel is transparent or white)")
     return rgb[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]

@@ -347,7 +347,7 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     _check_training(cfg)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
-    train_ids = built.train['input_ids']
+    train_ids = list(built.train['input_ids'])  # read once: the column is decoded again at every pass over it
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
     if not train_items:

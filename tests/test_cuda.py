@@ -245,13 +245,6 @@ def test_fused_checkpoint_loads_into_pure_pytorch(name, target, tmp_path, fused_
 
 # --- train() on the GPU ----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope='module')
-def demo_data(tmp_path_factory):
-    from pixelbytes.data import build
-    out = tmp_path_factory.mktemp('data')/'demo'
-    build('demo', out=out, quiet=True)
-    return out
-
 TINY_RUN = dict(backbone='lstm', d_model=32, n_layers=1, seq_length=64, batch_size=8, epochs=2, patience=0)
 
 def test_training_sums_on_the_gpu_equal_the_cpu_ones():
@@ -265,19 +258,19 @@ def test_training_sums_on_the_gpu_equal_the_cpu_ones():
     on_gpu = _sums(targets.flatten().cuda(), preds.flatten().cuda(), nll.flatten().cuda(), _kind_table(tok, 'cuda'))
     assert on_gpu.device.type == 'cuda' and torch.allclose(on_gpu.cpu(), on_cpu) and on_cpu[0] == 4 * 50
 
-def test_train_on_the_gpu(demo_data, tmp_path, monkeypatch):
+def test_train_on_the_gpu(demo, tmp_path, monkeypatch):
     "A short run on the GPU (AMP, fused AdamW, padded lengths): finite metrics, the same tokens counted as on the CPU; a NaN loss names its own step."
     from pixelbytes.train import STATE_FILE, TrainingError, load_state, train
-    model, history = train(TINY_RUN, demo_data, tmp_path/'run', progress=False)
+    model, history = train(TINY_RUN, demo, tmp_path/'run', progress=False)
     last = history[-1]
     assert next(model.parameters()).device.type == 'cuda' and np.isfinite(last['train_loss']) and np.isfinite(last['val_loss'])
     assert last['train_tokens'] == sum(last[f'train_{m}_tokens'] for m in ('pixel', 'text', 'structure')) > 0
     with monkeypatch.context() as m:
         m.setattr(torch.cuda, 'is_available', lambda: False)
-        _, on_cpu = train(TINY_RUN, demo_data, tmp_path/'cpu', progress=False)
+        _, on_cpu = train(TINY_RUN, demo, tmp_path/'cpu', progress=False)
     counts = lambda h: [(r['step'], r['train_tokens'], r['val_tokens'], r['val_pixel_tokens']) for r in h]
     assert counts(history) == counts(on_cpu)  # padding to a multiple of 64 adds no token to the loss or the scores
-    _, resumed = train({**TINY_RUN, 'epochs': 3}, demo_data, tmp_path/'cpu', resume=True, progress=False)  # saved on the CPU, goes on here
+    _, resumed = train({**TINY_RUN, 'epochs': 3}, demo, tmp_path/'cpu', resume=True, progress=False)  # saved on the CPU, goes on here
     assert resumed[-1]['step'] > on_cpu[-1]['step'] and np.isfinite(resumed[-1]['val_loss'])
     assert all(g['fused'] for g in load_state(tmp_path/'cpu'/STATE_FILE)['optimizer']['param_groups'])
     state = load_state(tmp_path/'run'/STATE_FILE)
@@ -286,4 +279,4 @@ def test_train_on_the_gpu(demo_data, tmp_path, monkeypatch):
     state['model']['head.weight'][0, 0] = float('nan')
     torch.save(state, tmp_path/'run'/STATE_FILE)
     with pytest.raises(TrainingError, match=f"the loss became nan at step {state['step']};"):
-        train({**TINY_RUN, 'epochs': 4}, demo_data, tmp_path/'run', resume=True, progress=False)
+        train({**TINY_RUN, 'epochs': 4}, demo, tmp_path/'run', resume=True, progress=False)

@@ -7,13 +7,6 @@ from safetensors.torch import load_file
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 TINY = ['--model', 'lstm', '--dim', '32', '--depth', '1', '--seq-length', '64', '--batch-size', '8', '--learning-rate', '0.01']
 
-@pytest.fixture(scope='module')
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp('data')/'demo'
-    from pixelbytes.data import build
-    build('demo', out=out, quiet=True)
-    return out
-
 def cli(*args, **kw):
     return subprocess.run([sys.executable, '-m', 'pixelbytes.main', *args], capture_output=True, text=True, env=ENV, timeout=600, **kw)
 
