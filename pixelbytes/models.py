@@ -363,16 +363,23 @@ def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
 PixelBytesModel.generate_model_card = _generate_model_card
 
 # %% ../nbs/07_models.ipynb #0a9da3cc
-def _check_size(folder: Path):
-    "A `ModelLoadError`, before anything is allocated, when config.json describes a model far larger than model.safetensors holds."
+def _check_files(folder: Path):
+    "A `ModelLoadError`, before anything is allocated, when model.safetensors holds weights that are not floating point or config.json describes a model far larger than they are."
     from safetensors import safe_open
+    try:
+        with safe_open(str(folder/'model.safetensors'), 'pt') as f:
+            slices = [f.get_slice(k) for k in f.keys()]
+            dtypes, stored = dict(zip(f.keys(), (v.get_dtype() for v in slices))), sum(int(np.prod(v.get_shape())) for v in slices)
+    except Exception: return  # a broken file: the load itself says what is wrong with it
+    # load_state_dict would cast them: whole numbers or booleans are not a trained model's weights (half precision is, and loads as float32)
+    bad = [f"{k} ({t})" for k, t in dtypes.items() if not t.startswith(('F', 'BF'))]
+    if bad: raise ModelLoadError(f"cannot load model {folder}: model.safetensors holds weights that are not floating point: {', '.join(bad[:3])}")
     try:
         saved, names = json.loads((folder/'config.json').read_text(encoding='utf-8')), {f.name for f in fields(PixelBytesConfig)}
         unknown = sorted(set(saved) - names)
         # the load leaves out a field it does not know (saved by a newer pixelbytes?): the model may then behave otherwise
         if unknown: warnings.warn(f"{folder/'config.json'} has fields this version does not know, left out: {', '.join(unknown)}")
         cfg = PixelBytesConfig(**{k: v for k, v in saved.items() if k in names})
-        with safe_open(str(folder/'model.safetensors'), 'pt') as f: stored = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
         with torch.device('meta'): wanted = sum(t.numel() for t in PixelBytesModel(cfg).state_dict().values())  # sizes only, no memory
     except Exception: return  # a broken file: the load itself says what is wrong with it
     # far larger: a shared config.json of d_model 10**5 would take all memory before the weights were found not to fit
@@ -391,12 +398,12 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     elif not (Path(where)/'config.json').exists():
         hint = f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else ''
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
-    if Path(where).is_dir(): _check_size(Path(where))
+    if Path(where).is_dir(): _check_files(Path(where))
     else:  # a Hub id: its two files fetched (into the cache the load then reads) and compared before the model is built
         from huggingface_hub import hf_hub_download
         try: got = [Path(hf_hub_download(where, f, **{k: kwargs[k] for k in ('revision', 'cache_dir', 'token') if k in kwargs})) for f in ('config.json', 'model.safetensors')]
         except Exception: got = None  # not there, or unreachable: the load below says which
-        if got and got[0].parent == got[1].parent: _check_size(got[0].parent)
+        if got and got[0].parent == got[1].parent: _check_files(got[0].parent)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
             model = super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
