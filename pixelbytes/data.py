@@ -67,6 +67,9 @@ def _read_csv(text, meta: Path):
             start = reader.line_num + 1
     except csv.Error as e:
         if 'end of data' in str(e): raise BuildError(f"{meta}, line {start}: a quoted field opened on this line is never closed") from None
+        if 'field limit' in str(e):  # Python's csv stops at 131,072 characters a field
+            raise BuildError(f"{meta}, line {start}: a field longer than {csv.field_size_limit():,} characters: a quote opened on this line "
+                             "left unclosed, or a caption too long for csv (metadata.jsonl has no such limit)") from None
         raise BuildError(f"{meta}, line {start}: malformed row ({e}); is a quote opened on this line left unclosed?") from None
     return records, columns or []
 
