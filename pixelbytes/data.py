@@ -14,9 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from PIL import Image as PILImage
 from .tokenizer import Tokenizer, clean_text, LF
-from .pixelize import pixelize, open_image, to_pil, ImageError, MAX_PIXELS
+from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
 # %% ../nbs/04_data.ipynb #4f3191b5
@@ -29,7 +28,7 @@ class BuildError(ValueError):
     "A build that cannot go on; the message names the input (file, row, column) at fault."
 
 # %% ../nbs/04_data.ipynb #4f757c52
-def _decode_caption(value, where):
+def _decode_caption(value):
     "(caption, problem) of a raw caption value."
     if value is None or (isinstance(value, float) and np.isnan(value)): return None, 'missing caption'
     if isinstance(value, bytes):
@@ -98,7 +97,7 @@ def _read_metadata(folder: Path, caption_column=None):
     cap_col = _pick_column(columns, caption_column, str(meta))
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
     for i, (rec, problem) in enumerate(records):
-        caption, cap_problem = _decode_caption(rec.get(cap_col), f'row {i}')
+        caption, cap_problem = _decode_caption(rec.get(cap_col))
         fname = rec.get('file_name') or ''
         if not isinstance(fname, str): problem, fname = problem or f"file_name is not text but {type(fname).__name__} ({fname!r})", ''
         fname = fname.replace('\\', '/')  # a path written on Windows
@@ -159,9 +158,7 @@ def _demo_rows(n=400, seed=0):
     "Rows of the built-in demo set, images as PNG bytes."
     from pixelbytes.demo import demo_items
     items = demo_items(n, seed)
-    def png(px):
-        buf = io.BytesIO(); to_pil(px).save(buf, format='PNG'); return {'bytes': buf.getvalue(), 'path': None}
-    return {'row': list(range(len(items))), 'image': [png(it['image']) for it in items],
+    return {'row': list(range(len(items))), 'image': [{'bytes': png_bytes(to_pil(it['image'])), 'path': None} for it in items],
             'caption': [it['caption'] for it in items], 'problem': [None] * len(items)}
 
 def _load_saved(p: Path):
@@ -243,7 +240,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
         else: name = (ref or {}).get('path') or f'row {row}'
         try:
             if problem: raise ValueError(problem)
-            caption, problem = _decode_caption(caption, f'row {row}')
+            caption, problem = _decode_caption(caption)
             if problem: raise ValueError(problem)
             if clean:
                 caption = clean_text(caption, keep=tok.characters)
@@ -294,16 +291,22 @@ def _held_out(keys: list, n: int, order) -> set:
     if n and not held and len(rows_of) > 1: held.add(keys[order[0]])  # every image has more than n rows: the first one
     return held
 
+def _held_rows(input_ids, size, order) -> tuple:
+    "(n, rows): the number of rows to hold out (`size`: a fraction of the rows, or a number of them), and the rows of the whole images `_held_out` picks in `order` to hold them."
+    n = 0 if len(input_ids) < 2 or not size else max(1, round(size * len(input_ids)) if size < 1 else size)
+    keys = [_image_key(ids) for ids in input_ids]
+    held = _held_out(keys, n, order) if n else set()
+    return n, {i for i, k in enumerate(keys) if k in held}
+
 def _split(ds, test_size, seed):
     "Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it."
     from datasets import Dataset, DatasetDict
-    n_test = 0 if len(ds) < 2 or not test_size else max(1, round(test_size * len(ds)) if test_size < 1 else test_size)
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    n_test, test = _held_rows(ds['input_ids'], test_size, perm)
     if n_test >= len(ds): raise BuildError(f"test_size {test_size} leaves no training rows out of {len(ds)}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
-    keys, perm = [_image_key(ids) for ids in ds['input_ids']], np.random.default_rng(seed).permutation(len(ds))
-    test = _held_out(keys, n_test, perm)
-    if not test: raise BuildError(f"every row shows the same image: none can be tested without training on it; build with test_size=0")
-    return DatasetDict(train=ds.select([i for i in perm if keys[i] not in test]), test=ds.select([i for i in perm if keys[i] in test]))
+    if not test: raise BuildError("every row shows the same image: none can be tested without training on it; build with test_size=0")
+    return DatasetDict(train=ds.select([i for i in perm if i not in test]), test=ds.select([i for i in perm if i in test]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 _BUILT_FILES = {TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json', 'train', 'test'}  # what a build writes in its folder
@@ -341,7 +344,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           quiet:bool=False): # no printed summary or progress bar
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data)."
-    from datasets import Dataset, disable_progress_bars, enable_progress_bars
+    from datasets import disable_progress_bars, enable_progress_bars
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     test_size = _test_size(test_size)
@@ -356,6 +359,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
             print(f"The Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead.")
             ds, info = open_source('demo'); path = 'demo'
     else: ds, info = open_source(path, caption_column, image_column)
+    crop = crop and info['kind'] != 'demo'
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
@@ -371,7 +375,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
         within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
         done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop and info['kind'] != 'demo', on_error=on_error, base=base, within=within,
+                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, on_error=on_error, base=base, within=within,
                                      root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'))
@@ -386,7 +390,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
                   'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                   'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                   'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                  'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop and info['kind'] != 'demo',
+                  'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop,
                   'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                   'seconds': round(time.time() - start, 2)}
         del done, errors, good, splits  # release the cache files before removing them
@@ -431,9 +435,13 @@ class Built:
     report: dict
     path: str = None
     @property
-    def train(self): return self.splits['train']
+    def train(self):
+        "The training split (`train` carves its validation items out of it)."
+        return self.splits['train']
     @property
-    def test(self): return self.splits['test']
+    def test(self):
+        "The test split: images never trained on."
+        return self.splits['test']
     def __getitem__(self, split: str): return self.splits[split]
 
 def load_built(path) -> Built:

@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'WHITE_LEVEL', 'rgb_to_lab', 'nearest_colour',
-           'ImageError', 'open_image', 'pixelize', 'to_pil']
+           'ImageError', 'open_image', 'pixelize', 'to_pil', 'png_bytes']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
 import io, stat, warnings
@@ -206,7 +206,7 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
              name: str | None = None):
     "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`; a list of them if `frames='all'`; errors name `name` (or the path)."
     if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
-    if not isinstance(max_size, (int, np.integer)) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
+    if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     pal, resample = load_palette(palette), _resampling(resample)
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
@@ -225,3 +225,9 @@ def to_pil(pixels, palette=None) -> Image.Image:
     if a.size and (a.min() < 0 or a.max() >= len(pal)):
         raise ValueError(f'palette indices must lie in 0..{len(pal) - 1}, got {a.min()}..{a.max()}')
     return Image.fromarray(pal[a.astype(np.intp)])
+
+def png_bytes(image: Image.Image) -> bytes:
+    "The bytes of `image` as a PNG file (what a widget shows, a dataset stores, Jupyter displays)."
+    buf = io.BytesIO()
+    image.save(buf, 'PNG')
+    return buf.getvalue()

@@ -11,12 +11,12 @@ __all__ = ['FONT_FAMILY', 'MISSING', 'GRID', 'MARKER', 'Box', 'Rendering', 'rend
 import html, math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 from .palette import load_palette, to_hex
 from .tokenizer import TextSegment, ImageSegment
+from .pixelize import png_bytes
 
 # %% ../nbs/10_render.ipynb #a657c541
 def _is_row(r) -> bool:
@@ -122,7 +122,7 @@ class Box:
 def _indices(seg: ImageSegment, n_colours: int) -> np.ndarray:
     "Palette indices of `seg` as a full `(rows, cols)` array, at least 1x1, with -1 for missing and out-of-palette pixels."
     px = np.full((max(seg.height, 1), max(seg.width, 1)), -1, np.int64)
-    for i, row in enumerate(seg.rows): px[i, :len(row)] = row
+    px[:seg.height, :seg.width] = seg.pixels
     px[(px < 0) | (px >= n_colours)] = -1
     return px
 
@@ -241,7 +241,7 @@ def render(samples,                    # one segment, one decoded sequence (a li
     "Lay out `samples` (one segment, one decoded sequence, a `Generation`, or a list of them) for drawing as PNG, JPG or SVG."
     if text not in ('right', 'below'): raise ValueError(f"text must be 'right' or 'below', got {text!r}")
     for name, v in (('scale', scale), ('width', width), ('columns', columns)):
-        if v is not None and (not isinstance(v, (int, np.integer)) or v < 1): raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1): raise ValueError(f"{name} must be a positive integer, got {v!r}")
     pal, samples = load_palette(_palette_of(samples) if palette is None else palette), _as_samples(samples)
     font_size = min(max(2 * scale, 10), 20)
     boxes, size = _layout(samples, len(pal), scale, int(grid), text, width, columns, font_size)
@@ -260,9 +260,7 @@ def _to_pil(self: Rendering) -> Image.Image:
 
 def _repr_png_(self: Rendering) -> bytes:
     "PNG bytes, so that Jupyter shows a rendering as a picture."
-    buf = BytesIO()
-    self.to_pil().save(buf, 'PNG')
-    return buf.getvalue()
+    return png_bytes(self.to_pil())
 
 Rendering.to_pil, Rendering._repr_png_ = _to_pil, _repr_png_
 

@@ -8,26 +8,20 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
 # %% ../nbs/12_widgets.ipynb #10c606fc
-import csv, html, io, math, threading, time, traceback
+import csv, html, math, threading, time, traceback
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
 from .models import PixelBytesModel
-from .pixelize import open_image, pixelize, to_pil
+from .pixelize import png_bytes, to_pil
 from .render import render
-from .generate import generate
+from .generate import generate, _as_pixels
 
 # %% ../nbs/12_widgets.ipynb #5f9cbb86
 def _uploaded(value):
     "(name, bytes) of the last file of a `FileUpload` value (ipywidgets 8: a tuple of dicts), or None when there is none."
     if not value: return None
     return value[-1]['name'], bytes(value[-1]['content'])
-
-def _png(image) -> bytes:
-    "PNG bytes of a PIL image."
-    buf = io.BytesIO()
-    image.save(buf, 'PNG')
-    return buf.getvalue()
 
 def _red(message: str) -> str:
     "`message` as red HTML, line breaks kept."
@@ -96,11 +90,11 @@ class GenerateWidget:
         file = _uploaded(change['new'])
         if file is None: return
         tok = self.model.tokenizer
-        try: px = pixelize(open_image(file[1], name=file[0]), tok.palette, tok.max_size, crop=self.model.config.crop, name=file[0])
+        try: px = _as_pixels(file[1], tok, self.model.config.crop, name=file[0])  # as generate reads an image
         except Exception as e: return self._report(e)
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
-        self.preview.value = _png(thumb.resize((4 * thumb.width, 4 * thumb.height), Image.Resampling.NEAREST))
+        self.preview.value = png_bytes(thumb.resize((4 * thumb.width, 4 * thumb.height), Image.Resampling.NEAREST))
         self.preview_info.value = f'{file[0]}: {px.shape[0]} rows x {px.shape[1]} columns, as the model reads it'
         self.rows.value = max(1, px.shape[0] // 2)  # a start that fits this image; the old value may not
 
@@ -133,7 +127,7 @@ class GenerateWidget:
             self.progress.value = 0
             gens = generate(self.model, **self.arguments(), progress=self._tick)
             picture = render(gens, scale=self.scale.value)
-            self.generations, self.image.value = gens, _png(picture.to_pil())
+            self.generations, self.image.value = gens, png_bytes(picture.to_pil())
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s"
         except Exception as e:
