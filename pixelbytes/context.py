@@ -10,7 +10,7 @@ __all__ = ['PREV', 'UP_LEFT', 'UP', 'UP_RIGHT', 'ROW', 'COL', 'N_NEIGHBOURS', 'C
 
 # %% ../nbs/05_context.ipynb #52effc3e
 import numpy as np
-from .tokenizer import NUL, TAB, LF
+from .tokenizer import TAB, LF, is_image_token
 
 # %% ../nbs/05_context.ipynb #9de5d2f6
 PREV, UP_LEFT, UP, UP_RIGHT, ROW, COL = range(6)
@@ -36,7 +36,7 @@ def context(ids, n_bytes: int) -> np.ndarray:
     row_start = _last_before((ids == LF) | (ids == TAB))
     t = np.arange(n)
     first = ids[np.minimum(seg_start, n - 1)]
-    in_image = (t > seg_start) & ((first >= n_bytes) | (first == TAB))
+    in_image = (t > seg_start) & is_image_token(first, n_bytes)
     has_row_above = in_image & (row_start > seg_start)
     # the row above starts where the row holding its terminator (at row_start-1) started
     above_start = row_start[np.maximum(row_start - 1, 0)]
@@ -69,7 +69,7 @@ class ContextTracker:
         if t == 0: return out
         out[PREV] = ids[-1]
         first = ids[self.seg_start] if self.seg_start < t else None
-        if first is not None and (first >= self.n_bytes or first == TAB):
+        if first is not None and is_image_token(first, self.n_bytes):
             col = t - self.row_start
             out[ROW], out[COL] = min(self.row + 1, MAX_POSITION), min(col + 1, MAX_POSITION)
             if self.row_start > self.seg_start:

@@ -12,8 +12,6 @@ __all__ = ['SIZE', 'BACKGROUND', 'COLOURS', 'SHAPES', 'POSITIONS', 'RELATIONS', 
 import re
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from PIL import Image
-from .palette import NES_PALETTE
 
 # %% ../nbs/03_demo.ipynb #d45fc5cc
 SIZE = 16     # every demo image is SIZE x SIZE pixels

@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF
+from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
 from .pixelize import pixelize, open_image
 from .render import render
 from .models import PixelBytesModel
@@ -103,19 +103,19 @@ def _rectangle_rule(tok: Tokenizer):
     first_row, row_full, end_only = pixel | only(TAB, LF), only(TAB, LF), only(LF)
     def allowed(seq):
         seg = _open_segment(seq)
-        rows = seg.count(TAB)  # rows finished
-        col = seg[::-1].index(TAB) if rows else len(seg)  # pixels in the row being drawn
-        width = seg.index(TAB) if rows else tok.max_size  # the first row sets the width
-        if col == 0 and not rows: return pixel  # an image has a pixel
-        if col < width: return pixel if rows else first_row
-        return row_full if rows + 1 < tok.max_size else end_only
+        rows_done = seg.count(TAB)
+        cols_done = seg[::-1].index(TAB) if rows_done else len(seg)
+        width = seg.index(TAB) if rows_done else tok.max_size  # the first row sets the width
+        if cols_done == 0 and not rows_done: return pixel  # an image has a pixel
+        if cols_done < width: return pixel if rows_done else first_row
+        return row_full if rows_done + 1 < tok.max_size else end_only
     return allowed
 
 def _whole_item_allowed(tok: Tokenizer, rectangular: bool = True):
     "The `allowed` of a whole item: any token first, then each segment kept in its modality, and the other one after its LF."
     anything, image, text = np.ones(tok.vocab_size, bool), allowed_tokens(tok, 'image'), allowed_tokens(tok, 'text')
     rect = _rectangle_rule(tok)
-    is_image = lambda t: t >= tok.n_bytes or t == TAB
+    is_image = lambda t: is_image_token(t, tok.n_bytes)
     def modality(seq):
         # the last two tokens say it all, in constant time (decoding the whole sequence for every token is quadratic):
         # the last one is in the open segment's modality; an LF closes a segment in the modality of the token before it
@@ -149,7 +149,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop)
     per_image = tok.max_size * (tok.max_size + 1)
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
-    if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # two segments
+    if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
     elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
     else: mask, stop = allowed_tokens(tok, kind), LF
     out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,

@@ -10,7 +10,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'PixelBytesConfig', 'PxByEmbedding', 'LST
 
 # %% ../nbs/07_models.ipynb #6415651d
 import contextlib, io, json, numbers, os, warnings
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
 import torch
@@ -149,15 +149,18 @@ class LSTMBackbone(nn.Module):
         self.proj = nn.Linear(2 * cfg.d_model, cfg.d_model) if cfg.bidirectional else nn.Identity()
 
     def forward(self, x, return_state=False):
+        "`(batch, time, d_model)` outputs of `(batch, time, d_model)` inputs; with `return_state`, also the state `step` goes on from."
         y, state = self.rnn(x)
         return (self.proj(y), state) if return_state else self.proj(y)
 
     def init_state(self, batch, device=None, dtype=None):
+        "The state before any input, for `batch` sequences (its batch axis is `state_batch_dim`)."
         w = self.rnn.weight_hh_l0
         z = torch.zeros(self.rnn.num_layers, batch, self.rnn.hidden_size, device=device or w.device, dtype=dtype or w.dtype)
         return (z, z.clone())
 
     def step(self, x, state):
+        "`(batch, d_model)` outputs of one more input per sequence, and the state after it."
         y, state = self.rnn(x[:, None], state)
         return y[:, 0], state
 
@@ -232,17 +235,20 @@ class TransformerBackbone(nn.Module):
         self.h, self.d = cfg.n_heads, cfg.d_model
 
     def forward(self, x, return_state=False):
+        "As `LSTMBackbone.forward`; the state is each layer's key/value cache."
         state = [{} if return_state else None for _ in self.blocks]
         for b, cache in zip(self.blocks, state): x = b(x, cache)
         return (x, state) if return_state else x
 
     def init_state(self, batch, device=None, dtype=None, capacity=256):
+        "Empty key/value caches for `batch` sequences, with room for `capacity` positions (they grow when full)."
         w = self.blocks[0].attn.qkv.weight
         shape = (batch, self.h, capacity, self.d // self.h)
         kw = dict(device=device or w.device, dtype=dtype or w.dtype)
         return [{'k': torch.empty(shape, **kw), 'v': torch.empty(shape, **kw), 'n': 0} for _ in self.blocks]
 
     def step(self, x, state):
+        "As `LSTMBackbone.step`: one more position, appended to the caches."
         x = x[:, None]
         for b, cache in zip(self.blocks, state): x = b.step(x, cache)
         return x[:, 0], state
@@ -260,6 +266,7 @@ class MambaBackbone(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, return_state=False):
+        "As `LSTMBackbone.forward`; the state is each forward block's (convolution window, scan state)."
         state = []
         for i, (norm, f) in enumerate(zip(self.norms, self.fwd)):
             h = norm(x)
@@ -272,9 +279,11 @@ class MambaBackbone(nn.Module):
         return (x, state) if return_state else x
 
     def init_state(self, batch, device=None, dtype=None):
+        "As `LSTMBackbone.init_state`, for each forward block."
         return [f.init_state(batch, device, dtype) for f in self.fwd]
 
     def step(self, x, state):
+        "As `LSTMBackbone.step`."
         new = []
         for norm, f, s in zip(self.norms, self.fwd, state):
             y, s = f.step(norm(x), s)
@@ -489,11 +498,19 @@ def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
     return np.concatenate([np.zeros((cfg.seq_length - len(ctx), ctx.shape[1]), ctx.dtype), ctx])
 
 @torch.no_grad()
-def _generate(self: PixelBytesModel, prompt=(), max_new_tokens:int=256, temperature:float=1.0, top_k:int=None, top_p:float=None,
-              seed:int=None, stop=None, allowed=None, num:int=1, progress=False) -> list:
+def _generate(self: PixelBytesModel,
+              prompt=(), # token ids, or a 2D batch of prompts of one length, each drawn once (num=1)
+              max_new_tokens:int=256, # at most this many tokens after the prompt
+              temperature:float=1.0, # 0: greedy
+              top_k:int=None, # draw among the k likeliest tokens only
+              top_p:float=None, # draw among the likeliest tokens whose probabilities add up to top_p only
+              seed:int=None, # repeatable draws
+              stop=None, # a token id or a list of them (kept in the output), or a function of the ids so far, that ends a sequence
+              allowed=None, # a boolean mask over the vocabulary, or a function of the ids so far returning one
+              num:int=1, # sequences drawn together, as a batch
+              progress=False, # True for a progress bar, or a function called with (tokens done, max_new_tokens) after each token
+             ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts)."
-    # prompt: token ids, or a 2D batch of prompts of one length, each drawn once (num=1)
-    # progress: True for a progress bar, or a function called with (tokens done, max_new_tokens) after each token
     was_training = self.training
     self.eval()
     dev = next(self.parameters()).device
