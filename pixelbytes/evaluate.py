@@ -30,13 +30,17 @@ DEFAULT_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1', 'structure')
 COPY_MARKER = 'copy'
 
 # %% ../nbs/11_evaluate.ipynb #7c87996b
-def macro_prf(targets: np.ndarray, preds: np.ndarray) -> tuple:
-    "Macro-averaged (precision, recall, F1) over the classes in `targets` or `preds`; a class never predicted has precision 0."
+def macro_prf(targets: np.ndarray, preds: np.ndarray, classes=None) -> tuple:
+    """Macro-averaged (precision, recall, F1) over `classes` (default: every value in `targets` or `preds`); a class never
+    predicted has precision 0; a prediction outside `classes` counts against the recall of its target, in no class's precision."""
     if len(targets) == 0: return (math.nan,) * 3
-    classes, inv = np.unique(np.concatenate([targets, preds]), return_inverse=True)
-    t, p = inv[:len(targets)], inv[len(targets):]
-    tp = np.bincount(t[t == p], minlength=len(classes)).astype(float)
-    n_pred, n_true = np.bincount(p, minlength=len(classes)), np.bincount(t, minlength=len(classes))
+    classes = np.unique(np.concatenate([targets, preds]) if classes is None else classes)
+    def index(v):  # each value's class, or len(classes) for a value outside them
+        i = np.searchsorted(classes, v).clip(max=len(classes) - 1)
+        return np.where(classes[i] == v, i, len(classes))
+    t, p, k = index(np.asarray(targets)), index(np.asarray(preds)), len(classes) + 1
+    tp = np.bincount(t[t == p], minlength=k)[:-1].astype(float)
+    n_pred, n_true = np.bincount(p, minlength=k)[:-1], np.bincount(t, minlength=k)[:-1]
     prec = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)
     rec = np.divide(tp, n_true, out=np.zeros_like(tp), where=n_true > 0)
     f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=prec + rec > 0)
@@ -131,7 +135,10 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size):
         n = s[f'{key}tokens']
         if 'loss' in metrics: ev.add('loss', mod, s[f'{key}loss'], n); ev.add('bits', mod, s[f'{key}bits'], n)
         if 'accuracy' in metrics: ev.add('accuracy', mod, s[f'{key}acc'], n)
-        prf = macro_prf(pred['targets'][sel], pred['preds'][sel])
+        t, p = pred['targets'][sel], pred['preds'][sel]
+        values = np.unique(np.concatenate([t, p]))
+        # a modality's scores average over its own token values: a colour predicted where TAB was due is a miss, not a structure class
+        prf = macro_prf(t, p, None if kind is None else values[tok.kinds(values) == kind])
         for name, v in zip(('precision', 'recall', 'f1'), prf):
             if name in metrics: ev.add(name, mod, v, n)
 
