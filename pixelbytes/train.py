@@ -10,16 +10,16 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'BATCH_PLAN', 'Tr
            'lr_factor', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import csv, hashlib, json, math, os, re, shutil, signal, socket, sys, time, warnings
-from dataclasses import dataclass, fields
+import csv, hashlib, math, os, re, shutil, signal, socket, sys, time, warnings
+from dataclasses import fields
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
-from .tokenizer import Tokenizer, TextSegment, PAD, STRUCTURE, TEXT, PIXEL
+from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, MODEL_NAMES
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
 from .data import Built, load_built, _held_out, _image_key
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -325,8 +325,9 @@ def _changes(was: dict, now: dict) -> str:
                        else f"tokenizer {t} {old!r} -> {tv!r}")
     return ', '.join(out)
 
-# %% ../nbs/08_train.ipynb #4cc4ab12
+# %% ../nbs/08_train.ipynb #eaeaedab
 def _few_windows(n: int, cfg) -> str:
+    "The error message of an epoch with fewer windows than one batch."
     return f"fewer training windows ({n}) than batch_size ({cfg.batch_size}): lower batch_size (--batch-size), or shorten seq_length"
 
 def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int) -> dict:
@@ -370,6 +371,11 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     return dict(cfg=cfg, built=built, saved=saved, train_items=train_items, val_items=val_items, data_id=data_id,
                 steps_per_epoch=max(1, n_windows // cfg.batch_size))
 
+# %% ../nbs/08_train.ipynb #a93a3045
+# how an epoch's batches and the validation split are drawn, saved with a run: 2 since windows of like length share a batch
+# and validation is by image
+BATCH_PLAN = 2
+
 def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
     "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`."
     was = saved.get('data', data_id)
@@ -392,10 +398,136 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
         warnings.warn(f"{out} was saved by an earlier pixelbytes, which drew its epochs' batches another way: it goes on with "
                       "today's batches (and validation split), so it will not end as that version would have ended")
 
-# how an epoch's batches and the validation split are drawn, saved with a run: 2 since windows of like length share a batch
-# and validation is by image
-BATCH_PLAN = 2
+# %% ../nbs/08_train.ipynb #e316508e
+def _restore(saved: dict, model, opt, scaler, path: Path):
+    "Load the training state `saved` (read from `path`) into `model`, `opt`, `scaler` and the random generators."
+    # a state saved on the other kind of device says the other kind of step; set before loading, which puts a
+    # fused step's counters on the GPU
+    for g in saved['optimizer']['param_groups']: g['fused'] = _on_gpu(model)
+    for part, key, into in (('weights', 'model', model), ('optimizer state', 'optimizer', opt)):
+        try: into.load_state_dict(saved[key])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise TrainingError(f"cannot resume: the {part} in {path} do not fit its config ({' '.join(str(e).split())[:300]})") from None
+    # a CPU run saved an empty scaler: AMP starts afresh (the scaler is enabled exactly when AMP is)
+    if saved['scaler'] or not scaler.is_enabled(): scaler.load_state_dict(saved['scaler'])
+    torch.set_rng_state(saved['rng'])
+    if _on_gpu(model) and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
 
+# %% ../nbs/08_train.ipynb #e35d1cac
+def _clean_out(out: Path, overwrite: bool):
+    "Make `out` ready for a run: the files of a replaced run (with `overwrite`) and of an interrupted write removed, the folder made."
+    if overwrite:  # only what a run writes: anything else a user keeps in out stays
+        for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
+        for d in ('best', 'last'): shutil.rmtree(out/d, ignore_errors=True)
+    for f in (f for name in ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png') for f in out.glob(f'.{name}.tmp-*')):
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+# %% ../nbs/08_train.ipynb #a0eb1bbd
+def _diverged(what: str, step: int, out: Path) -> TrainingError:
+    "The error of a run in `out` where `what` happened at `step`, saying what was kept and how to go on."
+    then = (f"the last good checkpoint is in {out/'last'}: resume with a lower learning_rate (--resume --learning-rate)"
+            if (out/STATE_FILE).exists() else "no checkpoint was saved yet: train again with a lower learning_rate (--learning-rate)")
+    return TrainingError(f"{what} at step {step}; {then}")
+
+class _LossWatch:
+    "The step and value of the first NaN or infinite loss of a run in `out`, kept on `device` until looked at."
+    def __init__(self, device, world: int, out: Path):
+        self.step, self.loss = torch.full((), -1, device=device), torch.zeros((), device=device)
+        self.world, self.out = world, out
+
+    def see(self, loss: torch.Tensor, step: int):
+        "Keep `loss`, the loss at `step`, if it is the first that is not finite; nothing is read back from the device."
+        first_bad = ~torch.isfinite(loss) & (self.step < 0)
+        self.loss = torch.where(first_bad, loss.detach(), self.loss); self.step.masked_fill_(first_bad, step)
+
+    def check(self, every_process: bool = False):
+        "Raise at a NaN or infinite loss; `every_process` (at an evaluation, which all processes reach) raises in all of them, at the earliest."
+        first = int(self.step)
+        if every_process and self.world > 1:
+            t = torch.tensor([first if first >= 0 else 2**62], device=self.step.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MIN)
+            if t.item() < 2**62 and t.item() != first:
+                raise _diverged("the loss became NaN or infinite in another process", t.item(), self.out)
+        if first >= 0: raise _diverged(f"the loss became {self.loss.item()}", first, self.out)
+
+# %% ../nbs/08_train.ipynb #aa562042
+def _epoch_batches(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) -> tuple:
+    "(windows, batches, mean targets per batch) of training `items` in `epoch`."
+    wins = Windows(epoch_sequences(items, tok, cfg, epoch), cfg, offset=epoch)
+    batches = wins.batches(cfg.batch_size, np.random.default_rng([cfg.seed, epoch, 2]))
+    if len(batches) == 0: raise TrainingError(_few_windows(len(wins), cfg))
+    # the loss is divided by the epoch's mean number of targets per batch, not by each batch's own: every token
+    # weighs the same, whether its batch (grouped by length) holds short windows or long ones
+    return wins, batches, wins.n_targets(batches.ravel()) / len(batches)
+
+# %% ../nbs/08_train.ipynb #d9450991
+def _accumulate(net, fwd, scaler, wins: Windows, batch, per_batch: float, cfg, watch: _LossWatch, step: int, kinds, sums):
+    "The forward and backward passes of step `step` over this process's share of the global `batch` of `wins`; its metric sums are added to `sums`."
+    rank, world, _ = _dist()
+    device = next(net.parameters()).device
+    micro, multiple = cfg.batch_size // (world * cfg.grad_accum), _length_multiple(device)
+    net.train()
+    for m in range(cfg.grad_accum):
+        idx = batch[m * micro * world:(m + 1) * micro * world][rank::world]
+        # a copy from pageable memory would wait for the GPU to finish its queue
+        ctx, tgt = (t.pin_memory().to(device, non_blocking=True) if device.type == 'cuda' else t for t in wins.batch(idx, multiple))
+        last_micro = m == cfg.grad_accum - 1
+        with net.no_sync() if world > 1 and not last_micro else torch.enable_grad():
+            with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):  # the scaler is enabled exactly when AMP is
+                logits = fwd(ctx)
+            flat_l, flat_t = logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1)
+            nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
+            loss = nll.sum() / per_batch * world
+            watch.see(loss, step)
+            scaler.scale(loss).backward()
+        sums += _sums(flat_t, flat_l.argmax(-1), nll.detach(), kinds)
+
+def _optimizer_step(model, opt, scaler, grad_clip: float, lr: float):
+    "Apply the accumulated gradients, clipped to norm `grad_clip`, at learning rate `lr`, and clear them."
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    for g in opt.param_groups: g['lr'] = lr
+    scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
+
+# %% ../nbs/08_train.ipynb #60c0b8e0
+def _scores(model, val, tok: Tokenizer, train_sums) -> dict:
+    "The train_ metrics of `train_sums` and the val_ metrics of `val` (this process's windows), both summed over all processes."
+    device = next(model.parameters()).device
+    v = _all_sum(_pred_sums(predict(model, val, device=device), tok), device)
+    return {**_metrics(_all_sum(train_sums, device), 'train_'), **_metrics(v, 'val_')}
+
+def _record(st: dict, row: dict, has_val: bool) -> bool:
+    "Add evaluation `row` to the history of run state `st` and count it towards early stopping; whether it is the best yet."
+    st['history'].append(row)
+    improved = row['val_loss'] < st['best'] or not has_val
+    st['best'], st['bad_evals'] = (row['val_loss'], 0) if improved else (st['best'], st['bad_evals'] + 1)
+    return improved
+
+def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, data_id: dict):
+    "Save `last/` and everything a resume needs (run state `st`, weights, optimizer, scaler, random states) in `out`."
+    save_checkpoint(model, out/'last')
+    state = {**st, 'plan': BATCH_PLAN, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
+             'scaler': scaler.state_dict(), 'rng': torch.get_rng_state(), 'cuda_rng': torch.cuda.get_rng_state() if _on_gpu(model) else None}
+    _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
+
+# %% ../nbs/08_train.ipynb #0cc1f5f4
+def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
+    "The tqdm bar of a run at state `st`, of `total` steps, or with a time budget of its seconds."
+    from tqdm.auto import tqdm
+    # with a time budget the bar counts its seconds: the epoch ceiling, which time cuts short, would promise hours
+    timed = cfg.max_minutes is not None
+    return tqdm(total=round(60 * cfg.max_minutes) if timed else total, initial=round(st['elapsed']) if timed else st['step'],
+                unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
+                disable=disable, desc=f'Training {cfg.backbone}')
+
+def _describe_evaluation(row: dict) -> str:
+    "The line `train` shows about evaluation `row`."
+    return f"step {row['step']}: train {row['train_bits']:.3f} bits/token, " + (
+           f"val {row['val_bits']:.3f} bits/token (pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)"
+           if row['val_tokens'] else "no validation split")
+
+# %% ../nbs/08_train.ipynb #1c0a7d64
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
@@ -416,67 +548,24 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     model = PixelBytesModel(cfg).to(device)
     opt = _optimizer(model, cfg)
     total = cfg.epochs * steps_per_epoch
-    amp = cfg.amp and device.type == 'cuda'
-    scaler = torch.amp.GradScaler('cuda', enabled=amp)
+    scaler = torch.amp.GradScaler('cuda', enabled=cfg.amp and device.type == 'cuda')
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
     if saved:
-        # a state saved on the other kind of device says the other kind of step; set before loading, which puts a
-        # fused step's counters on the GPU
-        for g in saved['optimizer']['param_groups']: g['fused'] = _on_gpu(model)
-        for part, key, into in (('weights', 'model', model), ('optimizer state', 'optimizer', opt)):
-            try: into.load_state_dict(saved[key])
-            except (RuntimeError, ValueError, KeyError) as e:
-                raise TrainingError(f"cannot resume: the {part} in {out/STATE_FILE} do not fit its config ({' '.join(str(e).split())[:300]})") from None
-        if saved['scaler'] or not amp: scaler.load_state_dict(saved['scaler'])  # a CPU run saved an empty scaler: AMP starts afresh
-        torch.set_rng_state(saved['rng'])
-        if device.type == 'cuda' and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
+        _restore(saved, model, opt, scaler, out/STATE_FILE)
         st = {k: saved[k] for k in st}
-    elif overwrite and rank == 0:  # only what a run writes: anything else a user keeps in out stays
-        for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
-        for d in ('best', 'last'): shutil.rmtree(out/d, ignore_errors=True)
-    if rank == 0:  # what a killed run was writing
-        for f in (f for name in ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png') for f in out.glob(f'.{name}.tmp-*')):
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    if rank == 0: _clean_out(out, overwrite)  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
-    if rank == 0: out.mkdir(parents=True, exist_ok=True)
-
-    def diverged(what, step):
-        then = (f"the last good checkpoint is in {out/'last'}: resume with a lower learning_rate (--resume --learning-rate)"
-                if (out/STATE_FILE).exists() else "no checkpoint was saved yet: train again with a lower learning_rate (--learning-rate)")
-        return TrainingError(f"{what} at step {step}; {then}")
-
-    # the first NaN or infinite loss stays on the device until a look once a second or at an evaluation: reading the
-    # loss at every step would make the CPU wait for the GPU at every step
-    bad_step, bad_loss = torch.full((), -1, device=device), torch.zeros((), device=device)
-    def check_loss(every_process=False):
-        "Raise at a NaN or infinite loss; `every_process` (at an evaluation, which all processes reach) raises in all of them, at the earliest."
-        first = int(bad_step)
-        if every_process and world > 1:
-            t = torch.tensor([first if first >= 0 else 2**62], device=device)
-            dist.all_reduce(t, op=dist.ReduceOp.MIN)
-            if t.item() < 2**62 and t.item() != first:
-                raise diverged("the loss became NaN or infinite in another process", t.item())
-        if first >= 0: raise diverged(f"the loss became {bad_loss.item()}", first)
-
-    def checkpoint():
-        if rank != 0: return
-        save_checkpoint(model, out/'last')
-        state = {**st, 'plan': BATCH_PLAN, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
-                 'scaler': scaler.state_dict(), 'rng': torch.get_rng_state(), 'cuda_rng': torch.cuda.get_rng_state() if device.type == 'cuda' else None}
-        _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
+    watch = _LossWatch(device, world, out)
 
     def run_eval(train_sums):
-        check_loss(every_process=True)  # before anything is saved: keep the last good checkpoint
-        if not all(torch.isfinite(p).all() for p in model.parameters()): raise diverged("the weights became NaN or infinite", st['step'])
-        pred = predict(model, _Subset(val, val_shard), device=device)
-        v = _all_sum(_pred_sums(pred, tok), device)
+        "Evaluate, record the row in `st`, and save `best/` and the metrics; every process calls it."
+        watch.check(every_process=True)  # before anything is saved: keep the last good checkpoint
+        if not all(torch.isfinite(p).all() for p in model.parameters()): raise _diverged("the weights became NaN or infinite", st['step'], out)
+        scores = _scores(model, _Subset(val, val_shard), tok, train_sums)
         row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
-               'minutes': round((time.time() - start) / 60, 2),
-               **_metrics(_all_sum(train_sums, device), 'train_'), **_metrics(v, 'val_')}
-        st['history'].append(row)
-        improved = row['val_loss'] < st['best'] or not len(val)
-        st['best'], st['bad_evals'] = (row['val_loss'], 0) if improved else (st['best'], st['bad_evals'] + 1)
+               'minutes': round((time.time() - start) / 60, 2), **scores}
+        improved = _record(st, row, len(val) > 0)
         if rank == 0:
             if improved: save_checkpoint(model, out/'best')
             nonlocal last_plot
@@ -485,55 +574,26 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
             if plot: last_plot = time.time()
         return row
 
-    from tqdm.auto import tqdm
-    # with a time budget the bar counts its seconds: the epoch ceiling, which time cuts short, would promise hours
     timed = cfg.max_minutes is not None
-    bar = tqdm(total=round(60 * cfg.max_minutes) if timed else total, initial=round(st['elapsed']) if timed else st['step'],
-               unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
-               disable=not progress or rank != 0, desc=f'Training {cfg.backbone}')
-    start, micro = time.time() - st['elapsed'], cfg.batch_size // (world * cfg.grad_accum)
+    bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)
+    start = time.time() - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
-    stop, last_plot, last_look, multiple = False, 0.0, time.time(), _length_multiple(device)
+    stop, last_plot, last_look = False, 0.0, time.time()
     try:
         while st['epoch'] < cfg.epochs and not stop:
-            wins = Windows(epoch_sequences(train_items, tok, cfg, st['epoch']), cfg, offset=st['epoch'])
-            batches = wins.batches(cfg.batch_size, np.random.default_rng([cfg.seed, st['epoch'], 2]))
-            n_batches = len(batches)
-            if n_batches == 0: raise TrainingError(_few_windows(len(wins), cfg))
-            # the loss is divided by the epoch's mean number of targets per batch, not by each batch's own: every token
-            # weighs the same, whether its batch (grouped by length) holds short windows or long ones
-            per_batch = wins.n_targets(batches.ravel()) / n_batches
-            while st['batch'] < n_batches and not stop:
-                glob = batches[st['batch']]
-                net.train()
-                for m in range(cfg.grad_accum):
-                    idx = glob[m * micro * world:(m + 1) * micro * world][rank::world]
-                    # a copy from pageable memory would wait for the GPU to finish its queue
-                    ctx, tgt = (t.pin_memory().to(device, non_blocking=True) if device.type == 'cuda' else t for t in wins.batch(idx, multiple))
-                    last_micro = m == cfg.grad_accum - 1
-                    with net.no_sync() if world > 1 and not last_micro else torch.enable_grad():
-                        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                            logits = fwd(ctx)
-                        flat_l, flat_t = logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1)
-                        nll = F.cross_entropy(flat_l, flat_t, ignore_index=IGNORE, reduction='none')
-                        loss = nll.sum() / per_batch * world
-                        first_bad = ~torch.isfinite(loss) & (bad_step < 0)
-                        bad_loss = torch.where(first_bad, loss.detach(), bad_loss); bad_step.masked_fill_(first_bad, st['step'])
-                        scaler.scale(loss).backward()
-                    sums += _sums(flat_t, flat_l.argmax(-1), nll.detach(), kind_of)
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                for g in opt.param_groups: g['lr'] = cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start)
-                scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
+            wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
+            while st['batch'] < len(batches) and not stop:
+                _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
+                _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start))
                 st['step'] += 1; st['batch'] += 1
                 if time.time() - last_look >= 1:
-                    check_loss()
+                    watch.check()
                     n, nll_sum = sums[:2].tolist()
                     bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
                     last_look = time.time()
                 bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
                 out_of_time = timed and time.time() - start > 60 * cfg.max_minutes
-                end_of_epoch = st['batch'] == n_batches
+                end_of_epoch = st['batch'] == len(batches)
                 if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
                 if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
                         or st['epoch'] >= cfg.epochs or out_of_time:
@@ -541,11 +601,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                     sums.zero_()
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     st['elapsed'] = time.time() - start
-                    checkpoint()
-                    if rank == 0 and progress:
-                        bar.write(f"step {row['step']}: train {row['train_bits']:.3f} bits/token, " + (
-                                  f"val {row['val_bits']:.3f} bits/token (pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)"
-                                  if len(val) else "no validation split"))
+                    if rank == 0: _save_state(out, st, model, opt, scaler, cfg, data_id)
+                    if rank == 0 and progress: bar.write(_describe_evaluation(row))
                 if end_of_epoch: break
     except TrainingError:
         bar.close(); raise
