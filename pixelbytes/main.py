@@ -11,12 +11,13 @@ __all__ = ['TASKS', 'train_config', 'parser', 'main']
 import argparse, math, os, sys
 from . import __version__
 
-# %% ../nbs/13_main.ipynb #cca648ff
+# %% ../nbs/13_main.ipynb #2144484c
 TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
          'train': 'train a model on a built dataset',
          'evaluate': 'score a trained model on a split of a built dataset (default: the held-out test split)',
          'generate': 'draw images and write captions with a trained model'}
 
+# %% ../nbs/13_main.ipynb #d3245d1d
 def _build_args(p):
     p.add_argument('--path', default=None, help="Hub dataset id, image folder (images + metadata.csv/jsonl), saved dataset, or 'demo' "
                    "(default: the PixelBytes-Pokemon Hub dataset, or demo when the Hub cannot be reached)")
@@ -37,9 +38,11 @@ def _build_args(p):
 
 def _run_build(a):
     from pixelbytes.data import build, MAX_PIXELS
-    build(a.path, a.out, a.palette, a.max_size, a.vocab, a.caption_column, a.image_column, a.test_size, a.seed,
-          a.on_error, a.clean_text, not a.no_crop, a.max_pixels or MAX_PIXELS, a.num_proc, a.overwrite)
+    build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
+          image_column=a.image_column, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop,
+          max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite)
 
+# %% ../nbs/13_main.ipynb #9fbc0314
 def _bool(v) -> bool:
     "A real boolean: true/false, yes/no, on/off, 1/0 (argparse's `type=bool` would turn 'False' into True)."
     s = str(v).strip().lower()
@@ -53,8 +56,23 @@ def _flag(p, name, help):
     p.add_argument(f'--{name}', dest=dest, nargs='?', const=True, default=None, type=_bool, help=help)
     p.add_argument(f'--no-{name}', dest=dest, action='store_false', help=argparse.SUPPRESS)
 
+# %% ../nbs/13_main.ipynb #41df5daa
 # options whose default depends on the kind of model, as PixelBytesConfig fills them in
 _KIND_DEFAULTS = {'seq_length': '1024; bidirectional: 16', 'stride': 'the window length; bidirectional: 1'}
+
+# (option, PixelBytesConfig field, type, help) of every option of train that sets a field of the same meaning
+_TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
+                  ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
+                  ('seq-length', 'seq_length', int, 'window length'),
+                  ('stride', 'stride', int, 'window step'),
+                  ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
+                  ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed'),
+                  ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
+                  ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
+                  ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
+                  ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
+                  ('patience', 'patience', int, 'evaluations without improvement before stopping'),
+                  ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'))
 
 def _train_args(p):
     from pixelbytes.models import MODEL_NAMES, PixelBytesConfig
@@ -65,18 +83,7 @@ def _train_args(p):
     p.add_argument('--resume', action='store_true', help='continue the run saved in --out with its saved options; only --epochs, --patience, --max-minutes, '
                    '--eval-every, --learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
-    for name, key, typ, help in (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
-                                 ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
-                                 ('seq-length', 'seq_length', int, 'window length'),
-                                 ('stride', 'stride', int, 'window step'),
-                                 ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
-                                 ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed'),
-                                 ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
-                                 ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
-                                 ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
-                                 ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
-                                 ('patience', 'patience', int, 'evaluations without improvement before stopping'),
-                                 ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included')):
+    for name, key, typ, help in _TRAIN_OPTIONS:
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {_KIND_DEFAULTS.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
     _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection (not context 'pxby': that is --grid)")
@@ -86,12 +93,11 @@ def _train_args(p):
     _flag(p, 'amp', 'fp16 mixed precision on CUDA (default: true; --no-amp turns it off)')
     _flag(p, 'compile', 'torch.compile the model')
 
+# %% ../nbs/13_main.ipynb #438d184b
 def train_config(a) -> dict:
     "The `PixelBytesConfig` fields set by parsed `train` arguments."
     from pixelbytes.models import MODEL_NAMES
-    keys = ('d_model', 'd_state', 'n_layers', 'n_heads', 'seq_length', 'stride', 'learning_rate', 'batch_size', 'epochs', 'seed',
-            'dropout', 'weight_decay', 'warmup_steps', 'grad_accum', 'grad_clip', 'val_fraction', 'eval_every', 'patience', 'max_minutes')
-    cfg = {k: getattr(a, k) for k in keys if getattr(a, k) is not None}
+    cfg = {key: getattr(a, key) for _, key, _, _ in _TRAIN_OPTIONS if getattr(a, key) is not None}
     if a.model: cfg['backbone'], cfg['bidirectional'] = MODEL_NAMES[a.model]
     if a.model and cfg['bidirectional'] and a.bidirect is False:
         raise ValueError(f"--model {a.model} is bidirectional, and --bidirect false says it is not; give --model {cfg['backbone']} for a causal one")
@@ -102,6 +108,7 @@ def train_config(a) -> dict:
         if getattr(a, flag) is not None: cfg[key] = getattr(a, flag)
     return cfg
 
+# %% ../nbs/13_main.ipynb #ddfc6300
 def _run_train(a):
     from pixelbytes.train import train
     model, history = train(train_config(a), a.data, a.out, resume=a.resume, overwrite=a.overwrite)
@@ -114,6 +121,7 @@ def _run_train(a):
         print(f"best at step {best['step']}: val {best['val_bits']:.3f} bits/token, pixels {best['val_pixel_acc']:.1%}, "
               f"text {best['val_text_acc']:.1%}; saved in {a.out}/best")
 
+# %% ../nbs/13_main.ipynb #66b9bf02
 def _evaluate_args(p):
     from pixelbytes.evaluate import METRICS
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
@@ -133,6 +141,7 @@ def _run_evaluate(a):
     print(ev)
     if ev.saved: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json")
 
+# %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
     p.add_argument('--format', choices=['png', 'svg', 'jpg'], default=None, help='output format (default: the extension of --out, else png)')
@@ -162,13 +171,15 @@ def _run_generate(a):
     output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     model = PixelBytesModel.from_pretrained(a.model)
-    gens = generate(model, a.prompt, a.image, a.rows, a.num, a.temperature, a.top_k, a.top_p, a.seed, a.max_tokens, crop=a.crop, progress=True)
+    gens = generate(model, prompt=a.prompt, image=a.image, rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+                    seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=True)
     save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):
         shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
     print(f"saved {out}")
 
+# %% ../nbs/13_main.ipynb #3ccb9800
 _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),
              'evaluate': (_evaluate_args, _run_evaluate), 'generate': (_generate_args, _run_generate)}
 
