@@ -185,9 +185,7 @@ def count_models(built) -> dict:
 # ---- learned models -----------------------------------------------------------------------------------------------
 def predict_every_token(model, seqs) -> dict:
     "predict() of `model` over every token of the token sequences `seqs`, each scored once, in order."
-    cfg = model.config.to_dict()
-    if model.config.bidirectional: cfg['stride'] = 1
-    return predict(model, Windows([np.asarray(x, np.int64) for x in seqs], PixelBytesConfig(**cfg)), batch_size=64)
+    return predict(model, Windows([np.asarray(x, np.int64) for x in seqs], model.config, every_token=True), batch_size=64)
 
 def score(model, seqs, tok) -> dict:
     "summarize() of `model` over every token of the token sequences `seqs`."

@@ -124,9 +124,7 @@ class Evaluation:
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
 def _token_scores(ev, model, seqs, tok, metrics, batch_size):
     "Loss, accuracy and macro P/R/F1, overall and per modality, over every token of `seqs`."
-    cfg = model.config
-    if not cfg.causal: cfg = type(cfg)(**{**cfg.to_dict(), 'stride': 1})  # a bidirectional model predicts every token too
-    pred = predict(model, Windows(seqs, cfg), batch_size=batch_size)
+    pred = predict(model, Windows(seqs, model.config, every_token=True), batch_size=batch_size)
     s = summarize(pred, tok)
     kinds = tok.kinds(pred['targets'])
     for mod, kind in [('all', None), *MODALITIES.items()]:

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
-from .data import Built, load_built, _held_out, _image_key
+from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
 class TrainingError(ValueError):
@@ -56,8 +56,8 @@ def epoch_sequences(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) ->
 IGNORE = -100
 
 class Windows:
-    "The training windows of token sequences `seqs` for config `cfg`."
-    def __init__(self, seqs, cfg: PixelBytesConfig, offset: int = 0):
+    "The training windows of token sequences `seqs` for config `cfg`; `every_token`: a bidirectional model's window at every token, whatever its stride (to score them all)."
+    def __init__(self, seqs, cfg: PixelBytesConfig, offset: int = 0, every_token: bool = False):
         self.cfg, self.ids = cfg, [np.asarray(s, np.int64) for s in seqs]
         self.ctx = [context(s, cfg.n_bytes) for s in self.ids]
         S, st, rows = cfg.seq_length, cfg.stride, []
@@ -68,7 +68,7 @@ class Windows:
                     end = min(start + S, len(s))
                     rows.append((i, start, end, covered - start))
                     covered, start = end, start + st
-            else: rows += [(i, e, e + 1, 0) for e in range(offset % st, len(s), st)]
+            else: rows += [(i, e, e + 1, 0) for e in (range(len(s)) if every_token else range(offset % st, len(s), st))]
         self.rows = np.array(rows, np.int64).reshape(-1, 4)
 
     def __len__(self): return len(self.rows)
@@ -286,14 +286,11 @@ def _optimizer(model, cfg):
 
 def _split_items(input_ids, tok: Tokenizer, cfg):
     "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `seed`; the items of one image stay together."
-    perm = np.random.default_rng([cfg.seed, 0]).permutation(len(input_ids))
-    n_val = 0 if len(input_ids) < 2 or not cfg.val_fraction else max(1, round(cfg.val_fraction * len(input_ids)))
     # whole images, as build holds out its test: the best checkpoint must not be chosen on sprites trained on under another caption
-    keys = [_image_key(ids) for ids in input_ids]
-    val = _held_out(keys, n_val, perm)
+    n_val, val = _held_rows(input_ids, cfg.val_fraction, np.random.default_rng([cfg.seed, 0]).permutation(len(input_ids)))
     if n_val and not val: warnings.warn("every training item shows the same image: there is no validation split (the last evaluation is kept)")
     items = item_segments(input_ids, tok)
-    return [it for it, k in zip(items, keys) if k not in val], [it for it, k in zip(items, keys) if k in val]
+    return [it for i, it in enumerate(items) if i not in val], [it for i, it in enumerate(items) if i in val]
 
 # may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute)
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
@@ -541,7 +538,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
     device = _setup_device(world, local)
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
-    val = Windows([tok.encode(s) for s in run['val_items']], cfg)
+    val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
     val_shard = np.arange(rank, len(val), world)
 
     torch.manual_seed(cfg.seed)
