@@ -110,7 +110,7 @@ def train_config(a) -> dict:
 
 # %% ../nbs/13_main.ipynb #ddfc6300
 def _run_train(a):
-    from pixelbytes.train import train
+    from pixelbytes.train import train, describe_evaluation
     model, history = train(train_config(a), a.data, a.out, resume=a.resume, overwrite=a.overwrite)
     if int(os.environ.get('RANK', 0)) == 0:
         print(model.summary())
@@ -118,8 +118,7 @@ def _run_train(a):
             print(f"no validation split: {a.out}/best holds the last evaluation (step {history[-1]['step']})")
             return
         best = min((h for h in history if not math.isnan(h['val_loss'])), key=lambda h: h['val_loss'])
-        print(f"best at step {best['step']}: val {best['val_bits']:.3f} bits/token, pixels {best['val_pixel_acc']:.1%}, "
-              f"text {best['val_text_acc']:.1%}; saved in {a.out}/best")
+        print(f"best at {describe_evaluation(best)}; saved in {a.out}/best")
 
 # %% ../nbs/13_main.ipynb #66b9bf02
 def _evaluate_args(p):

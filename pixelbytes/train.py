@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 # %% auto #0
 __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'BATCH_PLAN', 'TrainingError', 'item_segments', 'mirror',
            'epoch_sequences', 'Windows', 'predict', 'summarize', 'save_checkpoint', 'load_state', 'write_metrics',
-           'lr_factor', 'train', 'launch']
+           'lr_factor', 'describe_evaluation', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import csv, hashlib, math, os, re, shutil, signal, socket, sys, time, warnings
@@ -518,11 +518,12 @@ def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
                 unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
                 disable=disable, desc=f'Training {cfg.backbone}')
 
-def _describe_evaluation(row: dict) -> str:
-    "The line `train` shows about evaluation `row`."
-    return f"step {row['step']}: train {row['train_bits']:.3f} bits/token, " + (
-           f"val {row['val_bits']:.3f} bits/token (pixels {row['val_pixel_acc']:.1%} right, text {row['val_text_acc']:.1%} right)"
-           if row['val_tokens'] else "no validation split")
+def describe_evaluation(row: dict) -> str:
+    "One line about an evaluation: a row of `train`'s history, or of `metrics.csv` (whose values are text)."
+    f = lambda k: float(row.get(k) or 'nan')
+    line = f"step {row.get('step')} (epoch {row.get('epoch')}, {f('minutes'):.1f} min): train {f('train_bits'):.3f} bits/token"
+    if math.isnan(f('val_bits')): return f"{line}; no validation split"  # val_fraction=0
+    return f"{line}, validation {f('val_bits'):.3f} (pixels {f('val_pixel_acc'):.1%} right, text {f('val_text_acc'):.1%} right)"
 
 # %% ../nbs/08_train.ipynb #1c0a7d64
 def train(config, # a `PixelBytesConfig` or a dict of its fields
@@ -599,7 +600,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     st['elapsed'] = time.time() - start
                     if rank == 0: _save_state(out, st, model, opt, scaler, cfg, data_id)
-                    if rank == 0 and progress: bar.write(_describe_evaluation(row))
+                    if rank == 0 and progress: bar.write(describe_evaluation(row))
                 if end_of_epoch: break
     except TrainingError:
         bar.close(); raise

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
 # %% ../nbs/12_widgets.ipynb #10c606fc
-import csv, html, math, threading, time, traceback
+import csv, html, threading, time, traceback
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
@@ -16,6 +16,7 @@ from .models import PixelBytesModel
 from .pixelize import png_bytes, to_pil
 from .render import render
 from .generate import generate, _as_pixels
+from .train import describe_evaluation
 
 # %% ../nbs/12_widgets.ipynb #5f9cbb86
 def _uploaded(value):
@@ -138,14 +139,6 @@ class GenerateWidget:
             self.button.disabled, self.button.description = False, 'Generate'
 
 # %% ../nbs/12_widgets.ipynb #a2573d7b
-def _describe(row: dict) -> str:
-    "One line about one row of `metrics.csv`."
-    f = lambda k: float(row.get(k) or 'nan')
-    head = f"step {row.get('step')} (epoch {row.get('epoch')}, {f('minutes'):.1f} min): train {f('train_bits'):.3f}"
-    if math.isnan(f('val_bits')): return f"{head} bits per token; no validation split"  # val_fraction=0
-    return (f"{head}, validation {f('val_bits'):.3f} bits per token; "
-            f"validation accuracy: pixels {f('val_pixel_acc'):.1%}, text {f('val_text_acc'):.1%}")
-
 def _stamp(path: Path):
     "What changes when `path` is rewritten (`train` replaces its files, so the inode changes too), or None if it is missing."
     try: s = path.stat()
@@ -175,7 +168,7 @@ class TrainingView:
         self._seen = stamp
         self.image.value = curves.read_bytes()
         with open(metrics, newline='') as f: rows = list(csv.DictReader(f))
-        self.status.value = _describe(rows[-1]) if rows else f'{metrics} has no evaluation yet'
+        self.status.value = describe_evaluation(rows[-1]) if rows else f'{metrics} has no evaluation yet'
         return True
 
     def _poll(self):
