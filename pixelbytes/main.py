@@ -58,7 +58,6 @@ def _flag(p, name, help):
 
 # %% ../nbs/13_main.ipynb #41df5daa
 # options whose default depends on the kind of model, as PixelBytesConfig fills them in
-_KIND_DEFAULTS = {'seq_length': '1024; bidirectional: 16', 'stride': 'the window length; bidirectional: 1'}
 
 # (option, PixelBytesConfig field, type, help) of every option of train that sets a field of the same meaning
 _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
@@ -76,7 +75,9 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
 
 def _train_args(p):
     from pixelbytes.models import MODEL_NAMES, PixelBytesConfig
-    d = PixelBytesConfig()
+    d, bi = PixelBytesConfig(), PixelBytesConfig(backbone='lstm', bidirectional=True)
+    # the window's defaults depend on the kind of model: the config's own rule, asked for both kinds
+    by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}'}
     p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`')
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
@@ -84,7 +85,7 @@ def _train_args(p):
                    '--eval-every, --learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     for name, key, typ, help in _TRAIN_OPTIONS:
-        p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {_KIND_DEFAULTS.get(key, getattr(d, key))})')
+        p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {by_kind.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
     _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection (not context 'pxby': that is --grid)")
     _flag(p, 'bidirect', 'bidirectional backbone (lstm, mamba)')

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
-from .tokenizer import Tokenizer, LF
+from .tokenizer import Tokenizer, LF, _check_ids
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 
@@ -516,9 +516,7 @@ def _generate(self: PixelBytesModel,
     dev = next(self.parameters()).device
     _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed)
     prompts = _prompt_rows(prompt, num)
-    for r, p in enumerate(prompts):
-        bad = next(((i, t) for i, t in enumerate(p) if not 0 <= t < self.config.vocab_size), None)
-        if bad: raise ValueError(f"prompt{f' {r}' if len(prompts) > 1 else ''} token id {bad[1]} at position {bad[0]} is outside the vocabulary (0..{self.config.vocab_size-1})")
+    for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if len(prompts) > 1 else 'prompt')
     num = max(num, len(prompts))
     gen = torch.Generator(device='cpu').manual_seed(int(seed)) if seed is not None else None
     stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())

@@ -131,6 +131,7 @@ def clean_text(text: str, keep: set = None) -> str:
 
 # %% ../nbs/02_tokenizer.ipynb #ca4cf873
 def _check_ids(ids, vocab_size, what):
+    "A `ValueError` naming `what` and the first of `ids` (an int array) outside the vocabulary, with its position."
     bad = np.flatnonzero((ids < 0) | (ids >= vocab_size))
     if len(bad): raise ValueError(f"{what}: token id {int(ids[bad[0]])} at position {int(bad[0])} is outside the vocabulary (0..{vocab_size-1})")
 
