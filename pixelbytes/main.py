@@ -203,14 +203,15 @@ def main(argv=None) -> int:
     if args.task is None:  # a usage error, as argparse's own: the help goes to stderr and the status is 2
         p.print_help(sys.stderr)
         return 2
+    first = os.environ.get('RANK', '0') == '0'  # under torchrun, what every process meets alike is said by the first
     try: _COMMANDS[args.task][1](args)
     except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise
-        print(f"pixelbytes {args.task}: error: {e}", file=sys.stderr)
+        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise
-        print(f"pixelbytes {args.task}: interrupted", file=sys.stderr)
+        if first: print(f"pixelbytes {args.task}: interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -10,7 +10,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'BATCH_PLAN', 'Tr
            'lr_factor', 'describe_evaluation', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import csv, hashlib, math, os, re, shutil, signal, socket, sys, time, warnings
+import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, time, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -391,7 +391,7 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
     try: PixelBytesModel.from_pretrained(out/'best')
     except ModelLoadError as e:
         raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
-    if saved.get('plan', 1) != BATCH_PLAN:
+    if saved.get('plan', 1) != BATCH_PLAN and _dist()[0] == 0:  # said once, not by every process
         warnings.warn(f"{out} was saved by an earlier pixelbytes, which drew its epochs' batches another way: it goes on with "
                       "today's batches (and validation split), so it will not end as that version would have ended")
 
@@ -409,6 +409,31 @@ def _restore(saved: dict, model, opt, scaler, path: Path):
     if saved['scaler'] or not scaler.is_enabled(): scaler.load_state_dict(saved['scaler'])
     torch.set_rng_state(saved['rng'])
     if _on_gpu(model) and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
+
+# %% ../nbs/08_train.ipynb #74dac09a
+try: import fcntl
+except ImportError: fcntl = None  # Windows
+
+@contextlib.contextmanager
+def _holding(out: Path, hold: bool = True):
+    "Hold the folder `out` (made if missing) in this block; a `TrainingError` when a run in another process holds it. A folder made here and left empty is removed."
+    made, fd = False, None
+    if hold and fcntl is not None and not (out.exists() and not out.is_dir()):  # a file: _prepare says so
+        try:
+            made = not out.exists()
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(out, os.O_RDONLY)
+        except OSError: made = False  # not writable: _prepare, or the first write, says so
+    if fd is not None:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise TrainingError(f"{out} is in use by a training run that is still going (in another process); wait for it to end, "
+                                "or train into another folder (--out)") from None
+    try: yield
+    finally:
+        if fd is not None: os.close(fd)
+        if made and out.is_dir() and not any(out.iterdir()): out.rmdir()
 
 # %% ../nbs/08_train.ipynb #e35d1cac
 def _clean_out(out: Path, overwrite: bool):
@@ -525,7 +550,7 @@ def describe_evaluation(row: dict) -> str:
     if math.isnan(f('val_bits')): return f"{line}; no validation split"  # val_fraction=0
     return f"{line}, validation {f('val_bits'):.3f} (pixels {f('val_pixel_acc'):.1%} right, text {f('val_text_acc'):.1%} right)"
 
-# %% ../nbs/08_train.ipynb #1c0a7d64
+# %% ../nbs/08_train.ipynb #e05d6750
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
@@ -533,9 +558,17 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
-    rank, world, local = _dist()
     out = Path(out).expanduser()
-    run = _prepare(config, data, out, resume, overwrite, world)
+    with _holding(out, _dist()[0] == 0):  # one run at a time in a folder: two would overwrite each other's checkpoints
+        return _run(config, data, out, resume, overwrite, progress)
+
+def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool):
+    "`train`, with `out` held."
+    rank, world, local = _dist()
+    try: run = _prepare(config, data, out, resume, overwrite, world)
+    except ValueError as e:
+        e.every_process = world > 1  # each process finds the same fault: the command says it once
+        raise
     cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
     device = _setup_device(world, local)
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
@@ -555,6 +588,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
+    # torchrun starts its workers in a session of their own: killing torchrun's process group leaves them training
+    launcher = os.getppid() if 'TORCHELASTIC_RUN_ID' in os.environ else None
 
     def run_eval(train_sums):
         "Evaluate, record the row in `st`, and save `best/` and the metrics; every process calls it."
@@ -586,6 +621,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                 st['step'] += 1; st['batch'] += 1
                 if time.time() - last_look >= 1:
                     watch.check()
+                    if launcher is not None and os.getppid() != launcher:
+                        raise TrainingError(f"torchrun (process {launcher}) has gone, so this process stops; resume from {out/'last'} with --resume")
                     n, nll_sum = sums[:2].tolist()
                     bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
                     last_look = time.time()
@@ -597,6 +634,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
                         or st['epoch'] >= cfg.epochs or out_of_time:
                     row = run_eval(sums)
                     sums.zero_()
+                    bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     st['elapsed'] = time.time() - start
                     if rank == 0: _save_state(out, st, model, opt, scaler, cfg, data_id)

@@ -152,3 +152,31 @@ def test_torchrun_entry_point(demo, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('best at step') == 1  # only rank 0 reports
     assert (tmp_path/'tr'/'best'/'model.safetensors').exists()
+
+def _stat(pid):
+    "(state, parent pid) of a process, from /proc; None once it is gone."
+    try: fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    except OSError: return None
+    return fields[0], int(fields[1])
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
+def test_workers_stop_when_torchrun_is_killed(demo, tmp_path):
+    # torchrun starts its workers in a session of their own: SIGKILL to torchrun's process group does not reach them
+    tr = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main',
+                           'train', '--data', str(demo), '--out', str(tmp_path/'ko'), '--epochs', '1000', '--eval-every', '5', '--patience', '0', *TINY],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    workers = []
+    try:
+        deadline = time.time() + 300
+        while not (tmp_path/'ko'/'train_state.pt').exists() and time.time() < deadline: time.sleep(0.2)
+        workers = [int(p.name) for p in Path('/proc').iterdir() if p.name.isdigit() and (_stat(p.name) or (0, 0))[1] == tr.pid]
+        assert len(workers) == 2
+        os.killpg(tr.pid, signal.SIGKILL); tr.wait()
+        deadline = time.time() + 60
+        running = lambda: [w for w in workers if (_stat(w) or ('Z',))[0] != 'Z']  # an exited worker nobody reaps stays a zombie
+        while running() and time.time() < deadline: time.sleep(0.2)
+        assert not running()
+    finally:
+        for w in workers:
+            try: os.kill(w, signal.SIGKILL)
+            except ProcessLookupError: pass
