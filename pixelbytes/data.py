@@ -294,8 +294,9 @@ def _held_out(keys: list, n: int, order) -> set:
 def _held_rows(input_ids, size, order) -> tuple:
     "(n, rows): the number of rows to hold out (`size`: a fraction of the rows, or a number of them), and the rows of the whole images `_held_out` picks in `order` to hold them."
     n = 0 if len(input_ids) < 2 or not size else max(1, round(size * len(input_ids)) if size < 1 else size)
+    if n == 0: return 0, set()  # without reading the rows
     keys = [_image_key(ids) for ids in input_ids]
-    held = _held_out(keys, n, order) if n else set()
+    held = _held_out(keys, n, order)
     return n, {i for i, k in enumerate(keys) if k in held}
 
 def _split(ds, test_size, seed):

@@ -35,6 +35,7 @@ def macro_prf(targets: np.ndarray, preds: np.ndarray, classes=None) -> tuple:
     predicted has precision 0; a prediction outside `classes` counts against the recall of its target, in no class's precision."""
     if len(targets) == 0: return (math.nan,) * 3
     classes = np.unique(np.concatenate([targets, preds]) if classes is None else classes)
+    if len(classes) == 0: return (math.nan,) * 3
     def index(v):  # each value's class, or len(classes) for a value outside them
         i = np.searchsorted(classes, v).clip(max=len(classes) - 1)
         return np.where(classes[i] == v, i, len(classes))

@@ -57,8 +57,6 @@ def _flag(p, name, help):
     p.add_argument(f'--no-{name}', dest=dest, action='store_false', help=argparse.SUPPRESS)
 
 # %% ../nbs/13_main.ipynb #41df5daa
-# options whose default depends on the kind of model, as PixelBytesConfig fills them in
-
 # (option, PixelBytesConfig field, type, help) of every option of train that sets a field of the same meaning
 _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
                   ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
@@ -112,7 +110,11 @@ def train_config(a) -> dict:
 # %% ../nbs/13_main.ipynb #ddfc6300
 def _run_train(a):
     from pixelbytes.train import train, describe_evaluation
-    model, history = train(train_config(a), a.data, a.out, resume=a.resume, overwrite=a.overwrite)
+    try: config = train_config(a)
+    except ValueError as e:
+        e.every_process = True  # the options are the same in every process
+        raise
+    model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite)
     if int(os.environ.get('RANK', 0)) == 0:
         print(model.summary())
         if all(math.isnan(h['val_loss']) for h in history):  # no validation items

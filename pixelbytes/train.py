@@ -10,7 +10,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'BATCH_PLAN', 'Tr
            'lr_factor', 'describe_evaluation', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, time, warnings
+import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, threading, time, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -328,7 +328,7 @@ def _few_windows(n: int, cfg) -> str:
     return f"fewer training windows ({n}) than batch_size ({cfg.batch_size}): lower batch_size (--batch-size), or shorten seq_length"
 
 def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int) -> dict:
-    "What `train` needs, checked before anything in `out` is touched: the config (given as a dict, it goes on from the saved one when resuming), the data, the state to resume."
+    "What `train` needs, checked before anything is written in `out`: the config (given as a dict, it goes on from the saved one when resuming), the data, the state to resume."
     if resume and overwrite: raise TrainingError("resume or overwrite: continue the run in out, or replace it, not both")
     if not isinstance(config, (PixelBytesConfig, dict)): raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__}")
     if out.exists() and not out.is_dir(): raise TrainingError(f"output {out} is a file; choose a folder (--out)")
@@ -369,9 +369,13 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
                 steps_per_epoch=max(1, n_windows // cfg.batch_size))
 
 # %% ../nbs/08_train.ipynb #a93a3045
-# how an epoch's batches and the validation split are drawn, saved with a run: 2 since windows of like length share a batch
-# and validation is by image
-BATCH_PLAN = 2
+# how an epoch's batches and the validation split are drawn and scored, saved with a run: 2 since windows of like length share
+# a batch and validation is by image, 3 since a bidirectional model's validation scores every token whatever its stride
+BATCH_PLAN = 3
+
+def _rescored(saved: dict, cfg: PixelBytesConfig) -> bool:
+    "Whether the validation losses of the run `saved` were measured otherwise (a bidirectional model with a stride, before plan 3)."
+    return saved.get('plan', 1) < 3 and not cfg.causal and cfg.stride > 1
 
 def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
     "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`."
@@ -391,9 +395,13 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
     try: PixelBytesModel.from_pretrained(out/'best')
     except ModelLoadError as e:
         raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
-    if saved.get('plan', 1) != BATCH_PLAN and _dist()[0] == 0:  # said once, not by every process
+    if _dist()[0] != 0: return  # the warnings are said once, not by every process
+    if saved.get('plan', 1) < 2:
         warnings.warn(f"{out} was saved by an earlier pixelbytes, which drew its epochs' batches another way: it goes on with "
                       "today's batches (and validation split), so it will not end as that version would have ended")
+    if _rescored(saved, cfg):
+        warnings.warn(f"{out} was saved by an earlier pixelbytes, whose validation scored one token in {cfg.stride} only: "
+                      "the best model is chosen afresh from the next evaluation on, which scores them all")
 
 # %% ../nbs/08_train.ipynb #e316508e
 def _restore(saved: dict, model, opt, scaler, path: Path):
@@ -416,24 +424,35 @@ except ImportError: fcntl = None  # Windows
 
 @contextlib.contextmanager
 def _holding(out: Path, hold: bool = True):
-    "Hold the folder `out` (made if missing) in this block; a `TrainingError` when a run in another process holds it. A folder made here and left empty is removed."
-    made, fd = False, None
+    "Hold the folder `out` (made if missing) in this block; a `TrainingError` when a run in another process holds it. The folders made here, if left empty, are removed."
+    made = [d for d in (out, *out.parents) if not d.exists()] if hold else []  # deepest first
+    fd = None
     if hold and fcntl is not None and not (out.exists() and not out.is_dir()):  # a file: _prepare says so
         try:
-            made = not out.exists()
             out.mkdir(parents=True, exist_ok=True)
             fd = os.open(out, os.O_RDONLY)
-        except OSError: made = False  # not writable: _prepare, or the first write, says so
-    if fd is not None:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             os.close(fd)
             raise TrainingError(f"{out} is in use by a training run that is still going (in another process); wait for it to end, "
                                 "or train into another folder (--out)") from None
+        except OSError as e:  # a folder that cannot be made (_prepare or the first write says so), or no flock there (NFS)
+            if fd is not None: os.close(fd); fd = None
+            if out.is_dir(): warnings.warn(f"{out} cannot be locked ({e.strerror}): a second run into it would not be refused")
     try: yield
     finally:
         if fd is not None: os.close(fd)
-        if made and out.is_dir() and not any(out.iterdir()): out.rmdir()
+        for d in made:
+            if not d.is_dir() or any(d.iterdir()): break
+            d.rmdir()
+
+# %% ../nbs/08_train.ipynb #00682eeb
+def _end_with(launcher: int, out: Path, every: float = 1.0):
+    "End this process once the process `launcher` is no longer its parent, saying so (`out`: the run's folder); a thread's target."
+    while os.getppid() == launcher: time.sleep(every)
+    print(f"pixelbytes train: torchrun (process {launcher}) has gone, so this process ends; resume from {out/'last'} with --resume",
+          file=sys.stderr, flush=True)
+    os._exit(1)  # at once: a peer that stopped may leave this process waiting in a collective that no error would end
 
 # %% ../nbs/08_train.ipynb #e35d1cac
 def _clean_out(out: Path, overwrite: bool):
@@ -533,7 +552,7 @@ def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, 
              'scaler': scaler.state_dict(), 'rng': torch.get_rng_state(), 'cuda_rng': torch.cuda.get_rng_state() if _on_gpu(model) else None}
     _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
-# %% ../nbs/08_train.ipynb #0cc1f5f4
+# %% ../nbs/08_train.ipynb #e05d6750
 def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
     "The tqdm bar of a run at state `st`, of `total` steps, or with a time budget of its seconds."
     from tqdm.auto import tqdm
@@ -545,12 +564,12 @@ def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
 
 def describe_evaluation(row: dict) -> str:
     "One line about an evaluation: a row of `train`'s history, or of `metrics.csv` (whose values are text)."
-    f = lambda k: float(row.get(k) or 'nan')
+    f = lambda k: math.nan if row.get(k) in (None, '') else float(row[k])
     line = f"step {row.get('step')} (epoch {row.get('epoch')}, {f('minutes'):.1f} min): train {f('train_bits'):.3f} bits/token"
     if math.isnan(f('val_bits')): return f"{line}; no validation split"  # val_fraction=0
     return f"{line}, validation {f('val_bits'):.3f} (pixels {f('val_pixel_acc'):.1%} right, text {f('val_text_acc'):.1%} right)"
 
-# %% ../nbs/08_train.ipynb #e05d6750
+# %% ../nbs/08_train.ipynb #aa4a9ceb
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
@@ -584,12 +603,12 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool)
     if saved:
         _restore(saved, model, opt, scaler, out/STATE_FILE)
         st = {k: saved[k] for k in st}
+        if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
     if rank == 0: _clean_out(out, overwrite)  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
-    # torchrun starts its workers in a session of their own: killing torchrun's process group leaves them training
-    launcher = os.getppid() if 'TORCHELASTIC_RUN_ID' in os.environ else None
+    if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
 
     def run_eval(train_sums):
         "Evaluate, record the row in `st`, and save `best/` and the metrics; every process calls it."
@@ -621,8 +640,6 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool)
                 st['step'] += 1; st['batch'] += 1
                 if time.time() - last_look >= 1:
                     watch.check()
-                    if launcher is not None and os.getppid() != launcher:
-                        raise TrainingError(f"torchrun (process {launcher}) has gone, so this process stops; resume from {out/'last'} with --resume")
                     n, nll_sum = sums[:2].tolist()
                     bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
                     last_look = time.time()
