@@ -63,7 +63,7 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('seq-length', 'seq_length', int, 'window length'),
                   ('stride', 'stride', int, 'window step'),
                   ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
-                  ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed'),
+                  ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed: initial weights, dropout, batches, augmentation and the validation split'),
                   ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
                   ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
                   ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
@@ -179,7 +179,7 @@ def _run_generate(a):
     for i, g in enumerate(gens):
         shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
-    print(f"saved {out}")
+    print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if a.seed is None else ''))
 
 # %% ../nbs/13_main.ipynb #3ccb9800
 _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),

@@ -42,6 +42,14 @@ def test_default_output_name(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path/'generated.png').exists(), r.stderr
 
+def test_a_drawn_seed_is_told(trained, tmp_path):
+    r = cli('generate', '--model', trained/'m'/'best', '--num', '3', '--out', tmp_path/'a.png')  # no --seed: one is drawn
+    seed = re.search(r'\(seed (\d+): --seed \1 draws them again\)', r.stdout)
+    assert r.returncode == 0 and seed, (r.stdout, r.stderr)
+    r = cli('generate', '--model', trained/'m'/'best', '--num', '3', '--seed', seed[1], '--out', tmp_path/'b.png')
+    assert r.returncode == 0 and 'draws them again' not in r.stdout
+    assert (tmp_path/'a.png').read_bytes() == (tmp_path/'b.png').read_bytes()
+
 def test_output_name_sets_the_format(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'samples')
     assert r.returncode == 0 and Image.open(tmp_path/'samples').format == 'PNG', r.stderr  # no extension: a PNG
