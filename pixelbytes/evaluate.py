@@ -9,7 +9,7 @@ __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_ME
            'COPY_MARKER', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation', 'evaluate']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import csv, json, math, os, warnings
+import csv, hashlib, json, math, os, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment
 from .data import load_built, Built
-from .train import Windows, predict, summarize, MODALITIES
+from .train import Windows, predict, summarize, MODALITIES, _fingerprint
 from .generate import generate, allowed_tokens
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
@@ -195,6 +195,12 @@ def _demo(ev, model, items, temperature, seed):
         ev.add('demo', name, h / max(1, len(items)), len(items))
 
 # %% ../nbs/11_evaluate.ipynb #2524a7ab
+def _weights_sha1(model) -> str:
+    "SHA-1 of a model's weights, names and values (as float32), in order."
+    h = hashlib.sha1()
+    for k, t in model.state_dict().items(): h.update(k.encode()); h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
@@ -211,7 +217,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if not isinstance(model, PixelBytesModel):
         where = Path(str(model)).expanduser()
         model_dir = where if where.is_dir() else None
-        source = str(model_dir or model)  # a folder, or a Hub id
+        source = str(model_dir.resolve() if model_dir else model)  # a folder (whole: a rerun may start elsewhere), or a Hub id
         model = PixelBytesModel.from_pretrained(model)
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
@@ -245,7 +251,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     seqs = [np.asarray(s, np.int64) for s in test['input_ids']]
     items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
     from tqdm.auto import tqdm
-    ev = Evaluation(settings={'model': source or 'in memory', 'data': built.path or 'in memory', 'split': split,
+    ev = Evaluation(settings={'model': source or 'in memory', 'model_sha1': _weights_sha1(model),
+                              'data': str(Path(built.path).resolve()) if built.path else 'in memory', 'data_sha1': _fingerprint(seqs), 'split': split,
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size)),  # (the metrics it gives, the step)

@@ -292,7 +292,8 @@ def _split_items(input_ids, tok: Tokenizer, cfg):
     items = item_segments(input_ids, tok)
     return [it for i, it in enumerate(items) if i not in val], [it for i, it in enumerate(items) if i in val]
 
-# may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute)
+# may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute, but
+# for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout)
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
 
 def _check_training(cfg: PixelBytesConfig):

@@ -99,7 +99,7 @@ import torch
 torch.set_num_threads(1)
 from pixelbytes.train import train, launch
 cfg = dict(backbone='mamba', d_model=32, n_layers=1, seq_length=64, batch_size=8, epochs=1, eval_every=5, learning_rate=0.01,
-           dropout=0.0)  # each process draws its own dropout masks: equal results need none
+           dropout=0.0)  # dropout masks are drawn for each process's share of a batch: equal results need none
 if __name__ == '__main__':
     launch(cfg, {str(demo)!r}, {str(tmp_path/'two')!r}, nprocs=2, progress=False)
     train(cfg, {str(demo)!r}, {str(tmp_path/'one')!r}, progress=False)
