@@ -55,21 +55,30 @@ def epoch_sequences(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) ->
 # %% ../nbs/08_train.ipynb #485cdae2
 IGNORE = -100
 
+def _window_rows(lengths, cfg: PixelBytesConfig, offset: int = 0, every_token: bool = False) -> np.ndarray:
+    "`(n, 4)` rows (sequence, start, end, skip) of the windows over sequences of `lengths`; `skip`: its first tokens, which an earlier window takes the loss of."
+    S, st, rows = cfg.seq_length, cfg.stride, []
+    for i, n in enumerate(lengths):
+        if cfg.causal:
+            start, covered, mine = 0, 0, []
+            while covered < n:
+                end = min(start + S, n)
+                mine.append((i, start, end, covered - start))
+                covered, start = end, start + st
+            rows.append(np.array(mine, np.int32).reshape(-1, 4))
+        else:
+            e = np.arange(n) if every_token else np.arange(offset % st, n, st)
+            rows.append(np.stack([np.full_like(e, i), e, e + 1, np.zeros_like(e)], 1).astype(np.int32))
+    return np.concatenate(rows) if rows else np.zeros((0, 4), np.int32)
+
 class Windows:
     "The training windows of token sequences `seqs` for config `cfg`; `every_token`: a bidirectional model's window at every token, whatever its stride (to score them all)."
     def __init__(self, seqs, cfg: PixelBytesConfig, offset: int = 0, every_token: bool = False):
-        self.cfg, self.ids = cfg, [np.asarray(s, np.int64) for s in seqs]
-        self.ctx = [context(s, cfg.n_bytes) for s in self.ids]
-        S, st, rows = cfg.seq_length, cfg.stride, []
-        for i, s in enumerate(self.ids):
-            if cfg.causal:
-                start, covered = 0, 0
-                while covered < len(s):
-                    end = min(start + S, len(s))
-                    rows.append((i, start, end, covered - start))
-                    covered, start = end, start + st
-            else: rows += [(i, e, e + 1, 0) for e in (range(len(s)) if every_token else range(offset % st, len(s), st))]
-        self.rows = np.array(rows, np.int64).reshape(-1, 4)
+        # int16 holds every token id and position (a vocabulary has at most 512 tokens): a quarter of int64's memory, which
+        # a large dataset's contexts, one per token, fill first
+        self.cfg, self.ids = cfg, [np.asarray(s, np.int16) for s in seqs]
+        self.ctx = [context(s, cfg.n_bytes).astype(np.int16) for s in self.ids]
+        self.rows = _window_rows([len(s) for s in self.ids], cfg, offset, every_token)
 
     def __len__(self): return len(self.rows)
 
@@ -346,12 +355,13 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     _check_training(cfg)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
-    train_ids = list(built.train['input_ids'])  # read once: the column is decoded again at every pass over it
+    # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
+    train_ids = [np.asarray(ids, np.int16) for ids in built.train.with_format('numpy')['input_ids']]
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
-    n_windows = len(Windows(epoch_sequences(train_items, built.tokenizer, cfg, 0), cfg))
+    n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
     longest = max(map(len, train_ids))
     # at the default seq_length only (a shorter one is a choice), once: not when resuming, and not in every process
     if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length and not saved and _dist()[0] == 0:
@@ -634,6 +644,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool)
     stop, last_plot, last_look = False, 0.0, time.time()
     try:
         while st['epoch'] < cfg.epochs and not stop:
+            wins = batches = None  # the last epoch's windows go before this one's are made
             wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
             while st['batch'] < len(batches) and not stop:
                 _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
