@@ -138,7 +138,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              temperature:float=1.0, # sampling temperature: 0 is greedy, higher is more varied
              top_k:int=None, # draw from the k most likely tokens only
              top_p:float=None, # draw from the smallest set of tokens whose probability reaches p (nucleus)
-             seed:int=None, # seed of the draws: a call repeats itself (the first of num=4 samples is not the sample of num=1); None: one drawn from torch's generator, kept in each `Generation`
+             seed:int=None, # seed of the draws: a call repeats itself (the first of num=4 samples is not the sample of num=1); None: one drawn from torch's generator (at a temperature above 0), kept in each `Generation`
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)
@@ -154,8 +154,9 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
     elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
     else: mask, stop = allowed_tokens(tok, kind), LF
-    # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw)
-    if seed is None: seed = int(torch.randint(2**31, ()))
+    # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);
+    # greedy drawing draws nothing
+    if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
     out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                          stop=stop, allowed=mask, num=num, progress=progress)
     return [Generation(o, len(ids), tok, seed) for o in out]

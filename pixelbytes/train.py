@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
-from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL
+from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
 from .data import Built, load_built, _held_rows
@@ -74,10 +74,13 @@ def _window_rows(lengths, cfg: PixelBytesConfig, offset: int = 0, every_token: b
 class Windows:
     "The training windows of token sequences `seqs` for config `cfg`; `every_token`: a bidirectional model's window at every token, whatever its stride (to score them all)."
     def __init__(self, seqs, cfg: PixelBytesConfig, offset: int = 0, every_token: bool = False):
-        # int16 holds every token id and position (a vocabulary has at most 512 tokens): a quarter of int64's memory, which
-        # a large dataset's contexts, one per token, fill first
-        self.cfg, self.ids = cfg, [np.asarray(s, np.int16) for s in seqs]
-        self.ctx = [context(s, cfg.n_bytes).astype(np.int16) for s in self.ids]
+        # int16 holds every token id and position of a vocabulary of up to 32,768 tokens (a built one has 512 at most): a
+        # quarter of int64's memory, which a large dataset's contexts, one per token, fill first
+        small = np.int16 if cfg.vocab_size <= 2**15 else np.int32
+        self.cfg, self.ids = cfg, [np.asarray(s) for s in seqs]
+        for k, s in enumerate(self.ids): _check_ids(s, cfg.vocab_size, f'sequence {k}')  # before a cast could wrap one into range
+        self.ids = [s.astype(small) for s in self.ids]
+        self.ctx = [context(s, cfg.n_bytes).astype(small) for s in self.ids]
         self.rows = _window_rows([len(s) for s in self.ids], cfg, offset, every_token)
 
     def __len__(self): return len(self.rows)
@@ -356,7 +359,7 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
-    train_ids = [np.asarray(ids, np.int16) for ids in built.train.with_format('numpy')['input_ids']]
+    train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
     if not train_items:

@@ -130,7 +130,8 @@ class GenerateWidget:
             picture = render(gens, scale=self.scale.value)
             self.generations, self.image.value = gens, png_bytes(picture.to_pil())
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
-            self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s, seed {gens[0].seed}"
+            seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
+            self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
         except Exception as e:
             # a stale picture under an error message would pass for the answer to the new settings
             self.generations, self.image.value, self.text.value, self.status.value = [], b'', '', ''
