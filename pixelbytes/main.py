@@ -154,7 +154,7 @@ def _generate_args(p):
     p.add_argument('--temperature', type=float, default=1.0, help='0 is greedy (default: 1.0)')
     p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
-    p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: random)')
+    p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: a random one, printed so that --seed can draw them again)')
     p.add_argument('--max-tokens', type=int, default=None, help='at most this many new tokens per sample')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=8, help='screen pixels per image pixel (default: 8)')

@@ -464,7 +464,7 @@ def _holding(out: Path, hold: bool = True):
 def _end_with(launcher: int, out: Path, every: float = 1.0):
     "End this process once the process `launcher` is no longer its parent, saying so (`out`: the run's folder); a thread's target."
     while os.getppid() == launcher: time.sleep(every)
-    print(f"pixelbytes train: torchrun (process {launcher}) has gone, so this process ends; resume from {out/'last'} with --resume",
+    print(f"pixelbytes train: torchrun (process {launcher}) has gone, so this process ends; go on with --resume --out {out}",
           file=sys.stderr, flush=True)
     os._exit(1)  # at once: a peer that stopped may leave this process waiting in a collective that no error would end
 
@@ -598,6 +598,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
 def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool):
     "`train`, with `out` held."
     rank, world, local = _dist()
+    if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
     try: run = _prepare(config, data, out, resume, overwrite, world)
     except ValueError as e:
         e.every_process = world > 1  # each process finds the same fault: the command says it once
@@ -622,7 +623,6 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
-    if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
 
     def run_eval(train_sums):
         "Evaluate, record the row in `st`, and save `best/` and the metrics; every process calls it."
