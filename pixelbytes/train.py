@@ -432,6 +432,11 @@ def _restore(saved: dict, model, opt, scaler, path: Path):
     torch.set_rng_state(saved['rng'])
     if _on_gpu(model) and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
 
+# %% ../nbs/08_train.ipynb #049bfff2
+def _seed_process(seed: int, rank: int, step: int):
+    "Seed torch's generators for the dropout of process `rank`, from the step `step` on; the first process's are left as they are."
+    if rank: torch.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+
 # %% ../nbs/08_train.ipynb #74dac09a
 try: import fcntl
 except ImportError: fcntl = None  # Windows
@@ -583,7 +588,7 @@ def describe_evaluation(row: dict) -> str:
     if math.isnan(f('val_bits')): return f"{line}; no validation split"  # val_fraction=0
     return f"{line}, validation {f('val_bits'):.3f} (pixels {f('val_pixel_acc'):.1%} right, text {f('val_text_acc'):.1%} right)"
 
-# %% ../nbs/08_train.ipynb #aa4a9ceb
+# %% ../nbs/08_train.ipynb #23e8176e
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
@@ -619,6 +624,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool)
         _restore(saved, model, opt, scaler, out/STATE_FILE)
         st = {k: saved[k] for k in st}
         if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
+    _seed_process(cfg.seed, rank, st['step'])
     if rank == 0: _clean_out(out, overwrite)  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
