@@ -137,16 +137,19 @@ def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
     was = model.training
     model.eval()
     device = device or next(model.parameters()).device
-    out = {'targets': [], 'preds': [], 'nll': []}
+    # written in place: a list of every batch's tensors, then their concatenation, held them twice and fragmented the heap
+    n = windows.n_targets(np.arange(len(windows)))
+    out, at = {'targets': np.empty(n, np.int64), 'preds': np.empty(n, np.int64), 'nll': np.empty(n, np.float32)}, 0
     for s in range(0, len(windows), batch_size):
         ctx, tgt = windows.batch(np.arange(s, min(s + batch_size, len(windows))), _length_multiple(device))
         logits = model(ctx.to(device)).float()
         keep = tgt != IGNORE
         lg, tg = logits[keep.to(device)], tgt[keep].to(device)
-        out['targets'].append(tg.cpu()); out['preds'].append(lg.argmax(-1).cpu())
-        out['nll'].append(F.cross_entropy(lg, tg, reduction='none').cpu())
+        for k, v in (('targets', tg), ('preds', lg.argmax(-1)), ('nll', F.cross_entropy(lg, tg, reduction='none'))):
+            out[k][at:at + len(tg)] = v.cpu().numpy()
+        at += len(tg)
     model.train(was)
-    return {k: torch.cat(v).numpy() if v else np.zeros(0, np.float32 if k == 'nll' else np.int64) for k, v in out.items()}
+    return out
 
 def _sums(targets, preds, nll, kind_of) -> torch.Tensor:
     "[count, nll sum, correct] overall then per modality of the tokens `targets` (IGNORE: none), as one float64 tensor on their device."
@@ -698,6 +701,7 @@ class _Subset:
     def __init__(self, windows, idx): self.w, self.idx = windows, idx
     def __len__(self): return len(self.idx)
     def batch(self, i, multiple=1): return self.w.batch(self.idx[i], multiple)
+    def n_targets(self, i) -> int: return self.w.n_targets(self.idx[i])
 
 # %% ../nbs/08_train.ipynb #690fd46d
 def _free_port() -> int:
