@@ -178,6 +178,10 @@ def _images_only(p: Path) -> bool:
         seen = True
     return seen
 
+def _is_run(p: Path) -> bool:
+    "Whether the folder `p` holds a saved model or a training run (`train` writes best/ and last/ and its state there)."
+    return (p/'config.json').exists() or (p/'train_state.pt').exists() or (p/'best').is_dir() or (p/'last').is_dir()
+
 def open_source(path, caption_column=None, image_column='image'):
     "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source."
     from datasets import Dataset, load_dataset
@@ -192,7 +196,7 @@ def open_source(path, caption_column=None, image_column='image'):
     if p.is_dir() and (p/TOKENIZER_FILE).exists() and _is_saved_dataset(p):
         raise BuildError(f"{str(p)!r} is a dataset built by pixelbytes already: train on it (--data), or build again from its source "
                          f"({_read_json(p/REPORT_FILE).get('source', 'named in its build report')})")
-    if p.is_dir() and ((p/'config.json').exists() or any((p/d/'config.json').exists() for d in ('best', 'last'))):
+    if p.is_dir() and _is_run(p):
         raise BuildError(f"{str(p)!r} is a model or a training run, not captioned images; --path takes a folder of images "
                          "with metadata.csv / metadata.jsonl, a saved or Hub dataset, or 'demo'")
     if p.is_dir() and _images_only(p):
@@ -457,7 +461,7 @@ def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."
     if not p.exists(): return f"{str(p)!r} does not exist; build a dataset there first (pixelbytes build --path SOURCE --out {p})"
     if not p.is_dir(): return f"{str(p)!r} is a file, not a dataset folder written by `pixelbytes build`"
-    if any((p/f).exists() for f in ('config.json', 'train_state.pt', 'best', 'last')):  # a run's folder holds images too: curves.png
+    if _is_run(p):  # a run's folder holds images too: curves.png
         return f"{str(p)!r} holds a model or a training run, not a dataset; give the folder that build wrote"
     if any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')) or any(f.suffix.lower() in _IMAGE_SUFFIXES for f in p.iterdir()):
         return f"{str(p)!r} holds captioned images, not a built dataset; build it first: build({str(p)!r}, out=...) (pixelbytes build --path {p} --out ...)"

@@ -137,7 +137,7 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size):
         t, p = pred['targets'][sel], pred['preds'][sel]
         values = np.unique(np.concatenate([t, p]))
         # a modality's scores average over its own token values: a colour predicted where TAB was due is a miss, not a structure class
-        prf = macro_prf(t, p, None if kind is None else values[tok.kinds(values) == kind])
+        prf = macro_prf(t, p, values if kind is None else values[tok.kinds(values) == kind])
         for name, v in zip(('precision', 'recall', 'f1'), prf):
             if name in metrics: ev.add(name, mod, v, n)
 

@@ -35,7 +35,8 @@ def _parse_colour(c, where):
         if len(s) != 6 or any(ch not in '0123456789abcdefABCDEF' for ch in s):
             raise PaletteError(f"{where}: {c!r} is not a colour; expected '#rrggbb' or r,g,b")
         return [int(s[i:i+2], 16) for i in (0, 2, 4)]
-    shown = repr(c) if len(repr(c)) <= 60 else repr(c)[:57] + '...'  # a message quotes a bad entry, not a megabyte of it
+    shown = repr(c)
+    if len(shown) > 60: shown = shown[:57] + '...'  # a message quotes a bad entry, not a megabyte of it
     if hasattr(c, 'tolist'): c = c.tolist()  # a row of a numpy array or a torch tensor
     if not isinstance(c, (list, tuple)):  # a set, say, has no order of its r, g and b
         raise PaletteError(f"{where}: {shown} is not a colour; expected (r, g, b) or '#rrggbb'")

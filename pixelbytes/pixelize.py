@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'WHITE_LEVEL', 'rgb_to_lab', 'nearest_colour',
-           'ImageError', 'open_image', 'pixelize', 'to_pil', 'png_bytes']
+           'ImageError', 'open_image', 'png_bytes', 'pixelize', 'to_pil']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
 import io, stat, warnings
@@ -141,6 +141,12 @@ def open_image(src, max_pixels: int | None = MAX_PIXELS, name: str | None = None
     "Open `src` (path, bytes, binary file or PIL image) and decode it; `ImageError` naming `name` (or the path) if it cannot be used."
     return _open(src, max_pixels, name)[0]
 
+def png_bytes(image: Image.Image) -> bytes:
+    "The bytes of `image` as a PNG file (what a widget shows, a dataset stores, Jupyter displays)."
+    buf = io.BytesIO()
+    image.save(buf, 'PNG')
+    return buf.getvalue()
+
 # %% ../nbs/01_pixelize.ipynb #c5274cc3
 WHITE_LEVEL = 250  # channels above this count as white background (the reference's threshold)
 
@@ -225,9 +231,3 @@ def to_pil(pixels, palette=None) -> Image.Image:
     if a.size and (a.min() < 0 or a.max() >= len(pal)):
         raise ValueError(f'palette indices must lie in 0..{len(pal) - 1}, got {a.min()}..{a.max()}')
     return Image.fromarray(pal[a.astype(np.intp)])
-
-def png_bytes(image: Image.Image) -> bytes:
-    "The bytes of `image` as a PNG file (what a widget shows, a dataset stores, Jupyter displays)."
-    buf = io.BytesIO()
-    image.save(buf, 'PNG')
-    return buf.getvalue()

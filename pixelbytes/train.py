@@ -77,9 +77,9 @@ class Windows:
         # int16 holds every token id and position of a vocabulary of up to 32,768 tokens (a built one has 512 at most): a
         # quarter of int64's memory, which a large dataset's contexts, one per token, fill first
         small = np.int16 if cfg.vocab_size <= 2**15 else np.int32
-        self.cfg, self.ids = cfg, [np.asarray(s) for s in seqs]
-        for k, s in enumerate(self.ids): _check_ids(s, cfg.vocab_size, f'sequence {k}')  # before a cast could wrap one into range
-        self.ids = [s.astype(small) for s in self.ids]
+        ids = [np.asarray(s) for s in seqs]
+        for k, s in enumerate(ids): _check_ids(s, cfg.vocab_size, f'sequence {k}')  # before a cast could wrap one into range
+        self.cfg, self.ids = cfg, [s.astype(small) for s in ids]
         self.ctx = [context(s, cfg.n_bytes).astype(small) for s in self.ids]
         self.rows = _window_rows([len(s) for s in self.ids], cfg, offset, every_token)
 
