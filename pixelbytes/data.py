@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from .tokenizer import Tokenizer, clean_text, LF
+from .tokenizer import Tokenizer, clean_text, printable, LF
 from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -88,6 +88,7 @@ def _read_metadata(folder: Path, caption_column=None):
             if not line.strip(): continue
             try: rec = json.loads(line)
             except ValueError as e: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({e.msg})')); continue
+            except RecursionError: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON (nested too deeply)')); continue
             if not isinstance(rec, dict): records.append(({}, f'line {i+1} of {meta.name} is not a JSON object but {type(rec).__name__}')); continue
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
@@ -315,8 +316,10 @@ def _split(ds, test_size, seed):
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 _BUILT_FILES = {TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json', 'train', 'test'}  # what a build writes in its folder
-# a file name from a downloaded dataset can hold terminal escapes or direction overrides, which would rewrite what is shown
-_CONTROLS = {c: '?' for c in [*range(32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+def _is_litter(name: str) -> bool:
+    "Whether `name` is what file browsers and notebooks leave in a folder they show, which overwrite may delete (a hidden `.git` is the user's)."
+    return name in ('.DS_Store', '.ipynb_checkpoints', 'Thumbs.db', 'desktop.ini') or name.startswith('._')
 
 def _check_out(out: Path, source):
     "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
@@ -328,7 +331,7 @@ def _check_out(out: Path, source):
     if any(out.iterdir()) and not all((out/f).exists() for f in (TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json')):
         raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}, {REPORT_FILE} and dataset_dict.json), and overwrite replaces "
                          "only a built dataset; choose another out (--out)")
-    others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES and not f.name.startswith('.'))  # .DS_Store and the like go
+    others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES and not _is_litter(f.name))
     if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}), "
                                 "and overwrite would delete them; move them, or choose another out (--out)")
 
@@ -385,7 +388,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'))
         good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow')).remove_columns('error')
-        if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {errors[0]['error'].translate(_CONTROLS)})" if len(errors) else ''))
+        if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
         splits = _split(good, test_size, seed)
         # an empty split saved as zero shards cannot be loaded back
         splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
@@ -423,9 +426,9 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if n := report.get('unlisted_images'):
-        some = ', '.join(report.get('unlisted_examples', [])).translate(_CONTROLS) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
+        some = printable(', '.join(report.get('unlisted_examples', []))) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
-    for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {s['reason'].translate(_CONTROLS)}")
+    for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {printable(s['reason'])}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
     if any('vocabulary' in s['reason'] for s in report['skipped']) and not report['clean_text']:
         lines.append("  hint: --clean-text lowercases captions and drops the characters the v1 vocabulary lacks")
@@ -472,3 +475,4 @@ def _read_json(path: Path):
     try: return json.loads(path.read_text(encoding='utf-8'))
     except FileNotFoundError: raise BuildError(f"{str(path)!r} is missing: the dataset folder is incomplete; build it again") from None
     except (ValueError, UnicodeDecodeError) as e: raise BuildError(f"{str(path)!r} is broken ({e}); build the dataset again") from None
+    except RecursionError: raise BuildError(f"{str(path)!r} is broken (nested too deeply); build the dataset again") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment
 from .data import load_built, Built
-from .train import Windows, predict, summarize, MODALITIES, _fingerprint
+from .train import Windows, predict, summarize, MODALITIES, _fingerprint, _atomic_write
 from .generate import generate, allowed_tokens
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
@@ -117,9 +117,12 @@ class Evaluation:
         "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings and the rows) into `folder`; `evaluation-train.*` for the train split's."
         folder, name = Path(folder), self.name
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder/f'{name}.csv', 'w', newline='') as f:
-            w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        (folder/f'{name}.json').write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))
+        def write_csv(path):
+            with open(path, 'w', newline='') as f:
+                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
+        # each replaced whole: a model folder from elsewhere may hold a link in their place, whose target must not be written
+        _atomic_write(folder/f'{name}.csv', write_csv)
+        _atomic_write(folder/f'{name}.json', lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1)))
         return folder
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
@@ -144,16 +147,19 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size):
 # %% ../nbs/11_evaluate.ipynb #58c893eb
 def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_len=16):
     "The reference's Table 1: consecutive (64 prompt + 16 target) chunks of each item, 16 greedy tokens each."
-    chunks = [s[i:i + prompt_len + gen_len] for s in seqs for i in range(0, len(s) - prompt_len - gen_len + 1, prompt_len + gen_len)]
+    size = prompt_len + gen_len
+    chunks = [(s[:i], s[i:i + size]) for s in seqs for i in range(0, len(s) - size + 1, size)]
     h, c, b = [], [], []
     for k in range(0, len(chunks), batch_size):  # the prompts have one length: a batch draws them together
-        batch = np.stack(chunks[k:k + batch_size])
-        for out, chunk in zip(model.generate(batch[:, :prompt_len], max_new_tokens=gen_len, temperature=0), batch):
+        before, batch = [list(p) for p, _ in chunks[k:k + batch_size]], np.stack([x for _, x in chunks[k:k + batch_size]])
+        # a prompt starting inside an image keeps its rows above, row and column, as a training window cut from the item does
+        for out, chunk in zip(model.generate(batch[:, :prompt_len], max_new_tokens=gen_len, temperature=0, preceding=before), batch):
             out, target = out[prompt_len:], chunk[prompt_len:].tolist()
             h.append(hamming(out, target)); c.append(cosine(out, target)); b.append(bleu(out, target))
     for name, vals in (('hamming', h), ('cosine', c), ('bleu', b)):
         if name in metrics: ev.add(name, 'generated ids', np.mean(vals) if vals else math.nan, len(vals))
 
+# %% ../nbs/11_evaluate.ipynb #054d5125
 def _structure(ev, model, items, temperature, seed):
     "Images drawn from captions: consistent rows, and the size of the item's image."
     rows_ok = size_ok = 0

@@ -85,7 +85,7 @@ def _train_args(p):
     for name, key, typ, help in _TRAIN_OPTIONS:
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {by_kind.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
-    _flag(p, 'pxby', "mix the neighbours with the reference's learned convolution instead of a linear projection (not context 'pxby': that is --grid)")
+    _flag(p, 'pxby', "mix the neighbours with a learned convolution, in the spirit of the reference's, instead of a linear projection (not context 'pxby': that is --grid)")
     _flag(p, 'bidirect', 'bidirectional backbone (lstm, mamba)')
     _flag(p, 'mirror', 'augment with mirrored images (default: true; --no-mirror turns it off)')
     _flag(p, 'both-orders', 'augment with image->caption order (default: true; --no-both-orders turns it off)')
@@ -165,7 +165,7 @@ def _run_generate(a):
     from pixelbytes.models import PixelBytesModel
     from pixelbytes.generate import generate, save_generations
     from pixelbytes.render import output_format
-    from pixelbytes.tokenizer import TextSegment
+    from pixelbytes.tokenizer import TextSegment, printable
     if a.image is not None: a.image = os.path.expanduser(a.image)
     if a.image is not None and not os.path.isfile(a.image):
         raise FileNotFoundError(f"--image {a.image!r}: {'a folder; name an image file in it' if os.path.isdir(a.image) else 'no such file'}")
@@ -177,7 +177,7 @@ def _run_generate(a):
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=True)
     save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
     for i, g in enumerate(gens):
-        shown = [s.text if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
+        shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else ''))
@@ -210,7 +210,8 @@ def main(argv=None) -> int:
     try: _COMMANDS[args.task][1](args)
     except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise
-        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {e}", file=sys.stderr)
+        from pixelbytes.tokenizer import printable  # a message may quote a file name or a caption from elsewhere
+        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(str(e), newlines=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise

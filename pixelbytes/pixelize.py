@@ -200,11 +200,15 @@ def _resampling(resample) -> Image.Resampling:
     return Image.Resampling(resample)
 
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
-def _frames(im: Image.Image, name: str, frames: str):
+def _frames(im: Image.Image, name: str, frames: str, max_pixels):
     "Yield `(name, rgb)` for the wanted frames of `im`: its name in messages, and its RGB on white (`im` is at that frame)."
     for i in range(getattr(im, 'n_frames', 1) if frames == 'all' else 1):
         where = f"{name} frame {i}" if frames == 'all' else name
-        try: im.seek(i); im.load()
+        try:
+            im.seek(i)
+            _check_size(im.size, max_pixels, where)  # each page of a TIFF has its own size: checked before it is decoded
+            im.load()
+        except ImageError: raise
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
         yield where, _to_rgb(im, where)
 
@@ -216,9 +220,10 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     pal, resample = load_palette(palette), _resampling(resample)
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
-    im, name = _open(image, None if isinstance(image, Image.Image) else MAX_PIXELS, name)
+    limit = None if isinstance(image, Image.Image) else MAX_PIXELS
+    im, name = _open(image, limit, name)
     out = []
-    for where, rgb in _frames(im, name, frames):
+    for where, rgb in _frames(im, name, frames, limit):
         if crop: rgb = _crop(rgb, where, _opaque(im))  # only to crop: uncropped images never need the mask
         out.append(nearest_colour(_resize(rgb, max_size, resample), pal).astype(np.uint8))
     return out if frames == 'all' else out[0]

@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/tokenizer.html.md"""
 
 # %% auto #0
 __all__ = ['NUL', 'TAB', 'LF', 'V1_BYTES', 'PRESETS', 'PAD', 'STRUCTURE', 'TEXT', 'PIXEL', 'is_image_token', 'TextSegment',
-           'ImageSegment', 'Tokenizer', 'normalize_text', 'clean_text']
+           'ImageSegment', 'Tokenizer', 'normalize_text', 'clean_text', 'printable']
 
 # %% ../nbs/02_tokenizer.ipynb #429b6ceb
 import re, unicodedata
@@ -128,6 +128,13 @@ def clean_text(text: str, keep: set = None) -> str:
     "The reference's caption cleanup: NFKD-normalised, lowercased, non-ASCII dropped; with `keep`, only those characters kept."
     text = unicodedata.normalize('NFKD', text.lower()).encode('ascii', 'ignore').decode('ascii')
     return text if keep is None else ''.join(c for c in normalize_text(text) if c in keep)
+
+# text from elsewhere (a file name in a downloaded dataset, a generated caption) can hold terminal escapes or direction overrides, which would rewrite what is shown
+_CONTROLS = {c: '?' for c in [*range(32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+def printable(text: str, newlines: bool = False) -> str:
+    "`text` safe to show on a terminal: control characters and direction overrides as '?' (line ends too, unless `newlines`)."
+    return text.translate({k: v for k, v in _CONTROLS.items() if k != 10} if newlines else _CONTROLS)
 
 # %% ../nbs/02_tokenizer.ipynb #ca4cf873
 def _check_ids(ids, vocab_size, what):

@@ -189,6 +189,11 @@ def _atomic_write(path: Path, write):
         tmp.unlink(missing_ok=True); raise
     os.replace(tmp, path)
 
+def _remove(path: Path):
+    "Remove the file, link or folder `path`, if there is one; a link goes, never what it points to."
+    if path.is_symlink() or path.is_file(): path.unlink()
+    elif path.is_dir(): shutil.rmtree(path)
+
 def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
     tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
@@ -196,6 +201,7 @@ def save_checkpoint(model, folder: Path):
     try: model.save_pretrained(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+    if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir(): os.replace(f, folder/f.name)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -481,9 +487,8 @@ def _clean_out(out: Path, overwrite: bool):
     "Make `out` ready for a run: the files of a replaced run (with `overwrite`) and of an interrupted write removed, the folder made."
     if overwrite:  # only what a run writes: anything else a user keeps in out stays
         for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
-        for d in ('best', 'last'): shutil.rmtree(out/d, ignore_errors=True)
-    for f in (f for name in ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png') for f in out.glob(f'.{name}.tmp-*')):
-        shutil.rmtree(f) if f.is_dir() else f.unlink()
+        for d in ('best', 'last'): _remove(out/d)
+    for f in (f for name in ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png') for f in out.glob(f'.{name}.tmp-*')): _remove(f)
     out.mkdir(parents=True, exist_ok=True)
 
 # %% ../nbs/08_train.ipynb #a0eb1bbd
