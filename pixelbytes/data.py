@@ -129,9 +129,9 @@ def _check_data_files(folder: Path):
     except Exception: return  # datasets says what is wrong with it
     def paths(x, under=False):
         if isinstance(x, str): return [x] if under else []
-        if isinstance(x, dict): return [p for k, v in x.items() for p in paths(v, under or k == 'data_files')]
+        if isinstance(x, dict): return [p for k, v in x.items() for p in paths(v, under or k in ('data_files', 'data_dir'))]
         return [p for v in x for p in paths(v, under)] if isinstance(x, list) else []
-    outside = [p for p in paths(card) if Path(p).expanduser().is_absolute() or '..' in Path(p).parts]
+    outside = [p for p in paths(card) if '://' in p or Path(p).expanduser().is_absolute() or '..' in Path(p).parts]  # a URL: anywhere
     if outside: raise BuildError(f"{str(readme)!r} points data_files outside its folder ({outside[0]!r}); only files inside the folder are read")
 
 def _from_dataset(ds, caption_column, image_column, where):
