@@ -87,8 +87,7 @@ def _read_metadata(folder: Path, caption_column=None):
         for i, line in enumerate(text.split('\n')):  # not splitlines: JSON may hold U+2028 and the like unescaped
             if not line.strip(): continue
             try: rec = json.loads(line)
-            except ValueError as e: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({e.msg})')); continue
-            except RecursionError: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON (nested too deeply)')); continue
+            except (ValueError, RecursionError) as e: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({getattr(e, "msg", "nested too deeply")})')); continue
             if not isinstance(rec, dict): records.append(({}, f'line {i+1} of {meta.name} is not a JSON object but {type(rec).__name__}')); continue
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
@@ -118,6 +117,19 @@ def _inside(path, folders) -> bool:
     real = os.path.realpath(path)
     return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
+def _card_paths(card) -> list:
+    "`(key, path)` of every path under the data_files and data_dir of a dataset card's configs, which is where datasets reads them."
+    configs = card.get('configs') if isinstance(card, dict) else None
+    todo = [(k, c[k]) for c in (configs if isinstance(configs, list) else []) if isinstance(c, dict) for k in ('data_files', 'data_dir') if k in c]
+    found, seen = [], set()
+    while todo:  # a walk, not a recursion, over each node once: YAML aliases can make a card refer to itself, or nest without end
+        key, x = todo.pop()
+        if id(x) in seen: continue
+        seen.add(id(x))
+        if isinstance(x, str): found.append((key, x))
+        elif isinstance(x, (dict, list)): todo += [(key, v) for v in (x.values() if isinstance(x, dict) else x)]
+    return found
+
 def _check_data_files(folder: Path):
     "A `BuildError` if a Hub dataset's folder sends `datasets` to files outside it: by its README's data_files, or by a link."
     real = os.path.realpath(folder)
@@ -127,12 +139,8 @@ def _check_data_files(folder: Path):
     readme = folder/'README.md'
     try: card = metadata_load(readme) if readme.is_file() else None
     except Exception: return  # datasets says what is wrong with it
-    def paths(x, under=False):
-        if isinstance(x, str): return [x] if under else []
-        if isinstance(x, dict): return [p for k, v in x.items() for p in paths(v, under or k in ('data_files', 'data_dir'))]
-        return [p for v in x for p in paths(v, under)] if isinstance(x, list) else []
-    outside = [p for p in paths(card) if '://' in p or Path(p).expanduser().is_absolute() or '..' in Path(p).parts]  # a URL: anywhere
-    if outside: raise BuildError(f"{str(readme)!r} points data_files outside its folder ({outside[0]!r}); only files inside the folder are read")
+    outside = [(k, p) for k, p in _card_paths(card) if '://' in p or Path(p).expanduser().is_absolute() or '..' in Path(p).parts]  # a URL: anywhere
+    if outside: raise BuildError(f"{str(readme)!r} points {outside[0][0]} outside its folder ({outside[0][1]!r}); only files inside the folder are read")
 
 def _from_dataset(ds, caption_column, image_column, where):
     "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded; and what the build report says of them."
@@ -474,5 +482,5 @@ def _read_json(path: Path):
     "The JSON in `path`, or a `BuildError` naming the file when it is missing or broken."
     try: return json.loads(path.read_text(encoding='utf-8'))
     except FileNotFoundError: raise BuildError(f"{str(path)!r} is missing: the dataset folder is incomplete; build it again") from None
-    except (ValueError, UnicodeDecodeError) as e: raise BuildError(f"{str(path)!r} is broken ({e}); build the dataset again") from None
-    except RecursionError: raise BuildError(f"{str(path)!r} is broken (nested too deeply); build the dataset again") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise BuildError(f"{str(path)!r} is broken ({'nested too deeply' if isinstance(e, RecursionError) else e}); build the dataset again") from None

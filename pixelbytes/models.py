@@ -23,7 +23,7 @@ from .mamba import Mamba
 
 # %% ../nbs/07_models.ipynb #ed7e52cc
 BACKBONES = ('lstm', 'transformer', 'mamba')
-MAX_SEQ_LENGTH = 65536  # tokens in a window: a whole item with a 250x250 image
+MAX_SEQ_LENGTH = 131072  # tokens in a window: a whole item with a 256x256 image (build's largest) and its caption
 # model names of the command line, the reference's included: name -> (backbone, bidirectional)
 MODEL_NAMES = {'lstm': ('lstm', False), 'transformer': ('transformer', False), 'mamba': ('mamba', False),
                'bilstm': ('lstm', True), 'bimamba': ('mamba', True), 'rnn': ('lstm', False), 'ssm': ('mamba', False),
@@ -422,7 +422,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         for f in ('config.json', 'model.safetensors'):
             try: got.append(Path(huggingface_hub.hf_hub_download(where, f, **{k: kwargs[k] for k in ('revision', 'cache_dir', 'token') if k in kwargs})))
             except EntryNotFoundError as e:  # the repository is there without this file; not in the cache while offline is another matter
-                if got and not isinstance(e, LocalEntryNotFoundError): raise ModelLoadError(f"cannot load model {where}: the Hub model has no {f}") from None
+                if not isinstance(e, LocalEntryNotFoundError): raise ModelLoadError(f"cannot load model {where}: the Hub model has no {f}") from None
                 break
             except Exception: break  # not there, or unreachable: the load below says which
         if len(got) == 2 and got[0].parent == got[1].parent: _check_files(got[0].parent)
@@ -453,9 +453,13 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     weights = {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
     path = Path(save_directory)/SAFETENSORS_SINGLE_FILE
     save_file(weights, str(path), metadata={'format': 'pt'})
-    mask = os.umask(0); os.umask(mask)  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
-    path.chmod(0o666 & ~mask)
+    path.chmod(_new_file_mode())  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
 PixelBytesModel._save_pretrained = _save_pretrained
+
+def _new_file_mode() -> int:
+    "The mode a new file gets here: 0o666 less the umask."
+    mask = os.umask(0); os.umask(mask)
+    return 0o666 & ~mask
 
 def _save_pretrained_to(self: PixelBytesModel, save_directory, **kwargs):
     "The mixin's `save_pretrained` into `save_directory`, where `~` is the home folder as it is for `from_pretrained`."
@@ -505,10 +509,10 @@ def _repeat_state(state, num: int, dim: int):
     if isinstance(state, (list, tuple)): return type(state)(_repeat_state(v, num, dim) for v in state)
     return state  # a count, as the transformer's cache holds
 
-def bidirectional_window(ids, cfg: PixelBytesConfig, start:int=0) -> np.ndarray:
-    "The `(seq_length, 6)` contexts a bidirectional model reads to predict the token after `ids`, none before position `start`."
+def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
+    "The `(seq_length, 6)` contexts a bidirectional model reads to predict the token after `ids`."
     # context() of ids + one more token gives the context of the position after ids; that token itself is never read
-    ctx = context(list(ids) + [LF], cfg.n_bytes)[max(start, len(ids) + 1 - cfg.seq_length):]
+    ctx = context(list(ids) + [LF], cfg.n_bytes)[-cfg.seq_length:]
     return np.concatenate([np.zeros((cfg.seq_length - len(ctx), ctx.shape[1]), ctx.dtype), ctx])
 
 def _preceding_rows(preceding, prompts: list, vocab_size: int) -> list:
@@ -516,7 +520,9 @@ def _preceding_rows(preceding, prompts: list, vocab_size: int) -> list:
     if preceding is None: return [[] for _ in prompts]
     rows = [preceding] if len(prompts) == 1 else list(preceding)
     if len(rows) != len(prompts): raise ValueError(f"preceding holds {len(rows)} lists of ids for {len(prompts)} prompts: give one for each")
-    rows = [np.asarray(r, np.int64).reshape(-1) for r in rows]
+    try: rows = [np.asarray(r, np.int64) for r in rows]
+    except (TypeError, ValueError): raise ValueError("preceding must be token ids (one list of them for each prompt of a batch)") from None
+    if any(r.ndim != 1 for r in rows): raise ValueError("preceding must be one list of token ids for each prompt (a batch gives a list of them)")
     for r, ids in enumerate(rows): _check_ids(ids, vocab_size, f'preceding {r}' if len(rows) > 1 else 'preceding')
     return [ids.tolist() for ids in rows]
 
@@ -532,7 +538,7 @@ def _generate(self: PixelBytesModel,
               allowed=None, # a boolean mask over the vocabulary, or a function of the ids so far returning one
               num:int=1, # sequences drawn together, as a batch
               progress=False, # True for a progress bar, or a function called with (tokens done, max_new_tokens) after each token
-              preceding=None, # ids before the prompt in its sequence (one list, or one per prompt of a batch): they give the prompt its rows above, row and column, but the model does not read them
+              preceding=None, # ids before the prompt in its sequence (one list, or one per prompt of a batch): they give the prompt its rows above, row and column; a causal model starts reading at the prompt (`stop` and `allowed` see them too)
              ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts)."
     was_training = self.training
@@ -546,8 +552,9 @@ def _generate(self: PixelBytesModel,
     gen = torch.Generator(device='cpu').manual_seed(int(seed)) if seed is not None else None
     stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
     trackers = [ContextTracker(self.config.n_bytes) for _ in range(num)]
+    per_sample = lambda rows: rows * num if len(prompts) == 1 else rows  # one prompt drawn num times, or each of a batch once
     whole = [pre + p for pre, p in zip(pres, prompts)]
-    for tr, ids in zip(trackers, whole * num if len(prompts) == 1 else whole): tr.extend(ids)
+    for tr, ids in zip(trackers, per_sample(whole)): tr.extend(ids)
     done = [False] * num
     ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
     if self.causal and prompts[0]:  # each prompt is read once; one prompt's state is copied for every sample
@@ -556,7 +563,7 @@ def _generate(self: PixelBytesModel,
         if len(prompts) < num: state = _repeat_state(state, num, self.backbone.state_batch_dim)
     elif self.causal: state = self.init_state(num)
     else:  # each sample's window slides by one context a token
-        windows = np.stack([bidirectional_window(ids, self.config, start=len(pre)) for pre, ids in zip(pres, whole)])
+        windows = np.stack([bidirectional_window(ids, self.config) for ids in whole])
         if len(prompts) < num: windows = np.repeat(windows, num, 0)
     from tqdm.auto import tqdm
     for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
@@ -576,5 +583,5 @@ def _generate(self: PixelBytesModel,
         if callable(progress): progress(n + 1, max_new_tokens)
         if all(done): break
     self.train(was_training)
-    return [tr.ids[len(pre):] for tr, pre in zip(trackers, pres * num if len(prompts) == 1 else pres)]
+    return [tr.ids[len(pre):] for tr, pre in zip(trackers, per_sample(pres))]
 PixelBytesModel.generate = _generate

@@ -10,7 +10,7 @@ __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'BATCH_PLAN', 'Tr
            'lr_factor', 'describe_evaluation', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, threading, time, warnings
+import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, _new_file_mode
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -183,11 +183,15 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
 # %% ../nbs/08_train.ipynb #4ea93c94
 def _atomic_write(path: Path, write):
     "Write `path` through `write(tmp_path)` then rename, so that `path` is always whole."
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    try: write(tmp)
+    # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.tmp-'); os.close(fd)
+    tmp = Path(tmp)
+    try:
+        tmp.chmod(_new_file_mode())  # mkstemp's file is private: give it the mode any new file gets
+        write(tmp)
+        os.replace(tmp, path)
     except BaseException:  # a full disk, say: leave no partial file behind
         tmp.unlink(missing_ok=True); raise
-    os.replace(tmp, path)
 
 def _remove(path: Path):
     "Remove the file, link or folder `path`, if there is one; a link goes, never what it points to."
@@ -196,8 +200,8 @@ def _remove(path: Path):
 
 def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
-    tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))  # made new, as `_atomic_write`'s file
     try: model.save_pretrained(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
