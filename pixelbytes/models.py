@@ -403,6 +403,11 @@ def _check_files(folder: Path):
         raise ModelLoadError(f"cannot load model {folder}: config.json describes {wanted:,} weights and model.safetensors holds {stored:,}: "
                              "they do not belong together")
 
+def _not_found(where: str, e: Exception) -> ModelLoadError:
+    "The error of a model that could not be read from `where`, a folder or a Hub id, for the reason `e`."
+    tried = f"there is no folder {where!r} here, and as a Hub id: " if not Path(where).exists() else ''  # owner/name reads as both
+    return ModelLoadError(f"cannot load model {where}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}")
+
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
     from safetensors import SafetensorError
@@ -421,10 +426,13 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         got = []
         for f in ('config.json', 'model.safetensors'):
             try: got.append(Path(huggingface_hub.hf_hub_download(where, f, **{k: kwargs[k] for k in ('revision', 'cache_dir', 'token') if k in kwargs})))
-            except EntryNotFoundError as e:  # the repository is there without this file; not in the cache while offline is another matter
-                if not isinstance(e, LocalEntryNotFoundError): raise ModelLoadError(f"cannot load model {where}: the Hub model has no {f}") from None
-                break
-            except Exception: break  # not there, or unreachable: the load below says which
+            except Exception as e:
+                # the repository is there without this file; not in the cache while offline is another matter
+                if isinstance(e, EntryNotFoundError) and not isinstance(e, LocalEntryNotFoundError):
+                    raise ModelLoadError(f"cannot load model {where}: the Hub model has no {f}") from None
+                # no config.json: before huggingface_hub 1.0, the mixin would log this and build a model without a config
+                if not got: raise _not_found(where, e) from None
+                break  # the weights unreachable: the load below says so
         if len(got) == 2 and got[0].parent == got[1].parent: _check_files(got[0].parent)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
@@ -437,9 +445,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: model.safetensors does not match config.json: {' '.join(str(e).split())[:800]}") from None
     except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a config.json that is not an object
         raise ModelLoadError(f"cannot load model {where}: config.json is invalid: {e}") from None
-    except OSError as e:  # not found locally or on the Hub, or the Hub is unreachable
-        tried = f"there is no folder {where!r} here, and as a Hub id: " if not Path(where).exists() else ''  # owner/name reads as both
-        raise ModelLoadError(f"cannot load model {where}: {tried}{type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    except OSError as e: raise _not_found(where, e) from None  # not found locally or on the Hub, or the Hub is unreachable
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ModelLoadError(f"cannot load model {where}: model.safetensors holds NaN or infinite weights (in {', '.join(bad[:3])})")
     return model
