@@ -109,3 +109,13 @@ def test_evaluate_bad_input(trained):
     assert r.returncode == 1 and 'is a file; choose a folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--batch-size', '0')
     assert r.returncode == 1 and 'batch_size must be 1 or more' in r.stderr, r.stderr
+
+def test_generated_text_cannot_act_on_the_terminal(trained, tmp_path):
+    import torch
+    from pixelbytes.models import PixelBytesModel, PixelBytesConfig
+    m = PixelBytesModel(PixelBytesConfig(backbone='lstm', d_model=32, n_layers=1))
+    esc = int(m.tokenizer.byte_to_id[27])
+    with torch.no_grad(): m.norm.weight.zero_(); m.norm.bias.fill_(1.0); m.head.weight.zero_(); m.head.weight[esc] = 1.0  # ESC, whatever it reads
+    m.save_pretrained(tmp_path/'esc')
+    r = cli('generate', '--model', tmp_path/'esc', '--image', trained/'red.png', '--max-tokens', '20', '--seed', '0', '--out', tmp_path/'o.png')
+    assert r.returncode == 0 and r.stdout.startswith('0: ' + '?' * 20) and '\x1b' not in r.stdout, r.stdout
