@@ -162,7 +162,12 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     return [Generation(o, len(ids), tok, seed) for o in out]
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
-def save_generations(gens, path, format=None, scale:int=8, grid:bool=False, text:str='right'):
+def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
+                     path, # the file to write
+                     format=None, # 'png', 'jpg' or 'svg' (default: from the name of `path`)
+                     scale:int=8, # output pixels per image pixel
+                     grid:bool=False, # draw a 1-pixel grid line around every pixel
+                     text:str='right'): # where a sample's text goes: 'right' of its images or 'below' them
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
     if isinstance(gens, Generation): gens = [gens]
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")

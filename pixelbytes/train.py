@@ -726,7 +726,13 @@ def _worker(rank, world, port, config, data, out, resume, overwrite, progress, e
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 
-def launch(config, data, out='models/pixelbytes', nprocs:int=None, resume:bool=False, overwrite:bool=False, progress:bool=True):
+def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train`
+           data, # a dataset folder written by `build`: each process loads it
+           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
+           nprocs:int=None, # processes, one per GPU (default: every GPU here; 1 trains in this process)
+           resume:bool=False, # continue the run saved in `out`, as for `train`
+           overwrite:bool=False, # replace the run in `out`, as for `train`
+           progress:bool=True): # show a progress bar (the first process only)
     "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model (on the CPU) and the metrics."
     import torch.multiprocessing as mp
     nprocs = nprocs or max(1, torch.cuda.device_count())
