@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/main.html.md"""
 __all__ = ['TASKS', 'train_config', 'parser', 'main']
 
 # %% ../nbs/13_main.ipynb #06cf8221
-import argparse, math, os, sys
+import argparse, contextlib, io, math, os, sys
 from . import __version__
 
 # %% ../nbs/13_main.ipynb #2144484c
@@ -109,13 +109,13 @@ def train_config(a) -> dict:
 
 # %% ../nbs/13_main.ipynb #ddfc6300
 def _run_train(a):
-    from pixelbytes.train import train, describe_evaluation
+    from pixelbytes.train import train, describe_evaluation, _dist
     try: config = train_config(a)
     except ValueError as e:
         e.every_process = True  # the options are the same in every process
         raise
     model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite)
-    if int(os.environ.get('RANK', 0)) == 0:
+    if _dist()[0] == 0:
         print(model.summary())
         if all(math.isnan(h['val_loss']) for h in history):  # no validation items
             print(f"no validation split: {a.out}/best holds the last evaluation (step {history[-1]['step']})")
@@ -202,11 +202,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for
     p = parser([next((a for a in argv if not a.startswith('-')), None)])
-    args = p.parse_args(argv)
+    first = os.environ.get('RANK', '0') == '0'  # under torchrun, what every process meets alike is said by the first
+    with contextlib.redirect_stderr(sys.stderr if first else io.StringIO()): args = p.parse_args(argv)  # argparse's errors too
     if args.task is None:  # a usage error, as argparse's own: the help goes to stderr and the status is 2
         p.print_help(sys.stderr)
         return 2
-    first = os.environ.get('RANK', '0') == '0'  # under torchrun, what every process meets alike is said by the first
     try: _COMMANDS[args.task][1](args)
     except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise

@@ -206,7 +206,7 @@ def _frames(im: Image.Image, name: str, frames: str, max_pixels):
         where = f"{name} frame {i}" if frames == 'all' else name
         try:
             im.seek(i)
-            _check_size(im.size, max_pixels, where)  # each page of a TIFF has its own size: checked before it is decoded
+            if i: _check_size(im.size, max_pixels, where)  # each page of a TIFF has its own size: checked before it is decoded (the first, on opening)
             im.load()
         except ImageError: raise
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None

@@ -489,10 +489,10 @@ def _end_with(launcher: int, out: Path, every: float = 1.0):
 # %% ../nbs/08_train.ipynb #e35d1cac
 def _clean_out(out: Path, overwrite: bool):
     "Make `out` ready for a run: the files of a replaced run (with `overwrite`) and of an interrupted write removed, the folder made."
-    if overwrite:  # only what a run writes: anything else a user keeps in out stays
-        for f in (STATE_FILE, 'metrics.csv', 'curves.png'): (out/f).unlink(missing_ok=True)
-        for d in ('best', 'last'): _remove(out/d)
-    for f in (f for name in ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png') for f in out.glob(f'.{name}.tmp-*')): _remove(f)
+    written = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png')  # only what a run writes: anything else a user keeps in out stays
+    if overwrite:
+        for name in written: _remove(out/name)
+    for f in (f for name in written for f in out.glob(f'.{name}.tmp-*')): _remove(f)
     out.mkdir(parents=True, exist_ok=True)
 
 # %% ../nbs/08_train.ipynb #a0eb1bbd

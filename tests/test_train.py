@@ -177,5 +177,6 @@ def test_workers_stop_when_torchrun_is_killed(demo, tmp_path):
         while running() and time.time() < deadline: time.sleep(0.2)
         assert not running()
     finally:
+        if tr.poll() is None: os.killpg(tr.pid, signal.SIGKILL); tr.wait()  # a failed check above leaves it running
         for w in workers:  # still ours: its parent is gone, so it was not reaped and its number not reused
             if (_stat(w) or ('Z',))[0] != 'Z': os.kill(w, signal.SIGKILL)
