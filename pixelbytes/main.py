@@ -8,7 +8,9 @@ Docs: https://pixelbytes.github.io/pixelbytes/main.html.md"""
 __all__ = ['TASKS', 'train_config', 'parser', 'main']
 
 # %% ../nbs/13_main.ipynb #06cf8221
-import argparse, contextlib, io, math, os, sys
+import argparse, contextlib, io, math, os, sys, warnings
+from pathlib import Path
+import pixelbytes
 from . import __version__
 
 # %% ../nbs/13_main.ipynb #2144484c
@@ -197,6 +199,15 @@ def parser(tasks=TASKS) -> argparse.ArgumentParser:
         if task in tasks: _COMMANDS[task][0](q)
     return p
 
+def _say_warnings(task: str):
+    "A `warnings.showwarning` that says PixelBytes' own warnings in one line, as the command says its errors; other libraries' as Python does."
+    python_way, package = warnings.showwarning, Path(pixelbytes.__file__).resolve().parent
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not Path(filename).resolve().is_relative_to(package): return python_way(message, category, filename, lineno, file, line)
+        from pixelbytes.tokenizer import printable
+        print(f"pixelbytes {task}: warning: {printable(str(message), newlines=True)}", file=sys.stderr)
+    return show
+
 def main(argv=None) -> int:
     "Run the task named in `argv` (default: the command line); returns the exit status."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -207,7 +218,10 @@ def main(argv=None) -> int:
     if args.task is None:  # a usage error, as argparse's own: the help goes to stderr and the status is 2
         p.print_help(sys.stderr)
         return 2
-    try: _COMMANDS[args.task][1](args)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _say_warnings(args.task)
+            _COMMANDS[args.task][1](args)
     except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         from pixelbytes.tokenizer import printable  # a message may quote a file name or a caption from elsewhere

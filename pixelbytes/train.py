@@ -225,16 +225,14 @@ def load_state(path: Path) -> dict:
     missing = set(_STATE_TYPES) - set(state) if isinstance(state, dict) else set(_STATE_TYPES)
     if missing: raise TrainingError(f"cannot resume: {path} is not a training state (it lacks {', '.join(sorted(missing))})")
     wrong = [k for k, t in _STATE_TYPES.items() if isinstance(state[k], bool) or not isinstance(state[k], t)]
-    if not wrong and state['rng'].dtype != torch.uint8: wrong = ['rng']
     if not isinstance(state.get('data', {}), dict): wrong.append('data')
     groups = state['optimizer'].get('param_groups') if isinstance(state['optimizer'], dict) else None
     if not (isinstance(groups, list) and groups and all(isinstance(g, dict) for g in groups)): wrong.append('optimizer')
-    if state.get('cuda_rng') is not None and not isinstance(state['cuda_rng'], torch.Tensor): wrong.append('cuda_rng')
     if wrong: raise TrainingError(f"cannot resume: {path} is not a training state written by train (its {', '.join(wrong)} is of the wrong kind)")
     return state
 
 _STATE_TYPES = {'step': int, 'epoch': int, 'batch': int, 'best': (int, float), 'bad_evals': int, 'history': list, 'elapsed': (int, float),
-                'config': dict, 'model': dict, 'optimizer': dict, 'scaler': dict, 'rng': torch.Tensor}
+                'config': dict, 'model': dict, 'optimizer': dict, 'scaler': dict}
 
 def _fingerprint(items) -> str:
     "SHA-1 of the token ids of `items`, saved with a run: a resumed run must read the data it started on."
@@ -379,8 +377,8 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
     longest = max(map(len, train_ids))
-    # at the default seq_length only (a shorter one is a choice), once: not when resuming, and not in every process
-    if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length and not saved and _dist()[0] == 0:
+    # at the default seq_length only (a shorter one is a choice), once: not when resuming
+    if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length and not saved:
         n_long = sum(len(ids) > cfg.seq_length for ids in train_ids)
         warnings.warn(f"{n_long} of the {len(train_ids)} items of the training split are longer than seq_length {cfg.seq_length}: their later "
                       f"windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
@@ -422,7 +420,6 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
     try: PixelBytesModel.from_pretrained(out/'best')
     except ModelLoadError as e:
         raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
-    if _dist()[0] != 0: return  # the warnings are said once, not by every process
     if saved.get('plan', 1) < 2:
         warnings.warn(f"{out} was saved by an earlier pixelbytes, which drew its epochs' batches another way: it goes on with "
                       "today's batches (and validation split), so it will not end as that version would have ended")
@@ -432,7 +429,7 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
 
 # %% ../nbs/08_train.ipynb #e316508e
 def _restore(saved: dict, model, opt, scaler, path: Path):
-    "Load the training state `saved` (read from `path`) into `model`, `opt`, `scaler` and the random generators."
+    "Load the training state `saved` (read from `path`) into `model`, `opt` and `scaler`."
     # a state saved on the other kind of device says the other kind of step; set before loading, which puts a
     # fused step's counters on the GPU
     for g in saved['optimizer']['param_groups']: g['fused'] = _on_gpu(model)
@@ -442,13 +439,11 @@ def _restore(saved: dict, model, opt, scaler, path: Path):
             raise TrainingError(f"cannot resume: the {part} in {path} do not fit its config ({' '.join(str(e).split())[:300]})") from None
     # a CPU run saved an empty scaler: AMP starts afresh (the scaler is enabled exactly when AMP is)
     if saved['scaler'] or not scaler.is_enabled(): scaler.load_state_dict(saved['scaler'])
-    torch.set_rng_state(saved['rng'])
-    if _on_gpu(model) and saved.get('cuda_rng') is not None: torch.cuda.set_rng_state(saved['cuda_rng'])
 
 # %% ../nbs/08_train.ipynb #049bfff2
 def _seed_process(seed: int, rank: int, step: int):
-    "Seed torch's generators for the dropout of process `rank`, from the step `step` on; the first process's are left as they are."
-    if rank: torch.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+    "Seed torch's generators (dropout's masks) of process `rank` for the steps from `step` on."
+    torch.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
 
 # %% ../nbs/08_train.ipynb #74dac09a
 try: import fcntl
@@ -577,10 +572,10 @@ def _record(st: dict, row: dict, has_val: bool) -> bool:
     return improved
 
 def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, data_id: dict):
-    "Save `last/` and everything a resume needs (run state `st`, weights, optimizer, scaler, random states) in `out`."
+    "Save `last/` and everything a resume needs (run state `st`, weights, optimizer, scaler) in `out`."
     save_checkpoint(model, out/'last')
     state = {**st, 'plan': BATCH_PLAN, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
-             'scaler': scaler.state_dict(), 'rng': torch.get_rng_state(), 'cuda_rng': torch.cuda.get_rng_state() if _on_gpu(model) else None}
+             'scaler': scaler.state_dict()}
     _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
 
 # %% ../nbs/08_train.ipynb #e05d6750
@@ -608,18 +603,24 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
+    return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0)
+
+def _train(config, data, out, resume: bool, overwrite: bool, progress: bool, warn: bool):
+    "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
     out = Path(out).expanduser()
     with _holding(out, _dist()[0] == 0):  # one run at a time in a folder: two would overwrite each other's checkpoints
-        return _run(config, data, out, resume, overwrite, progress)
+        return _run(config, data, out, resume, overwrite, progress, warn)
 
-def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool):
-    "`train`, with `out` held."
+def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool, warn: bool):
+    "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
-    try: run = _prepare(config, data, out, resume, overwrite, world)
-    except ValueError as e:
-        e.every_process = world > 1  # each process finds the same fault: the command says it once
-        raise
+    with warnings.catch_warnings():
+        if not warn: warnings.simplefilter('ignore')  # every process checks the same things
+        try: run = _prepare(config, data, out, resume, overwrite, world)
+        except ValueError as e:
+            e.every_process = world > 1  # each process finds the same fault: the command says it once
+            raise
     cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
     device = _setup_device(world, local)
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
@@ -688,6 +689,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool)
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     st['elapsed'] = time.time() - start
                     if rank == 0: _save_state(out, st, model, opt, scaler, cfg, data_id)
+                    _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                     if rank == 0 and progress: bar.write(describe_evaluation(row))
                 if end_of_epoch: break
     except TrainingError:
@@ -720,7 +722,7 @@ def _free_port() -> int:
 def _worker(rank, world, port, config, data, out, resume, overwrite, progress, errors):
     "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise."
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    try: train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
+    try: _train(config, data, out, resume, overwrite, progress, warn=False)  # the parent's checks said their warnings
     except TrainingError as e:
         errors.put(str(e)); raise
     finally:

@@ -113,6 +113,38 @@ if __name__ == '__main__':
     w1, w2 = weights(tmp_path/'one'/'last'), weights(tmp_path/'two'/'last')
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
 
+def test_two_process_resume_with_dropout_matches_uninterrupted_run(demo, tmp_path):
+    "Two processes with dropout, killed (SIGKILL) after a mid-epoch checkpoint and resumed, end as an uninterrupted run."
+    run = lambda out, resume: [sys.executable, '-c', f'''
+import torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    launch(dict(backbone='lstm', d_model=32, n_layers=1, seq_length=64, batch_size=8, epochs=3, eval_every=7, learning_rate=0.01,
+                dropout=0.3), {str(demo)!r}, {str(out)!r}, nprocs=2, resume={resume}, progress=False)
+''']
+    full = subprocess.run(run(tmp_path/'full', False), capture_output=True, text=True, env=ENV, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    state = tmp_path/'killed'/'train_state.pt'
+    p = subprocess.Popen(run(tmp_path/'killed', False), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None:  # kill mid-epoch, after a checkpoint that is not at an epoch end
+            if state.exists():
+                s = torch.load(state, weights_only=True)
+                if s['step'] >= 14 and s['batch'] > 0: break
+            time.sleep(0.05)
+        assert p.poll() is None, 'training finished before it could be killed'
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # launch's parent and both workers
+        p.wait()
+    killed_at = torch.load(state, weights_only=True)
+    assert 0 < killed_at['step'] < torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['step']
+    resumed = subprocess.run(run(tmp_path/'killed', True), capture_output=True, text=True, env=ENV, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'killed'/'last')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
 def test_launch_raises_a_workers_training_error(demo, tmp_path):
     code = f"""
 import torch
@@ -152,6 +184,34 @@ def test_torchrun_entry_point(demo, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('best at step') == 1  # only rank 0 reports
     assert (tmp_path/'tr'/'best'/'model.safetensors').exists()
+
+@pytest.fixture(scope='module')
+def one_image(tmp_path_factory):
+    "A built dataset whose items all show one image: training warns that it has no validation split."
+    from PIL import Image
+    from pixelbytes.data import build
+    src = tmp_path_factory.mktemp('one')/'src'; src.mkdir()
+    Image.new('RGB', (8, 8), (248, 56, 0)).save(src/'a.png')
+    (src/'metadata.csv').write_text('file_name,caption\n' + ''.join(f'a.png,red block number {i}\n' for i in range(16)))
+    build(src, out=src.parent/'built', test_size=0, quiet=True)
+    return src.parent/'built'
+
+def test_checks_before_training_are_said_once(one_image, tmp_path):
+    "Every process checks the run before training; under torchrun and launch a warning or an error is said once, not by each."
+    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main', 'train',
+                '--data', str(one_image), '--epochs', '1', *TINY]
+    r = subprocess.run([*torchrun, '--out', str(tmp_path/'tr')], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0 and r.stderr.count('warning: every training item shows the same image') == 1, r.stderr[-3000:]
+    r = subprocess.run([*torchrun, '--out', str(tmp_path/'bad'), '--batch-size', '7'], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 1 and r.stderr.count('must be a multiple of processes x grad_accum = 2 x 1') == 1, r.stderr[-3000:]
+    code = f'''
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    launch(dict(backbone='lstm', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=1), {str(one_image)!r}, {str(tmp_path/'l')!r},
+           nprocs=2, progress=False)
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0 and r.stderr.count('UserWarning: every training item shows the same image') == 1, r.stderr[-3000:]
 
 def _stat(pid):
     "(state, parent pid) of a process, from /proc; None once it is gone."
