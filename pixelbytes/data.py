@@ -359,7 +359,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           quiet:bool=False): # no printed summary or progress bar
-    "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data)."
+    "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
     from datasets import disable_progress_bars, enable_progress_bars
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -423,7 +423,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         if quiet: enable_progress_bars()
         shutil.rmtree(tmp, ignore_errors=True)
     if not quiet: print(format_report(report, out))
-    return report
+    return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
 
 # %% ../nbs/04_data.ipynb #1b19561e
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
@@ -445,7 +445,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/04_data.ipynb #12c1a864
-@dataclass
+@dataclass(repr=False)
 class Built:
     "A built dataset: its splits, the tokenizer that encoded it, its build report, and the folder it was loaded from."
     splits: object
@@ -461,9 +461,14 @@ class Built:
         "The test split: images never trained on."
         return self.splits['test']
     def __getitem__(self, split: str): return self.splits[split]
+    def __repr__(self):
+        rows = ', '.join(f'{k} {len(v)} rows' for k, v in self.splits.items())
+        return f"Built({self.path or 'not saved'}: {rows}; vocabulary {self.report.get('vocab')}, {self.tokenizer.vocab_size} tokens)"
 
 def load_built(path) -> Built:
-    "The dataset that `build` wrote to `path`."
+    "The dataset that `build` wrote to `path`: its folder, or the report `build` returned."
+    if isinstance(path, dict) and 'out' in path: path = path['out']
+    if not isinstance(path, (str, os.PathLike)): raise BuildError(f"a built dataset is given by its folder (build's out), not by a {type(path).__name__}")
     p = Path(path).expanduser()
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
     try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))

@@ -208,7 +208,7 @@ def _weights_sha1(model) -> str:
     return h.hexdigest()
 
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
-             data, # a dataset folder written by `build` (or its `load_built`)
+             data, # a dataset folder written by `build` (or what `build` returned, or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
              num:int=16, # items of the split used by the generation metrics (structure, copy, demo)
              temperature:float=1.0, # sampling temperature of structure and demo drawings

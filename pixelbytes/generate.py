@@ -170,9 +170,11 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
                      text:str='right'): # where a sample's text goes: 'right' of its images or 'below' them
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
     if isinstance(gens, Generation): gens = [gens]
+    if not isinstance(gens, (list, tuple)):
+        raise TypeError(f"save_generations takes what generate returns (a Generation or a list of them), not a {type(gens).__name__}; render(x).save(path) draws anything else")
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
     bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
-    if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {type(gens[bad]).__name__}")
+    if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {type(gens[bad]).__name__}; render(x).save(path) draws anything else")
     r = render(gens, scale=scale, grid=grid, text=text)
     r.save(path, format=format)
     return r

@@ -80,6 +80,7 @@ class PixelBytesConfig:
     augment_order: bool = True       # also train on image->caption order, not only caption->image
 
     def __post_init__(self):
+        if isinstance(self.tokenizer, Tokenizer): self.tokenizer = self.tokenizer.to_dict()  # as model.tokenizer gives it
         for f in fields(self):  # a wrong type fails here, named, rather than deep in a layer or hours into training
             v = getattr(self, f.name)
             if v is None and f.default is None: continue
@@ -117,9 +118,14 @@ class PixelBytesConfig:
         if not isinstance(d, dict): raise TypeError(f"a config is a PixelBytesConfig or a dict of its fields, not {type(d).__name__}")
         unknown = [k for k in d if k not in {f.name for f in fields(cls)}]
         if unknown:
-            hint = " ('model' is the command line's --model: the fields are 'backbone' and 'bidirectional')" if 'model' in unknown else ''
+            hint = ''.join(f" ({k!r} is the command line's --{k.replace('_', '-')}: {_OPTION_FIELDS[k]})" for k in unknown if k in _OPTION_FIELDS)
             raise ValueError(f"unknown config field(s) {unknown}{hint}; the fields are {', '.join(f.name for f in fields(cls))}")
         return cls(**d)
+
+# the command line's names (the reference's, mostly) that are not fields: a config written with them is told the field
+_OPTION_FIELDS = {'model': "the fields are 'backbone' and 'bidirectional'", 'dim': "the field is 'd_model'", 'depth': "the field is 'n_layers'",
+                  'heads': "the field is 'n_heads'", 'grid': "the field is 'context' ('pxby' or 'center')", 'pxby': "the field is 'mix' ('conv' or 'linear')",
+                  'bidirect': "the field is 'bidirectional'", 'mirror': "the field is 'augment_mirror'", 'both_orders': "the field is 'augment_order'"}
 
 # %% ../nbs/07_models.ipynb #0d1845f0
 class PxByEmbedding(nn.Module):
@@ -417,7 +423,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         if Path(where).exists() or where.startswith(('.', '/', '~')) or where.count('/') != 1:
             raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
     elif not (Path(where)/'config.json').exists():
-        hint = f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else ''
+        hint = (f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else
+                "; it holds a dataset written by build, which is the data, not the model" if (Path(where)/'dataset_dict.json').exists() else '')
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
     if Path(where).is_dir(): _check_files(Path(where))
     else:  # a Hub id: its two files fetched (into the cache the load then reads) and compared before the model is built
@@ -500,8 +507,13 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
 
 def _prompt_rows(prompt, num: int) -> list:
     "The prompts of a generation as lists of ids: one, or each row of a 2D batch of prompts of one length."
+    if isinstance(prompt, (str, bytes)):
+        raise ValueError("prompt must be token ids, not text: model.tokenizer.encode([text]) gives them, and generate() of pixelbytes.generate takes text")
     try: arr = np.asarray(prompt, dtype=np.int64)
-    except ValueError: raise ValueError("the prompts of a batch must have one length (a 2D array of token ids)") from None
+    except (ValueError, TypeError):
+        ragged = isinstance(prompt, (list, tuple)) and all(isinstance(p, (list, tuple, np.ndarray)) for p in prompt)
+        raise ValueError("the prompts of a batch must have one length (a 2D array of token ids)" if ragged else
+                         f"prompt must be token ids (whole numbers), or a 2D batch of them: got {str(prompt)[:60]}") from None
     if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
     if arr.ndim < 2: return [arr.reshape(-1).tolist()]
     if num != 1: raise ValueError(f"num={num}: a batch of prompts draws one sample from each (num=1)")

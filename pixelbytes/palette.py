@@ -113,8 +113,9 @@ def _from_jasc(txt, name):
 _readers = {'.json': _from_json, '.gpl': _from_gpl, '.pal': _from_jasc, '.py': _from_python}
 
 def load_palette(src=None) -> np.ndarray:
-    "Palette `src` (None: NES; colours; or a palette file) as a read-only `(n, 3)` uint8 array."
+    "Palette `src` (None: NES; colours; a palette file; or a `Tokenizer`, for its colours) as a read-only `(n, 3)` uint8 array."
     if src is None: return NES_PALETTE
+    if isinstance(getattr(src, 'palette', None), np.ndarray): src = src.palette  # a Tokenizer (model.tokenizer): the colours its pixels index
     if isinstance(src, (str, Path)) and not (isinstance(src, str) and src.lstrip().startswith('#')):
         path = Path(src).expanduser()
         if not path.is_file(): raise PaletteError(f"palette file {str(path)!r} does not exist")

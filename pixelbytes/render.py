@@ -230,7 +230,7 @@ def _palette_of(samples):
     return first
 
 def render(samples,                    # one segment, one decoded sequence (a list of segments), a Generation, or a list of them
-           palette=None,               # the colours pixels index: None for the generations' own, else NES; or anything `load_palette` accepts
+           palette=None,               # the colours pixels index: None for the generations' own, else NES; or a model's tokenizer, or anything `load_palette` accepts
            scale: int = 8,             # output pixels per image pixel
            grid: bool = False,         # draw a 1-pixel grid line around every pixel
            text: str = 'right',        # where a sample's text goes: 'right' of its images or 'below' them

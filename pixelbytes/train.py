@@ -597,8 +597,9 @@ def describe_evaluation(row: dict) -> str:
 
 # %% ../nbs/08_train.ipynb #23e8176e
 def train(config, # a `PixelBytesConfig` or a dict of its fields
-          data, # a dataset folder written by `build` (or the `Built` that `load_built` gives)
+          data, # a dataset folder written by `build` (or what `build` returned, or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
+          *,
           resume:bool=False, # continue the run saved in `out`: a dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
@@ -731,6 +732,7 @@ def _worker(rank, world, port, config, data, out, resume, overwrite, progress, e
 def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train`
            data, # a dataset folder written by `build`: each process loads it
            out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
+           *,
            nprocs:int=None, # processes, one per GPU (default: every GPU here; 1 trains in this process)
            resume:bool=False, # continue the run saved in `out`, as for `train`
            overwrite:bool=False, # replace the run in `out`, as for `train`

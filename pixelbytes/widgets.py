@@ -151,6 +151,8 @@ class TrainingView:
     def __init__(self, out, # the `out` folder of `train`
                  every:float=2.0): # seconds between two looks, when watching
         self.out, self.every = Path(out).expanduser(), every
+        for f, what in (('config.json', 'a saved model'), ('dataset_dict.json', 'a dataset written by build')):  # a run there would be refused
+            if (self.out/f).exists(): raise ValueError(f"{self.out} holds {what}, not a training run: TrainingView takes the out folder given to train")
         self.image, self.status = widgets.Image(format='png'), widgets.Label()
         self.ui = widgets.VBox([self.status, self.image])
         self._seen, self._stop, self._thread = None, threading.Event(), None
