@@ -558,7 +558,7 @@ def _generate(self: PixelBytesModel,
               progress=False, # True for a progress bar, or a function called with (tokens done, max_new_tokens) after each token
               preceding=None, # ids before the prompt in its sequence (one list, or one per prompt of a batch): they give the prompt its rows above, row and column; a causal model starts reading at the prompt (`stop` and `allowed` see them too)
              ) -> list:
-    "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts)."
+    "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts); `generate` of `pixelbytes.generate` takes captions and images."
     was_training = self.training
     self.eval()
     dev = next(self.parameters()).device
