@@ -38,6 +38,18 @@ def test_image_to_text_and_completion(trained, tmp_path):
     assert r.returncode == 0 and (tmp_path/'k.png').exists(), r.stderr
     assert re.fullmatch(r'0: \[\d+x12 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 12 wide as given; no text
 
+def test_rendering_and_crop_options(trained, tmp_path):
+    "--scale and --grid shape the picture; --crop / --no-crop say how --image is read (the demo model reads whole images)."
+    framed = trained/'framed.png'
+    im = Image.new('RGB', (12, 10), 'white'); im.paste((248, 56, 0), (4, 4, 8, 8)); im.save(framed)
+    size = {}
+    for name, opts in (('plain', []), ('small', ['--scale', '2']), ('grid', ['--grid']), ('cropped', ['--crop']), ('whole', ['--no-crop'])):
+        r = cli('generate', '--model', trained/'m'/'best', '--image', framed, '--temperature', '0', '--max-tokens', '5', *opts, '--out', tmp_path/f'{name}.png')
+        assert r.returncode == 0, r.stderr
+        size[name] = Image.open(tmp_path/f'{name}.png').size
+    assert size['small'][0] < size['plain'][0] and size['whole'] == size['plain'] and size['cropped'][1] < size['plain'][1]
+    assert (tmp_path/'grid.png').read_bytes() != (tmp_path/'plain.png').read_bytes()
+
 def test_default_output_name(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path/'generated.png').exists(), r.stderr
@@ -88,12 +100,13 @@ def test_generate_bad_input(trained, args, message, tmp_path):
 
 def test_evaluate_command(trained, tmp_path):
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'accuracy', 'precision', 'recall', 'bleu',
-            '--num', '2', '--out', tmp_path)
+            '--num', '2', '--seed', '7', '--temperature', '0.5', '--batch-size', '8', '--out', tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'accuracy' in r.stdout and 'pixel' in r.stdout and 'bleu' in r.stdout
     saved = json.loads((tmp_path/'evaluation.json').read_text())
     assert {r['metric'] for r in saved['rows']} == {'accuracy', 'precision', 'recall', 'bleu'}
     assert saved['settings']['split'] == 'test' and saved['settings']['num'] == 2 and saved['settings']['data'] == str(trained/'demo')
+    assert (saved['settings']['seed'], saved['settings']['temperature'], saved['settings']['batch_size']) == (7, 0.5, 8)
     assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path)
     assert r.returncode == 0 and 'evaluation-train.csv' in r.stdout, r.stderr
