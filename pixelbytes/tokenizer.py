@@ -121,7 +121,7 @@ class Tokenizer:
 
 # %% ../nbs/02_tokenizer.ipynb #22d4cd73
 def normalize_text(text: str) -> str:
-    "`text` with the structural characters (NUL, TAB, LF, and CR of a Windows line end) replaced by spaces."
+    "`text` with the structural characters (NUL, TAB, LF) and line ends (CR LF, a lone CR) replaced by spaces."
     return text.replace('\r\n', '\n').translate({0: ' ', 9: ' ', 10: ' ', 13: ' '})
 
 def clean_text(text: str, keep: set = None) -> str:
