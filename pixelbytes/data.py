@@ -12,7 +12,7 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
 import csv, io, json, numbers, os, secrets, shutil, time, warnings
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 import numpy as np
 from .tokenizer import Tokenizer, clean_text, printable, LF
 from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
@@ -79,8 +79,10 @@ def _read_metadata(folder: Path, caption_column=None):
     if not files: raise BuildError(f"folder {str(folder)!r} has no metadata.csv or metadata.jsonl (nor is it a saved dataset)")
     if len(files) > 1: raise BuildError(f"folder {str(folder)!r} has both metadata.csv and metadata.jsonl; keep the one that holds the captions")
     meta = files[0]
+    raw = meta.read_bytes()
+    if raw[:2] in (b'\xff\xfe', b'\xfe\xff'): raise BuildError(f"{meta} is UTF-16 (as Excel's 'Unicode Text' saves it); save it as UTF-8 (Excel: CSV UTF-8)")
     # surrogateescape keeps a non-UTF-8 caption readable so that only its row is skipped
-    text = meta.read_bytes().decode('utf-8', 'surrogateescape').lstrip('\ufeff')
+    text = raw.decode('utf-8', 'surrogateescape').lstrip('\ufeff')
     if meta.suffix == '.csv': records, columns = _read_csv(text, meta)
     else:
         records, columns = [], []
@@ -102,7 +104,7 @@ def _read_metadata(folder: Path, caption_column=None):
         if not isinstance(fname, str): problem, fname = problem or f"file_name is not text but {type(fname).__name__} ({fname!r})", ''
         fname = fname.replace('\\', '/')  # a path written on Windows
         if not problem and not fname: problem = 'missing file_name'
-        inside = not fname or os.path.abspath(folder/fname).startswith(os.path.abspath(folder) + os.sep)  # absolute: '.' works too
+        inside = not fname or os.path.abspath(folder/fname).startswith(os.path.join(os.path.abspath(folder), ''))  # absolute: '.' works too; join: a drive's root ends in its separator already
         if not problem and not inside: problem = f"file_name {fname!r} points outside the folder"
         rows['row'].append(i); rows['image'].append(str(folder/fname) if fname and inside else '')
         rows['caption'].append(caption); rows['problem'].append(problem or cap_problem)
@@ -139,7 +141,7 @@ def _check_data_files(folder: Path):
     readme = folder/'README.md'
     try: card = metadata_load(readme) if readme.is_file() else None
     except Exception: return  # datasets says what is wrong with it
-    outside = [(k, p) for k, p in _card_paths(card) if '://' in p or Path(p).expanduser().is_absolute() or '..' in Path(p).parts]  # a URL: anywhere
+    outside = [(k, p) for k, p in _card_paths(card) if '://' in p or Path(p).expanduser().is_absolute() or PureWindowsPath(p).anchor or '..' in Path(p).parts]  # a URL: anywhere; '/x' and 'C:x' are outside on Windows too
     if outside: raise BuildError(f"{str(readme)!r} points {outside[0][0]} outside its folder ({outside[0][1]!r}); only files inside the folder are read")
 
 def _from_dataset(ds, caption_column, image_column, where):
@@ -417,8 +419,18 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         (tmp/'dataset').rmdir()
         (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
         (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
-        if out.exists(): shutil.rmtree(out)
-        tmp.rename(out)
+        # the old dataset is moved aside, not deleted, until the new one is in place: where it cannot move (Windows keeps
+        # the files of a dataset loaded in this session open), it stays whole
+        old = out.parent/f'.{out.name}.old-{secrets.token_hex(8)}'
+        if out.exists():
+            try: out.rename(old)
+            except PermissionError:
+                raise BuildError(f"cannot replace {str(out)!r}: its files are in use (a dataset loaded from it, say); release them or build into another folder") from None
+        try: tmp.rename(out)
+        except BaseException:
+            if old.exists(): old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if quiet: enable_progress_bars()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -211,6 +211,8 @@ def _say_warnings(task: str):
 def main(argv=None) -> int:
     "Run the task named in `argv` (default: the command line); returns the exit status."
     argv = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # a caption or a file name the console's encoding lacks is shown escaped, not as a failure after the work is done
+        if hasattr(stream, 'reconfigure'): stream.reconfigure(errors='backslashreplace')
     # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for
     p = parser([next((a for a in argv if not a.startswith('-')), None)])
     first = os.environ.get('RANK', '0') == '0'  # under torchrun, what every process meets alike is said by the first

@@ -276,7 +276,7 @@ def _setup_device(world: int, local: int) -> torch.device:
     "The device of this process, with the process group started when there are several processes."
     cuda = torch.cuda.is_available()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if cuda else 'gloo')
+        dist.init_process_group('nccl' if cuda and dist.is_nccl_available() else 'gloo')  # Windows' CUDA builds have no NCCL
     if cuda: torch.cuda.set_device(local)
     return torch.device(f'cuda:{local}' if cuda else 'cpu')
 

@@ -61,3 +61,13 @@ def test_task_help():
     for task in ('build', 'train', 'evaluate', 'generate'):
         r = run(sys.executable, '-m', 'pixelbytes.main', task, '--help')
         assert r.returncode == 0 and '--' in r.stdout
+
+def test_characters_the_console_lacks_are_escaped(tmp_path):
+    "A file name or caption that the console's encoding cannot show is escaped: the command does not fail after its work is done."
+    src = tmp_path/'src'; src.mkdir()
+    Image.new('RGB', (8, 8), (248, 56, 0)).save(src/'a.png')
+    (src/'metadata.csv').write_text('file_name,caption\na.png,赤いブロック\nない.png,ないファイル\n', encoding='utf-8')
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'PYTHONIOENCODING': 'ascii'}
+    r = subprocess.run(['pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'o'), '--test-size', '0'],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and 'skipped row 1: \\u306a\\u3044.png: file not found' in r.stdout, (r.stdout, r.stderr)

@@ -12,6 +12,9 @@ def cli(*args, **kw):
 
 def weights(folder): return load_file(Path(folder)/'model.safetensors')
 
+# SIGKILL, process groups and a signal sent to a child as Ctrl-C would: POSIX only (Windows terminates the process)
+POSIX = pytest.mark.skipif(sys.platform == 'win32', reason='POSIX signals')
+
 def test_train_command(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', *TINY)
     assert r.returncode == 0, r.stderr
@@ -43,6 +46,7 @@ def test_launch_checks_in_the_parent(demo, tmp_path):
     with pytest.raises(TrainingError, match='epochs must be 1 or more'): launch(dict(epochs=0), demo, tmp_path/'x', nprocs=2)
     assert not (tmp_path/'x').exists()
 
+@POSIX
 def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     args = ['--data', str(demo), '--epochs', '3', '--eval-every', '7', *TINY]
     full = cli('train', '--out', str(tmp_path/'full'), *args)
@@ -73,6 +77,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     strip = lambda h: [{k: v for k, v in r.items() if k != 'minutes'} for r in h]
     assert strip(ha) == strip(hb)
 
+@POSIX
 def test_ctrl_c_stops_with_a_message(demo, tmp_path):
     "SIGINT (Ctrl-C) mid-training: exit status 130, a line saying what was kept and how to go on, no traceback; --resume goes on."
     args = ['--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '50', '--eval-every', '5', *TINY]
@@ -113,6 +118,7 @@ if __name__ == '__main__':
     w1, w2 = weights(tmp_path/'one'/'last'), weights(tmp_path/'two'/'last')
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
 
+@POSIX
 def test_two_process_resume_with_dropout_matches_uninterrupted_run(demo, tmp_path):
     "Two processes with dropout, killed (SIGKILL) after a mid-epoch checkpoint and resumed, end as an uninterrupted run."
     run = lambda out, resume: [sys.executable, '-c', f'''
@@ -157,6 +163,7 @@ if __name__ == '__main__':
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0 and 'TrainingError: the loss became nan' in r.stdout, (r.stdout, r.stderr[-3000:])
 
+@POSIX
 def test_interrupting_launch_stops_the_workers(demo, tmp_path):
     code = f"""
 import multiprocessing, os, signal, threading, time, torch
