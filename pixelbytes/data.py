@@ -424,8 +424,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         old = out.parent/f'.{out.name}.old-{secrets.token_hex(8)}'
         if out.exists():
             try: out.rename(old)
-            except PermissionError:
-                raise BuildError(f"cannot replace {str(out)!r}: its files are in use (a dataset loaded from it, say); release them or build into another folder") from None
+            except OSError as e:  # a mount point cannot move either
+                raise BuildError(f"cannot replace {str(out)!r}: it cannot be moved aside ({e.strerror}: its files are in use, by a dataset loaded from it, say, "
+                                 "or it is a mount point); release it or build into another folder") from None
         try: tmp.rename(out)
         except BaseException:
             if old.exists(): old.rename(out)

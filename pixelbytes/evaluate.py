@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment
 from .data import load_built, Built
-from .train import Windows, predict, summarize, MODALITIES, _fingerprint, _atomic_write
+from .train import Windows, predict, summarize, MODALITIES, _fingerprint
+from .files import write_files
 from .generate import generate, allowed_tokens
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
@@ -120,9 +121,9 @@ class Evaluation:
         def write_csv(path):
             with open(path, 'w', newline='') as f:
                 w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        # each replaced whole: a model folder from elsewhere may hold a link in their place, whose target must not be written
-        _atomic_write(folder/f'{name}.csv', write_csv)
-        _atomic_write(folder/f'{name}.json', lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1)))
+        # replaced whole, and together: a failed write leaves the pair as it was (and a link in their place is replaced, not written through)
+        write_files({folder/f'{name}.csv': write_csv,
+                     folder/f'{name}.json': lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))})
         return folder
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e

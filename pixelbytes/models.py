@@ -20,6 +20,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
+from .files import new_file_mode
 
 # %% ../nbs/07_models.ipynb #ed7e52cc
 BACKBONES = ('lstm', 'transformer', 'mamba')
@@ -466,13 +467,8 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     weights = {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
     path = Path(save_directory)/SAFETENSORS_SINGLE_FILE
     save_file(weights, str(path), metadata={'format': 'pt'})
-    path.chmod(_new_file_mode())  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
+    path.chmod(new_file_mode())  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
 PixelBytesModel._save_pretrained = _save_pretrained
-
-def _new_file_mode() -> int:
-    "The mode a new file gets here: 0o666 less the umask."
-    mask = os.umask(0); os.umask(mask)
-    return 0o666 & ~mask
 
 def _save_pretrained_to(self: PixelBytesModel, save_directory, **kwargs):
     "The mixin's `save_pretrained` into `save_directory`, where `~` is the home folder as it is for `from_pretrained`."

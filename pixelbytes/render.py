@@ -17,6 +17,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from .palette import load_palette, to_hex
 from .tokenizer import TextSegment, ImageSegment
 from .pixelize import png_bytes
+from .files import write_files
 
 # %% ../nbs/10_render.ipynb #a657c541
 def _is_row(r) -> bool:
@@ -302,9 +303,10 @@ def _save(self: Rendering, path, format: str | None = None) -> Path:
     path, kind = Path(path).expanduser(), output_format(path, format)
     if path.is_dir(): raise IsADirectoryError(f"{str(path)!r} is a folder; name a file in it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == 'SVG': path.write_text(self.to_svg(), encoding='utf-8')
-    elif kind == 'JPEG': self.to_pil().save(path, kind, quality=95, subsampling=0)
-    else: self.to_pil().save(path, kind)
+    if kind == 'SVG': write = lambda tmp: tmp.write_text(self.to_svg(), encoding='utf-8')
+    elif kind == 'JPEG': write = lambda tmp: self.to_pil().save(tmp, kind, quality=95, subsampling=0)
+    else: write = lambda tmp: self.to_pil().save(tmp, kind)
+    write_files({path: write})  # a failed write (a full disk) leaves the file there was as it was
     return path
 
 Rendering.save = _save

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, _new_file_mode
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
+from .files import write_files
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -181,18 +182,6 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
     return _metrics(_pred_sums(pred, tok), prefix)
 
 # %% ../nbs/08_train.ipynb #4ea93c94
-def _atomic_write(path: Path, write):
-    "Write `path` through `write(tmp_path)` then rename, so that `path` is always whole."
-    # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.tmp-'); os.close(fd)
-    tmp = Path(tmp)
-    try:
-        tmp.chmod(_new_file_mode())  # mkstemp's file is private: give it the mode any new file gets
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, say: leave no partial file behind
-        tmp.unlink(missing_ok=True); raise
-
 def _remove(path: Path):
     "Remove the file, link or folder `path`, if there is one; a link goes, never what it points to."
     if path.is_symlink() or path.is_file(): path.unlink()
@@ -201,10 +190,13 @@ def _remove(path: Path):
 def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))  # made new, as `_atomic_write`'s file
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))  # made new, as `write_files`' files
     try: model.save_pretrained(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, (OSError, RuntimeError)) or type(e).__name__ == 'SafetensorError':  # a full disk, as safetensors reports it
+            raise OSError(f"cannot write {folder}: {' '.join(str(e).split())[:300]}") from None
+        raise
     if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir(): os.replace(f, folder/f.name)
@@ -245,13 +237,18 @@ def _fingerprint(items) -> str:
 # %% ../nbs/08_train.ipynb #8a1e90fb
 PLOT_EVERY = 10.0  # seconds between redraws of curves.png while training: a redraw takes ~0.1 s, a demo-set epoch on a GPU ~0.6 s
 
+def _write_view(path: Path, write):
+    "Write `path`, a view of the run (its state holds every figure), or warn where it cannot be replaced: a spreadsheet holding metrics.csv open on Windows stops no run."
+    try: write_files({path: write})
+    except PermissionError as e: warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
+
 def write_metrics(history: list, out: Path, plot: bool = True):
     "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in `out`."
     keys = list(dict.fromkeys(k for h in history for k in h))
     def csv_write(tmp):
         with open(tmp, 'w', newline='') as f:
             w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
-    _atomic_write(out/'metrics.csv', csv_write)
+    _write_view(out/'metrics.csv', csv_write)
     if not plot: return
     from matplotlib.figure import Figure  # not pyplot: its backend is the notebook's, and drawing a file must not change it
     fig = Figure(figsize=(11, 4))
@@ -264,7 +261,7 @@ def write_metrics(history: list, out: Path, plot: bool = True):
     a1.set(xlabel='step', ylabel='bits per token', title='loss'); a2.set(xlabel='step', ylabel='accuracy', title='accuracy per modality')
     a1.legend(); a2.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_write(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+    _write_view(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
 
 # %% ../nbs/08_train.ipynb #9da4f3cd
 def _dist() -> tuple:
@@ -482,13 +479,24 @@ def _end_with(launcher: int, out: Path, every: float = 1.0):
     os._exit(1)  # at once: a peer that stopped may leave this process waiting in a collective that no error would end
 
 # %% ../nbs/08_train.ipynb #e35d1cac
-def _clean_out(out: Path, overwrite: bool):
-    "Make `out` ready for a run: the files of a replaced run (with `overwrite`) and of an interrupted write removed, the folder made."
-    written = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png')  # only what a run writes: anything else a user keeps in out stays
-    if overwrite:
-        for name in written: _remove(out/name)
-    for f in (f for name in written for f in out.glob(f'.{name}.tmp-*')): _remove(f)
+_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png')  # only what a run writes: anything else a user keeps in out stays
+
+def _clean_out(out: Path, overwrite: bool) -> Path | None:
+    "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
+    for f in (f for name in _RUN_FILES for f in out.glob(f'.{name}.tmp-*')): _remove(f)
     out.mkdir(parents=True, exist_ok=True)
+    old = [out/name for name in _RUN_FILES if (out/name).exists() or (out/name).is_symlink()]
+    if not (overwrite and old): return None
+    aside = Path(tempfile.mkdtemp(dir=out, prefix='.replaced-'))
+    for p in old: os.replace(p, aside/p.name)
+    return aside
+
+def _settle(out: Path, aside: Path | None, kept: bool):
+    "The run `_clean_out` moved `aside`: deleted when the new run has `kept` a checkpoint, else put back in `out`."
+    if aside is None: return
+    if not kept:
+        for p in aside.iterdir(): _remove(out/p.name); os.replace(p, out/p.name)
+    shutil.rmtree(aside, ignore_errors=True)
 
 # %% ../nbs/08_train.ipynb #a0eb1bbd
 def _diverged(what: str, step: int, out: Path) -> TrainingError:
@@ -576,7 +584,7 @@ def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, 
     save_checkpoint(model, out/'last')
     state = {**st, 'plan': BATCH_PLAN, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
              'scaler': scaler.state_dict()}
-    _atomic_write(out/STATE_FILE, lambda tmp: torch.save(state, tmp))
+    write_files({out/STATE_FILE: lambda tmp: torch.save(state, tmp)})
 
 # %% ../nbs/08_train.ipynb #e05d6750
 def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
@@ -639,7 +647,6 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
         st = {k: saved[k] for k in st}
         if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
     _seed_process(cfg.seed, rank, st['step'])
-    if rank == 0: _clean_out(out, overwrite)  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
@@ -665,6 +672,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
     start = time.time() - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     stop, last_plot, last_look = False, 0.0, time.time()
+    aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = batches = None  # the last epoch's windows go before this one's are made
@@ -689,7 +697,9 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
                     bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     st['elapsed'] = time.time() - start
-                    if rank == 0: _save_state(out, st, model, opt, scaler, cfg, data_id)
+                    if rank == 0:
+                        _save_state(out, st, model, opt, scaler, cfg, data_id)
+                        _settle(out, aside, kept=True); aside = None
                     _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                     if rank == 0 and progress: bar.write(describe_evaluation(row))
                 if end_of_epoch: break
@@ -699,9 +709,10 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
         bar.close()
         if rank == 0:
             kept = (f"{out} holds the checkpoints of step {st['history'][-1]['step']}, continue with resume=True (--resume)"
-                    if st['history'] else "nothing was saved yet (the first evaluation saves)")
+                    if st['history'] else "nothing was saved yet (the first evaluation saves)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
+    finally: _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
     bar.close()
     if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
     if world > 1: dist.barrier()
