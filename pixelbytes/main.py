@@ -174,6 +174,8 @@ def _run_generate(a):
     out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
     output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
+    above = next((p for p in Path(out).parents if p.exists()), None)  # the nearest folder there is: it must be one
+    if above is not None and not above.is_dir(): raise ValueError(f"--out {out!r}: {str(above)!r} is a file, not a folder")
     model = PixelBytesModel.from_pretrained(a.model)
     gens = generate(model, prompt=a.prompt, image=a.image, rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=True)

@@ -75,6 +75,9 @@ def test_output_paths(trained, tmp_path):
     assert r.returncode == 0 and (tmp_path/'new'/'deeper'/'g.png').exists(), r.stderr  # missing folders are made, as build and train do
     r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path)
     assert r.returncode == 1 and 'a folder; name an image file in it' in r.stderr, r.stderr
+    (tmp_path/'afile').write_text('')
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'afile'/'g.png')
+    assert r.returncode == 1 and "is a file, not a folder" in r.stderr and 'Generating' not in r.stderr, r.stderr  # said before drawing
 
 @pytest.mark.parametrize('args, message', [
     (['--model', '/no/such/model'], 'is not a folder saved with save_pretrained'),
