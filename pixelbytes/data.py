@@ -333,6 +333,7 @@ def _is_litter(name: str) -> bool:
 
 def _check_out(out: Path, source):
     "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
+    if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
     if not out.exists(): return
     if not out.is_dir(): raise BuildError(f"output {str(out)!r} is a file; choose a folder (--out)")
     src = Path(str(source)).expanduser()

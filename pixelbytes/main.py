@@ -205,7 +205,8 @@ def _say_warnings(task: str):
     "A `warnings.showwarning` that says PixelBytes' own warnings in one line, as the command says its errors; other libraries' as Python does."
     python_way, package = warnings.showwarning, Path(pixelbytes.__file__).resolve().parent
     def show(message, category, filename, lineno, file=None, line=None):
-        if not Path(filename).resolve().is_relative_to(package): return python_way(message, category, filename, lineno, file, line)
+        # PixelBytes warns with plain UserWarnings; another library's warning raised from our code (a FutureWarning of torch's) is its own
+        if category is not UserWarning or not Path(filename).resolve().is_relative_to(package): return python_way(message, category, filename, lineno, file, line)
         from pixelbytes.tokenizer import printable
         print(f"pixelbytes {task}: warning: {printable(str(message), newlines=True)}", file=sys.stderr)
     return show

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
-from .files import write_files
+from .files import write_files, remove
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -182,11 +182,6 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
     return _metrics(_pred_sums(pred, tok), prefix)
 
 # %% ../nbs/08_train.ipynb #4ea93c94
-def _remove(path: Path):
-    "Remove the file, link or folder `path`, if there is one; a link goes, never what it points to."
-    if path.is_symlink() or path.is_file(): path.unlink()
-    elif path.is_dir(): shutil.rmtree(path)
-
 def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -483,19 +478,22 @@ _RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png')  # only w
 
 def _clean_out(out: Path, overwrite: bool) -> Path | None:
     "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
-    for f in (f for name in _RUN_FILES for f in out.glob(f'.{name}.tmp-*')): _remove(f)
+    for f in (f for name in _RUN_FILES for f in out.glob(f'.{name}.tmp-*')): remove(f)
     out.mkdir(parents=True, exist_ok=True)
     old = [out/name for name in _RUN_FILES if (out/name).exists() or (out/name).is_symlink()]
     if not (overwrite and old): return None
     aside = Path(tempfile.mkdtemp(dir=out, prefix='.replaced-'))
-    for p in old: os.replace(p, aside/p.name)
+    try:
+        for p in old: os.replace(p, aside/p.name)
+    except BaseException:  # a file in use (Windows): what moved goes back
+        _settle(out, aside, kept=False); raise
     return aside
 
 def _settle(out: Path, aside: Path | None, kept: bool):
     "The run `_clean_out` moved `aside`: deleted when the new run has `kept` a checkpoint, else put back in `out`."
     if aside is None: return
     if not kept:
-        for p in aside.iterdir(): _remove(out/p.name); os.replace(p, out/p.name)
+        for p in aside.iterdir(): remove(out/p.name); os.replace(p, out/p.name)
     shutil.rmtree(aside, ignore_errors=True)
 
 # %% ../nbs/08_train.ipynb #a0eb1bbd
@@ -624,6 +622,8 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
+    if rank == 0:  # a replacing run killed before its first checkpoint left the run it replaced aside: it is back before anything is checked
+        for left in out.glob('.replaced-*'): _settle(out, left, kept=(out/STATE_FILE).exists())
     with warnings.catch_warnings():
         if not warn: warnings.simplefilter('ignore')  # every process checks the same things
         try: run = _prepare(config, data, out, resume, overwrite, world)
@@ -668,11 +668,11 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
         return row
 
     timed = cfg.max_minutes is not None
+    aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)
     start = time.time() - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     stop, last_plot, last_look = False, 0.0, time.time()
-    aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = batches = None  # the last epoch's windows go before this one's are made
@@ -709,7 +709,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
         bar.close()
         if rank == 0:
             kept = (f"{out} holds the checkpoints of step {st['history'][-1]['step']}, continue with resume=True (--resume)"
-                    if st['history'] else "nothing was saved yet (the first evaluation saves)" + ("; the run it was to replace is kept" if aside else ''))
+                    if st['history'] and aside is None else "nothing was saved yet (the first evaluation saves)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
     finally: _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
@@ -760,6 +760,8 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
     errors = mp.get_context('spawn').SimpleQueue()
+    state_of = lambda: (out/STATE_FILE).stat().st_mtime_ns if (out/STATE_FILE).exists() else None
+    replaced = state_of() if overwrite else None  # the state of the run an overwrite replaces: not this run's checkpoint
     procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, errors),
                                nprocs=nprocs, start_method='spawn', join=False)
     try:
@@ -773,7 +775,8 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
         for p in procs.processes:
             p.join(30)
             if p.is_alive(): p.terminate()
-        kept = f"{out} holds the last checkpoints, continue with resume=True" if (out/STATE_FILE).exists() else "nothing was saved yet"
+        kept = (f"{out} holds the last checkpoints, continue with resume=True" if state_of() not in (None, replaced) else
+                "nothing was saved yet" + ("; the run it was to replace is kept" if replaced else ''))
         print(f"\ninterrupted: the {nprocs} processes stopped; {kept}", file=sys.stderr)
         raise
     return PixelBytesModel.from_pretrained(out/'best'), load_state(out/STATE_FILE)['history']
