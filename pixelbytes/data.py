@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 import numpy as np
 from .tokenizer import Tokenizer, clean_text, printable, LF
+from .files import clear_stale
 from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -384,6 +385,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
     # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
     tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
     start = time.time()

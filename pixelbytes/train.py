@@ -382,6 +382,8 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
         raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, "
                             "overwrite=True (--overwrite) to replace it, or choose another output folder")
     if out.exists() and not os.access(out, os.W_OK | os.X_OK): raise TrainingError(f"cannot write to {out}; choose another output folder (--out)")
+    odd = [out/n for n in ('best', 'last') if not overwrite and (out/n).exists() and not (out/n).is_dir()]  # found now, not at the first checkpoint
+    if odd: raise TrainingError(f"{odd[0]} is a file, where a run saves a model folder; move it, or choose another output folder (--out)")
     return dict(cfg=cfg, built=built, saved=saved, train_items=train_items, val_items=val_items, data_id=data_id,
                 steps_per_epoch=max(1, n_windows // cfg.batch_size))
 
@@ -615,6 +617,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
 def _train(config, data, out, resume: bool, overwrite: bool, progress: bool, warn: bool):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
     out = Path(out).expanduser()
+    if out.is_symlink() and not out.exists():
+        raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
     with _holding(out, _dist()[0] == 0):  # one run at a time in a folder: two would overwrite each other's checkpoints
         return _run(config, data, out, resume, overwrite, progress, warn)
 
