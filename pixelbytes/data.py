@@ -334,7 +334,6 @@ def _is_litter(name: str) -> bool:
 
 def _check_out(out: Path, source):
     "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
-    if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
     if not out.exists(): return
     if not out.is_dir(): raise BuildError(f"output {str(out)!r} is a file; choose a folder (--out)")
     src = Path(str(source)).expanduser()
@@ -382,6 +381,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     crop = crop and info['kind'] != 'demo'
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
+    if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 from .tokenizer import ImageSegment
 from .data import load_built, Built
 from .train import Windows, predict, summarize, MODALITIES, _fingerprint
-from .files import write_files
+from .files import write_files, clear_stale
 from .generate import generate, allowed_tokens
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
@@ -121,9 +121,9 @@ class Evaluation:
         def write_csv(path):
             with open(path, 'w', newline='') as f:
                 w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        # replaced whole, and together: a failed write leaves the pair as it was (and a link in their place is replaced, not written through)
-        write_files({folder/f'{name}.csv': write_csv,
-                     folder/f'{name}.json': lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))})
+        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))}
+        for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
+        write_files(files)  # both written before either is renamed: a failed write leaves the pair as it was (and a link there is replaced, not written through)
         return folder
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e

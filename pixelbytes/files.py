@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/files.html.md"""
 __all__ = ['STALE_AFTER', 'new_file_mode', 'clear_stale', 'write_files', 'remove']
 
 # %% ../nbs/00_files.ipynb #901ac800
-import os, shutil, tempfile, time
+import glob, os, shutil, tempfile, time
 from pathlib import Path
 
 # %% ../nbs/00_files.ipynb #4df9c330
@@ -29,12 +29,19 @@ def _replace(tmp: Path, path: Path):
 
 STALE_AFTER = 3600  # seconds: a temporary file or folder this old beside its target was left by a writer that was killed
 
+def _newest(p: Path) -> float:
+    "The latest modification time of `p` and, in a folder, of anything under it: a build writes its caches deep in its folder."
+    times = [p.lstat().st_mtime]
+    if p.is_dir() and not p.is_symlink():
+        for root, dirs, files in os.walk(p): times += [os.lstat(os.path.join(root, f)).st_mtime for f in dirs + files]
+    return max(times)
+
 def clear_stale(path):
-    "Remove the temporary files and folders that killed writers of `path` left beside it (`.NAME.tmp-*`, older than `STALE_AFTER`)."
+    "Remove the temporary files and folders that killed writers of `path` left beside it (`.NAME.tmp-*`, untouched for `STALE_AFTER`)."
     path = Path(path)
-    for left in path.parent.glob(f'.{path.name}.tmp-*'):
+    for left in path.parent.glob(glob.escape(f'.{path.name}.tmp-') + '*'):
         try:
-            if time.time() - left.lstat().st_mtime > STALE_AFTER: remove(left)
+            if time.time() - _newest(left) > STALE_AFTER: remove(left)
         except OSError: pass  # gone meanwhile, or not ours to remove: it is litter, not an error
 
 def write_files(files: dict):
@@ -43,7 +50,6 @@ def write_files(files: dict):
     try:
         for path, write in files.items():
             path = Path(path)
-            clear_stale(path)
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.tmp-'); os.close(fd)
             tmps[path] = Path(tmp)

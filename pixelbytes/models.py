@@ -505,13 +505,14 @@ def _prompt_rows(prompt, num: int) -> list:
     "The prompts of a generation as lists of ids: one, or each row of a 2D batch of prompts of one length."
     if isinstance(prompt, (str, bytes)):
         raise ValueError("prompt must be token ids, not text: model.tokenizer.encode([text]) gives them, and generate() of pixelbytes.generate takes text")
-    to_cpu = lambda x: x.cpu() if torch.is_tensor(x) else x  # ids on the GPU
+    # ids on the GPU, in a tensor that takes gradients, or in bfloat16, which numpy lacks
+    to_cpu = lambda x: (x.detach().cpu().double() if x.is_floating_point() else x.detach().cpu()) if torch.is_tensor(x) else x
     prompt = [to_cpu(p) for p in prompt] if isinstance(prompt, (list, tuple)) else to_cpu(prompt)
-    rows = [len(p) for p in prompt if hasattr(p, '__len__') and not isinstance(p, (str, bytes))] if isinstance(prompt, (list, tuple)) else []
+    rows = [len(p) for p in prompt if hasattr(p, '__len__') and getattr(p, 'ndim', 1) > 0 and not isinstance(p, (str, bytes))] if isinstance(prompt, (list, tuple)) else []
     if rows and len(rows) == len(prompt) and len(set(rows)) > 1: raise ValueError("the prompts of a batch must have one length (a 2D array of token ids)")
     try: raw = np.asarray(prompt); arr = raw.astype(np.int64)
     except (ValueError, TypeError): arr = raw = None
-    if arr is None or raw.dtype.kind not in 'iubf' or (raw.dtype.kind == 'f' and not (arr == raw).all()):  # 2.5 or '7' is no token id
+    if arr is None or raw.dtype.kind not in 'iuf' or (raw.dtype.kind == 'f' and not (arr == raw).all()):  # 2.5, '7' or True is no token id
         raise ValueError(f"prompt must be token ids (whole numbers), or a 2D batch of them: got {str(prompt)[:60]}")
     if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
     if arr.ndim < 2: return [arr.reshape(-1).tolist()]

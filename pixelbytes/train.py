@@ -482,7 +482,8 @@ def _clean_out(out: Path, overwrite: bool) -> Path | None:
     "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
     for f in (f for name in _RUN_FILES for f in out.glob(f'.{name}.tmp-*')): remove(f)
     out.mkdir(parents=True, exist_ok=True)
-    old = [out/name for name in _RUN_FILES if (out/name).exists() or (out/name).is_symlink()]
+    # the state first: while any of the run is aside, a state file in out is one the new run saved
+    old = [out/name for name in sorted(_RUN_FILES, key=lambda n: n != STATE_FILE) if (out/name).exists() or (out/name).is_symlink()]
     if not (overwrite and old): return None
     aside = Path(tempfile.mkdtemp(dir=out, prefix='.replaced-'))
     try:
@@ -495,8 +496,12 @@ def _settle(out: Path, aside: Path | None, kept: bool):
     "The run `_clean_out` moved `aside`: deleted when the new run has `kept` a checkpoint, else put back in `out`."
     if aside is None: return
     if not kept:
-        for p in aside.iterdir(): remove(out/p.name); os.replace(p, out/p.name)
+        for p in sorted(aside.iterdir(), key=lambda p: p.name == STATE_FILE): remove(out/p.name); os.replace(p, out/p.name)  # the state last
     shutil.rmtree(aside, ignore_errors=True)
+
+def _put_back(out: Path):
+    "Settle the runs that replacing runs killed before their first checkpoint left aside in `out` (`out` held)."
+    for left in out.glob('.replaced-*'): _settle(out, left, kept=(out/STATE_FILE).exists())
 
 # %% ../nbs/08_train.ipynb #a0eb1bbd
 def _diverged(what: str, step: int, out: Path) -> TrainingError:
@@ -626,8 +631,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
-    if rank == 0:  # a replacing run killed before its first checkpoint left the run it replaced aside: it is back before anything is checked
-        for left in out.glob('.replaced-*'): _settle(out, left, kept=(out/STATE_FILE).exists())
+    if rank == 0: _put_back(out)
     with warnings.catch_warnings():
         if not warn: warnings.simplefilter('ignore')  # every process checks the same things
         try: run = _prepare(config, data, out, resume, overwrite, world)
@@ -672,11 +676,11 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
         return row
 
     timed = cfg.max_minutes is not None
-    aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)
     start = time.time() - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     stop, last_plot, last_look = False, 0.0, time.time()
+    aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = batches = None  # the last epoch's windows go before this one's are made
@@ -760,6 +764,7 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
         return model.cpu(), history
     # bad input is named here, once, rather than in a traceback from every process
     out = Path(out).expanduser()
+    with _holding(out): _put_back(out)  # as the first worker would, but before the checks below
     data = _prepare(config, data, out, resume, overwrite, nprocs)['built'].path
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)

@@ -45,6 +45,10 @@ def test_launch_checks_in_the_parent(demo, tmp_path):
         launch(dict(backbone='lstm', batch_size=7), demo, tmp_path/'x', nprocs=2, progress=False)
     with pytest.raises(TrainingError, match='epochs must be 1 or more'): launch(dict(epochs=0), demo, tmp_path/'x', nprocs=2)
     assert not (tmp_path/'x').exists()
+    left = tmp_path/'r'/'.replaced-x'; left.mkdir(parents=True); (left/'train_state.pt').write_bytes(b'junk')  # a killed replacing run's
+    with pytest.raises(TrainingError, match='is corrupt or truncated'):  # put back before the parent checks: not 'nothing to resume'
+        launch(dict(backbone='lstm'), demo, tmp_path/'r', nprocs=2, resume=True)
+    assert (tmp_path/'r'/'train_state.pt').exists() and not left.exists()
 
 @POSIX
 def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
