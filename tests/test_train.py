@@ -102,6 +102,27 @@ def test_ctrl_c_stops_with_a_message(demo, tmp_path):
     r = cli('train', *args, '--epochs', str(saved['epoch'] + 1), '--resume')  # to the end of the epoch it was in
     assert r.returncode == 0 and torch.load(state, weights_only=True)['step'] > saved['step'], r.stderr
 
+@POSIX
+def test_ctrl_c_before_the_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
+    "--overwrite over a run, then Ctrl-C before the new run's first checkpoint: the old run is back in --out, and the message says so."
+    out = tmp_path/'m'
+    assert cli('train', '--data', str(demo), '--out', str(out), '--epochs', '1', *TINY).returncode == 0
+    before = {p.name: p.read_bytes() for p in (out/'last').iterdir()}, (out/'train_state.pt').read_bytes()
+    p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', '--data', str(demo), '--out', str(out), '--overwrite',
+                          '--epochs', '50', '--eval-every', '100000', *TINY], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None and not list(out.glob('.replaced-*')): time.sleep(0.05)
+        assert p.poll() is None, 'training ended before it could be interrupted'
+        time.sleep(1)  # a few steps in
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None: p.kill()
+    assert p.returncode == 130 and 'nothing was saved yet (the first evaluation saves); the run it was to replace is kept' in err, err
+    assert ({p.name: p.read_bytes() for p in (out/'last').iterdir()}, (out/'train_state.pt').read_bytes()) == before
+    assert not list(out.glob('.replaced-*'))
+
 def test_two_processes_match_one(demo, tmp_path):
     code = f'''
 import torch
