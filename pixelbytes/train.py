@@ -20,7 +20,7 @@ import torch.distributed as dist
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
-from .files import write_files, remove
+from .files import write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -186,12 +186,10 @@ def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))  # made new, as `write_files`' files
-    try: model.save_pretrained(tmp)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, (OSError, RuntimeError)) or type(e).__name__ == 'SafetensorError':  # a full disk, as safetensors reports it
-            raise OSError(f"cannot write {folder}: {' '.join(str(e).split())[:300]}") from None
-        raise
+    try:
+        with naming_failures(folder): model.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
     if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir(): os.replace(f, folder/f.name)
@@ -480,6 +478,7 @@ _RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png')  # only w
 
 def _clean_out(out: Path, overwrite: bool) -> Path | None:
     "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
+    # whatever their age, not only `clear_stale`'s: the folder is held, so every temporary file in it is a dead writer's
     for f in (f for name in _RUN_FILES for f in out.glob(f'.{name}.tmp-*')): remove(f)
     out.mkdir(parents=True, exist_ok=True)
     # the state first: while any of the run is aside, a state file in out is one the new run saved

@@ -12,6 +12,25 @@ def cli(*args, **kw):
 
 def weights(folder): return load_file(Path(folder)/'model.safetensors')
 
+def kill_mid_epoch(cmd, state: Path, group: bool = False) -> dict:
+    "Run `cmd` and SIGKILL it (with `group`, its whole process group) once `state` holds a checkpoint of step 14 or later that is not at an epoch end; that state."
+    p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=group)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None:
+            if state.exists():
+                s = torch.load(state, weights_only=True)
+                if s['step'] >= 14 and s['batch'] > 0: break
+            time.sleep(0.05)
+        assert p.poll() is None, 'training finished before it could be killed'
+    finally:
+        if not group: p.kill()
+        else:  # launch's parent and its workers
+            try: os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError: pass  # all gone already
+        p.wait()
+    return torch.load(state, weights_only=True)
+
 # SIGKILL, process groups and a signal sent to a child as Ctrl-C would: POSIX only (Windows terminates the process)
 POSIX = pytest.mark.skipif(sys.platform == 'win32', reason='POSIX signals')
 
@@ -55,22 +74,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     args = ['--data', str(demo), '--epochs', '3', '--eval-every', '7', *TINY]
     full = cli('train', '--out', str(tmp_path/'full'), *args)
     assert full.returncode == 0, full.stderr
-    state = tmp_path/'killed'/'train_state.pt'
-    p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', '--out', str(tmp_path/'killed'), *args],
-                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and p.poll() is None:  # kill mid-epoch, after a checkpoint that is not at an epoch end
-            if state.exists():
-                s = torch.load(state, weights_only=True)
-                if s['step'] >= 14 and s['batch'] > 0: break
-            time.sleep(0.05)
-        assert p.poll() is None, 'training finished before it could be killed'
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-    finally:
-        if p.poll() is None: p.kill()
-    killed_at = torch.load(state, weights_only=True)
+    killed_at = kill_mid_epoch([sys.executable, '-m', 'pixelbytes.main', 'train', '--out', str(tmp_path/'killed'), *args], tmp_path/'killed'/'train_state.pt')
     assert 0 < killed_at['step'] < torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['step']
     resumed = cli('train', '--out', str(tmp_path/'killed'), '--resume', *args)
     assert resumed.returncode == 0, resumed.stderr
@@ -156,20 +160,7 @@ if __name__ == '__main__':
 ''']
     full = subprocess.run(run(tmp_path/'full', False), capture_output=True, text=True, env=ENV, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
-    state = tmp_path/'killed'/'train_state.pt'
-    p = subprocess.Popen(run(tmp_path/'killed', False), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and p.poll() is None:  # kill mid-epoch, after a checkpoint that is not at an epoch end
-            if state.exists():
-                s = torch.load(state, weights_only=True)
-                if s['step'] >= 14 and s['batch'] > 0: break
-            time.sleep(0.05)
-        assert p.poll() is None, 'training finished before it could be killed'
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)  # launch's parent and both workers
-        p.wait()
-    killed_at = torch.load(state, weights_only=True)
+    killed_at = kill_mid_epoch(run(tmp_path/'killed', False), tmp_path/'killed'/'train_state.pt', group=True)
     assert 0 < killed_at['step'] < torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['step']
     resumed = subprocess.run(run(tmp_path/'killed', True), capture_output=True, text=True, env=ENV, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
