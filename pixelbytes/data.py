@@ -9,13 +9,13 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'Built', 'load_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import csv, io, json, numbers, os, secrets, shutil, time, warnings
+import csv, glob, io, json, numbers, os, secrets, shutil, time, warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 import numpy as np
 from .tokenizer import Tokenizer, clean_text, printable, LF
-from .files import clear_stale
+from .files import clear_stale, remove
 from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -332,6 +332,16 @@ def _is_litter(name: str) -> bool:
     "Whether `name` is what file browsers and notebooks leave in a folder they show, which overwrite may delete (a hidden `.git` is the user's)."
     return name in ('.DS_Store', '.ipynb_checkpoints', 'Thumbs.db', 'desktop.ini') or name.startswith('._')
 
+def _replaced(out: Path) -> list:
+    "The datasets that builds of `out` moved aside to replace them, newest first: a killed build leaves its own."
+    return sorted(out.parent.glob(glob.escape(f'.{out.name}.old-') + '*'), key=lambda p: p.lstat().st_mtime, reverse=True)
+
+def _put_back(out: Path):
+    "Put back the dataset that a build killed while it replaced `out` had moved aside, where `out` is missing; say so."
+    if out.exists() or not (left := _replaced(out)): return
+    left[0].rename(out)
+    warnings.warn(f"a build that was replacing {str(out)!r} was stopped before its new dataset was in place: the dataset it replaced is back")
+
 def _check_out(out: Path, source):
     "A `BuildError` unless `out` is new or a dataset built before: overwrite replaces a built dataset, never other files."
     if not out.exists(): return
@@ -382,10 +392,12 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
     if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
+    _put_back(out)
     if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
+    for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
     # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
     tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
     start = time.time()
@@ -493,6 +505,8 @@ def load_built(path) -> Built:
 
 def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."
+    if not p.exists() and (left := _replaced(p)):
+        return f"{str(p)!r} is missing: a build replacing it was stopped, and the dataset it replaced is in {str(left[0])!r}; build again there (it puts that back first)"
     if not p.exists(): return f"{str(p)!r} does not exist; build a dataset there first (pixelbytes build --path SOURCE --out {p})"
     if not p.is_dir(): return f"{str(p)!r} is a file, not a dataset folder written by `pixelbytes build`"
     if _is_run(p):  # a run's folder holds images too: curves.png
