@@ -61,13 +61,15 @@ def _flag(p, name, help):
 # %% ../nbs/13_main.ipynb #41df5daa
 # (option, PixelBytesConfig field, type, help) of every option of train that sets a field of the same meaning
 _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state', int, 'mamba state size'),
+                  ('d-conv', 'd_conv', int, 'mamba convolution width'), ('expand', 'expand', int, "mamba inner width, in multiples of the model's"),
                   ('depth', 'n_layers', int, 'layers'), ('heads', 'n_heads', int, 'transformer heads'),
                   ('seq-length', 'seq_length', int, 'window length'),
                   ('stride', 'stride', int, 'window step'),
                   ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
                   ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed: initial weights, dropout, batches, augmentation and the validation split'),
                   ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
-                  ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
+                  ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'),
+                  ('min-lr-ratio', 'min_lr_ratio', float, 'where the cosine schedule ends, as a share of the peak learning rate'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
                   ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
                   ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                   ('patience', 'patience', int, 'evaluations without improvement before stopping'),
