@@ -258,7 +258,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     seqs = [np.asarray(s, np.int64) for s in test['input_ids']]
     items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
     from tqdm.auto import tqdm
-    ev = Evaluation(settings={'model': source or 'in memory', 'model_sha1': _weights_sha1(model),
+    loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
+    ev = Evaluation(settings={'model': source or loaded, 'model_sha1': _weights_sha1(model),
                               'data': str(Path(built.path).resolve()) if built.path else 'in memory', 'data_sha1': _fingerprint(seqs), 'split': split,
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})

@@ -338,6 +338,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.drop = nn.Dropout(config.dropout)
+        self.source = None  # where from_pretrained read it: a folder's full path or a Hub id
 
     @property
     def tokenizer(self) -> Tokenizer: return self.config._tok
@@ -456,6 +457,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     except OSError as e: raise _not_found(where, e) from None  # not found locally or on the Hub, or the Hub is unreachable
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ModelLoadError(f"cannot load model {where}: model.safetensors holds NaN or infinite weights (in {', '.join(bad[:3])})")
+    model.source = str(Path(where).resolve()) if Path(where).is_dir() else where
     return model
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
