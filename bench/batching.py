@@ -89,7 +89,7 @@ def main():
     torch.set_num_threads(args.threads)
     backbones = [b.strip() for b in args.backbones.split(',') if b.strip()]
     with tempfile.TemporaryDirectory(prefix='batching-') as tmp:
-        build(args.data, out=Path(tmp)/'data', quiet=True)
+        build(args.data, out=Path(tmp)/'data', progress=False)
         built = load_built(Path(tmp)/'data')
         rows = [measure(built, int(s), backbones, args.steps) for s in args.seq_length.split(',')]
     print(f"\nBatches of {BATCH} windows of epoch 0, grouped by length (train) against random; CPU, {args.threads} threads, {args.steps} steps each")

@@ -34,7 +34,7 @@ def main():
     torch.set_num_threads(a.threads)
     out = ROOT/'bench'/'out'; out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix='genq-'))
-    build(a.data, out=work/'data', quiet=True)
+    build(a.data, out=work/'data', progress=False)
     data = load_built(work/'data')
     if a.model: model, trained_for = PixelBytesModel.from_pretrained(a.model), None
     else:

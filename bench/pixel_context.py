@@ -146,7 +146,7 @@ def main():
     out = REPO/'bench'/'out'; out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix='pixel-context-'))
     try:
-        build(a.data, out=work/'data', quiet=True, overwrite=True)
+        build(a.data, out=work/'data', progress=False, overwrite=True)
         built = load_built(work/'data')
         tok = built.tokenizer
         fit, val = map(images, _split_items(built.train['input_ids'], tok, PixelBytesConfig(tokenizer=tok.to_dict())))  # train's own split

@@ -309,7 +309,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     try:
         data = work/'data'
-        build(args.data, out=data, quiet=True, overwrite=True)
+        build(args.data, out=data, progress=False, overwrite=True)
         built = load_built(data)
         start = time.time()
         counts = count_models(built)

@@ -54,7 +54,7 @@ def main():
     checkouts = {'this': ROOT} | ({'compare': Path(args.compare).resolve()} if args.compare else {})
     rows, device = [], None
     with tempfile.TemporaryDirectory() as tmp:
-        build(args.data, out=f'{tmp}/data', seed=0, quiet=True)
+        build(args.data, out=f'{tmp}/data', seed=0, progress=False)
         for backbone in args.backbones.split(','):
             per_step = {name: [] for name in checkouts}
             for r in range(args.repeat):

@@ -156,7 +156,7 @@ def main():
     for n in names:
         if n not in BACKBONES: p.error(f"unknown backbone {n!r}: choose from {', '.join(BACKBONES)}")
     with tempfile.TemporaryDirectory(prefix='train_speed-') as tmp:
-        build(args.data, out=Path(tmp)/'data', quiet=True)
+        build(args.data, out=Path(tmp)/'data', progress=False)
         built = load_built(Path(tmp)/'data')
         rows = []
         for name in names:

@@ -371,9 +371,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
-          quiet:bool=False): # no printed summary or progress bar
+          progress:bool=True): # show progress bars and print a summary of the build
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
-    from datasets import disable_progress_bars, enable_progress_bars
+    from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     test_size = _test_size(test_size)
@@ -401,7 +401,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
     tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
     start = time.time()
-    if quiet: disable_progress_bars()
+    hide = not progress and not are_progress_bars_disabled()  # bars a user turned off stay off
+    if hide: disable_progress_bars()
     try:
         if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
         base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
@@ -448,9 +449,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
             raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
-        if quiet: enable_progress_bars()
+        if hide: enable_progress_bars()
         shutil.rmtree(tmp, ignore_errors=True)
-    if not quiet: print(format_report(report, out))
+    if progress: print(format_report(report, out))
     return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
 
 # %% ../nbs/04_data.ipynb #1b19561e

@@ -11,5 +11,5 @@ def demo(tmp_path_factory):
     "The built-in demo set, built once for every test that trains on it."
     from pixelbytes.data import build
     out = tmp_path_factory.mktemp('data')/'demo'
-    build('demo', out=out, quiet=True)
+    build('demo', out=out, progress=False)
     return out

@@ -14,8 +14,8 @@ def trained(tmp_path_factory):
     from pixelbytes.data import build
     from pixelbytes.train import train
     root = tmp_path_factory.mktemp('gen')
-    build('demo', out=root/'demo', quiet=True)
-    build('demo', out=root/'demo-v1', vocab='v1', quiet=True)
+    build('demo', out=root/'demo', progress=False)
+    build('demo', out=root/'demo-v1', vocab='v1', progress=False)
     cfg = dict(backbone='lstm', d_model=32, n_layers=1, epochs=1, seq_length=64, learning_rate=1e-2)
     train(cfg, root/'demo', out=root/'m', progress=False)
     train(cfg, root/'demo-v1', out=root/'m1', progress=False)

@@ -216,7 +216,7 @@ def one_image(tmp_path_factory):
     src = tmp_path_factory.mktemp('one')/'src'; src.mkdir()
     Image.new('RGB', (8, 8), (248, 56, 0)).save(src/'a.png')
     (src/'metadata.csv').write_text('file_name,caption\n' + ''.join(f'a.png,red block number {i}\n' for i in range(16)))
-    build(src, out=src.parent/'built', test_size=0, quiet=True)
+    build(src, out=src.parent/'built', test_size=0, progress=False)
     return src.parent/'built'
 
 def test_checks_before_training_are_said_once(one_image, tmp_path):
