@@ -200,6 +200,30 @@ if __name__ == '__main__':
     assert 'alive 0' in r.stdout and 'unchanged True' in r.stdout, (r.stdout, r.stderr[-3000:])
     assert 'interrupted: the 2 processes stopped' in r.stderr and 'continue with resume=True' in r.stderr  # the caller's own word
 
+@POSIX
+def test_interrupting_launch_before_its_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
+    "launch with overwrite over a run, then Ctrl-C before the first checkpoint: the workers put the old run back, and the message says so."
+    out = tmp_path/'m'
+    assert cli('train', '--data', str(demo), '--out', str(out), '--epochs', '1', *TINY).returncode == 0
+    before = (out/'train_state.pt').read_bytes()
+    code = f"""
+import os, signal, threading, time, torch
+from pathlib import Path
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    def interrupt():
+        while not list(Path({str(out)!r}).glob('.replaced-*')): time.sleep(0.05)  # the old run moved aside: training starts
+        time.sleep(1); os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
+    try: launch(dict(backbone='lstm', d_model=32, n_layers=1, seq_length=64, batch_size=8, epochs=1000, eval_every=100000), {str(demo)!r},
+                {str(out)!r}, nprocs=2, overwrite=True, progress=False)
+    except KeyboardInterrupt: print('interrupted')
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert 'interrupted' in r.stdout and 'nothing was saved yet; the run it was to replace is kept' in r.stderr, (r.stdout, r.stderr[-3000:])
+    assert (out/'train_state.pt').read_bytes() == before and not list(out.glob('.replaced-*'))
+
 def test_torchrun_entry_point(demo, tmp_path):
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main',
                         'train', '--data', str(demo), '--out', str(tmp_path/'tr'), '--epochs', '1', *TINY],
