@@ -336,6 +336,21 @@ def _replaced(out: Path) -> list:
     "The datasets that builds of `out` moved aside to replace them, newest first: a killed build leaves its own."
     return sorted(out.parent.glob(glob.escape(f'.{out.name}.old-') + '*'), key=lambda p: p.lstat().st_mtime, reverse=True)
 
+def _move_in(tmp: Path, out: Path):
+    "Rename the dataset built in `tmp` to `out`, replacing the one there, which is moved aside until the new one is in place."
+    # moved, not deleted: where it cannot move (Windows keeps the files of a dataset loaded in this session open), it stays whole
+    old = out.parent/f'.{out.name}.old-{secrets.token_hex(8)}'
+    if out.exists():
+        try: out.rename(old)
+        except OSError as e:  # a mount point cannot move either
+            raise BuildError(f"cannot replace {str(out)!r}: it cannot be moved aside ({e.strerror}: its files are in use, by a dataset loaded from it, say, "
+                             "or it is a mount point); release it or build into another folder") from None
+    try: tmp.rename(out)
+    except BaseException:
+        if old.exists(): old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
 def _put_back(out: Path):
     "Put back the dataset that a build killed while it replaced `out` had moved aside, where `out` is missing; say so."
     if out.exists() or not (left := _replaced(out)): return
@@ -435,19 +450,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         (tmp/'dataset').rmdir()
         (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
         (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
-        # the old dataset is moved aside, not deleted, until the new one is in place: where it cannot move (Windows keeps
-        # the files of a dataset loaded in this session open), it stays whole
-        old = out.parent/f'.{out.name}.old-{secrets.token_hex(8)}'
-        if out.exists():
-            try: out.rename(old)
-            except OSError as e:  # a mount point cannot move either
-                raise BuildError(f"cannot replace {str(out)!r}: it cannot be moved aside ({e.strerror}: its files are in use, by a dataset loaded from it, say, "
-                                 "or it is a mount point); release it or build into another folder") from None
-        try: tmp.rename(out)
-        except BaseException:
-            if old.exists(): old.rename(out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        _move_in(tmp, out)
     finally:
         if hide: enable_progress_bars()
         shutil.rmtree(tmp, ignore_errors=True)
