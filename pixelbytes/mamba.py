@@ -180,8 +180,11 @@ class Mamba(nn.Module):
         "`x` `(batch, L, d_model)` -> `(batch, L, d_model)`, each position seeing only itself and the past; `return_state`: also the `step` state after the last position."
         L = x.shape[1]
         xz = self.in_proj(x).transpose(1, 2)  # (batch, 2*d_inner, L)
-        A = -torch.exp(self.A_log.float())
-        fused = self.use_fast_path and HAS_MAMBA_SSM and x.is_cuda
+        # the scan's precision: float32 at least, for a half or bfloat16 model and under fp16 autocast too (its running
+        # state needs it), and float64 for a float64 model, which only the pure scan takes
+        p = torch.promote_types(xz.dtype, torch.float32)
+        A = -torch.exp(self.A_log.to(p))
+        fused = self.use_fast_path and HAS_MAMBA_SSM and x.is_cuda and p == torch.float32
         if fused and causal_conv1d_fn is not None and not return_state:
             return mamba_inner_fn(xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
                                   self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
@@ -192,20 +195,20 @@ class Mamba(nn.Module):
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # the bias is added inside the scan, before softplus
         B, C = B.transpose(1, 2), C.transpose(1, 2)
-        if not fused:  # under fp16 autocast the pure scan still runs in float32: its running state needs the precision
-            x, dt, B, C, z = (t.float() for t in (x, dt, B, C, z))
+        if not fused: x, dt, B, C, z = (t.to(p) for t in (x, dt, B, C, z))
         scan = selective_scan_fn if fused else selective_scan
-        y = scan(x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+        y = scan(x, dt, A, B, C, self.D.to(p), z=z, delta_bias=self.dt_proj.bias.to(p), delta_softplus=True,
                  return_last_state=return_state)
-        if not return_state: return self.out_proj(y.transpose(1, 2))
-        y, h = y
-        return self.out_proj(y.transpose(1, 2)), (conv_state, h)
+        if return_state: y, h = y
+        y = self.out_proj(y.transpose(1, 2).to(xz.dtype))  # back in the block's dtype, which out_proj's weights have
+        return (y, (conv_state, h)) if return_state else y
 
     def init_state(self, batch, device=None, dtype=None):
-        "Zero generation state: `(conv_state (batch, d_inner, d_conv), ssm_state (batch, d_inner, d_state))`."
+        "Zero generation state: `(conv_state (batch, d_inner, d_conv), ssm_state (batch, d_inner, d_state))`; the ssm state in float32 at least, as `forward`'s scan."
         w = self.in_proj.weight
-        kw = dict(device=w.device if device is None else device, dtype=w.dtype if dtype is None else dtype)
-        return torch.zeros(batch, self.d_inner, self.d_conv, **kw), torch.zeros(batch, self.d_inner, self.d_state, **kw)
+        device, dtype = w.device if device is None else device, w.dtype if dtype is None else dtype
+        return (torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype),
+                torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=torch.promote_types(dtype, torch.float32)))
 
     def step(self, x, state):
         "One token `x` `(batch, d_model)` -> `(y (batch, d_model), new_state)`, in constant time; `state` is left unchanged."
@@ -214,7 +217,9 @@ class Mamba(nn.Module):
         conv_state = torch.cat([conv_state[..., 1:], x[..., None]], dim=-1)  # the last d_conv inputs, oldest first
         x = F.silu((conv_state * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias)
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(dt))[..., None]  # (batch, d_inner, 1)
-        h = torch.exp(dt * -torch.exp(self.A_log)) * h + dt * B[:, None] * x[..., None]
-        y = (h * C[:, None]).sum(-1) + self.D * x
-        return self.out_proj(y * F.silu(z)), (conv_state, h)
+        p = h.dtype  # in bfloat16, exp(-dt * A) of a slowly forgetting channel would round to 1: it would never forget
+        dt = F.softplus(self.dt_proj(dt).to(p))[..., None]  # (batch, d_inner, 1)
+        x, B, C = x.to(p), B.to(p), C.to(p)
+        h = torch.exp(dt * -torch.exp(self.A_log.to(p))) * h + dt * B[:, None] * x[..., None]
+        y = (h * C[:, None]).sum(-1) + self.D.to(p) * x
+        return self.out_proj(y.to(z.dtype) * F.silu(z)), (conv_state, h)
