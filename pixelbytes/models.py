@@ -9,7 +9,7 @@ __all__ = ['BACKBONES', 'MAX_SEQ_LENGTH', 'MODEL_NAMES', 'PixelBytesConfig', 'Px
            'TransformerBackbone', 'MambaBackbone', 'ModelLoadError', 'PixelBytesModel', 'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, numbers, os, warnings
+import contextlib, io, json, math, numbers, os, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -481,11 +481,13 @@ PixelBytesModel.save_pretrained = _save_pretrained_to
 def _filter_logits(logits, temperature, top_k, top_p):
     "Logits with everything outside the top-k / top-p set at -inf, scaled by the temperature."
     logits = logits / max(temperature, 1e-8)
-    if top_k: logits = logits.masked_fill(logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[..., -1:], float('-inf'))
+    if top_k:  # by position, not by value: tokens tied with the k-th would all stay, and top_k=1 would not be greedy
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, logits.topk(min(top_k, logits.shape[-1]), -1).indices, True)
+        logits = logits.masked_fill(~keep, float('-inf'))
     if top_p is not None and top_p < 1:
         sorted_l, idx = logits.sort(-1, descending=True)
         cum = sorted_l.softmax(-1).cumsum(-1)
-        drop = cum - sorted_l.softmax(-1) > top_p  # keep the smallest set whose mass reaches top_p
+        drop = cum - sorted_l.softmax(-1) >= top_p  # keep the smallest set whose mass reaches top_p: drop what comes after it
         logits = logits.masked_fill(drop.scatter(-1, idx, drop), float('-inf'))
     return logits
 
@@ -498,7 +500,7 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
         if v is not None and not ok(v): raise ValueError(f"{name}={v!r} must be {'a whole number' if ok is whole else 'a number'}")
     for ok, msg in ((num >= 1, f"num={num}: draw at least 1 sample"),
                     (max_new_tokens >= 0, f"max_new_tokens={max_new_tokens} must be 0 or more"),
-                    (temperature >= 0, f"temperature={temperature} must be 0 (greedy) or more"),
+                    (0 <= temperature < math.inf, f"temperature={temperature} must be 0 (greedy) or more, and finite"),
                     (top_k is None or top_k >= 1, f"top_k={top_k} must be 1 or more (None: no top-k filtering)"),
                     (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
         if not ok: raise ValueError(msg)
@@ -590,8 +592,12 @@ def _generate(self: PixelBytesModel,
         if self.causal: logits, state = self.step(ctx(), state)
         else: logits = self(torch.from_numpy(windows).to(dev))
         logits = logits.float().cpu()
-        if allowed is not None:
-            mask = torch.stack([torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for tr in trackers])
+        if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
+            mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
+                                torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
+            if not (any_left := mask.any(-1)).all():  # greedy would draw NUL, sampling would fail in multinomial
+                i = int((~any_left).nonzero()[0, 0])
+                raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {n + 1}; it must allow at least one")
             logits = logits.masked_fill(~mask, float('-inf'))
         if temperature == 0: nxt = logits.argmax(-1)
         else: nxt = torch.multinomial(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), 1, generator=gen)[:, 0]
