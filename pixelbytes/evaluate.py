@@ -121,7 +121,9 @@ class Evaluation:
         def write_csv(path):
             with open(path, 'w', newline='') as f:
                 w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': self.rows}, indent=1))}
+        # a score of nothing (a modality the split lacks) is NaN, which strict JSON has not: null
+        rows = [{**r, 'value': None if math.isnan(r['value']) else r['value']} for r in self.rows]
+        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': rows}, indent=1, allow_nan=False))}
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
         write_files(files)  # both written before either is renamed: a failed write leaves the pair as it was (and a link there is replaced, not written through)
         return folder
