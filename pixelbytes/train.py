@@ -373,7 +373,8 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
         warnings.warn(f"{n_long} of the {len(train_ids)} items of the training split are longer than seq_length {cfg.seq_length}: their later "
                       f"windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
-    if saved: _check_resume(saved, cfg, data_id, out)
+    steps_per_epoch = max(1, n_windows // cfg.batch_size)
+    if saved: _check_resume(saved, cfg, data_id, out, steps_per_epoch)
     elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
         raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
     elif (out/STATE_FILE).exists() and not overwrite:
@@ -383,7 +384,7 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
     odd = [out/n for n in ('best', 'last') if not overwrite and (out/n).exists() and not (out/n).is_dir()]  # found now, not at the first checkpoint
     if odd: raise TrainingError(f"{odd[0]} is a file, where a run saves a model folder; move it, or choose another output folder (--out)")
     return dict(cfg=cfg, built=built, saved=saved, train_items=train_items, val_items=val_items, data_id=data_id,
-                steps_per_epoch=max(1, n_windows // cfg.batch_size))
+                steps_per_epoch=steps_per_epoch)
 
 # %% ../nbs/08_train.ipynb #a93a3045
 # how an epoch's batches and the validation split are drawn and scored, saved with a run: 2 since windows of like length share
@@ -394,14 +395,22 @@ def _rescored(saved: dict, cfg: PixelBytesConfig) -> bool:
     "Whether the validation losses of the run `saved` were measured otherwise (a bidirectional model with a stride, before plan 3)."
     return saved.get('plan', 1) < 3 and not cfg.causal and cfg.stride > 1
 
-def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path):
-    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`."
+def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, steps_per_epoch: int):
+    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`; a warning where the learning rate jumps."
     was = saved.get('data', data_id)
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
-    changes = _changes({**PixelBytesConfig().to_dict(), **saved['config']}, cfg.to_dict())  # a field added since: its default
+    was = {**PixelBytesConfig().to_dict(), **saved['config']}  # a field added since: its default
+    changes = _changes(was, cfg.to_dict())
     if changes: raise TrainingError(f"cannot resume {out}: the config differs from the saved one: {changes} (only {', '.join(sorted(_RESUMABLE))} may change)")
+    # more epochs or minutes stretch the schedule: the rate at the saved step is not the one the run had reached
+    rate = lambda c: c.learning_rate * lr_factor(c, saved['step'], c.epochs * steps_per_epoch, saved['elapsed'])
+    before, now = rate(PixelBytesConfig.from_dict({k: was[k] for k in cfg.to_dict()})), rate(cfg)
+    if abs(now - before) > 0.1 * max(now, before):
+        moved = ', '.join(f"{k} {was[k]!r} -> {v!r}" for k, v in cfg.to_dict().items() if k in ('epochs', 'max_minutes', 'learning_rate') and was[k] != v)
+        warnings.warn(f"{out} goes on at step {saved['step']} with a learning rate of {now:.3g}, where its schedule had reached {before:.3g}: "
+                      f"{moved} changes the schedule (warmup, then cosine decay over the whole run)")
     finished = [why for why, hit in (
         (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
          "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
