@@ -639,9 +639,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
-    device = _setup_device(world, local)
     if rank == 0: _put_back(out)
-    if world > 1: dist.barrier()  # the others look at `out` only once the first process has put back what a killed run left aside
     with warnings.catch_warnings():
         if not warn: warnings.simplefilter('ignore')  # every process checks the same things
         try: run = _prepare(config, data, out, resume, overwrite, world)
@@ -649,6 +647,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
             e.every_process = world > 1  # each process finds the same fault: the command says it once
             raise
     cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
+    device = _setup_device(world, local)
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
     val_shard = np.arange(rank, len(val), world)
