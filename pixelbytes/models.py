@@ -89,7 +89,9 @@ class PixelBytesConfig:
         if self.backbone not in BACKBONES:
             hint = f" (for {self.backbone}: backbone={MODEL_NAMES[self.backbone][0]!r}, bidirectional={MODEL_NAMES[self.backbone][1]})" if self.backbone in MODEL_NAMES else ''
             raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}{hint}")
-        if self.bidirectional and self.backbone == 'transformer': raise ValueError("bidirectional=True is for the lstm and mamba backbones")
+        both = [b for b in BACKBONES if (b, True) in MODEL_NAMES.values()]  # a backbone reads both ways where it has a bi name
+        if self.bidirectional and self.backbone not in both:
+            raise ValueError(f"bidirectional=True is for the {' and '.join(both)} backbones, not {self.backbone}")
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")
         if self.backbone == 'transformer' and self.d_model % (2 * self.n_heads):
@@ -152,6 +154,8 @@ class PxByEmbedding(nn.Module):
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     state_batch_dim = 1  # (h, c) are (layers, batch, d_model), as nn.LSTM wants them
+    @staticmethod
+    def sizes(cfg) -> str: return ''
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         self.rnn = nn.LSTM(cfg.d_model, cfg.d_model, cfg.n_layers, batch_first=True, bidirectional=cfg.bidirectional,
@@ -239,6 +243,8 @@ class _Block(nn.Module):
 class TransformerBackbone(nn.Module):
     "Causal transformer with rotary positions and a key/value cache for generation."
     state_batch_dim = 0
+    @staticmethod
+    def sizes(cfg) -> str: return f', {cfg.n_heads} heads'
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
@@ -267,6 +273,8 @@ class TransformerBackbone(nn.Module):
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     state_batch_dim = 0
+    @staticmethod
+    def sizes(cfg) -> str: return f', d_state {cfg.d_state}, expand {cfg.expand}'
     def __init__(self, cfg: PixelBytesConfig):
         super().__init__()
         mk = lambda: Mamba(cfg.d_model, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand)
@@ -372,7 +380,7 @@ def _summary(self: PixelBytesModel) -> str:
     c = self.config
     n = sum(p.numel() for p in self.parameters())
     kind = ('bidirectional ' if c.bidirectional else 'causal ') + c.backbone
-    extra = {'mamba': f', d_state {c.d_state}, expand {c.expand}', 'transformer': f', {c.n_heads} heads', 'lstm': ''}[c.backbone]
+    extra = type(self.backbone).sizes(c)
     return (f"PixelBytesModel: {kind}, {c.n_layers} layer{'s' * (c.n_layers != 1)}, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
