@@ -346,7 +346,8 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.drop = nn.Dropout(config.dropout)
-        self.source = None  # where from_pretrained read it: a folder's full path or a Hub id
+        self.source = None  # where from_pretrained read it: a folder's full path, or a Hub id @ its commit
+        self._hub_mixin_config = config  # what save_pretrained writes: the whole config, as normalised here, not the dict given
 
     @property
     def tokenizer(self) -> Tokenizer: return self.config._tok
@@ -436,13 +437,14 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         hint = (f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else
                 "; it holds a dataset written by build, which is the data, not the model" if (Path(where)/'dataset_dict.json').exists() else '')
         raise ModelLoadError(f"{where} has no config.json: not a folder saved with save_pretrained{hint}")
+    commit = None
     if Path(where).is_dir(): _check_files(Path(where))
     else:  # a Hub id: its two files fetched (into the cache the load then reads) and compared before the model is built
         import huggingface_hub
         from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
-        got = []
+        got, fetch = [], {k: kwargs[k] for k in ('revision', 'cache_dir', 'token', 'local_files_only', 'force_download') if k in kwargs}
         for f in ('config.json', 'model.safetensors'):
-            try: got.append(Path(huggingface_hub.hf_hub_download(where, f, **{k: kwargs[k] for k in ('revision', 'cache_dir', 'token') if k in kwargs})))
+            try: got.append(Path(huggingface_hub.hf_hub_download(where, f, **fetch)))
             except Exception as e:
                 # the repository is there without this file; not in the cache while offline is another matter
                 if isinstance(e, EntryNotFoundError) and not isinstance(e, LocalEntryNotFoundError):
@@ -450,7 +452,11 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
                 # no config.json: before huggingface_hub 1.0, the mixin would log this and build a model without a config
                 if not got: raise _not_found(where, e) from None
                 break  # the weights unreachable: the load below says so
-        if len(got) == 2 and got[0].parent == got[1].parent: _check_files(got[0].parent)
+        if len(got) == 2 and got[0].parent == got[1].parent:
+            _check_files(got[0].parent)
+            # the cache keeps a commit's files in a folder named by it: the load reads the files just checked, even where
+            # the branch has moved on meanwhile, and the model says which commit it is
+            commit = kwargs['revision'] = got[0].parent.name
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
             model = super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
@@ -465,8 +471,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     except OSError as e: raise _not_found(where, e) from None  # not found locally or on the Hub, or the Hub is unreachable
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ModelLoadError(f"cannot load model {where}: model.safetensors holds NaN or infinite weights (in {', '.join(bad[:3])})")
-    model.source = str(Path(where).resolve()) if Path(where).is_dir() else where
-    return model
+    model.source = str(Path(where).resolve()) if Path(where).is_dir() else f'{where}@{commit}' if commit else where
+    return model.eval()  # as the mixin of huggingface_hub 1.0 and later returns it; earlier ones left dropout on
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
 def _save_pretrained(self: PixelBytesModel, save_directory):
