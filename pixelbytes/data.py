@@ -28,6 +28,9 @@ _IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.t
 class BuildError(ValueError):
     "A build that cannot go on; the message names the input (file, row, column) at fault."
 
+class _NotLoaded(BuildError):
+    "A dataset that `datasets` could not load: the Hub unreachable, or no such dataset."
+
 # %% ../nbs/04_data.ipynb #4f757c52
 def _decode_caption(value):
     "(caption, problem) of a raw caption value."
@@ -226,7 +229,7 @@ def open_source(path, caption_column=None, image_column='image'):
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
                                         f"and `datasets` cannot load it ({type(e).__name__}: {e})") from None
-        raise BuildError(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}") from None
+        raise _NotLoaded(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}") from None
     ds, info = _from_dataset(ds, caption_column, image_column, str(path))
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info}
 
@@ -399,7 +402,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
     if path is None:
         try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column); path = DEFAULT_HUB_ID
-        except BuildError as e:
+        except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
             print(f"The Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead.")
             ds, info = open_source('demo'); path = 'demo'
     else: ds, info = open_source(path, caption_column, image_column)
