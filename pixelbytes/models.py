@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import huggingface_hub
 from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
@@ -423,7 +424,11 @@ def _check_files(folder: Path):
 def _not_found(where: str, e: Exception) -> ModelLoadError:
     "The error of a model that could not be read from `where`, a folder or a Hub id, for the reason `e`."
     tried = f"there is no folder {where!r} here, and as a Hub id: " if not Path(where).exists() else ''  # owner/name reads as both
-    return ModelLoadError(f"cannot load model {where}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}")
+    # the first line of huggingface_hub's message is its reason; the remedy, where there is one, is this library's to say
+    hint = ("; HF_HUB_OFFLINE is set, so only models already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else
+            "; a private or gated model needs a token: log in (`hf auth login`), set HF_TOKEN, or pass token="
+            if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
+    return ModelLoadError(f"cannot load model {where}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}")
 
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
