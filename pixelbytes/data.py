@@ -197,10 +197,12 @@ def _is_run(p: Path) -> bool:
     "Whether the folder `p` holds a saved model or a training run (`train` writes best/ and last/ and its state there)."
     return (p/'config.json').exists() or (p/'train_state.pt').exists() or (p/'best').is_dir() or (p/'last').is_dir()
 
-def open_source(path, caption_column=None, image_column='image'):
-    "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source."
+def open_source(path, caption_column=None, image_column='image', revision=None):
+    "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source; `revision`: a Hub dataset's branch, tag or commit."
     from datasets import Dataset, load_dataset
     p = Path(str(path)).expanduser()
+    if revision is not None and (str(path) == 'demo' or p.exists()):
+        raise BuildError(f"revision={revision!r} is for a Hub dataset; {str(path)!r} is {'the built-in demo set' if str(path) == 'demo' else 'a local folder or file'}")
     if str(path) == 'demo':
         if p.is_dir(): warnings.warn("'demo' is the built-in demo set; to build the folder demo/ here, give its path as './demo'", stacklevel=2)
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
@@ -225,13 +227,20 @@ def open_source(path, caption_column=None, image_column='image'):
     if not p.exists() and (str(path).count('/') != 1 or str(path).startswith(('.', '/', '~'))):
         raise BuildError(f"{str(path)!r} is not a folder, a Hub dataset id (owner/name) or 'demo'")
     if p.is_dir(): _check_data_files(p)
-    try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path))  # resolved: datasets names a dataset by its folder ('.' has none)
+    commit = None if p.is_dir() else _hub_commit(str(path), revision)
+    try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path), revision=commit)  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
                                         f"and `datasets` cannot load it ({type(e).__name__}: {e})") from None
         raise _NotLoaded(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}") from None
     ds, info = _from_dataset(ds, caption_column, image_column, str(path))
-    return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info}
+    return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info, **({'revision': commit} if commit else {})}
+
+def _hub_commit(repo: str, revision=None):
+    "The commit that `revision` (default: the main branch) of Hub dataset `repo` is now, which the build reads and records; offline, `revision` itself."
+    import huggingface_hub
+    try: return huggingface_hub.HfApi().dataset_info(repo, revision=revision).sha
+    except Exception: return revision  # offline or unreachable: datasets reads its cache, and says if it cannot
 
 # %% ../nbs/04_data.ipynb #9b04f659
 def _open_ref(ref, max_pixels, name, base=None, within=None):
@@ -256,7 +265,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
         if isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
-        else: name = (ref or {}).get('path') or f'row {row}'
+        else: name = (ref.get('path') if isinstance(ref, dict) else None) or f'row {row}'  # a dict of bytes and path, or raw bytes
         try:
             if problem: raise ValueError(problem)
             caption, problem = _decode_caption(caption)
@@ -381,6 +390,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           vocab:str='default', # vocabulary preset: 'default' or 'v1'
           caption_column:str=None, # caption column (default: 'caption', else 'text')
           image_column:str='image', # image column of a dataset source
+          revision:str=None, # a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in the report
           test_size:float=0.1, # rows held out for testing, as whole images: a fraction in [0, 1), or a number of rows
           seed:int=0, # seed of the train/test split
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
@@ -401,11 +411,11 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         warnings.warn(f"max_size {max_size} is above {MAX_POSITION}: a model tells rows and columns apart up to {MAX_POSITION} only "
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
     if path is None:
-        try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column); path = DEFAULT_HUB_ID
+        try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision); path = DEFAULT_HUB_ID
         except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
             print(f"The Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead.")
             ds, info = open_source('demo'); path = 'demo'
-    else: ds, info = open_source(path, caption_column, image_column)
+    else: ds, info = open_source(path, caption_column, image_column, revision)
     crop = crop and info['kind'] != 'demo'
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
@@ -464,7 +474,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
-    lines = [f"Built {report['source']} -> {out}" if out else f"Built {report['source']}",
+    source = report['source'] + (f"@{report['revision']}" if report.get('revision') else '')
+    lines = [f"Built {source} -> {out}" if out else f"Built {source}",
              f"  rows read {report['rows_read']}, written {report['rows_written']}, skipped {report['rows_skipped']}",
              f"  splits {report['splits']} (by image, seed {report['seed']})"
              + (f"; the source's own splits {report['source_splits']} were pooled first" if report.get('source_splits') else ''),
