@@ -226,8 +226,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if not isinstance(model, PixelBytesModel):
         where = Path(str(model)).expanduser()
         model_dir = where if where.is_dir() else None
-        source = str(model_dir.resolve() if model_dir else model)  # a folder (whole: a rerun may start elsewhere), or a Hub id
         model = PixelBytesModel.from_pretrained(model)
+        source = model.source  # a folder, whole (a rerun may start elsewhere), or a Hub id at the commit read
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():

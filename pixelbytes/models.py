@@ -435,6 +435,9 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     from safetensors import SafetensorError
     kwargs.setdefault('strict', True)
     where = os.path.expanduser(str(path))
+    if not Path(where).exists() and '@' in where:  # owner/name@revision, as `source` writes it: one string pins a commit anywhere a model is named
+        where, at = where.rsplit('@', 1)
+        if kwargs.setdefault('revision', at) != at: raise ModelLoadError(f"model {path!r} names revision {at!r}, and revision={kwargs['revision']!r}: give one")
     if not Path(where).is_dir():
         if Path(where).exists() or where.startswith(('.', '/', '~')) or where.count('/') != 1:
             raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
