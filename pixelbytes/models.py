@@ -421,14 +421,14 @@ def _check_files(folder: Path):
         raise ModelLoadError(f"cannot load model {folder}: config.json describes {wanted:,} weights and model.safetensors holds {stored:,}: "
                              "they do not belong together")
 
-def _not_found(where: str, e: Exception) -> ModelLoadError:
-    "The error of a model that could not be read from `where`, a folder or a Hub id, for the reason `e`."
+def _not_found(where: str, e: Exception, revision=None) -> ModelLoadError:
+    "The error of a model that could not be read from `where`, a folder or a Hub id (at `revision`), for the reason `e`."
     tried = f"there is no folder {where!r} here, and as a Hub id: " if not Path(where).exists() else ''  # owner/name reads as both
     # the first line of huggingface_hub's message is its reason; the remedy, where there is one, is this library's to say
     hint = ("; HF_HUB_OFFLINE is set, so only models already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else
             "; a private or gated model needs a token: log in (`hf auth login`), set HF_TOKEN, or pass token="
             if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
-    return ModelLoadError(f"cannot load model {where}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}")
+    return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}")
 
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
@@ -458,7 +458,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
                 if isinstance(e, EntryNotFoundError) and not isinstance(e, LocalEntryNotFoundError):
                     raise ModelLoadError(f"cannot load model {where}: the Hub model has no {f}") from None
                 # no config.json: before huggingface_hub 1.0, the mixin would log this and build a model without a config
-                if not got: raise _not_found(where, e) from None
+                if not got: raise _not_found(where, e, kwargs.get('revision')) from None
                 break  # the weights unreachable: the load below says so
         if len(got) == 2 and got[0].parent == got[1].parent:
             _check_files(got[0].parent)
@@ -476,7 +476,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: model.safetensors does not match config.json: {' '.join(str(e).split())[:800]}") from None
     except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a config.json that is not an object
         raise ModelLoadError(f"cannot load model {where}: config.json is invalid: {e}") from None
-    except OSError as e: raise _not_found(where, e) from None  # not found locally or on the Hub, or the Hub is unreachable
+    except OSError as e: raise _not_found(where, e, kwargs.get('revision')) from None  # not found locally or on the Hub, or the Hub is unreachable
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ModelLoadError(f"cannot load model {where}: model.safetensors holds NaN or infinite weights (in {', '.join(bad[:3])})")
     model.source = str(Path(where).resolve()) if Path(where).is_dir() else f'{where}@{commit}' if commit else where
