@@ -327,9 +327,13 @@ _MODEL_CARD = '''---
 
 It writes captions and draws pixel-art sprites as one sequence of tokens: [PixelBytes]({{ repo_url }}) ([docs]({{ docs_url }})).
 
+```bash
+pip install git+{{ repo_url }}
+```
+
 ```python
 from pixelbytes.generate import generate, save_generations
-samples = generate('THIS_FOLDER_OR_HUB_ID', prompt='a red circle above a blue square', num=4)
+samples = generate('{{ model_id }}', prompt='a red circle above a blue square', num=4)
 save_generations(samples, 'samples.png')
 ```
 '''
@@ -389,6 +393,7 @@ PixelBytesModel.summary = _summary
 
 def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
     "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary."
+    kwargs.setdefault('model_id', 'THIS_FOLDER_OR_HUB_ID')  # push_to_hub knows it
     return PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), **kwargs)
 PixelBytesModel.generate_model_card = _generate_model_card
 
@@ -498,6 +503,12 @@ def _save_pretrained_to(self: PixelBytesModel, save_directory, **kwargs):
     "The mixin's `save_pretrained` into `save_directory`, where `~` is the home folder as it is for `from_pretrained`."
     return PyTorchModelHubMixin.save_pretrained(self, Path(save_directory).expanduser(), **kwargs)
 PixelBytesModel.save_pretrained = _save_pretrained_to
+
+def _push_to_hub(self: PixelBytesModel, repo_id: str, **kwargs):
+    "The mixin's `push_to_hub`, with a model card whose example loads `repo_id`."
+    kwargs['model_card_kwargs'] = {'model_id': repo_id, **(kwargs.get('model_card_kwargs') or {})}
+    return PyTorchModelHubMixin.push_to_hub(self, repo_id, **kwargs)
+PixelBytesModel.push_to_hub = _push_to_hub
 
 # %% ../nbs/07_models.ipynb #69a109af
 def _filter_logits(logits, temperature, top_k, top_p):
