@@ -1,4 +1,7 @@
-import os
+import os, signal
+# A runner started in the background (`cmd &` in a script, some CI agents) ignores SIGINT, and the processes it starts
+# inherit that, so the tests that press Ctrl-C would not be heard: a handled signal is reset for each child instead.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN: signal.signal(signal.SIGINT, signal.default_int_handler)
 # Tests never reach the network.
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ['HF_DATASETS_OFFLINE'] = '1'
