@@ -428,9 +428,10 @@ def _check_files(folder: Path):
 
 def _not_found(where: str, e: Exception, revision=None) -> ModelLoadError:
     "The error of a model that could not be read from `where`, a folder or a Hub id (at `revision`), for the reason `e`."
-    tried = f"there is no folder {where!r} here, and as a Hub id: " if not Path(where).exists() else ''  # owner/name reads as both
+    hub = not Path(where).exists()
+    tried = f"there is no folder {where!r} here, and as a Hub id: " if hub else ''  # owner/name reads as both
     # the first line of huggingface_hub's message is its reason; the remedy, where there is one, is this library's to say
-    hint = ("; HF_HUB_OFFLINE is set, so only models already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else
+    hint = ('' if not hub else "; HF_HUB_OFFLINE is set, so only models already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else
             "; a private or gated model needs a token: log in (`hf auth login`), set HF_TOKEN, or pass token="
             if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
     return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}")

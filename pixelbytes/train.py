@@ -401,14 +401,14 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
-    was = {**PixelBytesConfig().to_dict(), **saved['config']}  # a field added since: its default
-    changes = _changes(was, cfg.to_dict())
+    was, now_fields = {**PixelBytesConfig().to_dict(), **saved['config']}, cfg.to_dict()  # a field added since: its default
+    changes = _changes(was, now_fields)
     if changes: raise TrainingError(f"cannot resume {out}: the config differs from the saved one: {changes} (only {', '.join(sorted(_RESUMABLE))} may change)")
     # more epochs or minutes stretch the schedule: the rate at the saved step is not the one the run had reached
     rate = lambda c: c.learning_rate * lr_factor(c, saved['step'], c.epochs * steps_per_epoch, saved['elapsed'])
-    before, now = rate(PixelBytesConfig.from_dict({k: was[k] for k in cfg.to_dict()})), rate(cfg)
+    before, now = rate(PixelBytesConfig.from_dict({k: was[k] for k in now_fields})), rate(cfg)
     if abs(now - before) > 0.1 * max(now, before):
-        moved = ', '.join(f"{k} {was[k]!r} -> {v!r}" for k, v in cfg.to_dict().items() if k in ('epochs', 'max_minutes', 'learning_rate') and was[k] != v)
+        moved = ', '.join(f"{k} {was[k]!r} -> {v!r}" for k, v in now_fields.items() if k in ('epochs', 'max_minutes', 'learning_rate') and was[k] != v)
         warnings.warn(f"{out} goes on at step {saved['step']} with a learning rate of {now:.3g}, where its schedule had reached {before:.3g}: "
                       f"{moved} changes the schedule (warmup, then cosine decay over the whole run)")
     finished = [why for why, hit in (
