@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS
 from .files import write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
@@ -747,8 +747,25 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def _worker(rank, world, port, config, data, out, resume, overwrite, progress, errors):
-    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise."
+def _importable(cls) -> bool:
+    "Whether a process that `multiprocessing` spawns can import class `cls`, by its module and name."
+    obj = sys.modules.get(cls.__module__)
+    if cls.__module__ == '__main__' and not getattr(obj, '__file__', None): return False  # a notebook's cells: no file to import
+    for part in cls.__qualname__.split('.'): obj = getattr(obj, part, None)  # a class made inside a function is not found so
+    return obj is cls
+
+def _own_backbones() -> dict:
+    "The backbones registered outside PixelBytes, name -> (class, both_ways), for `launch`'s processes; a `TrainingError` for one they could not import."
+    own = {n: (c, n in _BOTH_WAYS) for n, c in BACKBONES.items() if c.__module__ != PixelBytesModel.__module__}
+    for n, (c, _) in own.items():
+        if not _importable(c):
+            raise TrainingError(f"launch's processes cannot import backbone {n!r} ({c.__qualname__}, defined in {c.__module__}): "
+                                "put the class in a module (a .py file) and import it from there")
+    return own
+
+def _worker(rank, world, port, config, data, out, resume, overwrite, progress, errors, backbones):
+    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise; `backbones`: those registered outside PixelBytes."
+    for name, (cls, both_ways) in backbones.items(): register_backbone(name, both_ways)(cls)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     try: _train(config, data, out, resume, overwrite, progress, warn=False)  # the parent's checks said their warnings
     except TrainingError as e:
@@ -774,12 +791,13 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     out = Path(out).expanduser()
     with _holding(out): _put_back(out)  # as the first worker would, but before the checks below
     data = _prepare(config, data, out, resume, overwrite, nprocs)['built'].path
+    backbones = _own_backbones()
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
     errors = mp.get_context('spawn').SimpleQueue()
     state_of = lambda: (out/STATE_FILE).stat().st_mtime_ns if (out/STATE_FILE).exists() else None
     replaced = state_of() if overwrite else None  # the state of the run an overwrite replaces: not this run's checkpoint
-    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, errors),
+    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, errors, backbones),
                                nprocs=nprocs, start_method='spawn', join=False)
     try:
         while not procs.join(): pass

@@ -20,7 +20,7 @@ import pixelbytes.mamba as pb_mamba
 from pixelbytes.context import context
 from pixelbytes.demo import demo_items
 from pixelbytes.mamba import HAS_MAMBA_SSM, Mamba
-from pixelbytes.models import MODEL_NAMES, PixelBytesConfig, PixelBytesModel
+from pixelbytes.models import MODEL_NAMES, REFERENCE_NAMES, PixelBytesConfig, PixelBytesModel
 from pixelbytes.tokenizer import Tokenizer
 
 HAS_CUDA = torch.cuda.is_available()
@@ -29,7 +29,7 @@ requires_mamba_ssm = pytest.mark.skipif(not (HAS_CUDA and HAS_MAMBA_SSM),
 pytestmark = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 
 DEVICE = 'cuda'
-BACKBONES = ['lstm', 'transformer', 'mamba', 'bilstm', 'bimamba']
+BACKBONES = [n for n in MODEL_NAMES if n not in REFERENCE_NAMES]  # every backbone, and those that read both ways as bi...
 SMALL = dict(d_model=64, n_layers=2, d_state=8, seq_length=64)
 # Largest |difference| / largest |logit| allowed between two float32 computations of the same logits (TF32
 # off). Fused mamba_ssm kernels against the pure-PyTorch code differ by up to ~1e-4 per block.

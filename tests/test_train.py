@@ -147,6 +147,44 @@ if __name__ == '__main__':
     w1, w2 = weights(tmp_path/'one'/'last'), weights(tmp_path/'two'/'last')
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
 
+GRU_MODULE = '''
+import torch, torch.nn as nn
+from pixelbytes.models import register_backbone
+
+@register_backbone('gru')
+class GRUBackbone(nn.Module):
+    state_batch_dim = 1
+    def __init__(self, cfg):
+        super().__init__()
+        self.rnn = nn.GRU(cfg.d_model, cfg.d_model, cfg.n_layers, batch_first=True)
+    def forward(self, x, return_state=False):
+        y, h = self.rnn(x)
+        return (y, h) if return_state else y
+    def init_state(self, batch, device=None, dtype=None):
+        return torch.zeros(self.rnn.num_layers, batch, self.rnn.hidden_size, device=device, dtype=dtype)
+    def step(self, x, h):
+        y, h = self.rnn(x[:, None], h)
+        return y[:, 0], h
+'''
+
+def test_launch_trains_a_backbone_of_your_own(demo, tmp_path):
+    "A backbone registered in the caller's own module is registered in each process launch starts, and the run saves a model of it."
+    (tmp_path/'mygru.py').write_text(GRU_MODULE)
+    code = f'''
+import torch
+torch.set_num_threads(1)
+import mygru
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    model, history = launch(dict(backbone='gru', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=1, eval_every=5),
+                            {str(demo)!r}, {str(tmp_path/'gru')!r}, nprocs=2, progress=False)
+    assert type(model.backbone) is mygru.GRUBackbone and len(history) >= 2, history
+    assert len(model.generate([3, 4], 5, seed=0)[0]) == 7
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**ENV, 'PYTHONPATH': str(tmp_path)}, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path/'gru'/'best'/'config.json').read_text())['backbone'] == 'gru'
+
 @POSIX
 def test_two_process_resume_with_dropout_matches_uninterrupted_run(demo, tmp_path):
     "Two processes with dropout, killed (SIGKILL) after a mid-epoch checkpoint and resumed, end as an uninterrupted run."
