@@ -94,9 +94,14 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
 
 # %% ../nbs/09_generate.ipynb #47f796be
 def _open_segment(seq) -> list:
-    "The tokens after the last LF (leading NULs dropped): the segment being written."
-    seg = seq[len(seq) - seq[::-1].index(LF):] if LF in seq else seq
-    return [t for t in seg if t != NUL] if seg and seg[0] == NUL else seg
+    "The tokens after the last LF: the segment being written."
+    return seq[len(seq) - seq[::-1].index(LF):] if LF in seq else seq
+
+def _segment_rule(tok: Tokenizer, kind: str):
+    "The `allowed` of a segment of `kind` ('image' or 'text') whose row ends are left to the model: it begins with a pixel or a byte, not with TAB or LF."
+    inside = allowed_tokens(tok, kind)
+    first = inside & ~np.isin(np.arange(tok.vocab_size), (TAB, LF))  # no caption without bytes, no image without pixels
+    return lambda seq: first if not seq or seq[-1] == LF else inside
 
 def _rectangle_rule(tok: Tokenizer):
     "The `allowed` of an image being drawn that keeps it rectangular, at most `max_size` wide and high."
@@ -114,20 +119,22 @@ def _rectangle_rule(tok: Tokenizer):
     return allowed
 
 def _whole_item_allowed(tok: Tokenizer, rectangular: bool = True):
-    "The `allowed` of a whole item: any token first, then each segment kept in its modality, and the other one after its LF."
-    anything, image, text = np.ones(tok.vocab_size, bool), allowed_tokens(tok, 'image'), allowed_tokens(tok, 'text')
+    "The `allowed` of a whole item: a pixel or a byte first, then each segment kept in its modality, and the other one after its LF."
+    image, text = allowed_tokens(tok, 'image'), allowed_tokens(tok, 'text')
+    ends = np.isin(np.arange(tok.vocab_size), (TAB, LF))
     rect = _rectangle_rule(tok)
     is_image = lambda t: is_image_token(t, tok.n_bytes)
     def modality(seq):
         # the last two tokens say it all, in constant time (decoding the whole sequence for every token is quadratic):
         # the last one is in the open segment's modality; an LF closes a segment in the modality of the token before it
-        last = [t for t in seq[-2:] if t != NUL]  # NUL can only lead: once a segment has begun, it is never allowed
-        if not last: return anything
+        last = seq[-2:]
+        if not last: return (image | text) & ~ends  # NUL, the padding, is neither
         if last[-1] != LF: return image if is_image(last[-1]) else text
         return text if len(last) == 2 and is_image(last[0]) else image
     def allowed(seq):
         mask = modality(seq)
-        return rect(seq) if rectangular and mask is image else mask
+        if rectangular and mask is image: return rect(seq)
+        return mask & ~ends if seq and seq[-1] == LF else mask  # a segment begins with a pixel or a byte
     return allowed
 
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
@@ -153,7 +160,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
     if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
     elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
-    else: mask, stop = allowed_tokens(tok, kind), LF
+    else: mask, stop = _segment_rule(tok, kind), LF
     # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
