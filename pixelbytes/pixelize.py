@@ -175,13 +175,17 @@ def _opaque(im: Image.Image):
     border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
     return alpha >= 128 if (border < 128).mean() > 0.5 else None  # a transparent background, not a stray transparent pixel on white
 
-def _crop(rgb: np.ndarray, name: str, opaque=None) -> np.ndarray:
-    "`rgb` without its border rows and columns of background: white, or transparent where `opaque` (from `_opaque`) is given."
+def _box(rgb: np.ndarray, name: str, opaque=None) -> tuple:
+    "The rows and columns (two slices) of `rgb` from its first to its last of content: not white, or opaque where `opaque` (from `_opaque`) is given."
     content = (rgb <= WHITE_LEVEL).any(-1)
     if opaque is not None: content |= opaque
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
     if len(rows) == 0: raise ImageError(f"{name}: has no content (every pixel is transparent or white)")
-    return rgb[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+def _crop(rgb: np.ndarray, name: str, opaque=None) -> np.ndarray:
+    "`rgb` without its border rows and columns of background: white, or transparent where `opaque` (from `_opaque`) is given."
+    return rgb[_box(rgb, name, opaque)]
 
 # %% ../nbs/01_pixelize.ipynb #0660d2ed
 def _resize(rgb: np.ndarray, max_size: int, resample) -> np.ndarray:
@@ -224,8 +228,19 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     im, name = _open(image, limit, name)
     out = []
     for where, rgb in _frames(im, name, frames, limit):
-        if crop: rgb = _crop(rgb, where, _opaque(im))  # only to crop: uncropped images never need the mask
-        out.append(nearest_colour(_resize(rgb, max_size, resample), pal).astype(np.uint8))
+        if not crop:
+            out.append(nearest_colour(_resize(rgb, max_size, resample), pal).astype(np.uint8)); continue
+        opaque = _opaque(im)
+        box = _box(rgb, where, opaque)
+        rgb, opaque = rgb[box], None if opaque is None else opaque[box]
+        small = _resize(rgb, max_size, resample)
+        if small.shape != rgb.shape:  # the resize may have stepped over the content at an edge: crop again
+            if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
+            try: small = small[_box(small, where, opaque)]
+            except ImageError:
+                raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size "
+                                 "(a larger max_size, or resample='box', keeps them)") from None
+        out.append(nearest_colour(small, pal).astype(np.uint8))
     return out if frames == 'all' else out[0]
 
 # %% ../nbs/01_pixelize.ipynb #53b2fca6
