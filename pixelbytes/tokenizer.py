@@ -145,6 +145,8 @@ def _check_ids(ids, vocab_size, what):
 def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
     "Token ids of one text segment (its normalised UTF-8 bytes, then LF); `where` names it in errors."
     if not isinstance(text, str): raise TypeError(f"{where}: expected str, got {type(text).__name__}")
+    lone = re.search('[\ud800-\udfff]', text)  # half of a UTF-16 pair: no character, and UTF-8 has no bytes for it
+    if lone: raise ValueError(f"{where}: {lone.group()!r} at position {lone.start()} is a lone surrogate, not a character (text decoded with errors='surrogateescape'?)")
     norm = normalize_text(text)
     ids = self.byte_to_id[np.frombuffer(norm.encode('utf-8'), np.uint8)]
     missing = np.flatnonzero(ids < 0)
