@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/generate.html.md"""
 __all__ = ['allowed_tokens', 'Generation', 'build_prompt', 'generate', 'save_generations']
 
 # %% ../nbs/09_generate.ipynb #049a36cc
-import numbers
+import numbers, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
 from .pixelize import pixelize, open_image
 from .render import render
-from .models import PixelBytesModel
+from .models import PixelBytesModel, sample_seeds
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
 def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
@@ -30,11 +30,11 @@ def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
 # %% ../nbs/09_generate.ipynb #b549e02d
 @dataclass
 class Generation:
-    "One generated sample: the whole token sequence, how much of it was given, and the seed of the call that drew it."
+    "One generated sample: the whole token sequence, how much of it was given, and the seed that draws it again."
     ids: list
     n_prompt: int
     tokenizer: Tokenizer
-    seed: int = None  # `generate(..., seed=g.seed)` with the same settings draws it again
+    seed: int = None  # this sample's own: `generate(..., seed=g.seed)` with the same prompt and settings draws it again, alone (None: greedy)
 
     @property
     def segments(self) -> list:
@@ -63,7 +63,10 @@ class Generation:
 
 # %% ../nbs/09_generate.ipynb #0cc6fb39
 def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.ndarray:
-    "A palette-index array from a palette-index array, a PIL image or an image file (cropped to its content if `crop`)."
+    "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`)."
+    if isinstance(image, (list, tuple)):
+        try: image = np.asarray(image)
+        except ValueError: raise ValueError(f"{name}: nested lists of palette indices must be rows of one length") from None
     if isinstance(image, np.ndarray):
         if image.ndim != 2 or image.dtype.kind not in 'iu':
             raise ValueError(f"{name}: expected a 2D array of palette indices, got an array of shape {image.shape} and type {image.dtype}")
@@ -78,6 +81,7 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.nda
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True):
     "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`: how an image file is read."
     if rows is not None and image is None: raise ValueError("rows needs an image: the first rows of the image to complete")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, numbers.Integral)): raise ValueError(f"rows={rows!r} must be a whole number of rows")
     if prompt is not None and image is not None and rows is None:
         raise ValueError("a caption and an image together need rows (complete the image after the caption); "
                          "to caption an image, give the image alone")
@@ -87,10 +91,11 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     if image is None: return ids, ('image' if prompt is not None else None)
     px = _as_pixels(image, tok, crop)
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
-    if px.shape[0] < 2: raise ValueError("the image has 1 row: completion needs an image of 2 rows or more")
-    if not 1 <= rows < px.shape[0]:
-        raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows; give 1 to {px.shape[0] - 1} of them to complete")
-    return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1)]), 'image'
+    if not 1 <= rows <= px.shape[0]:
+        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}at most {tok.max_size} pixels a side)"
+        raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows{read}; give 1 to {px.shape[0]} of them")
+    # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
+    return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
 
 # %% ../nbs/09_generate.ipynb #47f796be
 def _open_segment(seq) -> list:
@@ -137,15 +142,20 @@ def _whole_item_allowed(tok: Tokenizer, rectangular: bool = True):
         return mask & ~ends if seq and seq[-1] == LF else mask  # a segment begins with a pixel or a byte
     return allowed
 
+def _listed(x, image: bool = False) -> bool:
+    "Whether `x`, the prompt or (`image`) the image of a `generate` call, lists several of them."
+    if not isinstance(x, (list, tuple)): return False
+    return not (image and x and isinstance(x[0], (list, tuple, numbers.Number)))  # nested lists of indices are one image
+
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
-             prompt:str=None, # a caption: draw the image that follows it
-             image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows`
+             prompt:str=None, # a caption: draw the image that follows it (a list of captions: each in turn)
+             image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: each in turn)
              rows:int=None, # completion: how many rows of `image` are given
              num:int=1, # samples to draw
              temperature:float=1.0, # sampling temperature: 0 is greedy, higher is more varied
              top_k:int=None, # draw from the k most likely tokens only
              top_p:float=None, # draw from the smallest set of tokens whose probability reaches p (nucleus)
-             seed:int=None, # seed of the draws: a call repeats itself (the first of num=4 samples is not the sample of num=1); None: one drawn from torch's generator (at a temperature above 0), kept in each `Generation`
+             seed:int=None, # seed of the draws: the first sample's, the others' derived from it (`sample_seeds`); each `Generation` keeps its own; None: one drawn from torch's generator (at a temperature above 0)
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)
@@ -154,6 +164,20 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     if isinstance(model, (str, Path)): model = PixelBytesModel.from_pretrained(model)
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1):
         raise ValueError(f"max_tokens={max_tokens!r}: generate a whole number of new tokens, at least 1")
+    # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);
+    # greedy drawing draws nothing
+    if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
+    if (many_p := _listed(prompt)) | (many_i := _listed(image, image=True)):
+        if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{len(prompt)} prompts and {len(image)} images: give as many of each, or one of either")
+        n = len(prompt) if many_p else len(image)
+        if n == 0: raise ValueError(f"the list of {'prompts' if many_p else 'images'} is empty")
+        out = []
+        for k in range(n):
+            try: out += generate(model, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, num, temperature, top_k, top_p,
+                                 seed, max_tokens, crop, rectangular, progress)
+            except ValueError as e: raise ValueError(f"{'prompt' if many_p else 'image'} {k}: {e}") from None
+        return out
+    if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
     tok = model.tokenizer
     ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop)
     per_image = tok.max_size * (tok.max_size + 1)
@@ -161,12 +185,9 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
     elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
     else: mask, stop = _segment_rule(tok, kind), LF
-    # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);
-    # greedy drawing draws nothing
-    if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
     out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                          stop=stop, allowed=mask, num=num, progress=progress)
-    return [Generation(o, len(ids), tok, seed) for o in out]
+    return [Generation(o, len(ids), tok, s) for o, s in zip(out, sample_seeds(seed, len(out)) if temperature else [None] * len(out))]
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
@@ -174,7 +195,8 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
                      format=None, # 'png', 'jpg' or 'svg' (default: from the name of `path`)
                      scale:int=8, # output pixels per image pixel
                      grid:bool=False, # draw a 1-pixel grid line around every pixel
-                     text:str='right'): # where a sample's text goes: 'right' of its images or 'below' them
+                     text:str='right', # where a sample's text goes: 'right' of its images or 'below' them
+                     columns:int=None): # samples in a row of the grid (None: about the square root of their number)
     "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
     if isinstance(gens, Generation): gens = [gens]
     if not isinstance(gens, (list, tuple)):
@@ -182,6 +204,6 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
     bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {type(gens[bad]).__name__}; render(x).save(path) draws anything else")
-    r = render(gens, scale=scale, grid=grid, text=text)
+    r = render(gens, scale=scale, grid=grid, text=text, columns=columns)
     r.save(path, format=format)
     return r

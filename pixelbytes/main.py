@@ -152,9 +152,9 @@ def _run_evaluate(a):
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
     p.add_argument('--format', choices=['png', 'svg', 'jpg'], default=None, help='output format (default: the extension of --out, else png)')
-    p.add_argument('--prompt', default=None, help='a caption: the model draws the image that follows it')
-    p.add_argument('--image', default=None, help='an image file: the model writes its caption, or completes it with --rows')
-    p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given, the model draws the rest')
+    p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times)')
+    p.add_argument('--image', action='append', default=None, help='an image file: the model writes its caption, or completes it with --rows (repeat for several)')
+    p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (all of them at most), the model draws the rest')
     p.add_argument('--num', type=int, default=1, help='samples, rendered as a grid (default: 1)')
     p.add_argument('--temperature', type=float, default=1.0, help='0 is greedy (default: 1.0)')
     p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')
@@ -164,6 +164,8 @@ def _generate_args(p):
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=8, help='screen pixels per image pixel (default: 8)')
     p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
+    p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
+    p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
     p.add_argument('--out', default=None, help='output file (default: generated.FORMAT)')
 
 def _run_generate(a):
@@ -171,18 +173,19 @@ def _run_generate(a):
     from pixelbytes.generate import generate, save_generations
     from pixelbytes.render import output_format
     from pixelbytes.tokenizer import TextSegment, printable
-    if a.image is not None: a.image = os.path.expanduser(a.image)
-    if a.image is not None and not os.path.isfile(a.image):
-        raise FileNotFoundError(f"--image {a.image!r}: {'a folder; name an image file in it' if os.path.isdir(a.image) else 'no such file'}")
+    images = [os.path.expanduser(f) for f in a.image or []]
+    for f in images:
+        if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
+    one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
     out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
     output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     above = next((p for p in Path(out).parents if p.exists()), None)  # the nearest folder there is: it must be one
     if above is not None and not above.is_dir(): raise ValueError(f"--out {out!r}: {str(above)!r} is a file, not a folder")
     model = PixelBytesModel.from_pretrained(a.model)
-    gens = generate(model, prompt=a.prompt, image=a.image, rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+    gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=True)
-    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid)
+    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns)
     for i, g in enumerate(gens):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))

@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 # %% auto #0
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'MAX_SEQ_LENGTH', 'register_backbone', 'LSTMBackbone',
            'TransformerBackbone', 'MambaBackbone', 'PixelBytesConfig', 'PxByEmbedding', 'ModelLoadError',
-           'PixelBytesModel', 'bidirectional_window']
+           'PixelBytesModel', 'sample_seeds', 'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
 import contextlib, io, json, math, numbers, os, warnings
@@ -560,12 +560,25 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
     for name, v, ok in (('num', num, whole), ('max_new_tokens', max_new_tokens, whole), ('temperature', temperature, real),
                         ('top_k', top_k, whole), ('top_p', top_p, real), ('seed', seed, whole)):
         if v is not None and not ok(v): raise ValueError(f"{name}={v!r} must be {'a whole number' if ok is whole else 'a number'}")
+    if seed is not None and not 0 <= seed < 2**63: raise ValueError(f"seed={seed} must be 0 or more, and below 2**63")
     for ok, msg in ((num >= 1, f"num={num}: draw at least 1 sample"),
                     (max_new_tokens >= 0, f"max_new_tokens={max_new_tokens} must be 0 or more"),
                     (0 <= temperature < math.inf, f"temperature={temperature} must be 0 (greedy) or more, and finite"),
                     (top_k is None or top_k >= 1, f"top_k={top_k} must be 1 or more (None: no top-k filtering)"),
                     (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
         if not ok: raise ValueError(msg)
+
+def sample_seeds(seed: int, num: int) -> list:
+    "The seeds of the `num` samples that one call seeded with `seed` draws: `seed` itself first, then seeds derived from it."
+    # derived, not seed + i: calls seeded 0 and 1 would then share all but one of their samples
+    return [seed] + [int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> 1) for i in range(1, num)]
+
+def _draw(probs, u):
+    "The token of each row of `probs` `(num, vocab)` at which its cumulative probability passes that row's uniform draw `u` `(num,)`."
+    cdf = probs.double().cumsum(-1)
+    pick = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
+    last = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)  # rounding at the top must not reach a token of probability 0
+    return torch.minimum(pick, last)
 
 def _prompt_rows(prompt, num: int) -> list:
     "The prompts of a generation as lists of ids: one, or each row of a 2D batch of prompts of one length."
@@ -617,7 +630,7 @@ def _generate(self: PixelBytesModel,
               temperature:float=1.0, # 0: greedy
               top_k:int=None, # draw among the k likeliest tokens only
               top_p:float=None, # draw among the likeliest tokens whose probabilities add up to top_p only
-              seed:int=None, # repeatable draws
+              seed:int=None, # repeatable draws: each sample from its own stream, seeded by `sample_seeds(seed, num)` (None: a seed drawn from torch's generator)
               stop=None, # a token id or a list of them (kept in the output), or a function of the ids so far, that ends a sequence
               allowed=None, # a boolean mask over the vocabulary, or a function of the ids so far returning one
               num:int=1, # sequences drawn together, as a batch
@@ -633,7 +646,9 @@ def _generate(self: PixelBytesModel,
     for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if len(prompts) > 1 else 'prompt')
     pres = _preceding_rows(preceding, prompts, self.config.vocab_size)
     num = max(num, len(prompts))
-    gen = torch.Generator(device='cpu').manual_seed(int(seed)) if seed is not None else None
+    if temperature:  # each sample's uniform draws, one per new token, from its own stream: a sample does not depend on num
+        if seed is None: seed = int(torch.randint(2**62, ()))
+        u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in sample_seeds(int(seed), num)])
     stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
     trackers = [ContextTracker(self.config.n_bytes) for _ in range(num)]
     per_sample = lambda rows: rows * num if len(prompts) == 1 else rows  # one prompt drawn num times, or each of a batch once
@@ -657,12 +672,12 @@ def _generate(self: PixelBytesModel,
         if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
             mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
                                 torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
-            if not (any_left := mask.any(-1)).all():  # greedy would draw NUL, sampling would fail in multinomial
+            if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
                 i = int((~any_left).nonzero()[0, 0])
                 raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {n + 1}; it must allow at least one")
             logits = logits.masked_fill(~mask, float('-inf'))
         if temperature == 0: nxt = logits.argmax(-1)
-        else: nxt = torch.multinomial(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), 1, generator=gen)[:, 0]
+        else: nxt = _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u[:, n])
         for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
             if done[i]: continue
             tr.append(t)

@@ -38,6 +38,19 @@ def test_image_to_text_and_completion(trained, tmp_path):
     assert r.returncode == 0 and (tmp_path/'k.png').exists(), r.stderr
     assert re.fullmatch(r'0: \[\d+x12 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 12 wide as given; no text
 
+def test_several_prompts_and_images(trained, tmp_path):
+    "--prompt and --image repeated: each is drawn --num times, in turn; --columns and --text lay out the picture."
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--prompt', 'a blue square', '--num', '2', '--seed', '3',
+            '--max-tokens', '30', '--columns', '4', '--text', 'below', '--out', tmp_path/'p.png')
+    assert r.returncode == 0 and [l.split(':')[0] for l in r.stdout.splitlines()[:-1]] == ['0', '1', '2', '3'], (r.stdout, r.stderr)
+    one = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'b.png')
+    drawn = lambda out: [l.split(':', 1)[1] for l in out.splitlines()[:-1]]
+    assert drawn(r.stdout)[2:] == drawn(one.stdout)  # the second prompt's samples, as drawn alone
+    w, h = Image.open(tmp_path/'p.png').size
+    assert w > h  # four samples in one row
+    r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--image', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i.png')
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, (r.stdout, r.stderr)
+
 def test_rendering_and_crop_options(trained, tmp_path):
     "--scale and --grid shape the picture; --crop / --no-crop say how --image is read (the demo model reads whole images)."
     framed = trained/'framed.png'
@@ -86,6 +99,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--image', '{notimg}'], 'not an image'),
     (['--model', '{m}', '--image', '{red}', '--rows', '99'], 'rows=99: the image has'),
     (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
+    (['--model', '{m}', '--image', '{red}', '--image', '/no/such.png'], "--image '/no/such.png': no such file"),
     (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'together need rows'),
     (['--model', '{run}'], 'it holds a training run: load'),
     (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], 'top_p=-0.1 must be in (0, 1]'),
