@@ -153,7 +153,10 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
     if len(missing):
         pos = len(norm.encode('utf-8')[:missing[0]].decode('utf-8', 'ignore'))
         pos += sum(m.start() - k < pos for k, m in enumerate(re.finditer('\r\n', text)))  # in the text as given, where a Windows line end is two characters
-        raise ValueError(f"{where}: character {text[pos]!r} at position {pos} is not in the {self.vocab!r} vocabulary"
+        # every one of them at once: fixing a caption one failed run at a time is slow
+        others = [ch for ch in dict.fromkeys(norm) if ch != text[pos] and (self.byte_to_id[np.frombuffer(ch.encode('utf-8'), np.uint8)] < 0).any()]
+        nor = f", nor are {', '.join(map(repr, others[:8]))}{' and more' if len(others) > 8 else ''}" if others else ''
+        raise ValueError(f"{where}: character {text[pos]!r} at position {pos} is not in the {self.vocab!r} vocabulary{nor}"
                          + ("; v1 holds only lowercase a-z, digits, space and \"'()*,-+.:[];/%! (lowercase the text, or drop the rest with clean_text(text, keep=Tokenizer('v1').characters), as build --clean-text does)" if self.vocab == 'v1' else ''))
     return np.append(ids, LF)
 Tokenizer.encode_text = _encode_text
