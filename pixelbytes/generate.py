@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/generate.html.md"""
 __all__ = ['allowed_tokens', 'Generation', 'build_prompt', 'generate', 'save_generations']
 
 # %% ../nbs/09_generate.ipynb #049a36cc
-import numbers, warnings
+import json, numbers, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -16,6 +16,8 @@ import torch
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
 from .pixelize import pixelize, open_image
 from .render import render
+from .palette import to_hex
+from .files import write_files
 from .models import PixelBytesModel, sample_seeds
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
@@ -57,6 +59,12 @@ class Generation:
     def to_pil(self, scale: int = 8, grid: bool = False):
         "The whole sample drawn as a PIL image (see `render`)."
         return render(self, scale=scale, grid=grid).to_pil()
+    def to_dict(self) -> dict:
+        "What the sample holds, as JSON data: its seed, its token ids (the `n_prompt` given first), its new segments (texts, and images as rows of palette indices, -1 where a row is short) and the palette."
+        segs = [{'text': s.text, 'complete': bool(s.complete)} if isinstance(s, TextSegment) else {'image': s.pixels.tolist(), 'complete': bool(s.complete)}
+                for s in self.new_segments]
+        return {'seed': self.seed, 'n_prompt': self.n_prompt, 'ids': [int(t) for t in self.ids], 'segments': segs,
+                'palette': [to_hex(c) for c in self.tokenizer.palette]}
     def _repr_png_(self): return render(self)._repr_png_()
     def __repr__(self):
         return f"Generation({len(self.ids) - self.n_prompt} new tokens: {self.new_segments})"
@@ -190,20 +198,31 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     return [Generation(o, len(ids), tok, s) for o, s in zip(out, sample_seeds(seed, len(out)) if temperature else [None] * len(out))]
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
+def _is_json(path, format=None) -> bool:
+    "Whether `save_generations` writes `path` as JSON data (`format`, or else its extension), not as a picture."
+    if format is not None and str(format).lower() == 'json':
+        if Path(path).suffix and Path(path).suffix.lower() != '.json': raise ValueError(f"format 'json' does not match the extension of {str(path)!r}; name the file .json")
+        return True
+    return format is None and Path(path).suffix.lower() == '.json'
+
 def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
                      path, # the file to write
-                     format=None, # 'png', 'jpg' or 'svg' (default: from the name of `path`)
+                     format=None, # 'png', 'jpg', 'svg', or 'json' for the data (default: from the name of `path`)
                      scale:int=8, # output pixels per image pixel
                      grid:bool=False, # draw a 1-pixel grid line around every pixel
                      text:str='right', # where a sample's text goes: 'right' of its images or 'below' them
                      columns:int=None): # samples in a row of the grid (None: about the square root of their number)
-    "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG; returns the `Rendering`."
+    "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG, and returns the `Rendering`; or write what they hold as JSON (`Generation.to_dict` of each), and return that."
     if isinstance(gens, Generation): gens = [gens]
     if not isinstance(gens, (list, tuple)):
         raise TypeError(f"save_generations takes what generate returns (a Generation or a list of them), not a {type(gens).__name__}; render(x).save(path) draws anything else")
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
     bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {type(gens[bad]).__name__}; render(x).save(path) draws anything else")
+    if _is_json(path, format):
+        data = [g.to_dict() for g in gens]
+        write_files({Path(path).expanduser(): lambda tmp: tmp.write_text(json.dumps(data), encoding='utf-8')})
+        return data
     r = render(gens, scale=scale, grid=grid, text=text, columns=columns)
     r.save(path, format=format)
     return r

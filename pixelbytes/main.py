@@ -151,7 +151,7 @@ def _run_evaluate(a):
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
-    p.add_argument('--format', choices=['png', 'svg', 'jpg'], default=None, help='output format (default: the extension of --out, else png)')
+    p.add_argument('--format', choices=['png', 'svg', 'jpg', 'json'], default=None, help='output format, json for what the samples hold (default: the extension of --out, else png)')
     p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times)')
     p.add_argument('--image', action='append', default=None, help='an image file: the model writes its caption, or completes it with --rows (repeat for several)')
     p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (all of them at most), the model draws the rest')
@@ -170,7 +170,7 @@ def _generate_args(p):
 
 def _run_generate(a):
     from pixelbytes.models import PixelBytesModel
-    from pixelbytes.generate import generate, save_generations
+    from pixelbytes.generate import generate, save_generations, _is_json
     from pixelbytes.render import output_format
     from pixelbytes.tokenizer import TextSegment, printable
     images = [os.path.expanduser(f) for f in a.image or []]
@@ -178,7 +178,7 @@ def _run_generate(a):
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
     out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
-    output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
+    if not _is_json(out, a.format): output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     above = next((p for p in Path(out).parents if p.exists()), None)  # the nearest folder there is: it must be one
     if above is not None and not above.is_dir(): raise ValueError(f"--out {out!r}: {str(above)!r} is a file, not a folder")

@@ -202,7 +202,7 @@ def _decode(self: Tokenizer, ids) -> list:
     ends = np.flatnonzero(ids == LF)
     starts = np.concatenate([[0], ends + 1])
     for start, end in zip(starts, np.append(ends, len(ids))):
-        chunk, closed = ids[start:end], end < len(ids)
+        chunk, closed = ids[start:end], bool(end < len(ids))  # a plain bool: `complete` is what a user tests and writes to JSON
         if not closed and len(chunk) == 0: break
         is_pixel = is_image_token(chunk, self.n_bytes)
         # a switch of modality without LF starts a new (unterminated) segment

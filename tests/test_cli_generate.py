@@ -50,6 +50,9 @@ def test_several_prompts_and_images(trained, tmp_path):
     assert w > h  # four samples in one row
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--image', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i.png')
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, (r.stdout, r.stderr)
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'p.json')
+    data = json.loads((tmp_path/'p.json').read_text())  # what the samples hold, for a script
+    assert r.returncode == 0 and [d['seed'] for d in data] == [3, data[1]['seed']] and data[1]['seed'] != 3 and 'image' in data[0]['segments'][0], r.stderr
 
 def test_rendering_and_crop_options(trained, tmp_path):
     "--scale and --grid shape the picture; --crop / --no-crop say how --image is read (the demo model reads whole images)."
