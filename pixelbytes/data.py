@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 import numpy as np
+from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
 from .files import clear_stale, remove
 from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
@@ -453,7 +454,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
                   'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                   'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
-                  'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
+                  'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                   'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop,
                   'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                   'seconds': round(time.time() - start, 2)}

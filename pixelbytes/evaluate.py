@@ -20,6 +20,8 @@ from .data import load_built, Built
 from .train import Windows, predict, summarize, MODALITIES, _fingerprint
 from .files import write_files, clear_stale
 from .generate import generate, allowed_tokens
+from .models import sample_seeds
+from . import __version__
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
 TOKEN_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1')
@@ -166,8 +168,8 @@ def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_l
 def _structure(ev, model, items, temperature, seed):
     "Images drawn from captions: consistent rows, and the size of the item's image."
     rows_ok = size_ok = 0
-    for i, (caption, px) in enumerate(items):
-        g = generate(model, prompt=caption, temperature=temperature, seed=seed + i, rectangular=False)[0]  # the model's own row ends
+    for (caption, px), s in zip(items, sample_seeds(seed, len(items))):
+        g = generate(model, prompt=caption, temperature=temperature, seed=s, rectangular=False)[0]  # the model's own row ends
         seg = next((s for s in g.new_segments if isinstance(s, ImageSegment)), None)
         consistent = seg is not None and seg.ok
         rows_ok += consistent
@@ -195,10 +197,10 @@ def _demo(ev, model, items, temperature, seed):
     "Demo set: drawings that match their caption, and captions that match their image, wholly and in colours only."
     from pixelbytes.demo import caption_matches, colours_match
     hits = np.zeros(4)  # text to image, its colours, image to text, its colours
-    for i, (caption, px) in enumerate(items):
-        img = generate(model, prompt=caption, temperature=temperature, seed=seed + i)[0].image
+    for (caption, px), s in zip(items, sample_seeds(seed, len(items))):
+        img = generate(model, prompt=caption, temperature=temperature, seed=s)[0].image
         if img is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
-        text = generate(model, image=px, temperature=temperature, seed=seed + i)[0].text
+        text = generate(model, image=px, temperature=temperature, seed=s)[0].text
         if text is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
     for name, h in zip(('text to image', 'text to image (colours)', 'image to text', 'image to text (colours)'), hits):
         ev.add('demo', name, h / max(1, len(items)), len(items))
@@ -246,7 +248,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
     if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
-    if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing adds its index to it
+    if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds)
     test = built[split]
     if len(test) == 0:
         raise ValueError(f"the dataset has no {split} items (built from {built.report.get('rows_written', '?')} rows with test_size "
@@ -263,7 +265,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
     ev = Evaluation(settings={'model': source or loaded, 'model_sha1': _weights_sha1(model),
                               'data': str(Path(built.path).resolve()) if built.path else 'in memory', 'data_sha1': _fingerprint(seqs), 'split': split,
-                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
+                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),

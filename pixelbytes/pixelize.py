@@ -238,8 +238,8 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
             if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
             try: small = small[_box(small, where, opaque)]
             except ImageError:
-                raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size "
-                                 "(a larger max_size, or resample='box', keeps them)") from None
+                raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size; "
+                                 "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
         out.append(nearest_colour(small, pal).astype(np.uint8))
     return out if frames == 'all' else out[0]
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
+from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS
@@ -595,7 +596,7 @@ def _record(st: dict, row: dict, has_val: bool) -> bool:
 def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, data_id: dict):
     "Save `last/` and everything a resume needs (run state `st`, weights, optimizer, scaler) in `out`."
     save_checkpoint(model, out/'last')
-    state = {**st, 'plan': BATCH_PLAN, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
+    state = {**st, 'plan': BATCH_PLAN, 'pixelbytes': __version__, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
              'scaler': scaler.state_dict()}
     write_files({out/STATE_FILE: lambda tmp: torch.save(state, tmp)})
 
