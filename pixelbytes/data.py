@@ -414,7 +414,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     if path is None:
         try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision); path = DEFAULT_HUB_ID
         except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
-            print(f"The Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead.")
+            warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead")
             ds, info = open_source('demo'); path = 'demo'
     else: ds, info = open_source(path, caption_column, image_column, revision)
     crop = crop and info['kind'] != 'demo'

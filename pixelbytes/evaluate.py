@@ -254,6 +254,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         raise ValueError(f"the dataset has no {split} items (built from {built.report.get('rows_written', '?')} rows with test_size "
                          f"{built.report.get('test_size', '?')}): nothing {'held out ' if split == 'test' else ''}to evaluate on")
     folder = Path(out).expanduser() if out else model_dir
+    if folder is None and source: warnings.warn(f"the evaluation of {source} is not saved: a Hub model has no folder here; pass out= (--out) to save it")
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
     if folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
         if out: raise ValueError(f"cannot write to {str(folder)!r}; choose another folder (out=, --out)")

@@ -58,6 +58,8 @@ def write_files(files: dict):
     try:
         for path, write in files.items():
             path = Path(path)
+            # the rename would put a file where a device, a pipe or a socket was: /dev/null itself, for a root user
+            if path.exists() and not (path.is_file() or path.is_dir()): raise OSError(f"{path} is not a regular file (a device, a pipe or a socket); write to a file")
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.tmp-'); os.close(fd)
             tmps[path] = Path(tmp)

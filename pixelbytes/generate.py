@@ -221,7 +221,9 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {type(gens[bad]).__name__}; render(x).save(path) draws anything else")
     if _is_json(path, format):
         data = [g.to_dict() for g in gens]
-        write_files({Path(path).expanduser(): lambda tmp: tmp.write_text(json.dumps(data), encoding='utf-8')})
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)  # as a picture's folder is made
+        write_files({path: lambda tmp: tmp.write_text(json.dumps(data), encoding='utf-8')})
         return data
     r = render(gens, scale=scale, grid=grid, text=text, columns=columns)
     r.save(path, format=format)

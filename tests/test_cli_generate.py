@@ -54,6 +54,16 @@ def test_several_prompts_and_images(trained, tmp_path):
     data = json.loads((tmp_path/'p.json').read_text())  # what the samples hold, for a script
     assert r.returncode == 0 and [d['seed'] for d in data] == [3, data[1]['seed']] and data[1]['seed'] != 3 and 'image' in data[0]['segments'][0], r.stderr
 
+def test_out_is_a_file(trained, tmp_path):
+    "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
+    for out, message in (('-', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'names a folder; name a file in it')):
+        r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', out)
+        assert r.returncode == 1 and message in r.stderr and 'Generating' not in r.stderr, r.stderr
+    if hasattr(os, 'mkfifo'):
+        os.mkfifo(tmp_path/'pipe.png')
+        r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--max-tokens', '5', '--out', tmp_path/'pipe.png')
+        assert r.returncode == 1 and 'is not a regular file (a device, a pipe or a socket)' in r.stderr and (tmp_path/'pipe.png').is_fifo(), r.stderr
+
 def test_rendering_and_crop_options(trained, tmp_path):
     "--scale and --grid shape the picture; --crop / --no-crop say how --image is read (the demo model reads whole images)."
     framed = trained/'framed.png'
