@@ -422,7 +422,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     out = Path(out).expanduser() if out else _default_out(path)
     if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
     _put_back(out)
-    if out.exists() and not overwrite: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
+    made_empty = out.is_dir() and not any(out.iterdir())  # a folder made for it beforehand (mkdir -p, a job's output volume): nothing to replace
+    if out.exists() and not overwrite and not made_empty: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
