@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 from pixelbytes.palette import NES_PALETTE
-from pixelbytes.pixelize import _crop, _frames, _open, _resampling, _resize, MAX_PIXELS, nearest_colour, pixelize
+from pixelbytes.pixelize import _frames, _open, _resampling, _sized, MAX_PIXELS, nearest_colour, pixelize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,8 @@ def reference_mapping(rgb, palette_lab):
 def prepare(path, max_size):
     "Open, first frame, composite, crop and resize: pixelize's steps before the colour mapping."
     im, name = _open(path, MAX_PIXELS, None)
-    (where, rgb), = _frames(im, name, 'first')
-    return _resize(_crop(rgb, where), max_size, _resampling('nearest'))
+    (where, rgb), = _frames(im, name, 'first', MAX_PIXELS)
+    return _sized(rgb, im, where, max_size, _resampling('nearest'), crop=True)
 
 def best_time(fn, repeat):
     "Shortest of `repeat` runs of `fn()`, in seconds, and its last result."

@@ -61,7 +61,7 @@ class Generation:
         return render(self, scale=scale, grid=grid).to_pil()
     def to_dict(self) -> dict:
         "What the sample holds, as JSON data: its seed, its token ids (the `n_prompt` given first), its new segments (texts, and images as rows of palette indices, -1 where a row is short) and the palette."
-        segs = [{'text': s.text, 'complete': bool(s.complete)} if isinstance(s, TextSegment) else {'image': s.pixels.tolist(), 'complete': bool(s.complete)}
+        segs = [{'text': s.text, 'complete': s.complete} if isinstance(s, TextSegment) else {'image': s.pixels.tolist(), 'complete': s.complete}
                 for s in self.new_segments]
         return {'seed': self.seed, 'n_prompt': self.n_prompt, 'ids': [int(t) for t in self.ids], 'segments': segs,
                 'palette': [to_hex(c) for c in self.tokenizer.palette]}

@@ -216,6 +216,21 @@ def _frames(im: Image.Image, name: str, frames: str, max_pixels):
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
         yield where, _to_rgb(im, where)
 
+def _sized(rgb: np.ndarray, im: Image.Image, where: str, max_size: int, resample, crop: bool) -> np.ndarray:
+    "The RGB that `pixelize` maps to the palette: `rgb`, the current frame of `im`, cropped to its content (if `crop`) and resized to `max_size`."
+    if not crop: return _resize(rgb, max_size, resample)
+    opaque = _opaque(im)  # only to crop: uncropped images never need the mask
+    box = _box(rgb, where, opaque)
+    rgb, opaque = rgb[box], None if opaque is None else opaque[box]
+    small = _resize(rgb, max_size, resample)
+    if small.shape == rgb.shape: return small
+    # the resize may have stepped over the content at an edge: crop again
+    if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
+    try: return small[_box(small, where, opaque)]
+    except ImageError:
+        raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size; "
+                         "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
+
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
              name: str | None = None):
     "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`; a list of them if `frames='all'`; errors name `name` (or the path)."
@@ -226,21 +241,7 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     limit = None if isinstance(image, Image.Image) else MAX_PIXELS
     im, name = _open(image, limit, name)
-    out = []
-    for where, rgb in _frames(im, name, frames, limit):
-        if not crop:
-            out.append(nearest_colour(_resize(rgb, max_size, resample), pal).astype(np.uint8)); continue
-        opaque = _opaque(im)
-        box = _box(rgb, where, opaque)
-        rgb, opaque = rgb[box], None if opaque is None else opaque[box]
-        small = _resize(rgb, max_size, resample)
-        if small.shape != rgb.shape:  # the resize may have stepped over the content at an edge: crop again
-            if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
-            try: small = small[_box(small, where, opaque)]
-            except ImageError:
-                raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size; "
-                                 "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
-        out.append(nearest_colour(small, pal).astype(np.uint8))
+    out = [nearest_colour(_sized(rgb, im, where, max_size, resample, crop), pal).astype(np.uint8) for where, rgb in _frames(im, name, frames, limit)]
     return out if frames == 'all' else out[0]
 
 # %% ../nbs/01_pixelize.ipynb #53b2fca6

@@ -64,6 +64,14 @@ def test_out_is_a_file(trained, tmp_path):
         r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--max-tokens', '5', '--out', tmp_path/'pipe.png')
         assert r.returncode == 1 and 'is not a regular file (a device, a pipe or a socket)' in r.stderr and (tmp_path/'pipe.png').is_fifo(), r.stderr
 
+def test_a_reader_that_stops_early_is_no_error(trained, tmp_path):
+    "Output to a pipe whose reader has gone (as after `| head -1`): status 0, no broken-pipe message; --quiet draws no progress bar."
+    r, w = os.pipe(); os.close(r)
+    p = subprocess.run([sys.executable, '-m', 'pixelbytes.main', 'generate', '--model', str(trained/'m'/'best'), '--prompt', 'x', '--num', '3',
+                        '--max-tokens', '5', '--quiet', '--out', str(tmp_path/'x.png')], stdout=w, stderr=subprocess.PIPE, text=True, env=ENV, timeout=600)
+    os.close(w)
+    assert p.returncode == 0 and 'Broken pipe' not in p.stderr and 'Exception ignored' not in p.stderr and 'Generating' not in p.stderr, p.stderr
+
 def test_rendering_and_crop_options(trained, tmp_path):
     "--scale and --grid shape the picture; --crop / --no-crop say how --image is read (the demo model reads whole images)."
     framed = trained/'framed.png'
@@ -138,8 +146,9 @@ def test_evaluate_command(trained, tmp_path):
     assert saved['settings']['split'] == 'test' and saved['settings']['num'] == 2 and saved['settings']['data'] == str(trained/'demo')
     assert (saved['settings']['seed'], saved['settings']['temperature'], saved['settings']['batch_size']) == (7, 0.5, 8)
     assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
-    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path)
-    assert r.returncode == 0 and 'evaluation-train.csv' in r.stdout, r.stderr
+    assert 'Evaluating' in r.stderr
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path, '--quiet')
+    assert r.returncode == 0 and 'evaluation-train.csv' in r.stdout and 'Evaluating' not in r.stderr, r.stderr  # --quiet: no progress bar
     assert json.loads((tmp_path/'evaluation-train.json').read_text())['settings']['split'] == 'train'
     assert json.loads((tmp_path/'evaluation.json').read_text())['settings']['split'] == 'test'  # the test scores stay
 

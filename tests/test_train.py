@@ -36,7 +36,9 @@ POSIX = pytest.mark.skipif(sys.platform == 'win32', reason='POSIX signals')
 
 def test_train_command(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', *TINY)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and 'Training lstm' in r.stderr, r.stderr
+    q = cli('train', '--data', str(demo), '--out', str(tmp_path/'q'), '--epochs', '1', '--quiet', *TINY)
+    assert q.returncode == 0 and 'Training' not in q.stderr and 'best at step' in q.stdout, q.stderr  # --quiet: no progress bar
     assert 'best at step' in r.stdout and (tmp_path/'m'/'best'/'model.safetensors').exists()
     assert (tmp_path/'m'/'curves.png').read_bytes()[:4] == b'\x89PNG'
 
