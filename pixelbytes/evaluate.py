@@ -221,15 +221,14 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              batch_size:int=32,
              out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
              split:str='test', # the split scored: 'test' (held out), or 'train' (as built: with the items `train` held out for validation)
-             progress:bool=True) -> Evaluation:
+             progress:bool=True,
+             device=None) -> Evaluation: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
     "Score `model` on the held-out (test) split of `data`, or another `split`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
-    from pixelbytes.models import PixelBytesModel, _as_kind, _check_sampling
-    model_dir = source = None
-    if not isinstance(model, PixelBytesModel):
-        where = Path(str(model)).expanduser()
-        model_dir = where if where.is_dir() else None
-        model = PixelBytesModel.from_pretrained(model)
-        source = model.source  # a folder, whole (a rerun may start elsewhere), or a Hub id at the commit read
+    from pixelbytes.models import load_model, _as_kind, _check_sampling
+    named = isinstance(model, (str, os.PathLike))  # a folder or Hub id: loaded here
+    model_dir = Path(model).expanduser() if named and Path(model).expanduser().is_dir() else None
+    model = load_model(model, device)
+    source = model.source if named else None  # a folder, whole (a rerun may start elsewhere), or a Hub id at the commit read
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():
@@ -266,7 +265,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
     ev = Evaluation(settings={'model': source or loaded, 'model_sha1': _weights_sha1(model),
                               'data': str(Path(built.path).resolve()) if built.path else 'in memory', 'data_sha1': _fingerprint(seqs), 'split': split,
-                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'pixelbytes': __version__,
+                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
+                              'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),

@@ -18,7 +18,7 @@ from .pixelize import pixelize, open_image
 from .render import render
 from .palette import to_hex
 from .files import write_files
-from .models import PixelBytesModel, sample_seeds
+from .models import PixelBytesModel, load_model, sample_seeds
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
 def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
@@ -167,9 +167,10 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)
-             progress:bool=False) -> list:
+             progress:bool=False,
+             device=None) -> list: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation`."
-    if isinstance(model, (str, Path)): model = PixelBytesModel.from_pretrained(model)
+    model = load_model(model, device)
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1):
         raise ValueError(f"max_tokens={max_tokens!r}: generate a whole number of new tokens, at least 1")
     # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);

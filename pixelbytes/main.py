@@ -141,13 +141,14 @@ def _evaluate_args(p):
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings (default: 1.0)')
     p.add_argument('--seed', type=int, default=0, help='seed of the drawings (default: 0)')
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
+    p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate
     ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, out=a.out, split=a.split,
-                  progress=not a.quiet)
+                  progress=not a.quiet, device=a.device)
     print(ev)
     if ev.saved: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json")
 
@@ -164,6 +165,7 @@ def _generate_args(p):
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
     p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: a random one, printed so that --seed can draw them again)')
     p.add_argument('--max-tokens', type=int, default=None, help='at most this many new tokens per sample')
+    p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=8, help='screen pixels per image pixel (default: 8)')
     p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
@@ -173,7 +175,7 @@ def _generate_args(p):
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_generate(a):
-    from pixelbytes.models import PixelBytesModel
+    from pixelbytes.models import load_model
     from pixelbytes.generate import generate, save_generations, _is_json
     from pixelbytes.render import output_format
     from pixelbytes.tokenizer import TextSegment, printable
@@ -188,7 +190,7 @@ def _run_generate(a):
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
     above = next((p for p in Path(out).parents if p.exists()), None)  # the nearest folder there is: it must be one
     if above is not None and not above.is_dir(): raise ValueError(f"--out {out!r}: {str(above)!r} is a file, not a folder")
-    model = PixelBytesModel.from_pretrained(a.model)
+    model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
     save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns)

@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 # %% auto #0
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'MAX_SEQ_LENGTH', 'register_backbone', 'LSTMBackbone',
            'TransformerBackbone', 'MambaBackbone', 'PixelBytesConfig', 'PxByEmbedding', 'ModelLoadError',
-           'PixelBytesModel', 'sample_seeds', 'bidirectional_window']
+           'PixelBytesModel', 'pick_device', 'load_model', 'sample_seeds', 'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
 import contextlib, io, json, math, numbers, os, warnings
@@ -538,6 +538,28 @@ def _push_to_hub(self: PixelBytesModel, repo_id: str, **kwargs):
     kwargs['model_card_kwargs'] = {'model_id': repo_id, **(kwargs.get('model_card_kwargs') or {})}
     return PyTorchModelHubMixin.push_to_hub(self, repo_id, **kwargs)
 PixelBytesModel.push_to_hub = _push_to_hub
+
+# %% ../nbs/07_models.ipynb #dev0002
+def pick_device(device=None) -> torch.device:
+    "`device` ('cpu', 'cuda', 'cuda:N' or a `torch.device`), checked usable on this machine; None: the GPU when there is one, else the CPU."
+    if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device {device!r} is not a device: give 'cpu', 'cuda' or 'cuda:N'") from None
+    try: torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as e:  # AssertionError: a PyTorch built without CUDA
+        raise ValueError(f"device {device!r} cannot be used here ({(str(e).splitlines() or ['-'])[0]}); give 'cpu'"
+                         + ('' if torch.cuda.is_available() else ': this PyTorch sees no GPU')) from None
+    return dev
+
+def load_model(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
+               device=None, # where it runs (default: a model object where it is; a loaded one on the GPU when there is one)
+               **kwargs) -> PixelBytesModel: # passed to `from_pretrained` (revision, token, ...)
+    "The model `model` is or names, on `device`."
+    if isinstance(model, PixelBytesModel): return model if device is None else model.to(pick_device(device))
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a PixelBytesModel, or a folder or Hub id to load one from; got {type(model).__name__}")
+    dev = pick_device(device)  # a wrong device is said before the load, which may be a download
+    return PixelBytesModel.from_pretrained(model, **kwargs).to(dev)
 
 # %% ../nbs/07_models.ipynb #69a109af
 def _filter_logits(logits, temperature, top_k, top_p):

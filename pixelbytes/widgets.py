@@ -12,7 +12,7 @@ import csv, html, threading, time, traceback
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
-from .models import PixelBytesModel
+from .models import PixelBytesModel, load_model
 from .pixelize import png_bytes, to_pil
 from .render import render
 from .generate import generate, _as_pixels
@@ -36,9 +36,10 @@ class GenerateWidget:
     "A panel to generate with `model`: mode, caption, image upload, sampling settings, a Generate button, and the samples as a picture and text."
     def __init__(self, model, # a `PixelBytesModel`, or a folder or Hub id to load one from
                  mode:str='text to image', # the mode shown first, one of `MODES`
-                 scale:int=8): # output pixels per image pixel in the picture
+                 scale:int=8, # output pixels per image pixel in the picture
+                 device=None): # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
         if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        self.model = model if isinstance(model, PixelBytesModel) else PixelBytesModel.from_pretrained(model)
+        self.model = load_model(model, device)
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
         W, style = widgets, {'description_width': 'initial'}

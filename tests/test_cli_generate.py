@@ -129,6 +129,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompt', 'x', '--num', '0'], 'num=0'),
     (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], 'max_tokens=-5'),
     (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "format 'svg' does not match the extension"),
+    (['--model', '{m}', '--prompt', 'x', '--device', 'gpu'], "device 'gpu' is not a device: give 'cpu', 'cuda' or 'cuda:N'"),
 ])
 def test_generate_bad_input(trained, args, message, tmp_path):
     (tmp_path/'notimg.png').write_text('hello')
@@ -138,13 +139,13 @@ def test_generate_bad_input(trained, args, message, tmp_path):
 
 def test_evaluate_command(trained, tmp_path):
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'accuracy', 'precision', 'recall', 'bleu',
-            '--num', '2', '--seed', '7', '--temperature', '0.5', '--batch-size', '8', '--out', tmp_path)
+            '--num', '2', '--seed', '7', '--temperature', '0.5', '--batch-size', '8', '--device', 'cpu', '--out', tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'accuracy' in r.stdout and 'pixel' in r.stdout and 'bleu' in r.stdout
     saved = json.loads((tmp_path/'evaluation.json').read_text())
     assert {r['metric'] for r in saved['rows']} == {'accuracy', 'precision', 'recall', 'bleu'}
     assert saved['settings']['split'] == 'test' and saved['settings']['num'] == 2 and saved['settings']['data'] == str(trained/'demo')
-    assert (saved['settings']['seed'], saved['settings']['temperature'], saved['settings']['batch_size']) == (7, 0.5, 8)
+    assert (saved['settings']['seed'], saved['settings']['temperature'], saved['settings']['batch_size'], saved['settings']['device']) == (7, 0.5, 8, 'cpu')
     assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
     assert 'Evaluating' in r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path, '--quiet')
@@ -159,6 +160,8 @@ def test_evaluate_bad_input(trained):
     assert r.returncode == 2 and 'invalid choice' in r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--out', trained/'red.png')
     assert r.returncode == 1 and 'is a file; choose a folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--device', 'cuda:x')
+    assert r.returncode == 1 and "device 'cuda:x' is not a device" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--batch-size', '0')
     assert r.returncode == 1 and 'batch_size must be 1 or more' in r.stderr, r.stderr
 

@@ -11,7 +11,7 @@
 Every test skips where no GPU is visible, and the fused-kernel ones also where `mamba_ssm` does not import
 (`pip install pixelbytes[cuda]`); the file imports on any CPU-only machine.
 """
-import warnings
+import json, warnings
 import numpy as np
 import pytest
 import torch
@@ -280,3 +280,18 @@ def test_train_on_the_gpu(demo, tmp_path, monkeypatch):
     torch.save(state, tmp_path/'run'/STATE_FILE)
     with pytest.raises(TrainingError, match=f"the loss became nan at step {state['step']};"):
         train({**TINY_RUN, 'epochs': 4}, demo, tmp_path/'run', resume=True, progress=False)
+
+def test_a_model_named_by_folder_runs_on_the_gpu(demo, tmp_path):
+    "generate, evaluate and the `--device` of the command line load a model folder onto the GPU unless told otherwise."
+    from pixelbytes.evaluate import evaluate
+    from pixelbytes.generate import generate
+    from pixelbytes.main import main
+    from pixelbytes.models import load_model
+    model = PixelBytesModel(PixelBytesConfig(backbone='lstm', d_model=32, n_layers=1))
+    model.save_pretrained(tmp_path/'m')
+    assert next(load_model(tmp_path/'m').parameters()).device.type == 'cuda'
+    on_gpu, on_cpu = (generate(tmp_path/'m', 'a red circle', seed=3, max_tokens=30, device=d)[0] for d in (None, 'cpu'))
+    assert len(on_gpu.ids) > on_gpu.n_prompt and len(on_cpu.ids) > on_cpu.n_prompt
+    assert evaluate(tmp_path/'m', demo, metrics='loss', progress=False).settings['device'] == 'cuda:0'
+    assert main(['evaluate', '--model', str(tmp_path/'m'), '--data', str(demo), '--metrics', 'loss', '--device', 'cpu', '--quiet']) == 0
+    assert json.loads((tmp_path/'m'/'evaluation.json').read_text())['settings']['device'] == 'cpu'
