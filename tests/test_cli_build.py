@@ -49,7 +49,7 @@ def test_on_error_raise_names_row_without_traceback(folder, tmp_path):
 @pytest.mark.parametrize('args, message', [
     (['--path', '/no/such/dir'], 'is not a folder'),
     (['--path', 'demo', '--palette', '/no/palette.gpl'], 'does not exist'),
-    (['--path', 'demo', '--test-size', '1.5'], 'test_size must be a fraction in [0, 1) or a whole number of items, not 1.5'),
+    (['--path', 'demo', '--test-size', '1.5'], '--test-size must be a fraction in [0, 1) or a whole number of items, not 1.5'),
     (['--path', 'demo', '--vocab', 'v1', '--on-error', 'raise'], None),
     (['--path', 'demo', '--revision', 'v1'], "revision='v1' is for a Hub dataset; 'demo' is the built-in demo set"),
 ])

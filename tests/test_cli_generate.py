@@ -118,16 +118,16 @@ def test_output_paths(trained, tmp_path):
     (['--model', 'someone/missing-model'], 'cannot load model someone/missing-model'),
     (['--model', '{m1}', '--prompt', 'A Red Circle'], "character 'A' at position 0 is not in the 'v1' vocabulary"),
     (['--model', '{m}', '--image', '{notimg}'], 'not an image'),
-    (['--model', '{m}', '--image', '{red}', '--rows', '99'], 'rows=99: the image has'),
+    (['--model', '{m}', '--image', '{red}', '--rows', '99'], '--rows=99: the image has'),
     (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
     (['--model', '{m}', '--image', '{red}', '--image', '/no/such.png'], "--image '/no/such.png': no such file"),
     (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'together need rows'),
     (['--model', '{run}'], 'it holds a training run: load'),
-    (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], 'top_p=-0.1 must be in (0, 1]'),
-    (['--model', '{m}', '--prompt', 'x', '--top-k', '0'], 'top_k=0 must be 1 or more'),
-    (['--model', '{m}', '--prompt', 'x', '--temperature', '-1'], 'temperature=-1.0 must be 0'),
-    (['--model', '{m}', '--prompt', 'x', '--num', '0'], 'num=0'),
-    (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], 'max_tokens=-5'),
+    (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], '--top-p=-0.1 must be in (0, 1]'),
+    (['--model', '{m}', '--prompt', 'x', '--top-k', '0'], '--top-k=0 must be 1 or more'),
+    (['--model', '{m}', '--prompt', 'x', '--temperature', '-1'], '--temperature=-1.0 must be 0'),
+    (['--model', '{m}', '--prompt', 'x', '--num', '0'], '--num=0'),
+    (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], '--max-tokens=-5'),
     (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "format 'svg' does not match the extension"),
     (['--model', '{m}', '--prompt', 'x', '--device', 'gpu'], "device 'gpu' is not a device: give 'cpu', 'cuda' or 'cuda:N'"),
 ])
@@ -163,7 +163,7 @@ def test_evaluate_bad_input(trained):
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--device', 'cuda:x')
     assert r.returncode == 1 and "device 'cuda:x' is not a device" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--batch-size', '0')
-    assert r.returncode == 1 and 'batch_size must be 1 or more' in r.stderr, r.stderr
+    assert r.returncode == 1 and '--batch-size must be 1 or more' in r.stderr, r.stderr
 
 def test_generated_text_cannot_act_on_the_terminal(trained, tmp_path):
     import torch

@@ -46,7 +46,7 @@ def test_train_errors_are_one_line(demo, tmp_path):
     r = cli('train', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path/'m'))
     assert r.returncode == 1 and 'does not exist; build a dataset there first' in r.stderr and 'Traceback' not in r.stderr
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--model', 'transformer', '--dim', '30', '--heads', '4')
-    assert r.returncode == 1 and 'multiple of 2 * n_heads' in r.stderr
+    assert r.returncode == 1 and 'multiple of 2 * --heads' in r.stderr
 
 def test_resume_alone_goes_on_with_the_saved_options(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--max-minutes', '0.02', *TINY)
@@ -54,7 +54,7 @@ def test_resume_alone_goes_on_with_the_saved_options(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--resume')  # the model options and the budget as saved
     assert r.returncode == 1 and 'its whole time budget' in r.stderr, r.stderr
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--resume', '--dim', '64')
-    assert r.returncode == 1 and 'differs from the saved one: d_model 32 -> 64' in r.stderr, r.stderr
+    assert r.returncode == 1 and 'differs from the saved one: --dim 32 -> 64' in r.stderr, r.stderr
 
 def test_no_validation_split(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', '--val-fraction', '0', *TINY)
@@ -290,7 +290,7 @@ def test_checks_before_training_are_said_once(one_image, tmp_path):
     r = subprocess.run([*torchrun, '--out', str(tmp_path/'tr')], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0 and r.stderr.count('warning: every training item shows the same image') == 1, r.stderr[-3000:]
     r = subprocess.run([*torchrun, '--out', str(tmp_path/'bad'), '--batch-size', '7'], capture_output=True, text=True, env=ENV, timeout=600)
-    assert r.returncode == 1 and r.stderr.count('must be a multiple of processes x grad_accum = 2 x 1') == 1, r.stderr[-3000:]
+    assert r.returncode == 1 and r.stderr.count('must be a multiple of processes x --grad-accum = 2 x 1') == 1, r.stderr[-3000:]
     code = f'''
 from pixelbytes.train import launch
 if __name__ == '__main__':
