@@ -16,7 +16,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
-from .files import clear_stale, remove
+from .files import check_writable, clear_stale, remove
 from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -231,6 +231,10 @@ def open_source(path, caption_column=None, image_column='image', revision=None):
     commit = None if p.is_dir() else _hub_commit(str(path), revision)
     try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path), revision=commit)  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
+        from datasets import config
+        try: check_writable(config.HF_DATASETS_CACHE)  # datasets reads a folder of data files, as it reads a download, through its cache
+        except OSError as c: raise BuildError(f"{str(path)!r} is read through the datasets cache {config.HF_DATASETS_CACHE}, which cannot be written ({c}): "
+                                          "set HF_HOME (or HF_DATASETS_CACHE) to a folder you can write") from None
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
                                         f"and `datasets` cannot load it ({type(e).__name__}: {e})") from None
         raise _NotLoaded(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}") from None
@@ -425,6 +429,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     made_empty = out.is_dir() and not any(out.iterdir())  # a folder made for it beforehand (mkdir -p, a job's output volume): nothing to replace
     if out.exists() and not overwrite and not made_empty: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)
+    try: check_writable(out.parent)  # the dataset is written beside out, then renamed into place
+    except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
     for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted

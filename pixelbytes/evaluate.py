@@ -18,7 +18,7 @@ import numpy as np
 from .tokenizer import ImageSegment
 from .data import load_built, Built
 from .train import Windows, predict, summarize, MODALITIES, _fingerprint
-from .files import write_files, clear_stale
+from .files import check_writable, write_files, clear_stale
 from .generate import generate, allowed_tokens
 from .models import sample_seeds
 from . import __version__
@@ -255,8 +255,10 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     folder = Path(out).expanduser() if out else model_dir
     if folder is None and source: warnings.warn(f"the evaluation of {source} is not saved: a Hub model has no folder here; pass out= (--out) to save it")
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
-    if folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
-        if out: raise ValueError(f"cannot write to {str(folder)!r}; choose another folder (out=, --out)")
+    if out:
+        try: check_writable(folder)  # now, not after minutes of scoring
+        except OSError as e: raise ValueError(f"cannot write to {str(folder)!r}: {e}; choose another folder (out=, --out)") from None
+    elif folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
         warnings.warn(f"the model's folder {str(folder)} is read-only: the evaluation is not saved; pass out= (--out) to save it")
         folder = None
     seqs = [np.asarray(s, np.int64) for s in test['input_ids']]

@@ -84,8 +84,10 @@ def _train_args(p):
     p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`')
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
-    p.add_argument('--resume', action='store_true', help='continue the run saved in --out with its saved options; only --epochs, --patience, --max-minutes, '
-                   '--eval-every, --learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
+    p.add_argument('--resume', nargs='?', const=True, default=False, metavar='FOLDER',
+                   help='continue the run saved in --out with its saved options; given a FOLDER, continue the run saved there (a read-only one, '
+                   'such as a Kaggle input) in --out. Only --epochs, --patience, --max-minutes, --eval-every, --learning-rate, --amp, --compile '
+                   'and --grad-accum may be given anew (the defaults below are for a new run)')
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     for name, key, typ, help in _TRAIN_OPTIONS:
@@ -150,7 +152,8 @@ def _run_evaluate(a):
     ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, out=a.out, split=a.split,
                   progress=not a.quiet, device=a.device)
     print(ev)
-    if ev.saved: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json")
+    # said after the table too: the warning before the scores scrolls away
+    print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
 
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
@@ -178,6 +181,7 @@ def _run_generate(a):
     from pixelbytes.models import load_model
     from pixelbytes.generate import generate, save_generations, _is_json
     from pixelbytes.render import output_format
+    from pixelbytes.files import check_writable
     from pixelbytes.tokenizer import TextSegment, printable
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
@@ -188,8 +192,7 @@ def _run_generate(a):
     out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
     if not _is_json(out, a.format): output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
-    above = next((p for p in Path(out).parents if p.exists()), None)  # the nearest folder there is: it must be one
-    if above is not None and not above.is_dir(): raise ValueError(f"--out {out!r}: {str(above)!r} is a file, not a folder")
+    check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)

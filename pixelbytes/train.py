@@ -21,7 +21,7 @@ from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS
-from .files import write_files, remove, naming_failures
+from .files import check_writable, write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -342,15 +342,33 @@ def _few_windows(n: int, cfg) -> str:
     "The error message of an epoch with fewer windows than one batch."
     return f"fewer training windows ({n}) than batch_size ({cfg.batch_size}): lower batch_size (--batch-size), or shorten seq_length"
 
-def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int) -> dict:
+def _resumed(resume, out: Path) -> Path | None:
+    "The folder whose saved run goes on: `out` for `resume=True`, the folder `resume` names (its run goes on in `out`), or None for a new run."
+    if resume is True: return out
+    if resume is False or resume is None: return None
+    if not isinstance(resume, (str, os.PathLike)): raise TypeError(f"resume must be True, False or a folder holding a run, not {type(resume).__name__}")
+    src = Path(resume).expanduser()
+    return out if src.exists() and out.exists() and src.samefile(out) else src
+
+def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> dict:
     "What `train` needs, checked before anything is written in `out`: the config (given as a dict, it goes on from the saved one when resuming), the data, the state to resume."
-    if resume and overwrite: raise TrainingError("resume or overwrite: continue the run in out, or replace it, not both")
+    src = _resumed(resume, out)
+    if src and overwrite: raise TrainingError("resume or overwrite: continue a saved run, or replace the run in out, not both")
     if not isinstance(config, (PixelBytesConfig, dict)): raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__}")
     if out.exists() and not out.is_dir(): raise TrainingError(f"output {out} is a file; choose a folder (--out)")
     if (out/'dataset_dict.json').exists(): raise TrainingError(f"output {out} holds a built dataset; train into another folder (--out), e.g. models/<name>")
+    try: check_writable(out)
+    except OSError as e:
+        there = src == out and (out/STATE_FILE).exists()  # a run in a read-only folder (a Kaggle input) goes on elsewhere
+        raise TrainingError(f"cannot write to {out} ({e}); " + (f"continue its run in a folder you can write: resume={str(out)!r} (--resume {out}) "
+                            "with another out (--out)" if there else "choose another output folder (--out)")) from None
+    if src not in (None, out) and ((out/STATE_FILE).exists() or (out/'config.json').exists()):
+        run = (out/STATE_FILE).exists()
+        raise TrainingError(f"{out} already holds {'a training run' if run else 'a saved model'}: continue the run of {src} in another folder (--out)"
+                            + (", or this one with resume=True (--resume)" if run else ''))
     built = data if isinstance(data, Built) else load_built(data)
     where = built.path or 'the dataset'
-    saved = load_state(out/STATE_FILE) if resume else None
+    saved = load_state(src/STATE_FILE) if src else None
     if saved and isinstance(config, dict):  # a field left out keeps its saved value
         names = {f.name for f in fields(PixelBytesConfig)}
         config = {**{k: v for k, v in saved['config'].items() if k in names}, **config}
@@ -375,16 +393,15 @@ def _prepare(config, data, out: Path, resume: bool, overwrite: bool, world: int)
                       f"windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
-    if saved: _check_resume(saved, cfg, data_id, out, steps_per_epoch)
+    if saved: _check_resume(saved, cfg, data_id, src, steps_per_epoch)
     elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
         raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
     elif (out/STATE_FILE).exists() and not overwrite:
         raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, "
                             "overwrite=True (--overwrite) to replace it, or choose another output folder")
-    if out.exists() and not os.access(out, os.W_OK | os.X_OK): raise TrainingError(f"cannot write to {out}; choose another output folder (--out)")
     odd = [out/n for n in ('best', 'last') if not overwrite and (out/n).exists() and not (out/n).is_dir()]  # found now, not at the first checkpoint
     if odd: raise TrainingError(f"{odd[0]} is a file, where a run saves a model folder; move it, or choose another output folder (--out)")
-    return dict(cfg=cfg, built=built, saved=saved, train_items=train_items, val_items=val_items, data_id=data_id,
+    return dict(cfg=cfg, built=built, saved=saved, source=src, train_items=train_items, val_items=val_items, data_id=data_id,
                 steps_per_epoch=steps_per_epoch)
 
 # %% ../nbs/08_train.ipynb #a93a3045
@@ -500,6 +517,19 @@ def _clean_out(out: Path, overwrite: bool) -> Path | None:
     except BaseException:  # a file in use (Windows): what moved goes back
         _settle(out, aside, kept=False); raise
     return aside
+
+def _copy_run(src: Path, out: Path):
+    "Copy the run saved in `src` into `out`, where it goes on; the state last: `out` holds a run to resume once it holds all of it."
+    for name in sorted(_RUN_FILES, key=lambda n: n == STATE_FILE):
+        if (src/name).is_dir():
+            tmp = Path(tempfile.mkdtemp(dir=out, prefix=f'.{name}.tmp-'))
+            try:
+                (tmp/name).mkdir()  # with the mode any new folder gets: the source's may be read-only
+                for f in (f for f in (src/name).iterdir() if f.is_file()):
+                    with naming_failures(out/name/f.name): shutil.copyfile(f, tmp/name/f.name)
+                remove(out/name); os.replace(tmp/name, out/name)
+            finally: shutil.rmtree(tmp, ignore_errors=True)
+        elif (src/name).is_file(): write_files({out/name: lambda t, f=src/name: shutil.copyfile(f, t)})
 
 def _settle(out: Path, aside: Path | None, kept: bool):
     "The run `_clean_out` moved `aside`: deleted when the new run has `kept` a checkpoint, else put back in `out`."
@@ -622,13 +652,13 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or what `build` returned, or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
           *,
-          resume:bool=False, # continue the run saved in `out`: a dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
+          resume=False, # True: continue the run saved in `out`; a folder: continue the run saved there (a read-only one, say) in `out`. A dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
     return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0)
 
-def _train(config, data, out, resume: bool, overwrite: bool, progress: bool, warn: bool):
+def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
@@ -636,7 +666,7 @@ def _train(config, data, out, resume: bool, overwrite: bool, progress: bool, war
     with _holding(out, _dist()[0] == 0):  # one run at a time in a folder: two would overwrite each other's checkpoints
         return _run(config, data, out, resume, overwrite, progress, warn)
 
-def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool, warn: bool):
+def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool):
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
@@ -647,7 +677,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
         except ValueError as e:
             e.every_process = world > 1  # each process finds the same fault: the command says it once
             raise
-    cfg, built, saved, train_items = run['cfg'], run['built'], run['saved'], run['train_items']
+    cfg, built, saved, src, train_items = run['cfg'], run['built'], run['saved'], run['source'], run['train_items']
     device = _setup_device(world, local)
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
@@ -660,7 +690,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
     scaler = torch.amp.GradScaler('cuda', enabled=cfg.amp and device.type == 'cuda')
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
     if saved:
-        _restore(saved, model, opt, scaler, out/STATE_FILE)
+        _restore(saved, model, opt, scaler, src/STATE_FILE)
         st = {k: saved[k] for k in st}
         if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
     _seed_process(cfg.seed, rank, st['step'])
@@ -690,6 +720,7 @@ def _run(config, data, out: Path, resume: bool, overwrite: bool, progress: bool,
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     stop, last_plot, last_look = False, 0.0, time.time()
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
+    if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = batches = None  # the last epoch's windows go before this one's are made
@@ -779,7 +810,7 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
            out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
            *,
            nprocs:int=None, # processes, one per GPU (default: every GPU here; 1 trains in this process)
-           resume:bool=False, # continue the run saved in `out`, as for `train`
+           resume=False, # continue the run saved in `out` (True) or in another folder, as for `train`
            overwrite:bool=False, # replace the run in `out`, as for `train`
            progress:bool=True): # show a progress bar (the first process only)
     "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model (on the CPU) and the metrics."
