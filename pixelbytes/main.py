@@ -86,8 +86,9 @@ def _train_args(p):
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
     p.add_argument('--resume', nargs='?', const=True, default=False, metavar='FOLDER',
                    help='continue the run saved in --out with its saved options; given a FOLDER, continue the run saved there (a read-only one, '
-                   'such as a Kaggle input) in --out. Only --epochs, --patience, --max-minutes, --eval-every, --learning-rate, --amp, --compile '
-                   'and --grad-accum may be given anew (the defaults below are for a new run)')
+                   'such as a Kaggle input) in --out; given auto, continue the run in --out if there is one, else start it (a finished run is left '
+                   'as it is), so that one command run again and again sees a run through. Only --epochs, --patience, --max-minutes, --eval-every, '
+                   '--learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     for name, key, typ, help in _TRAIN_OPTIONS:

@@ -343,9 +343,9 @@ def _few_windows(n: int, cfg) -> str:
     return f"fewer training windows ({n}) than batch_size ({cfg.batch_size}): lower batch_size (--batch-size), or shorten seq_length"
 
 def _resumed(resume, out: Path) -> Path | None:
-    "The folder whose saved run goes on: `out` for `resume=True`, the folder `resume` names (its run goes on in `out`), or None for a new run."
-    if resume is True: return out
-    if resume is False or resume is None: return None
+    "The folder whose saved run goes on: `out` for `resume=True` (and for 'auto' when it holds a run), the folder `resume` names (its run goes on in `out`), or None for a new run."
+    if resume is True or (resume == 'auto' and (out/STATE_FILE).exists()): return out
+    if resume is False or resume is None or resume == 'auto': return None
     if not isinstance(resume, (str, os.PathLike)): raise TypeError(f"resume must be True, False or a folder holding a run, not {type(resume).__name__}")
     src = Path(resume).expanduser()
     return out if src.exists() and out.exists() and src.samefile(out) else src
@@ -353,7 +353,7 @@ def _resumed(resume, out: Path) -> Path | None:
 def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> dict:
     "What `train` needs, checked before anything is written in `out`: the config (given as a dict, it goes on from the saved one when resuming), the data, the state to resume."
     src = _resumed(resume, out)
-    if src and overwrite: raise TrainingError("resume or overwrite: continue a saved run, or replace the run in out, not both")
+    if resume not in (False, None) and overwrite: raise TrainingError("resume or overwrite: continue a saved run, or replace the run in out, not both")
     if not isinstance(config, (PixelBytesConfig, dict)): raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__}")
     if out.exists() and not out.is_dir(): raise TrainingError(f"output {out} is a file; choose a folder (--out)")
     if (out/'dataset_dict.json').exists(): raise TrainingError(f"output {out} holds a built dataset; train into another folder (--out), e.g. models/<name>")
@@ -393,15 +393,16 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> di
                       f"windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
-    if saved: _check_resume(saved, cfg, data_id, src, steps_per_epoch)
-    elif (out/'config.json').exists() and not (out/STATE_FILE).exists():
+    finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto') if saved else None
+    if finished: warnings.warn(f"{out} is trained no further: it has {finished} to train on; its best model and history are what it gives")
+    if not saved and (out/'config.json').exists() and not (out/STATE_FILE).exists():
         raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
-    elif (out/STATE_FILE).exists() and not overwrite:
+    if not saved and (out/STATE_FILE).exists() and not overwrite:
         raise TrainingError(f"{out} already holds a training run; pass resume=True (--resume) to continue it, "
                             "overwrite=True (--overwrite) to replace it, or choose another output folder")
     odd = [out/n for n in ('best', 'last') if not overwrite and (out/n).exists() and not (out/n).is_dir()]  # found now, not at the first checkpoint
     if odd: raise TrainingError(f"{odd[0]} is a file, where a run saves a model folder; move it, or choose another output folder (--out)")
-    return dict(cfg=cfg, built=built, saved=saved, source=src, train_items=train_items, val_items=val_items, data_id=data_id,
+    return dict(cfg=cfg, built=built, saved=saved, source=src, finished=finished, train_items=train_items, val_items=val_items, data_id=data_id,
                 steps_per_epoch=steps_per_epoch)
 
 # %% ../nbs/08_train.ipynb #a93a3045
@@ -413,8 +414,8 @@ def _rescored(saved: dict, cfg: PixelBytesConfig) -> bool:
     "Whether the validation losses of the run `saved` were measured otherwise (a bidirectional model with a stride, before plan 3)."
     return saved.get('plan', 1) < 3 and not cfg.causal and cfg.stride > 1
 
-def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, steps_per_epoch: int):
-    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`; a warning where the learning rate jumps."
+def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, steps_per_epoch: int, finished_ok: bool = False) -> str | None:
+    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`; a warning where the learning rate jumps. With `finished_ok`, a run that has ended is no error: what ended it is returned."
     was = saved.get('data', data_id)
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
@@ -422,6 +423,17 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     was, now_fields = {**PixelBytesConfig().to_dict(), **saved['config']}, cfg.to_dict()  # a field added since: its default
     changes = _changes(was, now_fields)
     if changes: raise TrainingError(f"cannot resume {out}: the config differs from the saved one: {changes} (only {', '.join(sorted(_RESUMABLE))} may change)")
+    finished = [why for why, hit in (
+        (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
+         "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
+        (f"stopped early, after {saved['bad_evals']} evaluations without improvement; give a patience (--patience) above {cfg.patience}",
+         bool(cfg.patience and saved['bad_evals'] >= cfg.patience)),
+        (f"trained all its {cfg.epochs} epochs; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
+    if finished and not finished_ok: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
+    try: PixelBytesModel.from_pretrained(out/'best')
+    except ModelLoadError as e:
+        raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
+    if finished: return finished[0]
     # more epochs or minutes stretch the schedule: the rate at the saved step is not the one the run had reached
     rate = lambda c: c.learning_rate * lr_factor(c, saved['step'], c.epochs * steps_per_epoch, saved['elapsed'])
     before, now = rate(PixelBytesConfig.from_dict({k: was[k] for k in now_fields})), rate(cfg)
@@ -429,16 +441,6 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
         moved = ', '.join(f"{k} {was[k]!r} -> {v!r}" for k, v in now_fields.items() if k in ('epochs', 'max_minutes', 'learning_rate') and was[k] != v)
         warnings.warn(f"{out} goes on at step {saved['step']} with a learning rate of {now:.3g}, where its schedule had reached {before:.3g}: "
                       f"{moved} changes the schedule (warmup, then cosine decay over the whole run)")
-    finished = [why for why, hit in (
-        (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
-         "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
-        (f"stopped early, after {saved['bad_evals']} evaluations without improvement; give a patience (--patience) above {cfg.patience}",
-         bool(cfg.patience and saved['bad_evals'] >= cfg.patience)),
-        (f"trained all its {cfg.epochs} epochs; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
-    if finished: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
-    try: PixelBytesModel.from_pretrained(out/'best')
-    except ModelLoadError as e:
-        raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
     if saved.get('plan', 1) < 2:
         warnings.warn(f"{out} was saved by an earlier pixelbytes, which drew its epochs' batches another way: it goes on with "
                       "today's batches (and validation split), so it will not end as that version would have ended")
@@ -501,7 +503,8 @@ def _end_with(launcher: int, out: Path, every: float = 1.0):
     os._exit(1)  # at once: a peer that stopped may leave this process waiting in a collective that no error would end
 
 # %% ../nbs/08_train.ipynb #e35d1cac
-_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png')  # only what a run writes: anything else a user keeps in out stays
+# only what a run writes, and `evaluate`'s scores of it saved beside it (out=): anything else a user keeps in out stays
+_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png', *(f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')))
 
 def _clean_out(out: Path, overwrite: bool) -> Path | None:
     "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
@@ -652,8 +655,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or what `build` returned, or the `Built` that `load_built` gives)
           out='models/pixelbytes', # output folder: checkpoints, metrics.csv, curves.png
           *,
-          resume=False, # True: continue the run saved in `out`; a folder: continue the run saved there (a read-only one, say) in `out`. A dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
-          overwrite:bool=False, # replace the run in `out` (its checkpoints, state and metrics), e.g. when a notebook cell runs again
+          resume=False, # True: continue the run saved in `out`; a folder: continue the run saved there (a read-only one, say) in `out`; 'auto': continue the run in `out` if there is one, else start it, and give a finished one as it is. A dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
+          overwrite:bool=False, # replace the run in `out` (its checkpoints, state, metrics and the scores `evaluate` saved beside them), e.g. when a notebook cell runs again
           progress:bool=True): # show a progress bar
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
     return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0)
@@ -679,6 +682,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             raise
     cfg, built, saved, src, train_items = run['cfg'], run['built'], run['saved'], run['source'], run['train_items']
     device = _setup_device(world, local)
+    if run['finished']: return PixelBytesModel.from_pretrained(out/'best').to(device), saved['history']  # resume='auto' of a run that has ended
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
     val_shard = np.arange(rank, len(val), world)
@@ -822,7 +826,9 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     # bad input is named here, once, rather than in a traceback from every process
     out = Path(out).expanduser()
     with _holding(out): _put_back(out)  # as the first worker would, but before the checks below
-    data = _prepare(config, data, out, resume, overwrite, nprocs)['built'].path
+    run = _prepare(config, data, out, resume, overwrite, nprocs)
+    if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), run['saved']['history']  # resume='auto' of a run that has ended
+    data = run['built'].path
     backbones = _own_backbones()
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
