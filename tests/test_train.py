@@ -88,8 +88,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     assert strip(ha) == strip(hb)
 
 @POSIX
-def test_ctrl_c_stops_with_a_message(demo, tmp_path):
-    "SIGINT (Ctrl-C) mid-training: the process ends by SIGINT (a shell loop stops too), a line saying what was kept and how to go on, no traceback; --resume goes on."
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['ctrl-c', 'sigterm'])
+def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
+    "SIGINT (Ctrl-C) or SIGTERM (a job's time limit) mid-training: the process ends by that signal (a shell loop stops too), a line saying what was kept and how to go on, no traceback, no temporary file; --resume goes on."
     args = ['--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '50', '--eval-every', '5', *TINY]
     state = tmp_path/'m'/'train_state.pt'
     p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', *args], env=ENV, stdout=subprocess.PIPE,
@@ -98,12 +99,13 @@ def test_ctrl_c_stops_with_a_message(demo, tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline and p.poll() is None and not state.exists(): time.sleep(0.05)
         assert p.poll() is None, 'training finished before it could be interrupted'
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         _, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None: p.kill()
-    assert p.returncode == -signal.SIGINT, err
+    assert p.returncode == -sig, err
     assert 'interrupted at step' in err and 'continue with resume=True (--resume)' in err and 'Traceback' not in err, err
+    assert not list((tmp_path/'m').glob('.*.tmp-*')), list((tmp_path/'m').iterdir())
     saved = torch.load(state, weights_only=True)
     r = cli('train', *args, '--epochs', str(saved['epoch'] + 1), '--resume')  # to the end of the epoch it was in
     assert r.returncode == 0 and torch.load(state, weights_only=True)['step'] > saved['step'], r.stderr
