@@ -224,11 +224,17 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              progress:bool=True,
              device=None) -> Evaluation: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
     "Score `model` on the held-out (test) split of `data`, or another `split`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
-    from pixelbytes.models import load_model, _as_kind, _check_sampling
+    from pixelbytes.models import PixelBytesModel, load_model, _as_kind, _check_sampling
     named = isinstance(model, (str, os.PathLike))  # a folder or Hub id: loaded here
     model_dir = Path(model).expanduser() if named and Path(model).expanduser().is_dir() else None
     model = load_model(model, device)
     source = model.source if named else None  # a folder, whole (a rerun may start elsewhere), or a Hub id at the commit read
+    sha1 = _weights_sha1(model)
+    if not named and out is None and model.source and Path(model.source).is_dir():  # loaded from a folder before (train's model): saved there if still the same
+        try: same = _weights_sha1(PixelBytesModel.from_pretrained(model.source)) == sha1
+        except ValueError: same = False  # the folder holds no model now
+        if same: model_dir = source = Path(model.source)
+        else: warnings.warn(f"the evaluation is not saved: the model is not the one in {model.source}, where it was loaded from; pass out= to save it")
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():
@@ -265,7 +271,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
     from tqdm.auto import tqdm
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
-    ev = Evaluation(settings={'model': source or loaded, 'model_sha1': _weights_sha1(model),
+    ev = Evaluation(settings={'model': str(source) if source else loaded, 'model_sha1': sha1,
                               'data': str(Path(built.path).resolve()) if built.path else 'in memory', 'data_sha1': _fingerprint(seqs), 'split': split,
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
