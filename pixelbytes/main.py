@@ -67,11 +67,12 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('seq-length', 'seq_length', int, 'window length'),
                   ('stride', 'stride', int, 'window step'),
                   ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
-                  ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed: initial weights, dropout, batches, augmentation and the validation split'),
+                  ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed: initial weights, dropout, batches, augmentation and the validation split (unless --val-seed)'),
                   ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
                   ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'),
                   ('min-lr-ratio', 'min_lr_ratio', float, 'where the cosine schedule ends, as a share of the peak learning rate'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
                   ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
+                  ('val-seed', 'val_seed', int, 'seed of the validation split: fixed, runs of several --seed share one'),
                   ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                   ('patience', 'patience', int, 'evaluations without improvement before stopping'),
                   ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'))
@@ -80,7 +81,7 @@ def _train_args(p):
     from pixelbytes.models import MODEL_NAMES, PixelBytesConfig
     d, bi = PixelBytesConfig(), PixelBytesConfig(backbone='lstm', bidirectional=True)
     # the window's defaults depend on the kind of model: the config's own rule, asked for both kinds
-    by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}'}
+    by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}', 'val_seed': '--seed'}
     p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`')
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')

@@ -264,6 +264,7 @@ class PixelBytesConfig:
     compile: bool = False            # torch.compile the model
     seed: int = 0
     val_fraction: float = 0.1        # training items held out to pick the best checkpoint and stop early
+    val_seed: int = None             # which items those are (None: seed); fixed, runs of several seeds share one validation split
     eval_every: int = 0              # optimizer steps between evaluations (0: once per epoch)
     patience: int = 5                # evaluations without improvement before stopping
     max_minutes: float = None        # stop training after this long (the best checkpoint is kept)
