@@ -295,6 +295,18 @@ class PixelBytesConfig:
         if self.seq_length > MAX_SEQ_LENGTH:  # a window is allocated whole, for every sample: a shared config.json could ask for any size
             raise ValueError(f"seq_length must be at most {MAX_SEQ_LENGTH}, not {self.seq_length}")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        # the training settings too: a sweep's configs are checked when made, not each when its run starts
+        for ok, msg in ((self.epochs >= 1, f"epochs must be 1 or more, not {self.epochs}"),
+                        (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1) (0: no validation, the last evaluation is kept), not {self.val_fraction}"),
+                        (0 < self.learning_rate < math.inf, f"learning_rate must be more than 0 and finite, not {self.learning_rate}"),
+                        (self.weight_decay >= 0, f"weight_decay must be 0 or more, not {self.weight_decay}"),
+                        (self.warmup_steps >= 0, f"warmup_steps must be 0 or more, not {self.warmup_steps}"),
+                        (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], not {self.min_lr_ratio}"),
+                        (self.grad_clip > 0, f"grad_clip must be more than 0, not {self.grad_clip}"),
+                        (self.eval_every >= 0, f"eval_every must be 0 (once an epoch) or more, not {self.eval_every}"),
+                        (self.patience >= 0, f"patience must be 0 (no early stopping) or more, not {self.patience}"),
+                        (self.max_minutes is None or 0 < self.max_minutes < math.inf, f"max_minutes must be more than 0 and finite (None: no limit), not {self.max_minutes}")):
+            if not ok: raise ValueError(msg)
         self._tok = Tokenizer.from_dict(self.tokenizer)
         self.tokenizer = self._tok.to_dict()  # whole: a config.json that leaves out the palette means NES, and says so
         if hasattr(BACKBONES[self.backbone], 'check'): BACKBONES[self.backbone].check(self)

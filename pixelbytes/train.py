@@ -311,20 +311,6 @@ def _split_items(input_ids, tok: Tokenizer, cfg):
 # for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout)
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
 
-def _check_training(cfg: PixelBytesConfig):
-    "A `TrainingError` naming the first training setting out of its range."
-    for ok, msg in ((cfg.epochs >= 1, f"epochs must be 1 or more, not {cfg.epochs}"),
-                    (0 <= cfg.val_fraction < 1, f"val_fraction must be in [0, 1) (0: no validation, the last evaluation is kept), not {cfg.val_fraction}"),
-                    (0 < cfg.learning_rate < math.inf, f"learning_rate must be more than 0 and finite, not {cfg.learning_rate}"),
-                    (cfg.weight_decay >= 0, f"weight_decay must be 0 or more, not {cfg.weight_decay}"),
-                    (cfg.warmup_steps >= 0, f"warmup_steps must be 0 or more, not {cfg.warmup_steps}"),
-                    (0 <= cfg.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}"),
-                    (cfg.grad_clip > 0, f"grad_clip must be more than 0, not {cfg.grad_clip}"),
-                    (cfg.eval_every >= 0, f"eval_every must be 0 (once an epoch) or more, not {cfg.eval_every}"),
-                    (cfg.patience >= 0, f"patience must be 0 (no early stopping) or more, not {cfg.patience}"),
-                    (cfg.max_minutes is None or 0 < cfg.max_minutes < math.inf, f"max_minutes must be more than 0 and finite (None: no limit), not {cfg.max_minutes}")):
-        if not ok: raise TrainingError(msg)
-
 def _changes(was: dict, now: dict) -> str:
     "The fields that differ between two config dicts, the tokenizer by its settings and a palette by its size."
     out = []
@@ -376,7 +362,6 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> di
     cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True)})
-    _check_training(cfg)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
