@@ -64,7 +64,7 @@ def test_launch_checks_in_the_parent(demo, tmp_path):
     from pixelbytes.train import launch, TrainingError
     with pytest.raises(TrainingError, match='multiple of processes x grad_accum = 2 x 1'):
         launch(dict(backbone='lstm', batch_size=7), demo, tmp_path/'x', nprocs=2, progress=False)
-    with pytest.raises(TrainingError, match='epochs must be 1 or more'): launch(dict(epochs=0), demo, tmp_path/'x', nprocs=2)
+    with pytest.raises(ValueError, match='epochs must be 1 or more'): launch(dict(epochs=0), demo, tmp_path/'x', nprocs=2)
     assert not (tmp_path/'x').exists()
     left = tmp_path/'r'/'.replaced-x'; left.mkdir(parents=True); (left/'train_state.pt').write_bytes(b'junk')  # a killed replacing run's
     with pytest.raises(TrainingError, match='is corrupt or truncated'):  # put back before the parent checks: not 'nothing to resume'
