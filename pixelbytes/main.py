@@ -78,7 +78,8 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'))
 
 def _train_args(p):
-    from pixelbytes.models import MODEL_NAMES, PixelBytesConfig
+    from pixelbytes.models import MODEL_NAMES, PixelBytesConfig, load_plugins
+    load_plugins()  # the backbones of installed packages are models to choose from too
     d, bi = PixelBytesConfig(), PixelBytesConfig(backbone='lstm', bidirectional=True)
     # the window's defaults depend on the kind of model: the config's own rule, asked for both kinds
     by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}', 'val_seed': '--seed'}

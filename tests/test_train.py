@@ -189,6 +189,20 @@ if __name__ == '__main__':
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path/'gru'/'best'/'config.json').read_text())['backbone'] == 'gru'
 
+def test_the_command_line_finds_an_installed_backbone(demo, tmp_path):
+    "A package that declares its backbone in the entry-point group pixelbytes.backbones: train --model knows it, and generate loads its model."
+    (tmp_path/'mygru.py').write_text(GRU_MODULE)
+    info = tmp_path/'mygru-0.1.dist-info'; info.mkdir()  # as pip installs it
+    (info/'METADATA').write_text('Metadata-Version: 2.1\nName: mygru\nVersion: 0.1\n')
+    (info/'entry_points.txt').write_text('[pixelbytes.backbones]\ngru = mygru:GRUBackbone\n')
+    env = {**ENV, 'PYTHONPATH': str(tmp_path)}
+    run = lambda *a: subprocess.run([sys.executable, '-m', 'pixelbytes.main', *map(str, a)], capture_output=True, text=True, env=env, timeout=600)
+    assert 'gru' in run('train', '--help').stdout
+    r = run('train', '--data', demo, '--out', tmp_path/'m', '--model', 'gru', '--epochs', '1', '--dim', '16', '--depth', '1', '--seq-length', '64', '--batch-size', '8', '--quiet')
+    assert r.returncode == 0 and 'causal gru' in r.stdout, r.stderr
+    r = run('generate', '--model', tmp_path/'m'/'best', '--prompt', 'a red circle', '--max-tokens', '10', '--seed', '0', '--out', tmp_path/'g.json')
+    assert r.returncode == 0 and json.loads((tmp_path/'g.json').read_text())[0]['seed'] == 0, r.stderr
+
 @POSIX
 def test_two_process_resume_with_dropout_matches_uninterrupted_run(demo, tmp_path):
     "Two processes with dropout, killed (SIGKILL) after a mid-epoch checkpoint and resumed, end as an uninterrupted run."
