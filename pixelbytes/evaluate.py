@@ -116,6 +116,27 @@ class Evaluation:
         split = self.settings.get('split', 'test')
         return 'evaluation' if split == 'test' else f'evaluation-{split}'
 
+    @classmethod
+    def load(cls, folder, split: str = 'test') -> 'Evaluation':
+        "The evaluation of `split` that `save` (and so `evaluate`) wrote in `folder`: its rows (null values as NaN), settings, and `saved`."
+        folder = Path(folder).expanduser()
+        path = folder/f"{'evaluation' if split == 'test' else f'evaluation-{split}'}.json"
+        if not path.is_file(): raise FileNotFoundError(f"no evaluation of the {split} split in {folder}: {path.name} is not there (evaluate saves it)")
+        try:
+            d = json.loads(path.read_text())
+            rows = [{**r, 'value': math.nan if r['value'] is None else float(r['value'])} for r in d['rows']]
+            return cls(rows=rows, saved=folder, settings=dict(d['settings']))
+        except (ValueError, KeyError, TypeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
+
+    def to_markdown(self, metrics=('bits', 'accuracy')) -> str:
+        "A markdown table of `metrics` by modality (overall, pixels, text bytes, structure), as a model card shows them."
+        modalities = ('all', *MODALITIES)
+        cell = lambda m, mod: next((f"{r['value']:.1%}" if m in ('accuracy', 'precision', 'recall', 'f1') else f"{r['value']:.3f}"
+                                    for r in self.rows if (r['metric'], r['modality']) == (m, mod) and not math.isnan(r['value'])), '-')
+        lines = ['| metric | ' + ' | '.join(modalities) + ' |', '|' + ' --- |' * (len(modalities) + 1)]
+        lines += [f"| {m} | " + ' | '.join(cell(m, mod) for mod in modalities) + ' |' for m in metrics if any(r['metric'] == m for r in self.rows)]
+        return '\n'.join(lines)
+
     def save(self, folder) -> Path:
         "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings and the rows) into `folder`; `evaluation-train.*` for the train split's."
         folder, name = Path(folder), self.name

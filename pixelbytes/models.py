@@ -389,6 +389,8 @@ _MODEL_CARD = '''---
 
 It writes captions and draws pixel-art sprites as one sequence of tokens: [PixelBytes]({{ repo_url }}) ([docs]({{ docs_url }})).
 
+{{ scores }}
+
 ```bash
 pip install git+{{ repo_url }}
 ```
@@ -453,10 +455,21 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
 PixelBytesModel.summary = _summary
 
+def _card_scores(model) -> str:
+    "The held-out scores that `evaluate` saved for these weights in the folder `model` was loaded from, as a model card section ('' when there are none)."
+    if not (model.source and Path(model.source).is_dir()): return ''
+    from pixelbytes.evaluate import Evaluation, _weights_sha1  # evaluate builds on this module
+    try: ev = Evaluation.load(model.source)
+    except (OSError, ValueError): return ''
+    if ev.settings.get('model_sha1') != _weights_sha1(model) or not {'bits', 'accuracy'} & {r['metric'] for r in ev.rows}: return ''  # other weights', or none to show
+    s = ev.settings  # the data by its folder's name: a card is public, the path on this machine is not its business
+    return (f"## Held-out scores\n\nOn the {s.get('split', 'test')} split of `{Path(str(s.get('data', '?'))).name}`, as `evaluate` scored it "
+            f"(pixelbytes {s.get('pixelbytes', '?')}; bits per token):\n\n{ev.to_markdown()}\n")
+
 def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
-    "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary."
+    "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary and the held-out scores saved beside it."
     kwargs.setdefault('model_id', 'THIS_FOLDER_OR_HUB_ID')  # push_to_hub knows it
-    return PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), **kwargs)
+    return PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), scores=_card_scores(self), **kwargs)
 PixelBytesModel.generate_model_card = _generate_model_card
 
 # %% ../nbs/07_models.ipynb #0a9da3cc
