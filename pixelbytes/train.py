@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 # %% auto #0
 __all__ = ['IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'BATCH_PLAN', 'TrainingError', 'item_segments', 'mirror',
            'epoch_sequences', 'Windows', 'predict', 'summarize', 'save_checkpoint', 'load_state', 'write_metrics',
-           'lr_factor', 'describe_evaluation', 'train', 'launch']
+           'read_metrics', 'lr_factor', 'describe_evaluation', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, warnings
@@ -256,6 +256,16 @@ def write_metrics(history: list, out: Path, plot: bool = True):
     a1.legend(); a2.legend(fontsize=8)
     fig.tight_layout()
     _write_view(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+
+def read_metrics(out) -> list:
+    "The evaluations of the run in `out` as `metrics.csv` holds them, as `train` returned them: a dict each, its figures as numbers (NaN where there is none)."
+    path = Path(out).expanduser()/'metrics.csv'
+    if not path.is_file(): raise FileNotFoundError(f"no metrics in {path.parent}: {path.name} is not there (train writes it at each evaluation)")
+    def number(k, v):
+        if v in ('', None): return math.nan  # an evaluation without that figure (no validation split)
+        try: return int(v) if v.lstrip('-').isdigit() else float(v)
+        except ValueError: raise ValueError(f"{path}: {k} is {v!r}, not a number") from None
+    with open(path, newline='') as f: return [{k: number(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 # %% ../nbs/08_train.ipynb #9da4f3cd
 def _dist() -> tuple:

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
 # %% ../nbs/12_widgets.ipynb #10c606fc
-import csv, html, threading, time, traceback
+import html, threading, time, traceback
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
@@ -16,7 +16,7 @@ from .models import PixelBytesModel, load_model
 from .pixelize import png_bytes, to_pil
 from .render import render
 from .generate import generate, _as_pixels
-from .train import describe_evaluation
+from .train import describe_evaluation, read_metrics
 
 # %% ../nbs/12_widgets.ipynb #5f9cbb86
 def _uploaded(value):
@@ -171,7 +171,7 @@ class TrainingView:
         if stamp == self._seen: return False
         self._seen = stamp
         self.image.value = curves.read_bytes()
-        with open(metrics, newline='') as f: rows = list(csv.DictReader(f))
+        rows = read_metrics(self.out)
         self.status.value = describe_evaluation(rows[-1]) if rows else f'{metrics} has no evaluation yet'
         return True
 
