@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'Built', 'load_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import csv, glob, io, json, numbers, os, secrets, shutil, time, warnings
+import csv, errno, glob, io, json, numbers, os, secrets, shutil, time, warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
@@ -431,6 +431,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
     _check_out(out, path)
     try: check_writable(out.parent)  # the dataset is written beside out, then renamed into place
     except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
+    made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
     for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
@@ -472,9 +473,17 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
         (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
         _move_in(tmp, out)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
+                         "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
     finally:
         if hide: enable_progress_bars()
         shutil.rmtree(tmp, ignore_errors=True)
+        if not out.exists():
+            for p in made:  # innermost first: a folder of ours that holds nothing
+                try: p.rmdir()
+                except OSError: break
     if progress: print(format_report(report, out))
     return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
 
