@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/render.html.md"""
 __all__ = ['FONT_FAMILY', 'MISSING', 'GRID', 'MARKER', 'GIVEN', 'Box', 'Rendering', 'render', 'output_format']
 
 # %% ../nbs/10_render.ipynb #39e25188
-import html, math
+import html, importlib.util, math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -71,8 +71,9 @@ FONT_FAMILY = "'DejaVu Sans', Verdana, sans-serif"  # the font measured first, t
 @lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     "DejaVu Sans, from matplotlib's data, at `size` pixels (cached: loading it parses the font each time)."
-    import matplotlib  # only for its font file
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path())/'fonts'/'ttf'/'DejaVuSans.ttf'), size)
+    # found, not imported: importing matplotlib takes 0.2 s, and warns where its config folder cannot be written (a read-only HOME)
+    package = importlib.util.find_spec('matplotlib').submodule_search_locations[0]
+    return ImageFont.truetype(str(Path(package)/'mpl-data'/'fonts'/'ttf'/'DejaVuSans.ttf'), size)
 
 # C0 controls, DEL and the two noncharacters are not allowed in XML 1.0 even as references
 # the line and paragraph separators (NEL, LS, PS) break lines as LF does: the text layout fails on them
