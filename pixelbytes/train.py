@@ -718,7 +718,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)
     start = time.time() - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
-    stop, last_plot, last_look = False, 0.0, time.time()
+    stop, ended, last_plot, last_look = False, None, 0.0, time.time()
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
     try:
@@ -744,6 +744,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     sums.zero_()
                     bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                     stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
+                    ended = (f"its time budget of {cfg.max_minutes:g} minutes ran out" if out_of_time else
+                             f"stopped early: no better validation loss in {cfg.patience} evaluations" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
                     st['elapsed'] = time.time() - start
                     if rank == 0:
                         _save_state(out, st, model, opt, scaler, cfg, data_id)
@@ -763,6 +765,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     finally: _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
     bar.close()
     if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
+    if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
     if world > 1: dist.barrier()
     return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
 

@@ -40,6 +40,7 @@ def test_train_command(demo, tmp_path):
     q = cli('train', '--data', str(demo), '--out', str(tmp_path/'q'), '--epochs', '1', '--quiet', *TINY)
     assert q.returncode == 0 and 'Training' not in q.stderr and 'best at step' in q.stdout, q.stderr  # --quiet: no progress bar
     assert 'best at step' in r.stdout and (tmp_path/'m'/'best'/'model.safetensors').exists()
+    assert 'ended at step' in r.stdout and 'epoch 1 of 1 is done' in r.stdout and 'ended at step' not in q.stdout  # why it stopped
     assert (tmp_path/'m'/'curves.png').read_bytes()[:4] == b'\x89PNG'
 
 def test_train_errors_are_one_line(demo, tmp_path):
