@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 
 # %% auto #0
 __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE', 'BuildError', 'open_source', 'build',
-           'format_report', 'Built', 'load_built']
+           'format_report', 'Built', 'load_built', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
 import csv, errno, glob, io, json, numbers, os, secrets, shutil, time, warnings
@@ -529,14 +529,30 @@ class Built:
         return f"Built({self.path or 'not saved'}: {rows}; vocabulary {self.report.get('vocab')}, {self.tokenizer.vocab_size} tokens)"
 
 def load_built(path) -> Built:
-    "The dataset that `build` wrote to `path`: its folder, or the report `build` returned."
+    "The dataset that `build` wrote to `path`: its folder, the report `build` returned, or the Hub dataset `push_built` uploaded it to (owner/name, @revision optional)."
     if isinstance(path, dict) and 'out' in path: path = path['out']
     if not isinstance(path, (str, os.PathLike)): raise BuildError(f"a built dataset is given by its folder (build's out), not by a {type(path).__name__}")
     p = Path(path).expanduser()
+    if _is_hub_id(path): p = _download_built(str(path))
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
     try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
     except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
     return Built(_load_saved(p), tok, _read_json(p/REPORT_FILE), str(p))
+
+def _is_hub_id(path) -> bool:
+    "Whether `path` names a Hub dataset (owner/name, @revision optional), not a folder here."
+    s = str(path)
+    return isinstance(path, str) and not Path(s).expanduser().exists() and s.split('@')[0].count('/') == 1 and not s.startswith(('.', '/', '~'))
+
+def _download_built(repo: str) -> Path:
+    "The folder, in the Hugging Face cache, of the built dataset `push_built` uploaded to Hub dataset `repo` (owner/name@revision)."
+    import huggingface_hub
+    repo_id, _, revision = repo.partition('@')
+    try: return Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=revision or None))
+    except Exception as e:  # not found, private, offline: huggingface_hub's first line says which
+        hint = "; HF_HUB_OFFLINE is set, so only datasets already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else ''
+        raise BuildError(f"cannot load the built dataset {repo}: there is no folder {repo!r} here, and as a Hub dataset: "
+                         f"{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}") from None
 
 def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."
@@ -556,3 +572,42 @@ def _read_json(path: Path):
     except FileNotFoundError: raise BuildError(f"{str(path)!r} is missing: the dataset folder is incomplete; build it again") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise BuildError(f"{str(path)!r} is broken ({'nested too deeply' if isinstance(e, RecursionError) else e}); build the dataset again") from None
+
+# %% ../nbs/04_data.ipynb #share02
+_DATASET_CARD = """---
+tags:
+- pixelbytes
+- pixel-art
+---
+
+# A PixelBytes dataset
+
+Captioned pixel-art images, pixelized and tokenized by [PixelBytes](https://github.com/pixelbytes/pixelbytes) from
+`{source}`: {splits}; {colours} colours, at most {max_size}x{max_size} pixels, the {vocab} vocabulary.
+
+```python
+from pixelbytes.data import load_built
+data = load_built('{repo_id}')   # or: pixelbytes train --data {repo_id}
+```
+"""
+
+def push_built(data, # a built dataset: its folder, the report `build` returned, or a `Built`
+               repo_id: str, # the Hub dataset repository, owner/name (made if there is none)
+               private: bool = None, # a new repository's visibility (None: the Hub's default)
+               token: str = None) -> str: # a Hub token (None: the one logged in, or HF_TOKEN)
+    "Upload a built dataset to the Hub dataset repository `repo_id`, with a dataset card; the commit's URL."
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd
+    built = data if isinstance(data, Built) else load_built(data)
+    if built.path is None: raise BuildError("push_built uploads a dataset's folder: give the folder that build wrote")
+    if not (isinstance(repo_id, str) and repo_id.count('/') == 1): raise BuildError(f"repo_id must be owner/name, not {repo_id!r}")
+    r = built.report
+    card = _DATASET_CARD.format(source=r.get('source', '?'), splits=', '.join(f'{n:,} {k} rows' for k, n in r.get('splits', {}).items()),
+                                colours=built.tokenizer.n_colours, max_size=built.tokenizer.max_size, vocab=r.get('vocab', '?'), repo_id=repo_id)
+    root = Path(built.path)
+    files = [CommitOperationAdd(f.relative_to(root).as_posix(), str(f)) for f in sorted(root.rglob('*')) if f.is_file()]
+    api = huggingface_hub.HfApi(token=token)
+    api.create_repo(repo_id, repo_type='dataset', private=private, exist_ok=True)
+    info = api.create_commit(repo_id, files + [CommitOperationAdd('README.md', card.encode())], repo_type='dataset',
+                             commit_message=f"a dataset built by pixelbytes {__version__}")
+    return info.commit_url

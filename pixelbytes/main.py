@@ -38,12 +38,16 @@ def _build_args(p):
     p.add_argument('--max-pixels', type=int, default=None, help='refuse larger images (decompression-bomb guard)')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
+    p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
+    p.add_argument('--private', action='store_true', help='with --push-to-hub: make a new repository private')
 
 def _run_build(a):
-    from pixelbytes.data import build, MAX_PIXELS
-    build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
-          image_column=a.image_column, revision=a.revision, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop,
-          max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite)
+    from pixelbytes.data import build, push_built, MAX_PIXELS
+    if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
+    report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
+                   image_column=a.image_column, revision=a.revision, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop,
+                   max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite)
+    if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 
 # %% ../nbs/13_main.ipynb #9fbc0314
 def _bool(v) -> bool:
@@ -83,7 +87,7 @@ def _train_args(p):
     d, bi = PixelBytesConfig(), PixelBytesConfig(backbone='lstm', bidirectional=True)
     # the window's defaults depend on the kind of model: the config's own rule, asked for both kinds
     by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}', 'val_seed': '--seed'}
-    p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`')
+    p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`, or the Hub dataset it was pushed to (owner/name)')
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
     p.add_argument('--resume', nargs='?', const=True, default=False, metavar='FOLDER',
@@ -138,7 +142,7 @@ def _run_train(a):
 def _evaluate_args(p):
     from pixelbytes.evaluate import METRICS
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
-    p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`; its test split is scored (see --split)')
+    p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`, or the Hub dataset it was pushed to (owner/name); its test split is scored (see --split)')
     p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train, as built, includes the items train held out for validation)')
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
