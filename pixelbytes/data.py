@@ -551,8 +551,8 @@ def _download_built(repo: str) -> Path:
     try: return Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=revision or None))
     except Exception as e:  # not found, private, offline: huggingface_hub's first line says which
         hint = "; HF_HUB_OFFLINE is set, so only datasets already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else ''
-        raise BuildError(f"cannot load the built dataset {repo}: there is no folder {repo!r} here, and as a Hub dataset: "
-                         f"{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}") from None
+        raise BuildError(f"cannot load the built dataset {repo}: there is no folder {repo!r} here (pixelbytes build --path SOURCE --out {repo} "
+                         f"builds one), and as a Hub dataset: {type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}") from None
 
 def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."
