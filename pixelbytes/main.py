@@ -97,6 +97,8 @@ def _train_args(p):
                    '--learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.add_argument('--stop-after', type=float, default=None, metavar='MINUTES', help="minutes of this command: then it saves and ends, the run unfinished, "
+                   "for --resume to go on (a session's time limit); unlike --max-minutes, not part of the run or its learning-rate schedule")
     for name, key, typ, help in _TRAIN_OPTIONS:
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {by_kind.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
@@ -129,7 +131,7 @@ def _run_train(a):
     except ValueError as e:
         e.every_process = True  # the options are the same in every process
         raise
-    model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
+    model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet, stop_after=a.stop_after)
     if _dist()[0] == 0:
         print(model.summary())
         if all(math.isnan(h['val_loss']) for h in history):  # no validation items

@@ -281,6 +281,12 @@ def _setup_device(world: int, local: int) -> torch.device:
     if cuda: torch.cuda.set_device(local)
     return torch.device(f'cuda:{local}' if cuda else 'cpu')
 
+def _agreed(values: list, device) -> list:
+    "`values` as the first process has them, in every process: what decides the learning rate and the stop must be the same in all, or their steps and collectives part ways."
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(t, 0)
+    return t.tolist()
+
 def _all_sum(x: torch.Tensor, device) -> torch.Tensor:
     "`x` summed over all processes."
     if not (dist.is_available() and dist.is_initialized()): return x
@@ -653,19 +659,22 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           *,
           resume=False, # True: continue the run saved in `out`; a folder: continue the run saved there (a read-only one, say) in `out`; 'auto': continue the run in `out` if there is one, else start it, and give a finished one as it is. A dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state, metrics and the scores `evaluate` saved beside them), e.g. when a notebook cell runs again
-          progress:bool=True): # show a progress bar
+          progress:bool=True, # show a progress bar
+          stop_after:float=None): # minutes of this call: then it saves and returns, the run unfinished, for resume to go on (a session's time limit); unlike max_minutes, not part of the run's schedule
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
-    return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0)
+    return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after)
 
-def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool):
+def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, (int, float)) or not 0 < stop_after < math.inf):
+        raise TrainingError(f"stop_after must be a number of minutes above 0, not {stop_after!r}")
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
         raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
     with _holding(out, _dist()[0] == 0):  # one run at a time in a folder: two would overwrite each other's checkpoints
-        return _run(config, data, out, resume, overwrite, progress, warn)
+        return _run(config, data, out, resume, overwrite, progress, warn, stop_after)
 
-def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool):
+def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after):
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
@@ -715,8 +724,10 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         return row
 
     timed = cfg.max_minutes is not None
+    agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)
-    start = time.time() - st['elapsed']
+    called = time.time()  # stop_after counts this call's minutes, max_minutes the run's
+    start = called - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     stop, ended, last_plot, last_look = False, None, 0.0, time.time()
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
@@ -727,7 +738,9 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
             while st['batch'] < len(batches) and not stop:
                 _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
-                _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, time.time() - start))
+                now = time.time()
+                elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
+                _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, elapsed))
                 st['step'] += 1; st['batch'] += 1
                 if time.time() - last_look >= 1:
                     watch.check()
@@ -735,16 +748,18 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
                     last_look = time.time()
                 bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
-                out_of_time = timed and time.time() - start > 60 * cfg.max_minutes
+                out_of_time = timed and elapsed > 60 * cfg.max_minutes
+                paused = stop_after is not None and this_call > 60 * stop_after
                 end_of_epoch = st['batch'] == len(batches)
                 if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
                 if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
-                        or st['epoch'] >= cfg.epochs or out_of_time:
+                        or st['epoch'] >= cfg.epochs or out_of_time or paused:
                     row = run_eval(sums)
                     sums.zero_()
                     bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
-                    stop = out_of_time or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
+                    stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                     ended = (f"its time budget of {cfg.max_minutes:g} minutes ran out" if out_of_time else
+                             f"this call's {stop_after:g} minutes (stop_after) are up; the run goes on with resume=True (--resume)" if paused else
                              f"stopped early: no better validation loss in {cfg.patience} evaluations" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
                     st['elapsed'] = time.time() - start
                     if rank == 0:
@@ -798,11 +813,11 @@ def _own_backbones() -> dict:
                                 "put the class in a module (a .py file) and import it from there")
     return own
 
-def _worker(rank, world, port, config, data, out, resume, overwrite, progress, errors, backbones):
+def _worker(rank, world, port, config, data, out, resume, overwrite, progress, stop_after, errors, backbones):
     "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise; `backbones`: those registered outside PixelBytes."
     for name, (cls, both_ways) in backbones.items(): register_backbone(name, both_ways)(cls)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    try: _train(config, data, out, resume, overwrite, progress, warn=False)  # the parent's checks said their warnings
+    try: _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after)  # the parent's checks said their warnings
     except TrainingError as e:
         errors.put(str(e)); raise
     finally:
@@ -815,12 +830,13 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
            nprocs:int=None, # processes, one per GPU (default: every GPU here; 1 trains in this process)
            resume=False, # continue the run saved in `out` (True) or in another folder, as for `train`
            overwrite:bool=False, # replace the run in `out`, as for `train`
-           progress:bool=True): # show a progress bar (the first process only)
+           progress:bool=True, # show a progress bar (the first process only)
+           stop_after:float=None): # minutes of this call, as for `train`
     "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model (on the CPU) and the metrics."
     import torch.multiprocessing as mp
     nprocs = nprocs or max(1, torch.cuda.device_count())
     if nprocs == 1:
-        model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress)
+        model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress, stop_after=stop_after)
         return model.cpu(), history
     # bad input is named here, once, rather than in a traceback from every process
     out = Path(out).expanduser()
@@ -834,7 +850,7 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     errors = mp.get_context('spawn').SimpleQueue()
     state_of = lambda: (out/STATE_FILE).stat().st_mtime_ns if (out/STATE_FILE).exists() else None
     replaced = state_of() if overwrite else None  # the state of the run an overwrite replaces: not this run's checkpoint
-    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, errors, backbones),
+    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, stop_after, errors, backbones),
                                nprocs=nprocs, start_method='spawn', join=False)
     try:
         while not procs.join(): pass

@@ -190,6 +190,24 @@ if __name__ == '__main__':
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path/'gru'/'best'/'config.json').read_text())['backbone'] == 'gru'
 
+def test_two_processes_on_a_clock_stop_together(demo, tmp_path):
+    "A time budget (max_minutes) and stop_after with 2 processes: the first process's clock decides for both, so they stop at one step, with no hang."
+    code = f'''
+import torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    _, h = launch(dict(backbone='lstm', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=1000, max_minutes=0.05),
+                  {str(demo)!r}, {str(tmp_path/'timed')!r}, nprocs=2, progress=False)
+    _, p = launch(dict(backbone='lstm', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=1000),
+                  {str(demo)!r}, {str(tmp_path/'paused')!r}, nprocs=2, progress=False, stop_after=0.02)
+    print(h[-1]['epoch'] < 1000, p[-1]['epoch'] < 1000)
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.split() == ['True', 'True'], r.stderr[-3000:]
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'paused'), '--resume', '--stop-after', '0.01', '--epochs', '1000')
+    assert r.returncode == 0 and "minutes (stop_after) are up; the run goes on with resume=True (--resume)" in r.stdout, r.stdout + r.stderr
+
 def test_the_command_line_finds_an_installed_backbone(demo, tmp_path):
     "A package that declares its backbone in the entry-point group pixelbytes.backbones: train --model knows it, and generate loads its model."
     (tmp_path/'mygru.py').write_text(GRU_MODULE)
