@@ -515,6 +515,7 @@ class Built:
     tokenizer: Tokenizer
     report: dict
     path: str = None
+    hub: str = None  # the Hub dataset it was downloaded from, owner/name@commit
     @property
     def train(self):
         "The training split (`train` carves its validation items out of it)."
@@ -532,12 +533,14 @@ def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`: its folder, the report `build` returned, or the Hub dataset `push_built` uploaded it to (owner/name, @revision optional)."
     if isinstance(path, dict) and 'out' in path: path = path['out']
     if not isinstance(path, (str, os.PathLike)): raise BuildError(f"a built dataset is given by its folder (build's out), not by a {type(path).__name__}")
-    p = Path(path).expanduser()
-    if _is_hub_id(path): p = _download_built(str(path))
+    p, hub = Path(path).expanduser(), None
+    if _is_hub_id(path):
+        p = _download_built(str(path))
+        hub = f"{str(path).split('@')[0]}@{p.name}"  # the cache keeps a commit's files in a folder named by it
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
     try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
     except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
-    return Built(_load_saved(p), tok, _read_json(p/REPORT_FILE), str(p))
+    return Built(_load_saved(p), tok, _read_json(p/REPORT_FILE), str(p), hub)
 
 def _is_hub_id(path) -> bool:
     "Whether `path` names a Hub dataset (owner/name, @revision optional), not a folder here."

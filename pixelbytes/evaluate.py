@@ -293,7 +293,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     from tqdm.auto import tqdm
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
     ev = Evaluation(settings={'model': str(source) if source else loaded, 'model_sha1': sha1,
-                              'data': str(Path(built.path).resolve()) if built.path else 'in memory', 'data_sha1': _fingerprint(seqs), 'split': split,
+                              'data': built.hub or (str(Path(built.path).resolve()) if built.path else 'in memory'), 'data_sha1': _fingerprint(seqs), 'split': split,
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})

@@ -370,7 +370,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> di
         raise TrainingError(f"{out} already holds {'a training run' if run else 'a saved model'}: continue the run of {src} in another folder (--out)"
                             + (", or this one with resume=True (--resume)" if run else ''))
     built = data if isinstance(data, Built) else load_built(data)
-    where = built.path or 'the dataset'
+    where = built.hub or built.path or 'the dataset'
     saved = load_state(src/STATE_FILE) if src else None
     if saved and isinstance(config, dict):  # a field left out keeps its saved value
         names = {f.name for f in fields(PixelBytesConfig)}
