@@ -65,9 +65,11 @@ def naming_failures(path):
 def check_writable(path, what: str = None):
     "An `OSError` now, before any work, unless the file or folder `path` can be made or written: the nearest folder on its way that exists must be writable; `what` (an option, say) begins the message."
     path = Path(path).expanduser()
+    said = f"{what}: " if what else ''
+    dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if dangling: raise OSError(f"{said}{dangling} is a link to {os.readlink(dangling)}, which does not exist")
     above = next(p for p in (path, *path.parents) if p.exists())
     if above == path and not path.is_dir(): above = path.parent  # a file is replaced by a rename in its folder
-    said = f"{what}: " if what else ''
     if not above.is_dir(): raise OSError(f"{said}{above} is a file, not a folder")
     if not os.access(above, os.W_OK | os.X_OK):
         raise OSError(f"{said}{above} is read-only" + ('' if above == path else f" (the nearest folder there is on the way to {path})"))

@@ -257,8 +257,14 @@ def as_options(message: str, q: argparse.ArgumentParser) -> str:
         if opt is None or action.help == argparse.SUPPRESS or opt in message: continue  # a message that says the option already, says it as meant
         # names with '_' are never prose; a plain word (num, seed, rows) is a setting only when given a value
         name = re.escape(action.dest) + ('' if '_' in action.dest else '(?==)')
-        message = re.sub(rf'(?<![\w-]){name}(?![\w-])', opt, message)
+        message = re.sub(rf'(?<![\w-]){name}(?![\w-])', lambda m: m.group() if _in_path(message, m) else opt, message)
     return message
+
+def _in_path(message: str, m: re.Match) -> bool:
+    "Whether the match `m` lies in a path or a file name in `message` (`sweep/seed=1`, `'batch_size.png'`): those are said as they are."
+    start, end = message.rfind(' ', 0, m.start()) + 1, message.find(' ', m.end())
+    word = message[start:None if end < 0 else end]
+    return any(c in word for c in '/\\') or re.search(r'\.[A-Za-z]', word[m.end() - start:]) is not None
 
 def _say_warnings(task: str, q: argparse.ArgumentParser):
     "A `warnings.showwarning` that says PixelBytes' own warnings in one line, with `q`'s option names, as the command says its errors; other libraries' as Python does."
@@ -282,7 +288,9 @@ def _stopping_on_sigterm():
     "SIGTERM (a job's time limit, `kill`, `docker stop`, torchrun stopping its workers) raises `Terminated` in this block, where it would end the process on the spot, leaving temporary files and no word."
     # not over a handler of someone else's (main called from a program), and none can be set outside the main thread
     ours = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    def stop(signum, frame): raise Terminated()
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM (to a whole process group, say) must not cut the clean-up short
+        raise Terminated()
     if ours: signal.signal(signal.SIGTERM, stop)
     try: yield
     finally:

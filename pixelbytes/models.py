@@ -592,6 +592,8 @@ def pick_device(device=None) -> torch.device:
     if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: dev = torch.device(device)
     except (RuntimeError, TypeError): raise ValueError(f"device {device!r} is not a device: give 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type not in ('cpu', 'cuda', 'mps', 'xpu'):  # 'meta' holds no weights: a model moved there loses them
+        raise ValueError(f"device {device!r} is not one a model runs on: give 'cpu', 'cuda' or 'cuda:N'")
     try: torch.empty(0, device=dev)
     except (RuntimeError, AssertionError) as e:  # AssertionError: a PyTorch built without CUDA
         raise ValueError(f"device {device!r} cannot be used here ({(str(e).splitlines() or ['-'])[0]}); give 'cpu'"
@@ -599,7 +601,7 @@ def pick_device(device=None) -> torch.device:
     return dev
 
 def load_model(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
-               device=None, # where it runs (default: a model object where it is; a loaded one on the GPU when there is one)
+               device=None, # where it runs (default: a model object where it is, else moved there in place; a loaded one on the GPU when there is one)
                **kwargs) -> PixelBytesModel: # passed to `from_pretrained` (revision, token, ...)
     "The model `model` is or names, on `device`."
     if isinstance(model, PixelBytesModel): return model if device is None else model.to(pick_device(device))

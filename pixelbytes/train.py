@@ -189,12 +189,10 @@ def save_checkpoint(model, folder: Path):
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))  # made new, as `write_files`' files
     try:
         with naming_failures(folder): model.save_pretrained(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in tmp.iterdir(): os.replace(f, folder/f.name)
-    shutil.rmtree(tmp, ignore_errors=True)
+        if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir(): os.replace(f, folder/f.name)
+    finally: shutil.rmtree(tmp, ignore_errors=True)  # an interrupt in the middle leaves nothing behind either
     for f in (f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')): (folder/f).unlink(missing_ok=True)  # `evaluate`'s scores of the model replaced
 
 STATE_FILE = 'train_state.pt'
@@ -360,11 +358,12 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> di
     if not isinstance(config, (PixelBytesConfig, dict)): raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__}")
     if out.exists() and not out.is_dir(): raise TrainingError(f"output {out} is a file; choose a folder (--out)")
     if (out/'dataset_dict.json').exists(): raise TrainingError(f"output {out} holds a built dataset; train into another folder (--out), e.g. models/<name>")
-    try: check_writable(out)
+    try: unwritable = check_writable(out)
     except OSError as e:
         there = src == out and (out/STATE_FILE).exists()  # a run in a read-only folder (a Kaggle input) goes on elsewhere
-        raise TrainingError(f"cannot write to {out} ({e}); " + (f"continue its run in a folder you can write: resume={str(out)!r} (--resume {out}) "
-                            "with another out (--out)" if there else "choose another output folder (--out)")) from None
+        unwritable = TrainingError(f"cannot write to {out} ({e}); " + (f"continue its run in a folder you can write: resume={str(out)!r} (--resume {out}) "
+                                   "with another out (--out)" if there else "choose another output folder (--out)"))
+        if not (resume == 'auto' and there): raise unwritable from None  # 'auto' may find it finished: nothing to write then
     if src not in (None, out) and ((out/STATE_FILE).exists() or (out/'config.json').exists()):
         run = (out/STATE_FILE).exists()
         raise TrainingError(f"{out} already holds {'a training run' if run else 'a saved model'}: continue the run of {src} in another folder (--out)"
@@ -396,6 +395,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> di
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
     finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto') if saved else None
+    if unwritable and not finished: raise unwritable
     if finished: warnings.warn(f"{out} is trained no further: it has {finished} to train on; its best model and history are what it gives")
     if not saved and (out/'config.json').exists() and not (out/STATE_FILE).exists():
         raise TrainingError(f"{out} holds a saved model, not a training run; train into another folder (a run saves its models in best/ and last/)")
@@ -434,7 +434,8 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     if finished and not finished_ok: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
     try: PixelBytesModel.from_pretrained(out/'best')
     except ModelLoadError as e:
-        raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint") from None
+        raise TrainingError(f"cannot resume {out}: its best model is unusable ({e}); copy last/ to best/ to go on from the last checkpoint"
+                            + (" (in a copy of the run that you can write, where you then resume)" if not os.access(out, os.W_OK) else '')) from None
     if finished: return finished[0]
     # more epochs or minutes stretch the schedule: the rate at the saved step is not the one the run had reached
     rate = lambda c: c.learning_rate * lr_factor(c, saved['step'], c.epochs * steps_per_epoch, saved['elapsed'])
@@ -679,6 +680,9 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
     if rank == 0: _put_back(out)
+    else:  # the first process puts back what a killed run left aside: read out after it has, not while
+        deadline = time.time() + 60
+        while any(out.glob('.replaced-*')) and time.time() < deadline: time.sleep(0.05)
     with warnings.catch_warnings():
         if not warn: warnings.simplefilter('ignore')  # every process checks the same things
         try: run = _prepare(config, data, out, resume, overwrite, world)
@@ -730,6 +734,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     start = called - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     stop, ended, last_plot, last_look = False, None, 0.0, time.time()
+    kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
     try:
@@ -764,6 +769,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     st['elapsed'] = time.time() - start
                     if rank == 0:
                         _save_state(out, st, model, opt, scaler, cfg, data_id)
+                        kept_step = st['step']  # once saved: an interrupt in the middle of the save keeps the one before
                         _settle(out, aside, kept=True); aside = None
                     _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                     if rank == 0 and progress: bar.write(describe_evaluation(row))
@@ -773,8 +779,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     except KeyboardInterrupt:
         bar.close()
         if rank == 0:
-            kept = (f"{out} holds the checkpoints of step {st['history'][-1]['step']}, continue with resume=True (--resume)"
-                    if st['history'] and aside is None else "nothing was saved yet (the first evaluation saves)" + ("; the run it was to replace is kept" if aside else ''))
+            kept = (f"{out} holds the checkpoints of step {kept_step}, continue with resume=True (--resume)"
+                    if kept_step is not None and aside is None else "nothing was saved yet (the first evaluation saves)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
     finally: _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
