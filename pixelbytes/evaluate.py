@@ -282,12 +282,12 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     folder = Path(out).expanduser() if out else model_dir
     if folder is None and source: warnings.warn(f"the evaluation of {source} is not saved: a Hub model has no folder here; pass out= (--out) to save it")
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
-    if out:
+    if folder is not None:
         try: check_writable(folder)  # now, not after minutes of scoring
-        except OSError as e: raise ValueError(f"cannot write to {str(folder)!r}: {e}; choose another folder (out=, --out)") from None
-    elif folder is not None and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
-        warnings.warn(f"the model's folder {str(folder)} is read-only: the evaluation is not saved; pass out= (--out) to save it")
-        folder = None
+        except OSError as e:
+            if out: raise ValueError(f"cannot write to {str(folder)!r}: {e}; choose another folder (out=, --out)") from None
+            warnings.warn(f"the model's folder {str(folder)} is read-only: the evaluation is not saved; pass out= (--out) to save it")
+            folder = None
     seqs = [np.asarray(s, np.int64) for s in test['input_ids']]
     items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
     from tqdm.auto import tqdm

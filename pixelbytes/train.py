@@ -20,7 +20,7 @@ import torch.distributed as dist
 from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS, _as_kind
 from .files import check_writable, write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
@@ -667,7 +667,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
 
 def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
-    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, (int, float)) or not 0 < stop_after < math.inf):
+    if stop_after is not None and not 0 < _as_kind(stop_after, float, 'stop_after') < math.inf:
         raise TrainingError(f"stop_after must be a number of minutes above 0, not {stop_after!r}")
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
