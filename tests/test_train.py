@@ -362,3 +362,33 @@ def test_workers_stop_when_torchrun_is_killed(demo, tmp_path):
         if tr.poll() is None: os.killpg(tr.pid, signal.SIGKILL); tr.wait()  # a failed check above leaves it running
         for w in workers:  # still ours: its parent is gone, so it was not reaped and its number not reused
             if (_stat(w) or ('Z',))[0] != 'Z': os.kill(w, signal.SIGKILL)
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
+def test_workers_stop_when_launchs_caller_is_killed(demo, tmp_path):
+    "A notebook kernel killed (restarted, or by the OOM killer) while launch trains: its workers end too (torch's spawn has Linux send them Ctrl-C), rather than go on holding the GPUs."
+    code = f"""
+import torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    launch(dict(backbone='lstm', d_model=16, n_layers=1, epochs=1000, eval_every=5, patience=0), {str(demo)!r}, {str(tmp_path/'k')!r}, nprocs=2, progress=False)
+"""
+    log = tmp_path/'stderr.txt'
+    with open(log, 'w') as err: caller = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.DEVNULL, stderr=err, env=ENV)
+    children = []
+    try:
+        deadline = time.time() + 300
+        while not (tmp_path/'k'/'train_state.pt').exists() and time.time() < deadline and caller.poll() is None: time.sleep(0.2)
+        # the two workers, and multiprocessing's resource tracker, which ends with its caller on its own
+        children = [int(p.name) for p in Path('/proc').iterdir() if p.name.isdigit() and (_stat(p.name) or (0, 0))[1] == caller.pid]
+        assert len(children) >= 2, log.read_text()[-3000:]
+        caller.kill(); caller.wait()
+        deadline = time.time() + 60
+        running = lambda: [c for c in children if (_stat(c) or ('Z',))[0] != 'Z']
+        while running() and time.time() < deadline: time.sleep(0.2)
+        assert not running()
+        assert 'interrupted at step' in log.read_text()  # the first worker says what it kept, on the stderr it shares with the caller
+    finally:
+        if caller.poll() is None: caller.kill(); caller.wait()
+        for c in children:
+            if (_stat(c) or ('Z',))[0] != 'Z': os.kill(c, signal.SIGKILL)
