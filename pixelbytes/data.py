@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
 from .files import check_writable, clear_stale, remove
-from .pixelize import pixelize, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
+from .pixelize import _pixelized, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
 # %% ../nbs/04_data.ipynb #4f3191b5
@@ -265,9 +265,9 @@ def _hub_caches() -> list:
     from huggingface_hub import constants
     return [os.path.realpath(p) for p in (config.HF_DATASETS_CACHE, config.DOWNLOADED_DATASETS_PATH, config.EXTRACTED_DATASETS_PATH, constants.HF_HUB_CACHE)]
 
-def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None, root=None, within=None):
+def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
-    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'error')}
+    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
         if isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: name = (ref.get('path') if isinstance(ref, dict) else None) or f'row {row}'  # a dict of bytes and path, or raw bytes
@@ -278,23 +278,23 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, on_error, base=None
             if clean:
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
-            pixels = pixelize(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, crop=crop, name=name)
+            [(pixels, block)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
-            pixels, ids = None, None
+            pixels, ids, block = None, None, 0
         out['row'].append(row); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
-        out['input_ids'].append(ids); out['error'].append(error)
+        out['input_ids'].append(ids); out['block'].append(block); out['error'].append(error)
     return out
 
 # %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
-                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'error': Value('string')})
+                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'error': Value('string')})
 
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')
@@ -401,6 +401,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
           clean:bool=False, # apply the reference's caption cleanup (lowercase, NFKD, ASCII) first, and drop what the vocabulary cannot encode
           crop:bool=True, # crop images to their content (the demo set is never cropped: its captions say where shapes are)
+          unscale:bool=True, # read pixel art stored enlarged (each pixel a k x k block) at its own size (the demo set is drawn at its own)
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
@@ -421,7 +422,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
             warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead")
             ds, info = open_source('demo'); path = 'demo'
     else: ds, info = open_source(path, caption_column, image_column, revision)
-    crop = crop and info['kind'] != 'demo'
+    crop, unscale = crop and info['kind'] != 'demo', unscale and info['kind'] != 'demo'
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
     if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
@@ -446,13 +447,15 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
         within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
         done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, on_error=on_error, base=base, within=within,
+                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
                                      root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
                       cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
         errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
                                                                       desc='Counting skipped rows')
         good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
                            desc='Keeping the rows built').remove_columns('error')
+        enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
+        good = good.remove_columns('block')
         if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
         splits = _split(good, test_size, seed)
         # an empty split saved as zero shards cannot be loaded back
@@ -463,8 +466,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
                   'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                   'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                   'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                  'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop,
-                  'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                  'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale,
+                  'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                   'seconds': round(time.time() - start, 2)}
         del done, errors, good, splits  # release the cache files before removing them
         shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -498,6 +501,10 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              + (f"; the source's own splits {report['source_splits']} were pooled first" if report.get('source_splits') else ''),
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
+    if enlarged := report.get('unscaled'):
+        n = sum(enlarged.values())
+        lines.append(f"  {n} image{'s were' if n != 1 else ' was'} pixel art stored enlarged ({', '.join(f'{k}: {v}' for k, v in enlarged.items())}), "
+                     "each read at its own size, one pixel per block (unscale=False, --no-unscale, reads the pixels of the files)")
     if n := report.get('unlisted_images'):
         some = printable(', '.join(report.get('unlisted_examples', []))) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")

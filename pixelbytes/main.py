@@ -35,6 +35,7 @@ def _build_args(p):
     p.add_argument('--on-error', choices=['skip', 'raise'], default='skip', help='skip bad rows (reported) or stop at the first')
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: lowercase, NFKD, ASCII only, and drop what the vocabulary cannot encode")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
+    p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
     p.add_argument('--max-pixels', type=int, default=None, help='refuse larger images (decompression-bomb guard)')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
@@ -45,7 +46,7 @@ def _run_build(a):
     from pixelbytes.data import build, push_built, MAX_PIXELS
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
-                   image_column=a.image_column, revision=a.revision, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop,
+                   image_column=a.image_column, revision=a.revision, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop, unscale=not a.no_unscale,
                    max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite)
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 

@@ -203,6 +203,15 @@ def _resampling(resample) -> Image.Resampling:
         except KeyError: raise ValueError(f"resample must be one of {[r.name.lower() for r in Image.Resampling]}, got {resample!r}") from None
     return Image.Resampling(resample)
 
+# %% ../nbs/01_pixelize.ipynb #ups00002
+def _block(rgb: np.ndarray) -> int:
+    "The side `k` of the blocks that every pixel of pixel art stored enlarged is drawn as: 1 for an image that is not, 0 for one with too few edges to tell."
+    h, w = rgb.shape[:2]
+    rows = np.flatnonzero((rgb[1:] != rgb[:-1]).any(axis=(1, 2))) + 1  # the rows that differ from the row above
+    cols = np.flatnonzero((rgb[:, 1:] != rgb[:, :-1]).any(axis=(0, 2))) + 1
+    if len(rows) + len(cols) < 4: return 0
+    return int(np.gcd.reduce(np.concatenate([rows, cols, [h, w]])))
+
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
 def _frames(im: Image.Image, name: str, frames: str, max_pixels):
     "Yield `(name, rgb)` for the wanted frames of `im`: its name in messages, and its RGB on white (`im` is at that frame)."
@@ -216,32 +225,46 @@ def _frames(im: Image.Image, name: str, frames: str, max_pixels):
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
         yield where, _to_rgb(im, where)
 
-def _sized(rgb: np.ndarray, im: Image.Image, where: str, max_size: int, resample, crop: bool) -> np.ndarray:
-    "The RGB that `pixelize` maps to the palette: `rgb`, the current frame of `im`, cropped to its content (if `crop`) and resized to `max_size`."
-    if not crop: return _resize(rgb, max_size, resample)
-    opaque = _opaque(im)  # only to crop: uncropped images never need the mask
-    box = _box(rgb, where, opaque)
-    rgb, opaque = rgb[box], None if opaque is None else opaque[box]
+def _sized(rgb: np.ndarray, im: Image.Image, where: str, max_size: int, resample, crop: bool, block: int | None) -> tuple:
+    "The RGB that `pixelize` maps to the palette, and the `k` it took one pixel in `k`x`k` of: `rgb`, the current frame of `im`, cropped to its content (if `crop`), one pixel per block (of side `block`; None: `_block`'s) and resized to `max_size`."
+    opaque = _opaque(im) if crop else None  # only to crop: uncropped images never need the mask
+    if crop:
+        box = _box(rgb, where, opaque)
+        rgb, opaque = rgb[box], None if opaque is None else opaque[box]
+    k = max(1, _block(rgb) if block is None else block)  # after the crop: the border around a sprite need not be made of its blocks
+    rgb, opaque = rgb[::k, ::k], None if opaque is None else opaque[::k, ::k]
     small = _resize(rgb, max_size, resample)
-    if small.shape == rgb.shape: return small
+    if not crop or small.shape == rgb.shape: return small, k
     # the resize may have stepped over the content at an edge: crop again
     if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
-    try: return small[_box(small, where, opaque)]
+    try: return small[_box(small, where, opaque)], k
     except ImageError:
         raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size; "
                          "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
 
-def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
-             name: str | None = None):
-    "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`; a list of them if `frames='all'`; errors name `name` (or the path)."
-    if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
-    if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
-    pal, resample = load_palette(palette), _resampling(resample)
-    if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
+def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
+    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from), one per frame."
+    resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     limit = None if isinstance(image, Image.Image) else MAX_PIXELS
     im, name = _open(image, limit, name)
-    out = [nearest_colour(_sized(rgb, im, where, max_size, resample, crop), pal).astype(np.uint8) for where, rgb in _frames(im, name, frames, limit)]
+    block = None if unscale else 1
+    if unscale and frames == 'all' and not crop:  # one block size for every frame of a whole canvas: the frames stay the same size
+        block = int(np.gcd.reduce([_block(rgb) for _, rgb in _frames(im, name, frames, limit)]))
+    out = []
+    for where, rgb in _frames(im, name, frames, limit):
+        rgb, k = _sized(rgb, im, where, max_size, resample, crop, block)
+        out.append((nearest_colour(rgb, pal).astype(np.uint8), k))
+    return out
+
+def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
+             unscale: bool = True, name: str | None = None):
+    "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`, pixel art stored enlarged read at its own size (if `unscale`); a list of them if `frames='all'`; errors name `name` (or the path)."
+    if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
+    if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
+    pal = load_palette(palette)
+    if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
+    out = [pixels for pixels, _ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
     return out if frames == 'all' else out[0]
 
 # %% ../nbs/01_pixelize.ipynb #53b2fca6
