@@ -558,7 +558,17 @@ def _download_built(repo: str) -> Path:
     "The folder, in the Hugging Face cache, of the built dataset `push_built` uploaded to Hub dataset `repo` (owner/name@revision)."
     import huggingface_hub
     repo_id, _, revision = repo.partition('@')
-    try: return Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=revision or None))
+    try:
+        # its few small files first: a Hub dataset of images, not built, is said to be one before all of it downloads
+        head = Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=revision or None,
+                                                      allow_patterns=[TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json']))
+        if not ((head/TOKENIZER_FILE).exists() and (head/'dataset_dict.json').exists()):
+            raise BuildError(f"the Hub dataset {repo} is not a dataset built by pixelbytes (it has no {TOKENIZER_FILE} and dataset_dict.json): "
+                             f"build it first, pixelbytes build --path {repo_id}{' --revision ' + revision if revision else ''} --out data/{repo_id.split('/')[1]}, "
+                             "and give that folder (--data)")
+        # the rest at the commit just read (the cache names its folder by it), even where the branch has moved on meanwhile
+        return Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=head.name))
+    except BuildError: raise
     except Exception as e:  # not found, private, offline: huggingface_hub's first line says which
         hint = "; HF_HUB_OFFLINE is set, so only datasets already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else ''
         raise BuildError(f"cannot load the built dataset {repo}: there is no folder {repo!r} here (pixelbytes build --path SOURCE --out {repo} "
@@ -607,7 +617,7 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
                token: str = None) -> str: # a Hub token (None: the one logged in, or HF_TOKEN)
     "Upload a built dataset to the Hub dataset repository `repo_id`, with a dataset card; the commit's URL."
     import huggingface_hub
-    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     built = data if isinstance(data, Built) else load_built(data)
     if built.path is None: raise BuildError("push_built uploads a dataset's folder: give the folder that build wrote")
     if not (isinstance(repo_id, str) and repo_id.count('/') == 1): raise BuildError(f"repo_id must be owner/name, not {repo_id!r}")
@@ -618,6 +628,13 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
     files = [CommitOperationAdd(f.relative_to(root).as_posix(), str(f)) for f in sorted(root.rglob('*')) if f.is_file()]
     api = huggingface_hub.HfApi(token=token)
     api.create_repo(repo_id, repo_type='dataset', private=private, exist_ok=True)
-    info = api.create_commit(repo_id, files + [CommitOperationAdd('README.md', card.encode())], repo_type='dataset',
+    there = set(api.list_repo_files(repo_id, repo_type='dataset')) - {'.gitattributes'}  # which the Hub makes with every repository
+    if there and not {TOKENIZER_FILE, REPORT_FILE} <= there:  # a dataset of its own: two in one repository, and its card replaced
+        some = sorted(there)
+        raise BuildError(f"the Hub dataset {repo_id} holds files that push_built did not write ({', '.join(some[:5])}{', ...' if len(some) > 5 else ''}): "
+                         "the built dataset would lie beside them and its card replace their README.md; push to a new repository (another repo_id)")
+    # pushed before: the files of that build that this one lacks (a split's shards, more of them then) go; files of the user's stay
+    gone = [CommitOperationDelete(f) for f in sorted(there) if f.split('/')[0] in _BUILT_FILES and f not in {op.path_in_repo for op in files}]
+    info = api.create_commit(repo_id, files + gone + [CommitOperationAdd('README.md', card.encode())], repo_type='dataset',
                              commit_message=f"a dataset built by pixelbytes {__version__}")
     return info.commit_url
