@@ -39,6 +39,8 @@ def _decode_caption(value):
     if isinstance(value, bytes):
         try: value = value.decode('utf-8')
         except UnicodeDecodeError as e: return None, f'caption is not valid UTF-8 (byte 0x{value[e.start]:02x} at position {e.start})'
+    if isinstance(value, (list, tuple)):  # several captions of one image: build reads one a row
+        return None, f"caption is a list of {len(value)}, not text: give one caption a row (a datasets.Dataset with a row for each, built with build(dataset, out=...))"
     if not isinstance(value, str): return None, f'caption is not text but {type(value).__name__}'
     try: value.encode('utf-8')
     except UnicodeEncodeError as e:
@@ -151,16 +153,31 @@ def _check_data_files(folder: Path):
 
 def _from_dataset(ds, caption_column, image_column, where):
     "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded; and what the build report says of them."
-    from datasets import DatasetDict, Image, concatenate_datasets
-    parts = list(ds.values()) if isinstance(ds, DatasetDict) else [ds]
+    from datasets import DatasetDict, ClassLabel, Features, Image, Value, concatenate_datasets
+    named = dict(ds) if isinstance(ds, DatasetDict) else {None: ds}
     # the source's own splits are pooled, then split again by test_size: the report keeps their sizes
     info = {'source_splits': {k: len(v) for k, v in ds.items()}} if isinstance(ds, DatasetDict) and len(ds) > 1 else {}
-    columns = parts[0].column_names
-    if image_column not in columns: raise BuildError(f"{where} has no {image_column!r} column (columns: {', '.join(map(repr, columns))}); choose one with --image-column")
-    cap_col = _pick_column(columns, caption_column, where)
-    parts = [p.select_columns([image_column, cap_col]) for p in parts]
-    parts = [p.cast_column(image_column, Image(decode=False)) if isinstance(p.features[image_column], Image) else p for p in parts]
-    ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    if not named: raise BuildError(f"{where} has no splits")
+    in_split = lambda k: f"{where}'s split {k!r}" if k is not None and len(named) > 1 else where
+    cap_col = None
+    for k, part in named.items():
+        columns = part.column_names
+        if image_column not in columns: raise BuildError(f"{in_split(k)} has no {image_column!r} column (columns: {', '.join(map(repr, columns))}); choose one with --image-column")
+        cap_col = cap_col or _pick_column(columns, caption_column, where)
+        if cap_col not in columns: raise BuildError(f"{in_split(k)} has no {cap_col!r} column, as its other splits have (columns: {', '.join(map(repr, columns))})")
+    parts = []
+    for k, part in named.items():
+        part = part.select_columns([image_column, cap_col])
+        if isinstance(part.features[image_column], Image): part = part.cast_column(image_column, Image(decode=False))
+        if isinstance(label := part.features[cap_col], ClassLabel):  # a class label's caption is its name
+            part = part.map(lambda v: {cap_col: label.int2str(v) if v is not None and v >= 0 else None}, input_columns=cap_col,
+                            features=Features({**part.features, cap_col: Value('string')}), desc='Naming the labels')
+        parts.append(part)
+    try: ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    except ValueError as e:
+        kinds = '; '.join(f"{k}: {p.features[image_column]}, {p.features[cap_col]}" for k, p in zip(named, parts))
+        raise BuildError(f"{where}'s splits hold their columns {image_column!r} and {cap_col!r} in different types ({kinds}), "
+                         f"so they cannot be read as one ({str(e).splitlines()[0][:200]})") from None
     if image_column != 'image': ds = ds.rename_column(image_column, 'image')
     if cap_col != 'caption': ds = ds.rename_column(cap_col, 'caption')
     ds = ds.add_column('row', np.arange(len(ds)))
@@ -198,16 +215,26 @@ def _is_run(p: Path) -> bool:
     "Whether the folder `p` holds a saved model or a training run (`train` writes best/ and last/ and its state there)."
     return (p/'config.json').exists() or (p/'train_state.pt').exists() or (p/'best').is_dir() or (p/'last').is_dir()
 
-def open_source(path, caption_column=None, image_column='image', revision=None):
-    "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source; `revision`: a Hub dataset's branch, tag or commit."
-    from datasets import Dataset, load_dataset
+def open_source(path, caption_column=None, image_column='image', revision=None, config_name=None):
+    "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source; `revision`: a Hub dataset's branch, tag or commit; `config_name`: its configuration."
+    from datasets import Dataset, DatasetDict, load_dataset
+    if isinstance(path, (Dataset, DatasetDict)):  # loaded, and maybe reworked, in Python: what no folder layout holds gets in this way
+        if revision is not None or config_name is not None: raise BuildError("revision and config_name are for a Hub dataset, not for a dataset given as an object")
+        ds, info = _from_dataset(path, caption_column, image_column, 'the dataset given')
+        return ds, {'kind': 'dataset object', **info}
+    if not isinstance(path, (str, os.PathLike)):
+        raise BuildError(f"a source is a folder, a Hub dataset id, 'demo', or a datasets.Dataset / DatasetDict, not a {type(path).__name__}")
     p = Path(str(path)).expanduser()
     if revision is not None and (str(path) == 'demo' or p.exists()):
         raise BuildError(f"revision={revision!r} is for a Hub dataset; {str(path)!r} is {'the built-in demo set' if str(path) == 'demo' else 'a local folder or file'}")
+    def no_configs(what):
+        if config_name is not None: raise BuildError(f"config_name={config_name!r} is for a Hub dataset (or a folder laid out as one); {str(path)!r} is {what}, which has no configurations")
     if str(path) == 'demo':
+        no_configs('the built-in demo set')
         if p.is_dir(): warnings.warn("'demo' is the built-in demo set; to build the folder demo/ here, give its path as './demo'", stacklevel=2)
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
     if p.is_dir() and any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')):
+        no_configs('a folder of images with their metadata')
         rows, cap_col, meta, unlisted = _read_metadata(p, caption_column)
         info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': len(unlisted), 'unlisted_examples': unlisted[:3]}
         return Dataset.from_dict(rows), info
@@ -222,6 +249,7 @@ def open_source(path, caption_column=None, image_column='image', revision=None):
         raise BuildError(f"folder {str(p)!r} holds images but no captions: " + (f"its metadata is in {up!r}; give that folder as the path" if up else
                          "add a metadata.csv with the columns file_name,caption (or metadata.jsonl with those keys), one row an image"))
     if p.is_dir() and _is_saved_dataset(p):
+        no_configs('a saved dataset')
         ds, info = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
         return ds, {'kind': 'saved', **info}
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
@@ -229,17 +257,22 @@ def open_source(path, caption_column=None, image_column='image', revision=None):
         raise BuildError(f"{str(path)!r} is not a folder, a Hub dataset id (owner/name) or 'demo'")
     if p.is_dir(): _check_data_files(p)
     commit = None if p.is_dir() else _hub_commit(str(path), revision)
-    try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path), revision=commit)  # resolved: datasets names a dataset by its folder ('.' has none)
+    named = {} if config_name is None else {'name': config_name}
+    try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path), revision=commit, **named)  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         from datasets import config
         try: check_writable(config.HF_DATASETS_CACHE)  # datasets reads a folder of data files, as it reads a download, through its cache
         except OSError as c: raise BuildError(f"{str(path)!r} is read through the datasets cache {config.HF_DATASETS_CACHE}, which cannot be written ({c}): "
                                           "set HF_HOME (or HF_DATASETS_CACHE) to a folder you can write") from None
+        # one of several configurations must be named: datasets' message lists them, and the way to name one here is ours to say
+        hint = '; name one with config_name= (build --config-name NAME)' if 'Config name is missing' in str(e) else ''
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
-                                        f"and `datasets` cannot load it ({type(e).__name__}: {e})") from None
+                                        f"and `datasets` cannot load it ({type(e).__name__}: {e}){hint}") from None
+        if hint: raise BuildError(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}{hint}") from None
         raise _NotLoaded(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}") from None
     ds, info = _from_dataset(ds, caption_column, image_column, str(path))
-    return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info, **({'revision': commit} if commit else {})}
+    return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info, **({'revision': commit} if commit else {}),
+                **({'config_name': config_name} if config_name is not None else {})}
 
 def _hub_commit(repo: str, revision=None):
     "The commit that `revision` (default: the main branch) of Hub dataset `repo` is now, which the build reads and records; offline, `revision` itself."
@@ -388,7 +421,7 @@ def _check_out(out: Path, source):
     if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}), "
                                 "and overwrite would delete them; move them, or choose another out (--out)")
 
-def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; None: PixelBytes-Pokemon, or demo when offline
+def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
           max_size:int=25, # longest side of a pixelized image, 1 to 256 (above 63 warns: a model tells positions apart up to 63)
@@ -396,6 +429,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
           caption_column:str=None, # caption column (default: 'caption', else 'text')
           image_column:str='image', # image column of a dataset source
           revision:str=None, # a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in the report
+          config_name:str=None, # a Hub dataset's configuration, for one that has several
           test_size:float=0.1, # rows held out for testing, as whole images: a fraction in [0, 1), or a number of rows
           seed:int=0, # seed of the train/test split
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
@@ -421,7 +455,10 @@ def build(path=None, # Hub dataset id, image folder, saved dataset or 'demo'; No
         except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
             warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead")
             ds, info = open_source('demo'); path = 'demo'
-    else: ds, info = open_source(path, caption_column, image_column, revision)
+    else: ds, info = open_source(path, caption_column, image_column, revision, config_name)
+    if info['kind'] == 'dataset object':
+        if out is None: raise BuildError("a dataset given as an object has no name to call its folder by: give out")
+        path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
     crop, unscale = crop and info['kind'] != 'demo', unscale and info['kind'] != 'demo'
     if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)

@@ -30,6 +30,7 @@ def _build_args(p):
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
     p.add_argument('--image-column', default='image', help="image column of a dataset source (default: image)")
     p.add_argument('--revision', default=None, help="a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in build_report.json")
+    p.add_argument('--config-name', default=None, help="a Hub dataset's configuration, for one that has several")
     p.add_argument('--test-size', type=float, default=0.1, help='rows held out for testing, as whole images (every caption of a sprite on one side): a fraction in [0, 1), or a number of rows (default: 0.1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the train/test split')
     p.add_argument('--on-error', choices=['skip', 'raise'], default='skip', help='skip bad rows (reported) or stop at the first')
@@ -46,7 +47,7 @@ def _run_build(a):
     from pixelbytes.data import build, push_built, MAX_PIXELS
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
-                   image_column=a.image_column, revision=a.revision, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop, unscale=not a.no_unscale,
+                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop, unscale=not a.no_unscale,
                    max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite)
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 
