@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
 from .files import check_writable, clear_stale, remove
-from .pixelize import _pixelized, open_image, png_bytes, to_pil, ImageError, MAX_PIXELS
+from .pixelize import _pixelized, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
 # %% ../nbs/04_data.ipynb #4f3191b5
@@ -144,6 +144,10 @@ def _check_data_files(folder: Path):
     real = os.path.realpath(folder)
     link = next((f for f in folder.rglob('*') if f.is_symlink() and not _inside(f, [real])), None)
     if link: raise BuildError(f"{str(link)!r} links outside its folder (to {os.path.realpath(link)}); only files inside the folder are read")
+    shown = (f for f in folder.rglob('*') if not any(part.startswith('.') for part in f.relative_to(folder).parts))  # not .git/: datasets skips hidden files too
+    pointer = next((f for f in shown if f.is_file() and f.stat().st_size < 1024 and f.read_bytes().startswith(LFS_POINTER)), None)
+    if pointer: raise BuildError(f"{str(pointer)!r} is a Git LFS pointer, not the file: the repository was cloned without its LFS files; "
+                                 "fetch them (git lfs install, then git lfs pull in the repository) and build again")
     from huggingface_hub.repocard import metadata_load  # the card's YAML as datasets reads it
     readme = folder/'README.md'
     try: card = metadata_load(readme) if readme.is_file() else None
