@@ -80,8 +80,8 @@ def _read_csv(text, meta: Path):
     return records, columns or []
 
 # %% ../nbs/04_data.ipynb #6c33abbc
-def _read_metadata(folder: Path, caption_column=None):
-    "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used."
+def _read_metadata(folder: Path, caption_column=None, image_column='image'):
+    "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used; the file names are in `file_name`, or in `<image_column>_file_name` as `datasets` reads them."
     files = [folder/f for f in ('metadata.csv', 'metadata.jsonl') if (folder/f).exists()]
     if not files: raise BuildError(f"folder {str(folder)!r} has no metadata.csv or metadata.jsonl (nor is it a saved dataset)")
     if len(files) > 1: raise BuildError(f"folder {str(folder)!r} has both metadata.csv and metadata.jsonl; keep the one that holds the captions")
@@ -101,18 +101,21 @@ def _read_metadata(folder: Path, caption_column=None):
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
     if not columns and records[0][1]: raise BuildError(f"{meta}: no line is a JSON object (first: {records[0][1]})")
-    if 'file_name' not in columns: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(map(repr, columns)) or 'none'})")
+    named = [c for c in ('file_name', f'{image_column}_file_name') if c in columns] or [c for c in columns if isinstance(c, str) and c.endswith('_file_name')]
+    if not named: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(map(repr, columns)) or 'none'})")
+    if len(named) > 1: raise BuildError(f"{meta} names image files in several columns ({', '.join(map(repr, named))}); choose one with --image-column (for image_file_name: image)")
+    file_col = named[0]
     if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
     cap_col = _pick_column(columns, caption_column, str(meta))
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
     for i, (rec, problem) in enumerate(records):
         caption, cap_problem = _decode_caption(rec.get(cap_col))
-        fname = rec.get('file_name') or ''
-        if not isinstance(fname, str): problem, fname = problem or f"file_name is not text but {type(fname).__name__} ({fname!r})", ''
+        fname = rec.get(file_col) or ''
+        if not isinstance(fname, str): problem, fname = problem or f"{file_col} is not text but {type(fname).__name__} ({fname!r})", ''
         fname = fname.replace('\\', '/')  # a path written on Windows
-        if not problem and not fname: problem = 'missing file_name'
+        if not problem and not fname: problem = f'missing {file_col}'
         inside = not fname or os.path.abspath(folder/fname).startswith(os.path.join(os.path.abspath(folder), ''))  # absolute: '.' works too; join: a drive's root ends in its separator already
-        if not problem and not inside: problem = f"file_name {fname!r} points outside the folder"
+        if not problem and not inside: problem = f"{file_col} {fname!r} points outside the folder"
         rows['row'].append(i); rows['image'].append(str(folder/fname) if fname and inside else '')
         rows['caption'].append(caption); rows['problem'].append(problem or cap_problem)
     listed = {os.path.normpath(p) for p in rows['image'] if p}
@@ -239,7 +242,7 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
     if p.is_dir() and any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')):
         no_configs('a folder of images with their metadata')
-        rows, cap_col, meta, unlisted = _read_metadata(p, caption_column)
+        rows, cap_col, meta, unlisted = _read_metadata(p, caption_column, image_column)
         info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': len(unlisted), 'unlisted_examples': unlisted[:3]}
         return Dataset.from_dict(rows), info
     if p.is_dir() and (p/TOKENIZER_FILE).exists() and _is_saved_dataset(p):
@@ -431,7 +434,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           max_size:int=25, # longest side of a pixelized image, 1 to 256 (above 63 warns: a model tells positions apart up to 63)
           vocab:str='default', # vocabulary preset: 'default' or 'v1'
           caption_column:str=None, # caption column (default: 'caption', else 'text')
-          image_column:str='image', # image column of a dataset source
+          image_column:str='image', # image column of a dataset source; in a folder's metadata, file names in <image_column>_file_name do as file_name
           revision:str=None, # a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in the report
           config_name:str=None, # a Hub dataset's configuration, for one that has several
           test_size:float=0.1, # rows held out for testing, as whole images: a fraction in [0, 1), or a number of rows
