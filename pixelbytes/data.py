@@ -1,4 +1,4 @@
-"""From captioned images (a Hub dataset, a local folder, a saved dataset or the built-in demo set) to a tokenized `datasets` dataset on disk, split by image, with a report of everything read, written and skipped.
+"""From captioned images (a Hub dataset, a local folder, a saved dataset, a `datasets.Dataset` or the built-in demo set) to a tokenized `datasets` dataset on disk, split by image, with a report of everything read, written and skipped.
 
 Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 
