@@ -100,7 +100,7 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     px = _as_pixels(image, tok, crop)
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
     if not 1 <= rows <= px.shape[0]:
-        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}at most {tok.max_size} pixels a side)"
+        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}one pixel per block if stored enlarged, at most {tok.max_size} pixels a side)"
         raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows{read}; give 1 to {px.shape[0]} of them")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
