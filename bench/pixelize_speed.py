@@ -3,14 +3,15 @@
     python bench/pixelize_speed.py [DATA_DIR] [--max-size 25] [--repeat 3]
 
 DATA_DIR defaults to ../shared/data/pokemon-dev (relative to the repository). Both sides run the
-same steps on the same images: open, first frame, composite over white, crop, resize (pixelize's own
-code). Only the colour mapping differs:
+same steps on the same images: open, first frame, composite over white, crop, unscale, resize (pixelize's
+own code). Only the colour mapping differs:
 
 - pixelbytes: `nearest_colour`, vectorised over the image's distinct colours;
 - reference: `np.apply_along_axis` over the resized image, converting each pixel to Lab in plain
   Python and searching the palette for it, as the reference implementation did.
 
-It reports images per second for the mapping alone and for the whole pipeline, the speedups, and the
+It reports images per second for the mapping alone and for the whole pipeline, the speedups, the cost of
+looking for pixel art stored enlarged (pixelize against pixelize(unscale=False), side by side), and the
 fraction of pixels on which both mappings agree; prints a table and writes bench/out/pixelize_speed.json.
 Exits with status 1 if the agreement is below 99.9%.
 """
@@ -41,10 +42,10 @@ def reference_mapping(rgb, palette_lab):
     return np.apply_along_axis(lambda px: np.argmin(((palette_lab - lab_of_pixel(px)) ** 2).sum(1)), 2, rgb)
 
 def prepare(path, max_size):
-    "Open, first frame, composite, crop and resize: pixelize's steps before the colour mapping."
+    "Open, first frame, composite, crop, unscale and resize: pixelize's steps before the colour mapping."
     im, name = _open(path, MAX_PIXELS, None)
     (where, rgb), = _frames(im, name, 'first', MAX_PIXELS)
-    return _sized(rgb, im, where, max_size, _resampling('nearest'), crop=True)
+    return _sized(rgb, im, where, max_size, _resampling('nearest'), crop=True, block=None)[0]
 
 def best_time(fn, repeat):
     "Shortest of `repeat` runs of `fn()`, in seconds, and its last result."
@@ -70,16 +71,19 @@ def main(argv=None):
     t_ref, refs = best_time(lambda: [reference_mapping(r, palette_lab) for r in rgbs], args.repeat)
     t_pixelize, direct = best_time(lambda: [pixelize(p, max_size=args.max_size) for p in paths], args.repeat)
     assert all((d == o).all() for d, o in zip(direct, ours)), "prepare() + nearest_colour() must be pixelize()"
+    t_plain, plain = best_time(lambda: [pixelize(p, max_size=args.max_size, unscale=False) for p in paths], args.repeat)
+    enlarged = sum(d.shape != q.shape or (d != q).any() for d, q in zip(direct, plain))  # images read at 1/k
 
     n, pixels = len(paths), sum(r.shape[0] * r.shape[1] for r in rgbs)
     agree = sum(int((o == r).sum()) for o, r in zip(ours, refs)) / pixels
     res = {
         'data': str(Path(args.data).resolve()), 'images': n, 'pixels': pixels, 'max_size': args.max_size, 'repeat': args.repeat,
-        'seconds': {'prepare': t_prep, 'mapping_pixelbytes': t_ours, 'mapping_reference': t_ref, 'pixelize_end_to_end': t_pixelize},
+        'seconds': {'prepare': t_prep, 'mapping_pixelbytes': t_ours, 'mapping_reference': t_ref, 'pixelize_end_to_end': t_pixelize, 'pixelize_without_unscale': t_plain},
         'images_per_s': {
             'mapping_pixelbytes': n / t_ours, 'mapping_reference': n / t_ref,
             'pipeline_pixelbytes': n / (t_prep + t_ours), 'pipeline_reference': n / (t_prep + t_ref),
-            'pixelize_end_to_end': n / t_pixelize},
+            'pixelize_end_to_end': n / t_pixelize, 'pixelize_without_unscale': n / t_plain},
+        'unscale_cost': t_pixelize / t_plain, 'images_found_enlarged': enlarged,
         'speedup_mapping_only': t_ref / t_ours,
         'speedup_whole_pipeline': (t_prep + t_ref) / (t_prep + t_ours),
         'pixel_agreement': agree,
@@ -93,6 +97,8 @@ def main(argv=None):
     print(f"{'whole pipeline, images/s':28s}{ips['pipeline_pixelbytes']:14.1f}{ips['pipeline_reference']:14.1f}{res['speedup_whole_pipeline']:9.1f}x")
     print(f"\nshared steps (open, composite, crop, resize): {1e3 * t_prep / n:.3f} ms/image; "
           f"pixelize() end to end: {ips['pixelize_end_to_end']:.1f} images/s")
+    print(f"pixelize(unscale=False): {ips['pixelize_without_unscale']:.1f} images/s, so looking for enlarged pixel art costs "
+          f"{res['unscale_cost']:.2f}x the time; {enlarged} of the {n} images were found enlarged")
     print(f"pixels mapped to the same palette index: {100 * agree:.3f}%")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
