@@ -87,6 +87,7 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
     if len(files) > 1: raise BuildError(f"folder {str(folder)!r} has both metadata.csv and metadata.jsonl; keep the one that holds the captions")
     meta = files[0]
     raw = meta.read_bytes()
+    if raw.startswith(LFS_POINTER): raise BuildError(f"{meta} is a Git LFS pointer, not the file: its repository was cloned without its LFS files (git lfs pull fetches them)")
     if raw[:2] in (b'\xff\xfe', b'\xfe\xff'): raise BuildError(f"{meta} is UTF-16 (as Excel's 'Unicode Text' saves it); save it as UTF-8 (Excel: CSV UTF-8)")
     # surrogateescape keeps a non-UTF-8 caption readable so that only its row is skipped
     text = raw.decode('utf-8', 'surrogateescape').lstrip('\ufeff')
@@ -101,10 +102,14 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
     if not columns and records[0][1]: raise BuildError(f"{meta}: no line is a JSON object (first: {records[0][1]})")
-    named = [c for c in ('file_name', f'{image_column}_file_name') if c in columns] or [c for c in columns if isinstance(c, str) and c.endswith('_file_name')]
-    if not named: raise BuildError(f"{meta} has no 'file_name' column (columns: {', '.join(map(repr, columns)) or 'none'})")
-    if len(named) > 1: raise BuildError(f"{meta} names image files in several columns ({', '.join(map(repr, named))}); choose one with --image-column (for image_file_name: image)")
-    file_col = named[0]
+    # as datasets reads an image folder: file_name holds the files of the column `image`, <x>_file_name those of the column <x>
+    file_col = next((c for c in (['file_name', 'image_file_name'] if image_column == 'image' else [f'{image_column}_file_name']) if c in columns), None)
+    named = [c for c in columns if isinstance(c, str) and (c == 'file_name' or c.endswith('_file_name'))]
+    if file_col is None and image_column == 'image' and len(named) == 1: file_col = named[0]  # the one there is
+    if file_col is None:
+        wanted = "'file_name' column" if image_column == 'image' else f"{image_column + '_file_name'!r} column (for image_column={image_column!r})"
+        hint = f"; choose one with --image-column ({', '.join('image' if c == 'file_name' else c[:-len('_file_name')] for c in named)})" if named else ''
+        raise BuildError(f"{meta} has no {wanted} (columns: {', '.join(map(repr, columns)) or 'none'}){hint}")
     if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
     cap_col = _pick_column(columns, caption_column, str(meta))
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
@@ -112,6 +117,8 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
         caption, cap_problem = _decode_caption(rec.get(cap_col))
         fname = rec.get(file_col) or ''
         if not isinstance(fname, str): problem, fname = problem or f"{file_col} is not text but {type(fname).__name__} ({fname!r})", ''
+        if fname.lower().startswith(('http://', 'https://')):
+            problem, fname = problem or f"{file_col} {fname!r} is a web address: build reads files in the folder, so download the images first", ''
         fname = fname.replace('\\', '/')  # a path written on Windows
         if not problem and not fname: problem = f'missing {file_col}'
         inside = not fname or os.path.abspath(folder/fname).startswith(os.path.join(os.path.abspath(folder), ''))  # absolute: '.' works too; join: a drive's root ends in its separator already
@@ -147,10 +154,6 @@ def _check_data_files(folder: Path):
     real = os.path.realpath(folder)
     link = next((f for f in folder.rglob('*') if f.is_symlink() and not _inside(f, [real])), None)
     if link: raise BuildError(f"{str(link)!r} links outside its folder (to {os.path.realpath(link)}); only files inside the folder are read")
-    shown = (f for f in folder.rglob('*') if not any(part.startswith('.') for part in f.relative_to(folder).parts))  # not .git/: datasets skips hidden files too
-    pointer = next((f for f in shown if f.is_file() and f.stat().st_size < 1024 and f.read_bytes().startswith(LFS_POINTER)), None)
-    if pointer: raise BuildError(f"{str(pointer)!r} is a Git LFS pointer, not the file: the repository was cloned without its LFS files; "
-                                 "fetch them (git lfs install, then git lfs pull in the repository) and build again")
     from huggingface_hub.repocard import metadata_load  # the card's YAML as datasets reads it
     readme = folder/'README.md'
     try: card = metadata_load(readme) if readme.is_file() else None
@@ -158,9 +161,14 @@ def _check_data_files(folder: Path):
     outside = [(k, p) for k, p in _card_paths(card) if '://' in p or Path(p).expanduser().is_absolute() or PureWindowsPath(p).anchor or '..' in Path(p).parts]  # a URL: anywhere; '/x' and 'C:x' are outside on Windows too
     if outside: raise BuildError(f"{str(readme)!r} points {outside[0][0]} outside its folder ({outside[0][1]!r}); only files inside the folder are read")
 
+def _lfs_pointer(folder: Path) -> Path | None:
+    "A Git LFS pointer file in `folder` (what a clone made without Git LFS holds in place of its large files), if any."
+    shown = (f for f in folder.rglob('*') if not any(part.startswith('.') for part in f.relative_to(folder).parts))  # not .git/: datasets skips hidden files too
+    return next((f for f in shown if f.is_file() and f.stat().st_size < 1024 and f.read_bytes().startswith(LFS_POINTER)), None)
+
 def _from_dataset(ds, caption_column, image_column, where):
     "Rows of a loaded Dataset/DatasetDict (all splits, in order), with images left encoded; and what the build report says of them."
-    from datasets import DatasetDict, ClassLabel, Features, Image, Value, concatenate_datasets
+    from datasets import DatasetDict, ClassLabel, Image, Value, concatenate_datasets
     named = dict(ds) if isinstance(ds, DatasetDict) else {None: ds}
     # the source's own splits are pooled, then split again by test_size: the report keeps their sizes
     info = {'source_splits': {k: len(v) for k, v in ds.items()}} if isinstance(ds, DatasetDict) and len(ds) > 1 else {}
@@ -177,8 +185,9 @@ def _from_dataset(ds, caption_column, image_column, where):
         part = part.select_columns([image_column, cap_col])
         if isinstance(part.features[image_column], Image): part = part.cast_column(image_column, Image(decode=False))
         if isinstance(label := part.features[cap_col], ClassLabel):  # a class label's caption is its name
-            part = part.map(lambda v: {cap_col: label.int2str(v) if v is not None and v >= 0 else None}, input_columns=cap_col,
-                            features=Features({**part.features, cap_col: Value('string')}), desc='Naming the labels')
+            # a column added in memory: a map would write a cache file beside the source, which may be read-only
+            names = [label.int2str(v) if v is not None and v >= 0 else None for v in part[cap_col]]
+            part = part.remove_columns(cap_col).add_column(cap_col, names, feature=Value('string')).select_columns([image_column, cap_col])
         parts.append(part)
     try: ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     except ValueError as e:
@@ -230,7 +239,7 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
         ds, info = _from_dataset(path, caption_column, image_column, 'the dataset given')
         return ds, {'kind': 'dataset object', **info}
     if not isinstance(path, (str, os.PathLike)):
-        raise BuildError(f"a source is a folder, a Hub dataset id, 'demo', or a datasets.Dataset / DatasetDict, not a {type(path).__name__}")
+        raise BuildError(f"a source is a folder, a Hub dataset id, 'demo', or a datasets.Dataset / DatasetDict, not {path!r} (of type {type(path).__name__})")
     p = Path(str(path)).expanduser()
     if revision is not None and (str(path) == 'demo' or p.exists()):
         raise BuildError(f"revision={revision!r} is for a Hub dataset; {str(path)!r} is {'the built-in demo set' if str(path) == 'demo' else 'a local folder or file'}")
@@ -273,6 +282,9 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
                                           "set HF_HOME (or HF_DATASETS_CACHE) to a folder you can write") from None
         # one of several configurations must be named: datasets' message lists them, and the way to name one here is ours to say
         hint = '; name one with config_name= (build --config-name NAME)' if 'Config name is missing' in str(e) else ''
+        if p.is_dir() and (pointer := _lfs_pointer(p)):  # datasets says only that a file is not what its name says
+            raise BuildError(f"{str(pointer)!r} is a Git LFS pointer, not the file: the repository was cloned without its LFS files; "
+                             "fetch them (git lfs install, then git lfs pull in the repository) and build again") from None
         if p.is_dir(): raise BuildError(f"folder {str(p)!r} has no metadata.csv or metadata.jsonl, is not a saved dataset, "
                                         f"and `datasets` cannot load it ({type(e).__name__}: {e}){hint}") from None
         if hint: raise BuildError(f"could not load dataset {str(path)!r}: {type(e).__name__}: {e}{hint}") from None
@@ -309,7 +321,8 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
-        if isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
+        if isinstance(ref, str) and ref.lower().startswith(('http://', 'https://')): name = ref  # a web address whole: its last part names nothing
+        elif isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: name = (ref.get('path') if isinstance(ref, dict) else None) or f'row {row}'  # a dict of bytes and path, or raw bytes
         try:
             if problem: raise ValueError(problem)
@@ -458,16 +471,19 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         warnings.warn(f"max_size {max_size} is above {MAX_POSITION}: a model tells rows and columns apart up to {MAX_POSITION} only "
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
     if path is None:
-        try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision); path = DEFAULT_HUB_ID
+        try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision, config_name); path = DEFAULT_HUB_ID
         except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
+            # a revision or a configuration asked of it: the demo set is not what was asked for
+            if revision is not None or config_name is not None: raise
             warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead")
             ds, info = open_source('demo'); path = 'demo'
-    else: ds, info = open_source(path, caption_column, image_column, revision, config_name)
-    if info['kind'] == 'dataset object':
-        if out is None: raise BuildError("a dataset given as an object has no name to call its folder by: give out")
-        path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
+    else:
+        from datasets import Dataset, DatasetDict
+        if out is None and isinstance(path, (Dataset, DatasetDict)): raise BuildError("a dataset given as an object has no name to call its folder by: give out")
+        ds, info = open_source(path, caption_column, image_column, revision, config_name)
+    if info['kind'] == 'dataset object': path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
     crop, unscale = crop and info['kind'] != 'demo', unscale and info['kind'] != 'demo'
-    if len(ds) == 0: raise BuildError(f"{str(path)!r} has no rows")
+    if len(ds) == 0: raise BuildError(f"{path if info['kind'] == 'dataset object' else repr(str(path))} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
     if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
     _put_back(out)
@@ -538,7 +554,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
-    source = report['source'] + (f"@{report['revision']}" if report.get('revision') else '')
+    source = report['source'] + (f"@{report['revision']}" if report.get('revision') else '') + (f" (configuration {report['config_name']})" if report.get('config_name') else '')
     lines = [f"Built {source} -> {out}" if out else f"Built {source}",
              f"  rows read {report['rows_read']}, written {report['rows_written']}, skipped {report['rows_skipped']}",
              f"  splits {report['splits']} (by image, seed {report['seed']})"
@@ -611,7 +627,11 @@ def _download_built(repo: str) -> Path:
                              f"build it first, pixelbytes build --path {repo_id}{' --revision ' + revision if revision else ''} --out data/{repo_id.split('/')[1]}, "
                              "and give that folder (--data)")
         # the rest at the commit just read (the cache names its folder by it), even where the branch has moved on meanwhile
-        return Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=head.name))
+        full = Path(huggingface_hub.snapshot_download(repo_id, repo_type='dataset', revision=head.name))
+        # offline, the cache gives what a download cut short left: a split named in dataset_dict.json without its files
+        cut = [k for k in _read_json(full/'dataset_dict.json').get('splits', []) if not (full/k/'state.json').exists()]
+        if cut: raise BuildError(f"the download of the built dataset {repo} was cut short (its split {cut[0]!r} is missing): load it again with the Hub reachable")
+        return full
     except BuildError: raise
     except Exception as e:  # not found, private, offline: huggingface_hub's first line says which
         hint = "; HF_HUB_OFFLINE is set, so only datasets already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else ''
@@ -647,7 +667,7 @@ tags:
 # A PixelBytes dataset
 
 Captioned pixel-art images, pixelized and tokenized by [PixelBytes](https://github.com/pixelbytes/pixelbytes) from
-`{source}`: {splits}; {colours} colours, at most {max_size}x{max_size} pixels, the {vocab} vocabulary.
+{source}: {splits}; {colours} colours, at most {max_size}x{max_size} pixels, the {vocab} vocabulary.
 
 ```python
 from pixelbytes.data import load_built
@@ -666,7 +686,7 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
     if built.path is None: raise BuildError("push_built uploads a dataset's folder: give the folder that build wrote")
     if not (isinstance(repo_id, str) and repo_id.count('/') == 1): raise BuildError(f"repo_id must be owner/name, not {repo_id!r}")
     r = built.report
-    card = _DATASET_CARD.format(source=r.get('source', '?'), splits=', '.join(f'{n:,} {k} rows' for k, n in r.get('splits', {}).items()),
+    card = _DATASET_CARD.format(source=f"`{r.get('source', '?')}`" + (f" (configuration `{r['config_name']}`)" if r.get('config_name') else ''), splits=', '.join(f'{n:,} {k} rows' for k, n in r.get('splits', {}).items()),
                                 colours=built.tokenizer.n_colours, max_size=built.tokenizer.max_size, vocab=r.get('vocab', '?'), repo_id=repo_id)
     root = Path(built.path)
     files = [CommitOperationAdd(f.relative_to(root).as_posix(), str(f)) for f in sorted(root.rglob('*')) if f.is_file()]
@@ -675,8 +695,8 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
     there = set(api.list_repo_files(repo_id, repo_type='dataset')) - {'.gitattributes'}  # which the Hub makes with every repository
     if there and not {TOKENIZER_FILE, REPORT_FILE} <= there:  # a dataset of its own: two in one repository, and its card replaced
         some = sorted(there)
-        raise BuildError(f"the Hub dataset {repo_id} holds files that push_built did not write ({', '.join(some[:5])}{', ...' if len(some) > 5 else ''}): "
-                         "the built dataset would lie beside them and its card replace their README.md; push to a new repository (another repo_id)")
+        raise BuildError(f"the Hub dataset {repo_id} holds files that push_built did not write ({', '.join(some[:5])}{', ...' if len(some) > 5 else ''}); "
+                         "it writes a dataset and its card, so it pushes to a new repository or to one it pushed to before: choose another repo_id")
     # pushed before: the files of that build that this one lacks (a split's shards, more of them then) go; files of the user's stay
     gone = [CommitOperationDelete(f) for f in sorted(there) if f.split('/')[0] in _BUILT_FILES and f not in {op.path_in_repo for op in files}]
     info = api.create_commit(repo_id, files + gone + [CommitOperationAdd('README.md', card.encode())], repo_type='dataset',

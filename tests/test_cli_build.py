@@ -27,6 +27,9 @@ def test_default_path_falls_back_to_demo_offline(tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'pixelbytes build: warning: the Hub dataset' in r.stderr and 'building the built-in demo set instead' in r.stderr  # said on stderr, not among the results
     assert json.loads((tmp_path/'d'/'build_report.json').read_text())['source'] == 'demo'
+    for asked in (['--config-name', 'small'], ['--revision', 'v2']):  # something asked of the Hub dataset: the demo set is not it
+        r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--out', str(tmp_path/'e'), *asked)
+        assert r.returncode == 1 and 'could not load dataset' in r.stderr and not (tmp_path/'e').exists(), r.stderr
 
 @pytest.fixture
 def folder(tmp_path):
