@@ -70,8 +70,8 @@ class Generation:
         return f"Generation({len(self.ids) - self.n_prompt} new tokens: {self.new_segments})"
 
 # %% ../nbs/09_generate.ipynb #0cc6fb39
-def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.ndarray:
-    "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`)."
+def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True) -> np.ndarray:
+    "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`, pixel art stored enlarged read at one pixel per block if `unscale`)."
     if isinstance(image, (list, tuple)):
         try: image = np.asarray(image)
         except ValueError: raise ValueError(f"{name}: nested lists of palette indices must be rows of one length") from None
@@ -84,10 +84,10 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image') -> np.nda
         return image
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
     if not hasattr(image, 'getbands'): image = open_image(image, name=label if isinstance(image, (bytes, str, Path)) else None)
-    return pixelize(image, tok.palette, tok.max_size, crop=crop, name=label)
+    return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, name=label)
 
-def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True):
-    "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`: how an image file is read."
+def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True):
+    "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop` and `unscale`: how an image file is read."
     if rows is not None and image is None: raise ValueError("rows needs an image: the first rows of the image to complete")
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, numbers.Integral)): raise ValueError(f"rows={rows!r} must be a whole number of rows")
     if prompt is not None and image is not None and rows is None:
@@ -97,10 +97,10 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
         raise ValueError("the prompt is blank: give a caption, or leave the prompt out to draw whole items")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
     if image is None: return ids, ('image' if prompt is not None else None)
-    px = _as_pixels(image, tok, crop)
+    px = _as_pixels(image, tok, crop, unscale=unscale)
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
     if not 1 <= rows <= px.shape[0]:
-        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}one pixel per block if stored enlarged, at most {tok.max_size} pixels a side)"
+        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side)"
         raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows{read}; give 1 to {px.shape[0]} of them")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
@@ -188,7 +188,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
         return out
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
     tok = model.tokenizer
-    ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop)
+    ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale)
     per_image = tok.max_size * (tok.max_size + 1)
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
     if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order

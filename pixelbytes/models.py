@@ -268,6 +268,7 @@ class PixelBytesConfig:
     dropout: float = 0.1
     tokenizer: dict = field(default_factory=lambda: Tokenizer().to_dict())
     crop: bool = True                # images are cropped to their content before they are read (the data decides: build's crop)
+    unscale: bool = True             # pixel art stored enlarged is read at one pixel per block (the data decides: build's unscale)
     # training (see `train`)
     seq_length: int = None           # window length (default 1024: whole items, so that a caption and its image share a window;
                                      # bidirectional: 16, the positions it re-reads for every generated token)

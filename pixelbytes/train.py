@@ -325,12 +325,14 @@ def _split_items(input_ids, tok: Tokenizer, cfg):
 # for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout)
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
 
+_BEFORE = {'unscale': False}  # fields added since a run may have been saved: what the runs saved before them did
+
 def _changes(was: dict, now: dict) -> str:
     "The fields that differ between two config dicts, the tokenizer by its settings and a palette by its size."
     out = []
     for k, v in now.items():
-        if k in _RESUMABLE or was.get(k) == v: continue
-        if k != 'tokenizer': out.append(f"{k} {was.get(k)!r} -> {v!r}"); continue
+        if k in _RESUMABLE or (old := was.get(k, _BEFORE.get(k))) == v: continue
+        if k != 'tokenizer': out.append(f"{k} {old!r} -> {v!r}"); continue
         for t, tv in v.items():
             old = was[k].get(t)
             if old == tv: continue
@@ -376,7 +378,8 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int) -> di
         config = {**{k: v for k, v in saved['config'].items() if k in names}, **config}
     cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
-    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True)})
+    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True),
+                                 'unscale': built.report.get('unscale', False)})  # a build made before unscale was, read its files' pixels
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
