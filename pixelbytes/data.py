@@ -563,8 +563,8 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if enlarged := report.get('unscaled'):
         n = sum(enlarged.values())
-        lines.append(f"  {n} image{'s were' if n != 1 else ' was'} pixel art stored enlarged ({', '.join(f'{k}: {v}' for k, v in enlarged.items())}), "
-                     "each read at its own size, one pixel per block (unscale=False, --no-unscale, reads the pixels of the files)")
+        lines.append(f"  {n} image{'s were' if n != 1 else ' was'} made of square blocks of pixels, as pixel art stored enlarged is "
+                     f"({', '.join(f'{k}: {v}' for k, v in enlarged.items())}): each read at one pixel per block (unscale=False, --no-unscale, reads the pixels of the files)")
     if n := report.get('unlisted_images'):
         some = printable(', '.join(report.get('unlisted_examples', []))) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
