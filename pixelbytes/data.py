@@ -239,7 +239,8 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
         ds, info = _from_dataset(path, caption_column, image_column, 'the dataset given')
         return ds, {'kind': 'dataset object', **info}
     if not isinstance(path, (str, os.PathLike)):
-        raise BuildError(f"a source is a folder, a Hub dataset id, 'demo', or a datasets.Dataset / DatasetDict, not {path!r} (of type {type(path).__name__})")
+        hint = ': datasets.Dataset.from_pandas(frame) makes one' if type(path).__name__ == 'DataFrame' else ''
+        raise BuildError(f"a source is a folder, a Hub dataset id, 'demo', or a datasets.Dataset / DatasetDict, not a value of type {type(path).__name__}{hint}")
     p = Path(str(path)).expanduser()
     if revision is not None and (str(path) == 'demo' or p.exists()):
         raise BuildError(f"revision={revision!r} is for a Hub dataset; {str(path)!r} is {'the built-in demo set' if str(path) == 'demo' else 'a local folder or file'}")

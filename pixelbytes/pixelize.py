@@ -281,7 +281,7 @@ def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, cro
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
-             unscale: bool = True, name: str | None = None):
+             name: str | None = None, unscale: bool = True):
     "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`, pixel art stored enlarged read at its own size (if `unscale`); a list of them if `frames='all'`; errors name `name` (or the path)."
     if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
     if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
