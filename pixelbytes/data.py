@@ -16,7 +16,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
-from .files import check_writable, clear_stale, remove
+from .files import check_writable, clear_stale, interrupts_deferred, remove
 from .pixelize import _pixelized, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -231,8 +231,13 @@ def _is_run(p: Path) -> bool:
     "Whether the folder `p` holds a saved model or a training run (`train` writes best/ and last/ and its state there)."
     return (p/'config.json').exists() or (p/'train_state.pt').exists() or (p/'best').is_dir() or (p/'last').is_dir()
 
+def _load_datasets():
+    "Import `datasets` and `pyarrow`, whole: a Ctrl-C waits for the end of the import (see `interrupts_deferred`), the first time it takes a second or two."
+    with interrupts_deferred(): import datasets, pyarrow.compute
+
 def open_source(path, caption_column=None, image_column='image', revision=None, config_name=None):
     "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source; `revision`: a Hub dataset's branch, tag or commit; `config_name`: its configuration."
+    _load_datasets()
     from datasets import Dataset, DatasetDict, load_dataset
     if isinstance(path, (Dataset, DatasetDict)):  # loaded, and maybe reworked, in Python: what no folder layout holds gets in this way
         if revision is not None or config_name is not None: raise BuildError("revision and config_name are for a Hub dataset, not for a dataset given as an object")
@@ -462,6 +467,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           progress:bool=True): # show progress bars and print a summary of the build
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
+    _load_datasets()
     from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -601,6 +607,7 @@ def load_built(path) -> Built:
     "The dataset that `build` wrote to `path`: its folder, the report `build` returned, or the Hub dataset `push_built` uploaded it to (owner/name, @revision optional)."
     if isinstance(path, dict) and 'out' in path: path = path['out']
     if not isinstance(path, (str, os.PathLike)): raise BuildError(f"a built dataset is given by its folder (build's out), not by a {type(path).__name__}")
+    _load_datasets()
     p, hub = Path(path).expanduser(), None
     if _is_hub_id(path):
         p = _download_built(str(path))

@@ -6,10 +6,10 @@ Docs: https://pixelbytes.github.io/pixelbytes/files.html.md"""
 
 # %% auto #0
 __all__ = ['STALE_AFTER', 'FULL_BELOW', 'new_file_mode', 'clear_stale', 'naming_failures', 'check_writable', 'write_files',
-           'remove']
+           'remove', 'interrupts_deferred']
 
 # %% ../nbs/00_files.ipynb #901ac800
-import contextlib, errno, glob, os, shutil, tempfile, time
+import contextlib, errno, glob, os, shutil, signal, tempfile, threading, time
 from pathlib import Path
 
 # %% ../nbs/00_files.ipynb #4df9c330
@@ -97,3 +97,15 @@ def remove(path):
     path = Path(path)
     if path.is_symlink() or path.is_file(): path.unlink()
     elif path.is_dir(): shutil.rmtree(path)
+
+# %% ../nbs/00_files.ipynb #defer002
+@contextlib.contextmanager
+def interrupts_deferred():
+    "Hold a Ctrl-C (SIGINT) that arrives in this block until its end, then deliver it: for imports, which a Ctrl-C would leave half done."
+    if threading.current_thread() is not threading.main_thread(): yield; return  # only the main thread receives signals
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held: signal.raise_signal(signal.SIGINT)  # to whatever handler was there: Python's raises KeyboardInterrupt

@@ -21,7 +21,7 @@ from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS, _as_kind
-from .files import check_writable, write_files, remove, naming_failures
+from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -242,7 +242,7 @@ def write_metrics(history: list, out: Path, plot: bool = True):
             w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
     _write_view(out/'metrics.csv', csv_write)
     if not plot: return
-    from matplotlib.figure import Figure  # not pyplot: its backend is the notebook's, and drawing a file must not change it
+    with interrupts_deferred(): from matplotlib.figure import Figure  # not pyplot: its backend is the notebook's, and drawing a file must not change it
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2)
     steps = [h['step'] for h in history]
@@ -701,7 +701,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
 
     torch.manual_seed(cfg.seed)
     model = PixelBytesModel(cfg).to(device)
-    opt = _optimizer(model, cfg)
+    with interrupts_deferred(): opt = _optimizer(model, cfg)  # the first optimizer imports much of PyTorch (torch._dynamo): not to be cut short
     total = cfg.epochs * steps_per_epoch
     scaler = torch.amp.GradScaler('cuda', enabled=cfg.amp and device.type == 'cuda')
     st = {'step': 0, 'epoch': 0, 'batch': 0, 'best': float('inf'), 'bad_evals': 0, 'history': [], 'elapsed': 0.0}
