@@ -609,7 +609,7 @@ def load_built(path) -> Built:
     if not isinstance(path, (str, os.PathLike)): raise BuildError(f"a built dataset is given by its folder (build's out), not by a {type(path).__name__}")
     _load_datasets()
     p, hub = Path(path).expanduser(), None
-    if _is_hub_id(path):
+    if _is_hub_id(path) and not _replaced(p):  # data/demo, moved aside by a build that was stopped, is that folder, not a Hub id
         p = _download_built(str(path))
         hub = f"{str(path).split('@')[0]}@{p.name}"  # the cache keeps a commit's files in a folder named by it
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))

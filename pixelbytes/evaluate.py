@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment
 from .data import load_built, Built
-from .train import Windows, predict, summarize, MODALITIES, _fingerprint
+from .train import Windows, predict, summarize, load_state, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale
 from .generate import generate, allowed_tokens
 from .models import sample_seeds
@@ -233,6 +233,17 @@ def _weights_sha1(model) -> str:
     for k, t in model.state_dict().items(): h.update(k.encode()); h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
+def _trained_elsewhere(model, built) -> str | None:
+    "Why the test split of `built` may hold items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
+    source = Path(str(getattr(model, 'source', None) or ''))
+    state = source.parent/STATE_FILE
+    if not (source.is_dir() and state.is_file()): return None
+    try: was = load_state(state).get('data') or {}
+    except Exception: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
+    if not was.get('sha1') or was['sha1'] == _fingerprint(built.train['input_ids']): return None
+    return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
+            "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
+
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or what `build` returned, or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
@@ -263,6 +274,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         raise ValueError(f"the model's vocabulary ({say(tok)}) is not the dataset's ({say(built.tokenizer)})"
                          + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
                          + ": evaluate on data built like its training data")
+    if split == 'test' and (why := _trained_elsewhere(model, built)): warnings.warn(why)
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
     unknown = [m for m in metrics if m not in METRICS]

@@ -521,6 +521,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         where, at = where.rsplit('@', 1)
         if kwargs.setdefault('revision', at) != at: raise ModelLoadError(f"model {path!r} names revision {at!r}, and revision={kwargs['revision']!r}: give one")
     if not Path(where).is_dir():
+        if Path(where).name in ('best', 'last') and Path(where).parent.is_dir() and not Path(where).exists():  # a run's folder, before its first evaluation
+            raise ModelLoadError(f"{Path(where).parent} has no {Path(where).name}/ yet: a training run saves best/ and last/ at its first evaluation")
         if Path(where).exists() or where.startswith(('.', '/', '~')) or where.count('/') != 1:
             raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
     elif not (Path(where)/'config.json').exists():

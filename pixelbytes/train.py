@@ -783,7 +783,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         bar.close()
         if rank == 0:
             kept = (f"{out} holds the checkpoints of step {kept_step}, continue with resume=True (--resume)"
-                    if kept_step is not None and aside is None else "nothing was saved yet (the first evaluation saves)" + ("; the run it was to replace is kept" if aside else ''))
+                    if kept_step is not None and aside is None else "no checkpoint to resume from was saved yet (the first evaluation saves one)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
     finally: _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back

@@ -128,7 +128,7 @@ def test_ctrl_c_before_the_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_
         _, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None: p.kill()
-    assert p.returncode == -signal.SIGINT and 'nothing was saved yet (the first evaluation saves); the run it was to replace is kept' in err, err
+    assert p.returncode == -signal.SIGINT and 'no checkpoint to resume from was saved yet (the first evaluation saves one); the run it was to replace is kept' in err, err
     assert ({p.name: p.read_bytes() for p in (out/'last').iterdir()}, (out/'train_state.pt').read_bytes()) == before
     assert not list(out.glob('.replaced-*'))
 
