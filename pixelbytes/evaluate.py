@@ -20,7 +20,7 @@ from .data import load_built, Built
 from .train import Windows, predict, summarize, load_state, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale
 from .generate import generate, allowed_tokens
-from .models import sample_seeds
+from .models import PixelBytesModel, sample_seeds
 from . import __version__
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
@@ -118,15 +118,22 @@ class Evaluation:
 
     @classmethod
     def load(cls, folder, split: str = 'test') -> 'Evaluation':
-        "The evaluation of `split` that `save` (and so `evaluate`) wrote in `folder`: its rows (null values as NaN), settings, and `saved`."
+        "The evaluation of `split` that `save` (and so `evaluate`) wrote in `folder`: its rows (null values as NaN), settings, and `saved`; a warning when the model in `folder` is not the one it scored."
         folder = Path(folder).expanduser()
         path = folder/f"{'evaluation' if split == 'test' else f'evaluation-{split}'}.json"
         if not path.is_file(): raise FileNotFoundError(f"no evaluation of the {split} split in {folder}: {path.name} is not there (evaluate saves it)")
         try:
             d = json.loads(path.read_text())
             rows = [{**r, 'value': math.nan if r['value'] is None else float(r['value'])} for r in d['rows']]
-            return cls(rows=rows, saved=folder, settings=dict(d['settings']))
+            ev = cls(rows=rows, saved=folder, settings=dict(d['settings']))
         except (ValueError, KeyError, TypeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
+        # best/ saved again by a run that went on (resume='auto' in a sweep) keeps the scores of the weights before
+        if (folder/'model.safetensors').is_file() and ev.settings.get('model_sha1'):
+            try: now = _weights_sha1(PixelBytesModel.from_pretrained(folder))
+            except ValueError: now = None  # no model to load there: nothing to compare with
+            if now and now != ev.settings['model_sha1']:
+                warnings.warn(f"{path} scored other weights than {folder} holds now (saved again since, by a run that went on?): evaluate again to score these")
+        return ev
 
     def to_markdown(self, metrics=('bits', 'accuracy')) -> str:
         "A markdown table of `metrics` by modality (overall, pixels, text bytes, structure), as a model card shows them."

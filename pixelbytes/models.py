@@ -460,7 +460,9 @@ def _card_scores(model) -> str:
     "The held-out scores that `evaluate` saved for these weights in the folder `model` was loaded from, as a model card section ('' when there are none)."
     if not (model.source and Path(model.source).is_dir()): return ''
     from pixelbytes.evaluate import Evaluation, _weights_sha1  # evaluate builds on this module
-    try: ev = Evaluation.load(model.source)
+    try:
+        with warnings.catch_warnings():  # other weights' scores: compared below, and left out
+            warnings.simplefilter('ignore'); ev = Evaluation.load(model.source)
     except (OSError, ValueError): return ''
     if ev.settings.get('model_sha1') != _weights_sha1(model) or not {'bits', 'accuracy'} & {r['metric'] for r in ev.rows}: return ''  # other weights', or none to show
     s = ev.settings  # the data by its folder's name: a card is public, the path on this machine is not its business
