@@ -181,8 +181,13 @@ class TrainingView:
             try: self.refresh()
             except Exception as e: self.status.value = f'cannot read {self.out}: {type(e).__name__}: {e}'  # and keep watching
 
+    _watching = {}  # folder -> the view that watches it: a cell run again makes a new view, and the one before must stop
+
     def watch(self):
-        "Refresh every `every` seconds from a background thread until `stop`; returns the view."
+        "Refresh every `every` seconds from a background thread until `stop`; returns the view. A view of the same folder that was watching stops."
+        earlier = TrainingView._watching.get(self.out.resolve())
+        if earlier is not None and earlier is not self: earlier.stop()
+        TrainingView._watching[self.out.resolve()] = self
         if not self.watching:
             self._stop.clear()
             self._thread = threading.Thread(target=self._poll, daemon=True, name=f'TrainingView {self.out}')
@@ -196,6 +201,7 @@ class TrainingView:
 
     def stop(self):
         "Stop watching, after one last refresh."
+        if TrainingView._watching.get(self.out.resolve()) is self: del TrainingView._watching[self.out.resolve()]
         self._stop.set()
         if self._thread is not None: self._thread.join()
         self.refresh()
