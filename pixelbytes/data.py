@@ -186,7 +186,7 @@ def _from_dataset(ds, caption_column, image_column, where):
         if isinstance(part.features[image_column], Image): part = part.cast_column(image_column, Image(decode=False))
         if isinstance(label := part.features[cap_col], ClassLabel):  # a class label's caption is its name
             # a column added in memory: a map would write a cache file beside the source, which may be read-only
-            names = [label.int2str(v) if v is not None and v >= 0 else None for v in part[cap_col]]
+            names = [label.int2str(v) if v is not None and v >= 0 else None for v in part.with_format(None)[cap_col]]  # ints, whatever format it was given in
             part = part.remove_columns(cap_col).add_column(cap_col, names, feature=Value('string')).select_columns([image_column, cap_col])
         parts.append(part)
     try: ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
