@@ -9,14 +9,16 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'Built', 'load_built', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import csv, errno, glob, io, json, numbers, os, secrets, shutil, time, warnings
+import contextlib, csv, errno, glob, io, json, numbers, os, secrets, shutil, time, warnings
+try: import fcntl
+except ImportError: fcntl = None  # Windows
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
-from .files import check_writable, clear_stale, interrupts_deferred, remove
+from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove
 from .pixelize import _pixelized, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -447,6 +449,25 @@ def _check_out(out: Path, source):
     if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}), "
                                 "and overwrite would delete them; move them, or choose another out (--out)")
 
+def _lock_build(out: Path):
+    "The lock file beside `out`, open and held for this build; a `BuildError` when a build in another process holds it; None where files cannot be locked."
+    if fcntl is None: return None  # Windows: a second build is not refused
+    try: fd = os.open(out.parent/f'.{out.name}.lock', os.O_RDWR | os.O_CREAT, new_file_mode())
+    except OSError: return None  # a folder where nothing can be made: the build says so
+    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BuildError(f"output folder {str(out)!r} is being built by another build, still going (in another process); wait for it to end, "
+                         "or build into another folder (--out)") from None
+    except OSError: os.close(fd); return None  # no locks on this file system (NFS): a second build is not refused
+    return fd
+
+def _unlock_build(out: Path, fd):
+    "Let go of the lock `_lock_build` took, and remove its file."
+    if fd is None: return
+    with contextlib.suppress(OSError): (out.parent/f'.{out.name}.lock').unlink()
+    os.close(fd)
+
 def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
@@ -501,61 +522,65 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
     made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails
     out.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
-    for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
-    # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
-    tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
-    start = time.time()
-    hide = not progress and not are_progress_bars_disabled()  # bars a user turned off stay off
-    if hide: disable_progress_bars()
+    held = _lock_build(out)  # one build at a time into out: two would replace each other's files, each saying it built
     try:
-        if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
-        base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
-        # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
-        within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
-        done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                      features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
-                                     root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
-                      cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
-        errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
-                                                                      desc='Counting skipped rows')
-        good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
-                           desc='Keeping the rows built').remove_columns('error')
-        enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
-        good = good.remove_columns('block')
-        if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-        splits = _split(good, test_size, seed)
-        # an empty split saved as zero shards cannot be loaded back
-        splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
-        n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
-                                   for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
-        report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
-                  'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
-                  'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
-                  'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                  'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale,
-                  'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
-                  'seconds': round(time.time() - start, 2)}
-        del done, errors, good, splits  # release the cache files before removing them
-        shutil.rmtree(tmp/'_cache', ignore_errors=True)
-        for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
-        (tmp/'dataset').rmdir()
-        (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
-        (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
-        _move_in(tmp, out)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-        raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
-                         "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
-    finally:
-        if hide: enable_progress_bars()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not out.exists():
-            for p in made:  # innermost first: a folder of ours that holds nothing
-                try: p.rmdir()
-                except OSError: break
-    if progress: print(format_report(report, out))
-    return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
+        clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
+        for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
+        # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
+        tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
+        start = time.time()
+        hide = not progress and not are_progress_bars_disabled()  # bars a user turned off stay off
+        if hide: disable_progress_bars()
+        try:
+            if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
+            base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
+            # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
+            within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
+            done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
+                          features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
+                                         root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
+                          cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
+            errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
+                                                                          desc='Counting skipped rows')
+            good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
+                               desc='Keeping the rows built').remove_columns('error')
+            enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
+            good = good.remove_columns('block')
+            if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
+            splits = _split(good, test_size, seed)
+            # an empty split saved as zero shards cannot be loaded back
+            splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
+            n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
+                                       for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
+            report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
+                      'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
+                      'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
+                      'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
+                      'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale,
+                      'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                      'seconds': round(time.time() - start, 2)}
+            del done, errors, good, splits  # release the cache files before removing them
+            shutil.rmtree(tmp/'_cache', ignore_errors=True)
+            for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
+            (tmp/'dataset').rmdir()
+            (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
+            (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
+            _move_in(tmp, out)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+            raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
+                             "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
+        finally:
+            if hide: enable_progress_bars()
+            shutil.rmtree(tmp, ignore_errors=True)
+            _unlock_build(out, held); held = None  # its file too, before the folders made for it go
+            if not out.exists():
+                for p in made:  # innermost first: a folder of ours that holds nothing
+                    try: p.rmdir()
+                    except OSError: break
+        if progress: print(format_report(report, out))
+        return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
+    finally: _unlock_build(out, held)
 
 # %% ../nbs/04_data.ipynb #1b19561e
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
