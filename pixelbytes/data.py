@@ -452,15 +452,23 @@ def _check_out(out: Path, source):
 def _lock_build(out: Path):
     "The lock file beside `out`, open and held for this build; a `BuildError` when a build in another process holds it; None where files cannot be locked."
     if fcntl is None: return None  # Windows: a second build is not refused
-    try: fd = os.open(out.parent/f'.{out.name}.lock', os.O_RDWR | os.O_CREAT, new_file_mode())
-    except OSError: return None  # a folder where nothing can be made: the build says so
-    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise BuildError(f"output folder {str(out)!r} is being built by another build, still going (in another process); wait for it to end, "
-                         "or build into another folder (--out)") from None
-    except OSError: os.close(fd); return None  # no locks on this file system (NFS): a second build is not refused
-    return fd
+    lock = out.parent/f'.{out.name}.lock'
+    for _ in range(10):
+        try: fd = os.open(lock, os.O_RDWR | os.O_CREAT, new_file_mode())
+        except OSError: return None  # a folder where nothing can be made: the build says so
+        # lockf, not flock: the processes of datasets.map (num_proc) would share a flock, and keep it after a build killed
+        try: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EACCES, errno.EAGAIN):
+                raise BuildError(f"output folder {str(out)!r} is being built by another build, still going (in another process); wait for it to end, "
+                                 "or build into another folder (--out)") from None
+            return None  # no locks on this file system (NFS): a second build is not refused
+        try: still = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError: still = False
+        if still: return fd
+        os.close(fd)  # the build that held it removed it as it ended, after this one opened it: lock the file there now
+    return None
 
 def _unlock_build(out: Path, fd):
     "Let go of the lock `_lock_build` took, and remove its file."
@@ -524,7 +532,11 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     out.parent.mkdir(parents=True, exist_ok=True)
     held = _lock_build(out)  # one build at a time into out: two would replace each other's files, each saying it built
     try:
-        clear_stale(out)  # the temporary folder of a build that was killed: its caches can be as large as the dataset
+        # the temporary folders of builds that were killed, their caches as large as the dataset: all of them while out is
+        # held (no build is writing one), else those untouched for an hour
+        if held is None: clear_stale(out)
+        else:
+            for left in out.parent.glob(glob.escape(f'.{out.name}.tmp-') + '*'): remove(left)
         for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
         # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
         tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 import numpy as np
+import torch
 from .tokenizer import ImageSegment
 from .data import load_built, Built
-from .train import Windows, predict, summarize, load_state, MODALITIES, STATE_FILE, _fingerprint
+from .train import Windows, predict, summarize, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
@@ -128,8 +129,11 @@ class Evaluation:
             ev = cls(rows=rows, saved=folder, settings=dict(d['settings']))
         except (ValueError, KeyError, TypeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
         # best/ saved again by a run that went on (resume='auto' in a sweep) keeps the scores of the weights before
-        if (folder/'model.safetensors').is_file() and ev.settings.get('model_sha1'):
-            try: now = _weights_sha1(PixelBytesModel.from_pretrained(folder))
+        weights = folder/'model.safetensors'
+        if weights.is_file() and weights.stat().st_mtime > path.stat().st_mtime and ev.settings.get('model_sha1'):  # saved after it was scored
+            try:
+                with warnings.catch_warnings():  # the load's own warnings are for whoever loads the model
+                    warnings.simplefilter('ignore'); now = _weights_sha1(PixelBytesModel.from_pretrained(folder))
             except ValueError: now = None  # no model to load there: nothing to compare with
             if now and now != ev.settings['model_sha1']:
                 warnings.warn(f"{path} scored other weights than {folder} holds now (saved again since, by a run that went on?): evaluate again to score these")
@@ -245,7 +249,8 @@ def _trained_elsewhere(model, built) -> str | None:
     source = Path(str(getattr(model, 'source', None) or ''))
     state = source.parent/STATE_FILE
     if not (source.is_dir() and state.is_file()): return None
-    try: was = load_state(state).get('data') or {}
+    # mapped, not read: of the weights and the optimizer's moments in it, only the data's fingerprint is wanted here
+    try: was = torch.load(state, map_location='cpu', weights_only=True, mmap=True).get('data') or {}
     except Exception: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
     if not was.get('sha1') or was['sha1'] == _fingerprint(built.train['input_ids']): return None
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, register_backbone, _BOTH_WAYS, _as_kind
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
 from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
@@ -325,14 +325,12 @@ def _split_items(input_ids, tok: Tokenizer, cfg):
 # for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout)
 _RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
 
-_BEFORE = {'unscale': False}  # fields added since a run may have been saved: what the runs saved before them did
-
 def _changes(was: dict, now: dict) -> str:
     "The fields that differ between two config dicts, the tokenizer by its settings and a palette by its size."
     out = []
     for k, v in now.items():
-        if k in _RESUMABLE or (old := was.get(k, _BEFORE.get(k))) == v: continue
-        if k != 'tokenizer': out.append(f"{k} {old!r} -> {v!r}"); continue
+        if k in _RESUMABLE or was.get(k) == v: continue
+        if k != 'tokenizer': out.append(f"{k} {was.get(k)!r} -> {v!r}"); continue
         for t, tv in v.items():
             old = was[k].get(t)
             if old == tv: continue
@@ -425,7 +423,10 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
-    was, now_fields = {**PixelBytesConfig().to_dict(), **saved['config']}, cfg.to_dict()  # a field added since: its default
+    was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, **saved['config']}, cfg.to_dict()  # a field added since: what it meant then
+    built = [f"{k} {was[k]!r} -> {now_fields[k]!r}" for k in ('crop', 'unscale') if was[k] != now_fields[k]]  # how build read the images
+    if built: raise TrainingError(f"cannot resume {out}: {data_id['path']} was built otherwise than the data it started on ({', '.join(built)}: "
+                                  "build's options); resume on that data, or train into another folder")
     changes = _changes(was, now_fields)
     if changes: raise TrainingError(f"cannot resume {out}: the config differs from the saved one: {changes} (only {', '.join(sorted(_RESUMABLE))} may change)")
     finished = [why for why, hit in (

@@ -157,6 +157,7 @@ class TrainingView:
         self.image, self.status = widgets.Image(format='png'), widgets.Label()
         self.ui = widgets.VBox([self.status, self.image])
         self._seen, self._stop, self._thread = None, threading.Event(), None
+        self._key = self.out.resolve()  # the folder whatever the working directory later (a notebook's %cd)
         self.refresh()
 
     def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
@@ -185,9 +186,9 @@ class TrainingView:
 
     def watch(self):
         "Refresh every `every` seconds from a background thread until `stop`; returns the view. A view of the same folder that was watching stops."
-        earlier = TrainingView._watching.get(self.out.resolve())
+        earlier = TrainingView._watching.get(self._key)
         if earlier is not None and earlier is not self: earlier.stop()
-        TrainingView._watching[self.out.resolve()] = self
+        TrainingView._watching[self._key] = self
         if not self.watching:
             self._stop.clear()
             self._thread = threading.Thread(target=self._poll, daemon=True, name=f'TrainingView {self.out}')
@@ -201,7 +202,7 @@ class TrainingView:
 
     def stop(self):
         "Stop watching, after one last refresh."
-        if TrainingView._watching.get(self.out.resolve()) is self: del TrainingView._watching[self.out.resolve()]
+        if TrainingView._watching.get(self._key) is self: del TrainingView._watching[self._key]
         self._stop.set()
         if self._thread is not None: self._thread.join()
         self.refresh()
