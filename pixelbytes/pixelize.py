@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'LFS_POINTER', 'WHITE_LEVEL', 'MIN_EDGES',
-           'rgb_to_lab', 'nearest_colour', 'ImageError', 'open_image', 'png_bytes', 'pixelize', 'to_pil']
+           'HELD_FRAMES', 'rgb_to_lab', 'nearest_colour', 'ImageError', 'open_image', 'png_bytes', 'pixelize', 'to_pil']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
 import io, stat, warnings
@@ -211,6 +211,7 @@ def _resampling(resample) -> Image.Resampling:
 
 # %% ../nbs/01_pixelize.ipynb #ups00002
 MIN_EDGES = 8  # fewer edges than this say nothing of an enlargement
+HELD_FRAMES = 64 * 2**20  # bytes of RGB: an animation up to this size is decoded once to find its block size, a larger one twice
 
 def _edges(lines: np.ndarray) -> np.ndarray:
     "The positions (1, 2, ...) along the first axis of `lines` where a line differs from the one before."
@@ -271,7 +272,9 @@ def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, cro
     im, name = _open(image, limit, name)
     read = lambda: ((where, *_content(rgb, im, where, crop)) for where, rgb in _frames(im, name, frames, limit))
     shared = None
-    if unscale and frames == 'all':  # one block size for every frame, so that an animation keeps one scale (decoded twice: not all held at once)
+    if unscale and frames == 'all':  # one block size for every frame, so that an animation keeps one scale
+        if getattr(im, 'n_frames', 1) * im.width * im.height * 3 <= HELD_FRAMES:  # decoded once and held; a larger one is decoded twice
+            held = list(read()); read = lambda: iter(held)
         grids = [_grid(rgb) for _, rgb, _ in read()]
         shared = int(np.gcd.reduce([g for g, _ in grids])) if sum(n for _, n in grids) >= MIN_EDGES else 1
     out = []
