@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .tokenizer import Tokenizer, clean_text, printable, LF
 from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove
-from .pixelize import _pixelized, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
+from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
 # %% ../nbs/04_data.ipynb #4f3191b5
@@ -119,7 +119,7 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
         caption, cap_problem = _decode_caption(rec.get(cap_col))
         fname = rec.get(file_col) or ''
         if not isinstance(fname, str): problem, fname = problem or f"{file_col} is not text but {type(fname).__name__} ({fname!r})", ''
-        if fname.lower().startswith(('http://', 'https://')):
+        if _web_address(fname):
             problem, fname = problem or f"{file_col} {fname!r} is a web address: build reads files in the folder, so download the images first", ''
         fname = fname.replace('\\', '/')  # a path written on Windows
         if not problem and not fname: problem = f'missing {file_col}'
@@ -329,7 +329,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
     out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
-        if isinstance(ref, str) and ref.lower().startswith(('http://', 'https://')): name = ref  # a web address whole: its last part names nothing
+        if _web_address(ref): name = ref  # a web address whole: its last part names nothing
         elif isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: name = (ref.get('path') if isinstance(ref, dict) else None) or f'row {row}'  # a dict of bytes and path, or raw bytes
         try:
@@ -743,7 +743,8 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
         raise BuildError(f"the Hub dataset {repo_id} holds files that push_built did not write ({', '.join(some[:5])}{', ...' if len(some) > 5 else ''}); "
                          "it writes a dataset and its card, so it pushes to a new repository or to one it pushed to before: choose another repo_id")
     # pushed before: the files of that build that this one lacks (a split's shards, more of them then) go; files of the user's stay
-    gone = [CommitOperationDelete(f) for f in sorted(there) if f.split('/')[0] in _BUILT_FILES and f not in {op.path_in_repo for op in files}]
+    now = {op.path_in_repo for op in files}
+    gone = [CommitOperationDelete(f) for f in sorted(there) if f.split('/')[0] in _BUILT_FILES and f not in now]
     info = api.create_commit(repo_id, files + gone + [CommitOperationAdd('README.md', card.encode())], repo_type='dataset',
                              commit_message=f"a dataset built by pixelbytes {__version__}")
     return info.commit_url

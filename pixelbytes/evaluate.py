@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 import numpy as np
-import torch
 from .tokenizer import ImageSegment
 from .data import load_built, Built
-from .train import Windows, predict, summarize, MODALITIES, STATE_FILE, _fingerprint
+from .train import Windows, predict, summarize, load_state, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
@@ -250,8 +249,8 @@ def _trained_elsewhere(model, built) -> str | None:
     state = source.parent/STATE_FILE
     if not (source.is_dir() and state.is_file()): return None
     # mapped, not read: of the weights and the optimizer's moments in it, only the data's fingerprint is wanted here
-    try: was = torch.load(state, map_location='cpu', weights_only=True, mmap=True).get('data') or {}
-    except Exception: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
+    try: was = load_state(state, mmap=True).get('data') or {}
+    except ValueError: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
     if not was.get('sha1') or was['sha1'] == _fingerprint(built.train['input_ids']): return None
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
             "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")

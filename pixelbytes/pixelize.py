@@ -89,10 +89,14 @@ ORIENTATION = 0x0112  # the EXIF tag of how a stored image is to be turned
 EXTERNAL_FORMATS = {'EPS'}  # formats that PIL decodes by running another program (Ghostscript): not for files from strangers
 LFS_POINTER = b'version https://git-lfs.github.com/spec/'  # how a Git LFS pointer file begins
 
+def _web_address(ref) -> bool:
+    "Whether `ref` is a web address (which is not fetched: images are read from files)."
+    return isinstance(ref, str) and ref.lower().startswith(('http://', 'https://'))
+
 def _read(src, name):
     "The bytes of a path or binary file object, and the name to use in messages."
     if isinstance(src, (bytes, bytearray, memoryview)): return bytes(src), name or '<bytes>'
-    if isinstance(src, str) and src.lower().startswith(('http://', 'https://')):
+    if _web_address(src):
         raise ImageError(f"{name or src}: a web address; images are read from files, not fetched: download it first")
     if isinstance(src, (str, Path)):
         path = Path(src).expanduser()

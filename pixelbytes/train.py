@@ -197,10 +197,10 @@ def save_checkpoint(model, folder: Path):
 
 STATE_FILE = 'train_state.pt'
 
-def load_state(path: Path) -> dict:
-    "The training state saved in `path`, or a clear error naming the file when it is missing, truncated, corrupt, not plain data, or of the wrong kind."
+def load_state(path: Path, mmap: bool = False) -> dict:
+    "The training state saved in `path`, or a clear error naming the file when it is missing, truncated, corrupt, not plain data, or of the wrong kind; `mmap`: its tensors mapped from the file, not read (for a look at its other entries)."
     if not path.exists(): raise TrainingError(f"nothing to resume: {path} does not exist")
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
+    try: state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
         if 'Unsupported global' in str(e) or 'Unsupported class' in str(e):  # torch refused an object: its advice to load it anyway is not passed on
             raise TrainingError(f"cannot resume: {path} holds objects other than tensors and plain values (possibly code), so it is not read") from None
