@@ -97,6 +97,8 @@ def _train_args(p):
                    'such as a Kaggle input) in --out; given auto, continue the run in --out if there is one, else start it (a finished run is left '
                    'as it is), so that one command run again and again sees a run through. Only --epochs, --patience, --max-minutes, --eval-every, '
                    '--learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
+    p.add_argument('--init', default=None, metavar='MODEL', help="start from this model's weights (a folder saved by train, such as models/x/best, "
+                   "or a Hub id): fine-tune it on --data. Options left out take the model's values; those of its architecture cannot change")
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.add_argument('--stop-after', type=float, default=None, metavar='MINUTES', help="minutes of this command: then it saves and ends, the run unfinished, "
@@ -133,7 +135,7 @@ def _run_train(a):
     except ValueError as e:
         e.every_process = True  # the options are the same in every process
         raise
-    model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet, stop_after=a.stop_after)
+    model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet, stop_after=a.stop_after, init=a.init)
     if _dist()[0] == 0:
         print(model.summary())
         if all(math.isnan(h['val_loss']) for h in history):  # no validation items
@@ -224,6 +226,7 @@ EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
                        'pixelbytes build --path ffurfaro/PixelBytes-Pokemon --out data/pokemon'],
             'train': ['pixelbytes train --data data/demo --out models/demo --max-minutes 5',
                       'pixelbytes train --data data/demo --out models/demo --resume auto   # start, or go on after a stop',
+                      'pixelbytes train --data data/mine --out models/mine --init models/pokemon/best --learning-rate 1e-3 --epochs 10   # fine-tune',
                       'torchrun --standalone --nproc_per_node=2 -m pixelbytes.main train --data data/pokemon --out models/pokemon'],
             'evaluate': ['pixelbytes evaluate --model models/demo/best --data data/demo',
                          'pixelbytes evaluate --model models/demo/best --data data/demo --metrics bleu copy --num 32 --out scores/'],

@@ -7,7 +7,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 # %% auto #0
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LENGTH', 'SAVED_BEFORE', 'register_backbone',
            'load_plugins', 'LSTMBackbone', 'TransformerBackbone', 'MambaBackbone', 'PixelBytesConfig', 'PxByEmbedding',
-           'ModelLoadError', 'PixelBytesModel', 'pick_device', 'load_model', 'sample_seeds', 'bidirectional_window']
+           'ModelLoadError', 'PixelBytesModel', 'public_name', 'pick_device', 'load_model', 'sample_seeds',
+           'bidirectional_window']
 
 # %% ../nbs/07_models.ipynb #6415651d
 import contextlib, io, json, math, numbers, os, warnings
@@ -273,6 +274,7 @@ class PixelBytesConfig:
     tokenizer: dict = field(default_factory=lambda: Tokenizer().to_dict())
     crop: bool = True                # images are cropped to their content before they are read (the data decides: build's crop)
     unscale: bool = True             # pixel art stored enlarged is read at one pixel per block (the data decides: build's unscale)
+    base_model: str = None           # the model whose weights its training started from (train's init): a Hub id@commit, or a folder by its last two names
     # training (see `train`)
     seq_length: int = None           # window length (default 1024: whole items, so that a caption and its image share a window;
                                      # bidirectional: 16, the positions it re-reads for every generated token)
@@ -457,7 +459,8 @@ def _summary(self: PixelBytesModel) -> str:
     kind = ('bidirectional ' if c.bidirectional else 'causal ') + c.backbone
     extra = type(self.backbone).sizes(c) if hasattr(self.backbone, 'sizes') else ''
     return (f"PixelBytesModel: {kind}, {c.n_layers} layer{'s' * (c.n_layers != 1)}, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
-            f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters")
+            f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters"
+            + (f"; fine-tuned from {c.base_model}" if c.base_model else ''))
 PixelBytesModel.summary = _summary
 
 def _card_scores(model) -> str:
@@ -473,10 +476,21 @@ def _card_scores(model) -> str:
     return (f"## Held-out scores\n\nOn the {s.get('split', 'test')} split of `{Path(str(s.get('data', '?'))).name}`, as `evaluate` scored it "
             f"(pixelbytes {s.get('pixelbytes', '?')}; bits per token):\n\n{ev.to_markdown()}\n")
 
+def _hub_id(source) -> str | None:
+    "The Hub id in a model's `source` (owner/name@commit), None for a folder."
+    return source.rsplit('@', 1)[0] if source and '@' in source and not Path(source).is_absolute() else None
+
+def public_name(model) -> str | None:
+    "Where `model` was loaded from, as a saved config or a model card may say it: a Hub id@commit, or a folder by its last two names (a run's and best/), not this machine's path."
+    src = model.source
+    return None if src is None else src if _hub_id(src) else str(Path(*Path(src).parts[-2:]))
+
 def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
     "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary and the held-out scores saved beside it."
     kwargs.setdefault('model_id', 'THIS_FOLDER_OR_HUB_ID')  # push_to_hub knows it
-    return PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), scores=_card_scores(self), **kwargs)
+    card = PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), scores=_card_scores(self), **kwargs)
+    if _hub_id(self.config.base_model): card.data.base_model = _hub_id(self.config.base_model)  # the Hub links a fine-tuned model to its base
+    return card
 PixelBytesModel.generate_model_card = _generate_model_card
 
 # %% ../nbs/07_models.ipynb #0a9da3cc

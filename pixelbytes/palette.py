@@ -94,6 +94,7 @@ def _from_json(txt, name):
     try: data = json.loads(txt)
     except json.JSONDecodeError as e: raise PaletteError(f"{name} line {e.lineno}: not valid JSON ({e.msg})") from None
     except RecursionError: raise PaletteError(f"{name}: nested too deeply to be a list of colours") from None
+    if isinstance(data, dict) and isinstance(data.get('tokenizer'), dict): data = data['tokenizer']  # a model's config.json
     if isinstance(data, dict):
         data = next((data[k] for k in ('colors', 'colours', 'palette') if k in data), None)
     if not isinstance(data, list): raise PaletteError(f"{name}: expected a JSON list of colours")

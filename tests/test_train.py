@@ -57,6 +57,13 @@ def test_resume_alone_goes_on_with_the_saved_options(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--resume', '--dim', '64')
     assert r.returncode == 1 and 'differs from the saved one: --dim 32 -> 64' in r.stderr, r.stderr
 
+def test_fine_tune_from_a_model(demo, tmp_path):
+    assert cli('train', '--data', str(demo), '--out', str(tmp_path/'base'), '--epochs', '1', '--quiet', *TINY).returncode == 0
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'tuned'), '--init', str(tmp_path/'base'/'best'), '--epochs', '1', '--learning-rate', '0.001', '--quiet')
+    assert r.returncode == 0 and 'causal lstm, 1 layer, d_model 32' in r.stdout and 'fine-tuned from base/best' in r.stdout, r.stdout + r.stderr
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'other'), '--init', str(tmp_path/'base'/'best'), '--dim', '64')
+    assert r.returncode == 1 and 'another architecture than the config (--dim 32 -> 64)' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
 def test_no_validation_split(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', '--val-fraction', '0', *TINY)
     assert r.returncode == 0 and 'no validation split' in r.stdout and 'nan' not in r.stdout, r.stdout + r.stderr
