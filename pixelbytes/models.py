@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LENGTH', 'SAVED_BEFORE', 'register_backbone',
            'load_plugins', 'LSTMBackbone', 'TransformerBackbone', 'MambaBackbone', 'PixelBytesConfig', 'PxByEmbedding',
            'ModelLoadError', 'PixelBytesModel', 'public_name', 'pick_device', 'load_model', 'sample_seeds',
-           'bidirectional_window']
+           'bidirectional_window', 'evaluating']
 
 # %% ../nbs/07_models.ipynb #6415651d
 import contextlib, io, json, math, numbers, os, warnings
@@ -681,8 +681,8 @@ def _draw(probs, u):
     last = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)  # rounding at the top must not reach a token of probability 0
     return torch.minimum(pick, last)
 
-def _prompt_rows(prompt, num: int) -> list:
-    "The prompts of a generation as lists of ids: one, or each row of a 2D batch of prompts of one length."
+def _prompt_rows(prompt, num: int) -> tuple:
+    "The prompts of a generation as lists of ids (one, or each row of a 2D batch of prompts of one length), and whether they are a batch."
     if isinstance(prompt, (str, bytes)):
         raise ValueError("prompt must be token ids, not text: model.tokenizer.encode([text]) gives them, and generate() of pixelbytes.generate takes text")
     # ids on the GPU, in a tensor that takes gradients, or in bfloat16, which numpy lacks
@@ -695,10 +695,10 @@ def _prompt_rows(prompt, num: int) -> list:
     if arr is None or raw.dtype.kind not in 'iuf' or (raw.dtype.kind == 'f' and not (arr == raw).all()):  # 2.5, '7' or True is no token id
         raise ValueError(f"prompt must be token ids (whole numbers), or a 2D batch of them: got {str(prompt)[:60]}")
     if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
-    if arr.ndim < 2: return [arr.reshape(-1).tolist()]
+    if arr.ndim < 2: return [arr.reshape(-1).tolist()], False
     if num != 1: raise ValueError(f"num={num}: a batch of prompts draws one sample from each (num=1)")
     if len(arr) == 0: raise ValueError("the batch of prompts is empty")
-    return arr.tolist()
+    return arr.tolist(), True
 
 def _repeat_state(state, num: int, dim: int):
     "A generation state of one sample for `num` samples: each tensor in it repeated along its batch dimension `dim`."
@@ -713,15 +713,23 @@ def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
     ctx = context(list(ids) + [LF], cfg.n_bytes)[-cfg.seq_length:]
     return np.concatenate([np.zeros((cfg.seq_length - len(ctx), ctx.shape[1]), ctx.dtype), ctx])
 
-def _preceding_rows(preceding, prompts: list, vocab_size: int) -> list:
-    "The ids before each prompt: none, one list for a single prompt, or one list for each prompt of a batch."
+@contextlib.contextmanager
+def evaluating(model):
+    "`model` in eval mode (no dropout) within the block, and back in the mode it was in after it, an error included."
+    was = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(was)
+
+def _preceding_rows(preceding, prompts: list, batched: bool, vocab_size: int) -> list:
+    "The ids before each prompt: none, one list for a single prompt, or one list for each prompt of a batch (a batch of one too)."
     if preceding is None: return [[] for _ in prompts]
-    rows = [preceding] if len(prompts) == 1 else list(preceding)
+    rows = list(preceding) if batched else [preceding]
     if len(rows) != len(prompts): raise ValueError(f"preceding holds {len(rows)} lists of ids for {len(prompts)} prompts: give one for each")
     try: rows = [np.asarray(r, np.int64) for r in rows]
     except (TypeError, ValueError): raise ValueError("preceding must be token ids (one list of them for each prompt of a batch)") from None
     if any(r.ndim != 1 for r in rows): raise ValueError("preceding must be one list of token ids for each prompt (a batch gives a list of them)")
-    for r, ids in enumerate(rows): _check_ids(ids, vocab_size, f'preceding {r}' if len(rows) > 1 else 'preceding')
+    for r, ids in enumerate(rows): _check_ids(ids, vocab_size, f'preceding {r}' if batched else 'preceding')
     return [ids.tolist() for ids in rows]
 
 @torch.no_grad()
@@ -739,53 +747,51 @@ def _generate(self: PixelBytesModel,
               preceding=None, # ids before the prompt in its sequence (one list, or one per prompt of a batch): they give the prompt its rows above, row and column; a causal model starts reading at the prompt (`stop` and `allowed` see them too)
              ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts); `generate` of `pixelbytes.generate` takes captions and images."
-    was_training = self.training
-    self.eval()
-    dev = next(self.parameters()).device
-    _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed)
-    prompts = _prompt_rows(prompt, num)
-    for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if len(prompts) > 1 else 'prompt')
-    pres = _preceding_rows(preceding, prompts, self.config.vocab_size)
-    num = max(num, len(prompts))
-    if temperature:  # each sample's uniform draws, one per new token, from its own stream: a sample does not depend on num
-        if seed is None: seed = int(torch.randint(2**62, ()))
-        u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in sample_seeds(int(seed), num)])
-    stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
-    trackers = [ContextTracker(self.config.n_bytes) for _ in range(num)]
-    per_sample = lambda rows: rows * num if len(prompts) == 1 else rows  # one prompt drawn num times, or each of a batch once
-    whole = [pre + p for pre, p in zip(pres, prompts)]
-    for tr, ids in zip(trackers, per_sample(whole)): tr.extend(ids)
-    done = [False] * num
-    ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
-    if self.causal and prompts[0]:  # each prompt is read once; one prompt's state is copied for every sample
-        ctxs = [context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(pres, whole)]
-        state = self(torch.from_numpy(np.stack(ctxs)).to(dev), return_state=True)[1]
-        if len(prompts) < num: state = _repeat_state(state, num, self.backbone.state_batch_dim)
-    elif self.causal: state = self.init_state(num)
-    else:  # each sample's window slides by one context a token
-        windows = np.stack([bidirectional_window(ids, self.config) for ids in whole])
-        if len(prompts) < num: windows = np.repeat(windows, num, 0)
-    from tqdm.auto import tqdm
-    for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
-        if self.causal: logits, state = self.step(ctx(), state)
-        else: logits = self(torch.from_numpy(windows).to(dev))
-        logits = logits.float().cpu()
-        if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
-            mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
-                                torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
-            if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
-                i = int((~any_left).nonzero()[0, 0])
-                raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {n + 1}; it must allow at least one")
-            logits = logits.masked_fill(~mask, float('-inf'))
-        if temperature == 0: nxt = logits.argmax(-1)
-        else: nxt = _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u[:, n])
-        for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
-            if done[i]: continue
-            tr.append(t)
-            if not self.causal: windows[i] = np.concatenate([windows[i, 1:], tr.next_context()[None]])
-            done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
-        if callable(progress): progress(n + 1, max_new_tokens)
-        if all(done): break
-    self.train(was_training)
-    return [tr.ids[len(pre):] for tr, pre in zip(trackers, per_sample(pres))]
+    with evaluating(self):
+        dev = next(self.parameters()).device
+        _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed)
+        prompts, batched = _prompt_rows(prompt, num)
+        for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if batched else 'prompt')
+        pres = _preceding_rows(preceding, prompts, batched, self.config.vocab_size)
+        num = max(num, len(prompts))
+        if temperature:  # each sample's uniform draws, one per new token, from its own stream: a sample does not depend on num
+            if seed is None: seed = int(torch.randint(2**62, ()))
+            u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in sample_seeds(int(seed), num)])
+        stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
+        trackers = [ContextTracker(self.config.n_bytes) for _ in range(num)]
+        per_sample = lambda rows: rows * num if len(prompts) == 1 else rows  # one prompt drawn num times, or each of a batch once
+        whole = [pre + p for pre, p in zip(pres, prompts)]
+        for tr, ids in zip(trackers, per_sample(whole)): tr.extend(ids)
+        done = [False] * num
+        ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
+        if self.causal and prompts[0]:  # each prompt is read once; one prompt's state is copied for every sample
+            ctxs = [context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(pres, whole)]
+            state = self(torch.from_numpy(np.stack(ctxs)).to(dev), return_state=True)[1]
+            if len(prompts) < num: state = _repeat_state(state, num, self.backbone.state_batch_dim)
+        elif self.causal: state = self.init_state(num)
+        else:  # each sample's window slides by one context a token
+            windows = np.stack([bidirectional_window(ids, self.config) for ids in whole])
+            if len(prompts) < num: windows = np.repeat(windows, num, 0)
+        from tqdm.auto import tqdm
+        for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
+            if self.causal: logits, state = self.step(ctx(), state)
+            else: logits = self(torch.from_numpy(windows).to(dev))
+            logits = logits.float().cpu()
+            if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
+                mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
+                                    torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
+                if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
+                    i = int((~any_left).nonzero()[0, 0])
+                    raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {n + 1}; it must allow at least one")
+                logits = logits.masked_fill(~mask, float('-inf'))
+            if temperature == 0: nxt = logits.argmax(-1)
+            else: nxt = _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u[:, n])
+            for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
+                if done[i]: continue
+                tr.append(t)
+                if not self.causal: windows[i] = np.concatenate([windows[i, 1:], tr.next_context()[None]])
+                done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
+            if callable(progress): progress(n + 1, max_new_tokens)
+            if all(done): break
+        return [tr.ids[len(pre):] for tr, pre in zip(trackers, per_sample(pres))]
 PixelBytesModel.generate = _generate

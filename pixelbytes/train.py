@@ -20,7 +20,7 @@ import torch.distributed as dist
 from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
 from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures
 from .data import Built, load_built, _held_rows
 
@@ -136,22 +136,20 @@ def _length_multiple(device) -> int:
 @torch.no_grad()
 def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
     "Targets, argmax predictions and NLL (nats) of every token of `windows` that takes a loss."
-    was = model.training
-    model.eval()
-    device = device or next(model.parameters()).device
-    # written in place: a list of every batch's tensors, then their concatenation, held them twice and fragmented the heap
-    n = windows.n_targets(np.arange(len(windows)))
-    out, at = {'targets': np.empty(n, np.int64), 'preds': np.empty(n, np.int64), 'nll': np.empty(n, np.float32)}, 0
-    for s in range(0, len(windows), batch_size):
-        ctx, tgt = windows.batch(np.arange(s, min(s + batch_size, len(windows))), _length_multiple(device))
-        logits = model(ctx.to(device)).float()
-        keep = tgt != IGNORE
-        lg, tg = logits[keep.to(device)], tgt[keep].to(device)
-        for k, v in (('targets', tg), ('preds', lg.argmax(-1)), ('nll', F.cross_entropy(lg, tg, reduction='none'))):
-            out[k][at:at + len(tg)] = v.cpu().numpy()
-        at += len(tg)
-    model.train(was)
-    return out
+    with evaluating(model):
+        device = device or next(model.parameters()).device
+        # written in place: a list of every batch's tensors, then their concatenation, held them twice and fragmented the heap
+        n = windows.n_targets(np.arange(len(windows)))
+        out, at = {'targets': np.empty(n, np.int64), 'preds': np.empty(n, np.int64), 'nll': np.empty(n, np.float32)}, 0
+        for s in range(0, len(windows), batch_size):
+            ctx, tgt = windows.batch(np.arange(s, min(s + batch_size, len(windows))), _length_multiple(device))
+            logits = model(ctx.to(device)).float()
+            keep = tgt != IGNORE
+            lg, tg = logits[keep.to(device)], tgt[keep].to(device)
+            for k, v in (('targets', tg), ('preds', lg.argmax(-1)), ('nll', F.cross_entropy(lg, tg, reduction='none'))):
+                out[k][at:at + len(tg)] = v.cpu().numpy()
+            at += len(tg)
+        return out
 
 def _sums(targets, preds, nll, kind_of) -> torch.Tensor:
     "[count, nll sum, correct] overall then per modality of the tokens `targets` (IGNORE: none), as one float64 tensor on their device."
