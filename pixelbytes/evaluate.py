@@ -267,7 +267,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              progress:bool=True,
              device=None) -> Evaluation: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
     "Score `model` on the held-out (test) split of `data`, or another `split`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
-    from pixelbytes.models import PixelBytesModel, load_model, _as_kind, _check_sampling
+    from pixelbytes.models import load_model, _as_kind, _check_sampling
     named = isinstance(model, (str, os.PathLike))  # a folder or Hub id: loaded here
     model_dir = Path(model).expanduser() if named and Path(model).expanduser().is_dir() else None
     model = load_model(model, device)

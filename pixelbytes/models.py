@@ -554,7 +554,6 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     commit, saved = None, Path(where)/'config.json'
     if Path(where).is_dir(): _check_files(Path(where))
     else:  # a Hub id: its two files fetched (into the cache the load then reads) and compared before the model is built
-        import huggingface_hub
         from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
         got, fetch = [], {k: kwargs[k] for k in ('revision', 'cache_dir', 'token', 'local_files_only', 'force_download') if k in kwargs}
         for f in ('config.json', 'model.safetensors'):
