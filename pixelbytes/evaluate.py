@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 import numpy as np
-from .tokenizer import ImageSegment
+from .tokenizer import ImageSegment, LF
 from .data import load_built, Built
 from .train import Windows, predict, summarize, load_state, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale
@@ -213,7 +213,7 @@ def _copy(ev, model, items, tok):
     right = total = perfect = 0
     for _, px in items:
         ids = list(tok.encode([px, COPY_MARKER]))
-        out = model.generate(ids, max_new_tokens=px.size + px.shape[0], temperature=0, stop=2,
+        out = model.generate(ids, max_new_tokens=px.size + px.shape[0], temperature=0, stop=LF,  # the end of the image
                              allowed=allowed_tokens(tok, 'image'))[0][len(ids):]
         seg = next((s for s in tok.decode(out) if isinstance(s, ImageSegment)), None)
         got = np.full(px.shape, -1)
