@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'Built', 'load_built', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import contextlib, csv, errno, glob, io, json, numbers, os, secrets, shutil, time, warnings
+import contextlib, csv, errno, glob, io, json, numbers, os, secrets, shutil, time, unicodedata, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows
 from collections import Counter
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
-from .tokenizer import Tokenizer, clean_text, printable, LF
+from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF
 from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
@@ -46,9 +46,11 @@ def _decode_caption(value):
     if not isinstance(value, str): return None, f'caption is not text but {type(value).__name__}'
     try: value.encode('utf-8')
     except UnicodeEncodeError as e:
-        # read from a metadata file: most likely saved in a legacy encoding (a spreadsheet's cp1252)
-        return None, f'caption is not valid UTF-8 (byte 0x{ord(value[e.start]) - 0xdc00:02x} at position {e.start}): save the metadata file as UTF-8'
-    if not value.strip(): return None, 'empty caption'
+        # a byte kept by surrogateescape, read from a metadata file: most likely saved in a legacy encoding (a spreadsheet's cp1252)
+        if '\udc80' <= value[e.start] <= '\udcff': return None, f'caption is not valid UTF-8 (byte 0x{ord(value[e.start]) - 0xdc00:02x} at position {e.start}): save the metadata file as UTF-8'
+        return None, f'caption: {_surrogate(value[e.start], e.start)}: give the whole character (in JSON, both halves of its \\u escape)'
+    # NUL, TAB and line ends encode as spaces: a caption of them alone is blank
+    if not normalize_text(value).strip(): return None, 'empty caption' + ('' if not value.strip() else ' (it holds only NUL characters and spacing)')
     return value, None
 
 def _pick_column(columns, wanted, where):
@@ -98,8 +100,11 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
         records, columns = [], []
         for i, line in enumerate(text.split('\n')):  # not splitlines: JSON may hold U+2028 and the like unescaped
             if not line.strip(): continue
-            try: rec = json.loads(line)
-            except (ValueError, RecursionError) as e: records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({getattr(e, "msg", "nested too deeply")})')); continue
+            # strict=False: a raw TAB or line end in a caption, as a hand-written line may hold, becomes a space anyway
+            try: rec = json.loads(line, strict=False)
+            except (ValueError, RecursionError) as e:
+                why = f"{e.msg.removesuffix(' at')} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else 'nested too deeply' if isinstance(e, RecursionError) else str(e)
+                records.append(({}, f'line {i+1} of {meta.name} is not valid JSON ({why})')); continue
             if not isinstance(rec, dict): records.append(({}, f'line {i+1} of {meta.name} is not a JSON object but {type(rec).__name__}')); continue
             records.append((rec, None)); columns += [k for k in rec if k not in columns]
     if not columns and not records: raise BuildError(f"{meta.name} in {str(folder)!r} is empty")
@@ -111,10 +116,14 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
     if file_col is None:
         wanted = "'file_name' column" if image_column == 'image' else f"{image_column + '_file_name'!r} column (for image_column={image_column!r})"
         hint = f"; choose one with --image-column ({', '.join('image' if c == 'file_name' else c[:-len('_file_name')] for c in named)})" if named else ''
+        if meta.suffix == '.csv' and len(columns) == 1 and (sep := next((c for c in ';\t' if c in columns[0]), None)):
+            hint = (f"; it looks separated by {sep!r}, not by commas (as Excel saves CSV in French or German settings): save it with commas "
+                    "(or change Excel's list separator), or write metadata.jsonl")
         raise BuildError(f"{meta} has no {wanted} (columns: {', '.join(map(repr, columns)) or 'none'}){hint}")
     if not records: raise BuildError(f"{meta.name} in {str(folder)!r} has a header but no rows")
     cap_col = _pick_column(columns, caption_column, str(meta))
     rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
+    by_nfc, renamed = None, 0  # the folder's files by the NFC form of their names: made at the first name not found as it is
     for i, (rec, problem) in enumerate(records):
         caption, cap_problem = _decode_caption(rec.get(cap_col))
         fname = rec.get(file_col) or ''
@@ -125,12 +134,17 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
         if not problem and not fname: problem = f'missing {file_col}'
         inside = not fname or os.path.abspath(folder/fname).startswith(os.path.join(os.path.abspath(folder), ''))  # absolute: '.' works too; join: a drive's root ends in its separator already
         if not problem and not inside: problem = f"{file_col} {fname!r} points outside the folder"
+        if fname and inside and not (folder/fname).exists():
+            # the name in another Unicode normalization than the file's (macOS writes NFD, most else NFC): the same name to the user
+            if by_nfc is None: by_nfc = {unicodedata.normalize('NFC', os.path.normpath(p.relative_to(folder))): str(p.relative_to(folder)) for p in folder.rglob('*')}
+            same = by_nfc.get(unicodedata.normalize('NFC', os.path.normpath(fname)))
+            if same: fname, renamed = same, renamed + 1
         rows['row'].append(i); rows['image'].append(str(folder/fname) if fname and inside else '')
         rows['caption'].append(caption); rows['problem'].append(problem or cap_problem)
     listed = {os.path.normpath(p) for p in rows['image'] if p}
     unlisted = sorted(str(p.relative_to(folder)) for p in folder.rglob('*')
                       if p.suffix.lower() in _IMAGE_SUFFIXES and os.path.normpath(p) not in listed)
-    return rows, cap_col, meta.name, unlisted
+    return rows, cap_col, meta.name, unlisted, renamed
 
 # %% ../nbs/04_data.ipynb #001fcda6
 def _inside(path, folders) -> bool:
@@ -259,8 +273,9 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
         return Dataset.from_dict(_demo_rows()), {'kind': 'demo', 'caption_column': 'caption'}
     if p.is_dir() and any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')):
         no_configs('a folder of images with their metadata')
-        rows, cap_col, meta, unlisted = _read_metadata(p, caption_column, image_column)
-        info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': len(unlisted), 'unlisted_examples': unlisted[:3]}
+        rows, cap_col, meta, unlisted, renamed = _read_metadata(p, caption_column, image_column)
+        info = {'kind': 'folder', 'caption_column': cap_col, 'metadata': meta, 'unlisted_images': len(unlisted), 'unlisted_examples': unlisted[:3],
+                'names_normalized': renamed}
         return Dataset.from_dict(rows), info
     if p.is_dir() and (p/TOKENIZER_FILE).exists() and _is_saved_dataset(p):
         raise BuildError(f"{str(p)!r} is a dataset built by pixelbytes already: train on it (--data), or build again from its source "
@@ -277,8 +292,9 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
         ds, info = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
         return ds, {'kind': 'saved', **info}
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
-    if not p.exists() and (str(path).count('/') != 1 or str(path).startswith(('.', '/', '~'))):
-        raise BuildError(f"{str(path)!r} is not a folder, a Hub dataset id (owner/name) or 'demo'")
+    if not p.exists() and not _hub_id_form(str(path)):
+        raise BuildError(f"there is no folder {str(path)!r} here, and it is not a Hub dataset id (owner/name, in ASCII letters, digits, '-', '_' and '.') "
+                         "nor 'demo'; check the path")
     if p.is_dir(): _check_data_files(p)
     commit = None if p.is_dir() else _hub_commit(str(path), revision)
     named = {} if config_name is None else {'name': config_name}
@@ -300,6 +316,13 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
     ds, info = _from_dataset(ds, caption_column, image_column, str(path))
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info, **({'revision': commit} if commit else {}),
                 **({'config_name': config_name} if config_name is not None else {})}
+
+def _hub_id_form(s: str) -> bool:
+    "Whether `s` has the form of a Hub repository id, owner/name (a mistyped folder, 'données/sprites', may not)."
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    try: validate_repo_id(s)
+    except HFValidationError: return False
+    return s.count('/') == 1
 
 def _hub_commit(repo: str, revision=None):
     "The commit that `revision` (default: the main branch) of Hub dataset `repo` is now, which the build reads and records; offline, `revision` itself."
@@ -327,16 +350,18 @@ def _hub_caches() -> list:
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
-    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'error')}
+    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'dropped', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
         if _web_address(ref): name = ref  # a web address whole: its last part names nothing
         elif isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: name = (ref.get('path') if isinstance(ref, dict) else None) or f'row {row}'  # a dict of bytes and path, or raw bytes
+        dropped = ''
         try:
             if problem: raise ValueError(problem)
             caption, problem = _decode_caption(caption)
             if problem: raise ValueError(problem)
             if clean:
+                dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
             [(pixels, block)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
@@ -348,14 +373,14 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
         out['row'].append(row); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
-        out['input_ids'].append(ids); out['block'].append(block); out['error'].append(error)
+        out['input_ids'].append(ids); out['block'].append(block); out['dropped'].append(dropped); out['error'].append(error)
     return out
 
 # %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
-                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'error': Value('string')})
+                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'dropped': Value('string'), 'error': Value('string')})
 
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')
@@ -488,7 +513,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           test_size:float=0.1, # rows held out for testing, as whole images: a fraction in [0, 1), or a number of rows
           seed:int=0, # seed of the train/test split
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
-          clean:bool=False, # apply the reference's caption cleanup (lowercase, NFKD, ASCII) first, and drop what the vocabulary cannot encode
+          clean:bool=False, # apply the reference's caption cleanup (NFKD, lowercase, ASCII) first, and drop what the vocabulary cannot encode (counted in the report)
           crop:bool=True, # crop images to their content (the demo set is never cropped: its captions say where shapes are)
           unscale:bool=True, # read pixel art stored enlarged (each pixel a k x k block) at its own size (the demo set is drawn at its own)
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
@@ -557,7 +582,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
             good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
                                desc='Keeping the rows built').remove_columns('error')
             enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
-            good = good.remove_columns('block')
+            drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
+            dropped = Counter(''.join(drops))
+            good = good.remove_columns(['block', 'dropped'])
             if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
             splits = _split(good, test_size, seed)
             # an empty split saved as zero shards cannot be loaded back
@@ -569,6 +596,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                       'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                       'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                       'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale,
+                      'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
                       'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                       'seconds': round(time.time() - start, 2)}
             del done, errors, good, splits  # release the cache files before removing them
@@ -609,9 +637,16 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
         n = sum(enlarged.values())
         lines.append(f"  {n} image{'s were' if n != 1 else ' was'} made of square blocks of pixels, as pixel art stored enlarged is "
                      f"({', '.join(f'{k}: {v}' for k, v in enlarged.items())}): each read at one pixel per block (unscale=False, --no-unscale, reads the pixels of the files)")
+    if n := report.get('names_normalized'):
+        lines.append(f"  {n} file name{'s' if n != 1 else ''} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
     if n := report.get('unlisted_images'):
         some = printable(', '.join(report.get('unlisted_examples', []))) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
+    if (drops := report.get('clean_dropped')) and drops['rows']:
+        most = ', '.join(f'{_named(c)} ({n})' for c, n in list(drops['most_dropped'].items())[:8])
+        lines.append(f"  the caption cleanup (--clean-text) dropped {drops['characters']} character{'s' if drops['characters'] != 1 else ''} "
+                     f"(beyond accents, case and spacing) from {drops['rows']} caption{'s' if drops['rows'] != 1 else ''}, most often {most}; "
+                     "without it, the default vocabulary keeps them")
     for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {printable(s['reason'])}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
     if any('vocabulary' in s['reason'] for s in report['skipped']) and not report['clean_text']:
@@ -657,7 +692,7 @@ def load_built(path) -> Built:
 def _is_hub_id(path) -> bool:
     "Whether `path` names a Hub dataset (owner/name, @revision optional), not a folder here."
     s = str(path)
-    return isinstance(path, str) and not Path(s).expanduser().exists() and s.split('@')[0].count('/') == 1 and not s.startswith(('.', '/', '~'))
+    return isinstance(path, str) and not Path(s).expanduser().exists() and _hub_id_form(s.split('@')[0]) and not s.startswith(('.', '/', '~'))
 
 def _download_built(repo: str) -> Path:
     "The folder, in the Hugging Face cache, of the built dataset `push_built` uploaded to Hub dataset `repo` (owner/name@revision)."

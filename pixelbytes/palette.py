@@ -92,7 +92,7 @@ def _from_python(txt, name):
 
 def _from_json(txt, name):
     try: data = json.loads(txt)
-    except json.JSONDecodeError as e: raise PaletteError(f"{name} line {e.lineno}: not valid JSON ({e.msg})") from None
+    except json.JSONDecodeError as e: raise PaletteError(f"{name} line {e.lineno}, column {e.colno}: not valid JSON ({e.msg.removesuffix(' at')})") from None
     except RecursionError: raise PaletteError(f"{name}: nested too deeply to be a list of colours") from None
     if isinstance(data, dict) and isinstance(data.get('tokenizer'), dict): data = data['tokenizer']  # a model's config.json
     if isinstance(data, dict):

@@ -75,9 +75,17 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     package = importlib.util.find_spec('matplotlib').submodule_search_locations[0]
     return ImageFont.truetype(str(Path(package)/'mpl-data'/'fonts'/'ttf'/'DejaVuSans.ttf'), size)
 
-# C0 controls, DEL and the two noncharacters are not allowed in XML 1.0 even as references
+# C0 controls, DEL and the two noncharacters are not allowed in XML 1.0 even as references;
+# the direction embeddings, overrides and isolates would draw the rest of a line reversed, in PNG and SVG alike
 # the line and paragraph separators (NEL, LS, PS) break lines as LF does: the text layout fails on them
-_UNPRINTABLE = {c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF] if c != 10} | {9: ' ', 0x85: '\n', 0x2028: '\n', 0x2029: '\n'}
+_UNPRINTABLE = ({c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF, *range(0x202A, 0x202F), *range(0x2066, 0x206A)] if c != 10}
+                | {9: ' ', 0x85: '\n', 0x2028: '\n', 0x2029: '\n'})
+
+@lru_cache(maxsize=1)
+def _glyphs() -> frozenset:
+    "The code points DejaVu Sans draws (read once, at the first text beyond ASCII)."
+    from fontTools.ttLib import TTFont  # a dependency of matplotlib's
+    return frozenset(TTFont(_font(10).path, lazy=True)['cmap'].getBestCmap())
 
 def _fit(word: str, font, width: float) -> int:
     "Length of the longest start of `word` that fits in `width` pixels (at least 1, so that wrapping always advances)."
@@ -291,10 +299,13 @@ def _to_svg(self: Rendering) -> str:
                        + ''.join(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{to_hex(c)}"/>' for x, y, w, h, c in rects) + '</g>')
         if lines:
             out.append(f'<g class="{layer}" font-family="{FONT_FAMILY}" font-size="{size}" fill="{to_hex(self.ink)}" xml:space="preserve">'
-                       + ''.join(f'<text x="{x}" y="{top + ascent}" textLength="{length:g}" lengthAdjust="spacingAndGlyphs">{html.escape(s)}</text>'
-                                 for x, top, s, length in lines) + '</g>')
+                       + ''.join(f'<text x="{x}" y="{top + ascent}"{_length(s, length)}>{html.escape(s)}</text>' for x, top, s, length in lines) + '</g>')
     out.append('</svg>')
     return '\n'.join(out)
+
+def _length(line: str, length: float) -> str:
+    "The attributes that fit `line` to the `length` measured with DejaVu Sans; none where DejaVu lacks a glyph of it (CJK): measured with its box for a missing glyph, a viewer's own font would be squeezed to that."
+    return f' textLength="{length:g}" lengthAdjust="spacingAndGlyphs"' if line.isascii() or all(ord(c) in _glyphs() for c in line) else ''
 
 Rendering.to_svg = _to_svg
 

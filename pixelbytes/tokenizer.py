@@ -126,8 +126,14 @@ def normalize_text(text: str) -> str:
 
 def clean_text(text: str, keep: set = None) -> str:
     "The reference's caption cleanup: NFKD-normalised, lowercased, non-ASCII dropped; with `keep`, only those characters kept."
-    text = unicodedata.normalize('NFKD', text.lower()).encode('ascii', 'ignore').decode('ascii')
+    # lowercased after NFKD, which makes capitals of styled letters (𝐁, ℌ, 🄰): lowercased before, they stayed capitals
+    text = unicodedata.normalize('NFKD', text).lower().encode('ascii', 'ignore').decode('ascii')
     return text if keep is None else ''.join(c for c in normalize_text(text) if c in keep)
+
+def _clean_drops(text: str, keep: set = None) -> str:
+    "The characters of `text` that `clean_text(text, keep)` leaves nothing of, in order; not accents (combining marks) nor spacing, which the cleanup is for."
+    gone = {c for c in set(text) if not (c.isspace() or unicodedata.category(c)[0] == 'M' or clean_text(c, keep))}  # each once: a build cleans every caption
+    return ''.join(c for c in text if c in gone)
 
 # text from elsewhere (a file name in a downloaded dataset, a generated caption) can hold terminal escapes or direction overrides, which would rewrite what is shown
 _CONTROLS = {c: '?' for c in [*range(32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
@@ -142,11 +148,22 @@ def _check_ids(ids, vocab_size, what):
     bad = np.flatnonzero((ids < 0) | (ids >= vocab_size))
     if len(bad): raise ValueError(f"{what}: token id {int(ids[bad[0]])} at position {int(bad[0])} is outside the vocabulary (0..{vocab_size-1})")
 
+def _surrogate(c: str, pos: int) -> str:
+    "What lone surrogate `c` at `pos` of a text stands for: a byte that was not UTF-8 (which errors='surrogateescape' keeps as U+DC80-U+DCFF), or half of a UTF-16 pair."
+    if 0xDC80 <= ord(c) <= 0xDCFF: return f"byte 0x{ord(c) - 0xDC00:02x} at position {pos} is not UTF-8"
+    return f"lone surrogate U+{ord(c):04X} at position {pos} (half of an emoji?) is not a character"
+
+def _named(c: str) -> str:
+    "`c` quoted, or by its code point and name where quoted it shows as nothing or sits on the quote (a combining mark, a format or space character)."
+    if unicodedata.category(c)[0] in 'MZ' or unicodedata.category(c) == 'Cf': return f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip()
+    return repr(c)
+
 def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
     "Token ids of one text segment (its normalised UTF-8 bytes, then LF); `where` names it in errors."
     if not isinstance(text, str): raise TypeError(f"{where}: expected str, got {type(text).__name__}")
-    lone = re.search('[\ud800-\udfff]', text)  # half of a UTF-16 pair: no character, and UTF-8 has no bytes for it
-    if lone: raise ValueError(f"{where}: {lone.group()!r} at position {lone.start()} is a lone surrogate, not a character (text decoded with errors='surrogateescape'?)")
+    if lone := re.search('[\ud800-\udfff]', text):  # UTF-8 has no bytes for it
+        raise ValueError(f"{where}: {_surrogate(lone.group(), lone.start())}: " + ("the text was not passed as UTF-8 (the terminal's encoding?)"
+                         if '\udc80' <= lone.group() <= '\udcff' else "give the whole character"))
     norm = normalize_text(text)
     ids = self.byte_to_id[np.frombuffer(norm.encode('utf-8'), np.uint8)]
     missing = np.flatnonzero(ids < 0)
@@ -155,8 +172,8 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
         pos += sum(m.start() - k < pos for k, m in enumerate(re.finditer('\r\n', text)))  # in the text as given, where a Windows line end is two characters
         # every one of them at once: fixing a caption one failed run at a time is slow
         others = [ch for ch in dict.fromkeys(norm) if ch != text[pos] and (self.byte_to_id[np.frombuffer(ch.encode('utf-8'), np.uint8)] < 0).any()]
-        nor = f", nor are {', '.join(map(repr, others[:8]))}{' and more' if len(others) > 8 else ''}" if others else ''
-        raise ValueError(f"{where}: character {text[pos]!r} at position {pos} is not in the {self.vocab!r} vocabulary{nor}"
+        nor = f", nor are {', '.join(map(_named, others[:8]))}{' and more' if len(others) > 8 else ''}" if others else ''
+        raise ValueError(f"{where}: character {_named(text[pos])} at position {pos} is not in the {self.vocab!r} vocabulary{nor}"
                          + ("; v1 holds only lowercase a-z, digits, space and \"'()*,-+.:[];/%! (lowercase the text, or drop the rest with clean_text(text, keep=Tokenizer('v1').characters), as build --clean-text does)" if self.vocab == 'v1' else ''))
     return np.append(ids, LF)
 Tokenizer.encode_text = _encode_text

@@ -50,7 +50,7 @@ def test_on_error_raise_names_row_without_traceback(folder, tmp_path):
     assert not (tmp_path/'o').exists() and not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
 
 @pytest.mark.parametrize('args, message', [
-    (['--path', '/no/such/dir'], 'is not a folder'),
+    (['--path', '/no/such/dir'], "there is no folder '/no/such/dir' here"),
     (['--path', 'demo', '--palette', '/no/palette.gpl'], 'does not exist'),
     (['--path', 'demo', '--test-size', '1.5'], '--test-size must be a fraction in [0, 1) or a whole number of items, not 1.5'),
     (['--path', 'demo', '--vocab', 'v1', '--on-error', 'raise'], None),
