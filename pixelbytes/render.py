@@ -84,8 +84,8 @@ _UNPRINTABLE = ({c: '\ufffd' for c in [*range(32), 127, 0xFFFE, 0xFFFF, *range(0
 @lru_cache(maxsize=1)
 def _glyphs() -> frozenset:
     "The code points DejaVu Sans draws (read once, at the first text beyond ASCII)."
-    from fontTools.ttLib import TTFont  # a dependency of matplotlib's
-    return frozenset(TTFont(_font(10).path, lazy=True)['cmap'].getBestCmap())
+    from matplotlib.ft2font import FT2Font  # the font is matplotlib's, and so is the reader of its character map
+    return frozenset(FT2Font(_font(10).path).get_charmap())
 
 def _fit(word: str, font, width: float) -> int:
     "Length of the longest start of `word` that fits in `width` pixels (at least 1, so that wrapping always advances)."
