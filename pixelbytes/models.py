@@ -11,7 +11,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LE
            'bidirectional_window', 'evaluating']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, math, numbers, os, warnings
+import contextlib, io, json, math, numbers, os, re, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -477,8 +477,9 @@ def _card_scores(model) -> str:
             f"(pixelbytes {s.get('pixelbytes', '?')}; bits per token):\n\n{ev.to_markdown()}\n")
 
 def _hub_id(source) -> str | None:
-    "The Hub id in a model's `source` (owner/name@commit), None for a folder."
-    return source.rsplit('@', 1)[0] if source and '@' in source and not Path(source).is_absolute() else None
+    "The Hub id in a model's `source` (owner/name@commit, as `from_pretrained` writes it), None for a folder (whose name may hold an @)."
+    repo, _, commit = (source or '').rpartition('@')
+    return repo if re.fullmatch('[0-9a-f]{40}', commit) and repo.count('/') == 1 and not Path(repo).is_absolute() else None
 
 def public_name(model) -> str | None:
     "Where `model` was loaded from, as a saved config or a model card may say it: a Hub id@commit, or a folder by its last two names (a run's and best/), not this machine's path."

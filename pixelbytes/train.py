@@ -10,7 +10,7 @@ __all__ = ['SIDE_WORDS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'AR
            'load_state', 'write_metrics', 'read_metrics', 'lr_factor', 'describe_evaluation', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, warnings
+import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -38,21 +38,29 @@ SIDE_WORDS = {'en': [('left', 'right')], 'fr': [('gauche', 'droite'), ('gauches'
               'es': [('izquierda', 'derecha'), ('izquierdo', 'derecho'), ('izquierdas', 'derechas'), ('izquierdos', 'derechos')],
               'it': [('sinistra', 'destra'), ('sinistro', 'destro'), ('sinistre', 'destre'), ('sinistri', 'destri')],
               'pt': [('esquerda', 'direita'), ('esquerdo', 'direito'), ('esquerdas', 'direitas'), ('esquerdos', 'direitos')],
-              'de, nl': [('linke', 'rechte'), ('linken', 'rechten'), ('linkem', 'rechtem'), ('linkes', 'rechtes')],
+              'de': [('linke', 'rechte'), ('linken', 'rechten'), ('linkem', 'rechtem'), ('linkes', 'rechtes')],
               'ru': [('слева', 'справа'), ('налево', 'направо'), ('влево', 'вправо')] + [('лев' + e, 'прав' + e) for e in
                      ('ый', 'ая', 'ое', 'ые', 'ой', 'ую', 'ом', 'ого', 'ому', 'ым', 'ых', 'ыми')],
               'zh, ja': [('左', '右')], 'ko': [('왼쪽', '오른쪽')], 'ar': [('يسار', 'يمين')]}
-_ATTACHED = ('zh, ja', 'ko', 'ar')
-_OTHER_SIDE = {a: b for pairs in SIDE_WORDS.values() for l, r in pairs for a, b in ((l, r), (r, l))}
-_LETTER = 'A-Za-z\u00c0-\u024f\u0400-\u04ff'  # a word of these scripts ends where their letters end, also beside CJK ('がleftに')
-_words = lambda langs: '|'.join(w for k in langs for pair in SIDE_WORDS[k] for w in pair)
-_SIDES = re.compile(f"(?<![{_LETTER}])(?:{_words(k for k in SIDE_WORDS if k not in _ATTACHED)})(?![{_LETTER}])|{_words(_ATTACHED)}", re.IGNORECASE)
-_UNSWAPPED = re.compile(f"(?<![{_LETTER}])(?:rechts|rechter)(?![{_LETTER}])", re.IGNORECASE)  # German, Dutch; their 'links', 'linker' are English too
+# each word also decomposed (NFD), as text typed on a Mac may be: й, and Hangul as its letters
+_OTHER_SIDE = {unicodedata.normalize(f, a): unicodedata.normalize(f, b) for pairs in SIDE_WORDS.values() for l, r in pairs
+               for a, b in ((l, r), (r, l)) for f in ('NFC', 'NFD')}
+_forms = lambda *langs: '|'.join(sorted({unicodedata.normalize(f, w) for k in langs for pair in SIDE_WORDS[k] for w in pair for f in ('NFC', 'NFD')}, key=len, reverse=True))
+_LETTER = 'A-Za-z\u00c0-\u024f\u0300-\u036f\u0400-\u04ff'  # a word of these scripts ends where their letters end, also beside CJK ('がleftに')
+_SIDES = re.compile(f"(?<![{_LETTER}])(?:{_forms('en', 'fr', 'es', 'it', 'pt', 'de', 'ru')})(?![{_LETTER}])"
+                    "|(?<![左右])[左右](?![左右])"  # not 左右, 'left and right' (symmetric, or 'about' after a number): a mirror keeps it true
+                    f"|{_forms('ko')}|(?:{_forms('ar')})(?![\u0620-\u064a])", re.IGNORECASE)  # Arabic: with a prefix (اليسار), not inside a longer word (يسارع)
+# German and Dutch for 'on the right': their 'links', and Dutch 'linker', are English words too ('chain links'): not swapped
+_UNSWAPPED = re.compile(f"(?<![{_LETTER}])(?:rechts|rechter)(?![{_LETTER}])", re.IGNORECASE)
 
 def _other_side(m) -> str:
-    "The other side of the word matched by `_SIDES`, in its case: left/right, Left/Right, LEFT/RIGHT."
-    word, other = m[0], _OTHER_SIDE[m[0].lower()]
-    return other.upper() if word.isupper() and len(word) > 1 else other.capitalize() if word[0].isupper() else other
+    "The other side of the word matched by `_SIDES`, in its case (left/right, Left/Right, LEFT/RIGHT); a word in mixed case, or not one of the words, as it is."
+    word = m[0]
+    other = _OTHER_SIDE.get(word.lower())  # None: a letter that IGNORECASE took for another (Turkish İ, long s)
+    if other is None: return word
+    if word == word.lower(): return other  # caseless scripts too
+    if word == word.upper(): return other.upper()
+    return other[0].upper() + other[1:] if word == word[0] + word[1:].lower() else word  # mixed case: which case would the other word take?
 
 def mirror(segments) -> list:
     "Segments with images mirrored left-right and the words for left and right (`SIDE_WORDS`) swapped in texts, so that captions stay true."
@@ -365,6 +373,15 @@ def _resumed(resume, out: Path) -> Path | None:
 
 # the fields that shape a model's weights: a run that starts from a model's weights (init) keeps them
 ARCHITECTURE = ('backbone', 'bidirectional', 'd_model', 'n_layers', 'd_state', 'd_conv', 'expand', 'n_heads', 'context', 'mix')
+# what else a run started from a model takes from it, unless given: how it reads (its dropout, its windows). Its schedule is
+# not the model's but its run's, sized for other data and another machine: a new run's defaults
+_FROM_MODEL = ARCHITECTURE + ('dropout', 'seq_length', 'stride')
+
+def _init_name(init) -> str:
+    "What `config.base_model` says of the model `init` is or names, without loading it: a folder by its last two names, a Hub id as given."
+    if isinstance(init, PixelBytesModel): return public_name(init) or 'a model in memory'
+    p = Path(init).expanduser()
+    return str(Path(*p.resolve().parts[-2:])) if p.is_dir() else str(init)
 
 def _base_model(init, built) -> PixelBytesModel:
     "The model `init` is or names (loaded on the CPU), checked to read the tokens of `built` as they mean there."
@@ -405,17 +422,26 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     built = data if isinstance(data, Built) else load_built(data)
     where = built.hub or built.path or 'the dataset'
     saved = load_state(src/STATE_FILE) if src else None
-    base = _base_model(init, built) if init is not None and not saved else None  # 'auto' of a run already started: it goes on from its own weights
+    if init is not None and saved:  # 'auto' of a run already started: it goes on from its own weights, if it started from init's
+        was, name = saved['config'].get('base_model'), _init_name(init)
+        if (was or '').split('@')[0] != name.split('@')[0]:
+            raise TrainingError(f"{out} holds a run that started from {was or 'random weights'}, not from {name} (init): continue it without init, "
+                                "or start from the model in another folder (--out)")
+    base = _base_model(init, built) if init is not None and not saved else None
     names = {f.name for f in fields(PixelBytesConfig)}
     if saved and isinstance(config, dict):  # a field left out keeps its saved value
         config = {**{k: v for k, v in saved['config'].items() if k in names}, **config}
-    if base and isinstance(config, dict):  # or the model's
-        config = {**{k: v for k, v in base.config.to_dict().items() if k in names}, **config}
+    if base and isinstance(config, dict):  # or the model's; a window of another length steps by itself, as in a new run
+        taken = [k for k in _FROM_MODEL if k not in config and not (k == 'stride' and 'seq_length' in config)]
+        config = {**{k: getattr(base.config, k) for k in taken}, **config}
     cfg = config if isinstance(config, PixelBytesConfig) else PixelBytesConfig.from_dict(config)
     if base:
         moved = [f"{k} {getattr(base.config, k)!r} -> {getattr(cfg, k)!r}" for k in ARCHITECTURE if getattr(base.config, k) != getattr(cfg, k)]
         if moved: raise TrainingError(f"init {base.source or 'model'} has another architecture than the config ({', '.join(moved)}): its weights fit "
                                       "its own; leave these fields out (of a dict config, or the command line): they come from the model")
+        read = [f"{k}={getattr(base.config, k)} -> {built.report.get(k, k == 'crop')}" for k in ('crop', 'unscale') if getattr(base.config, k) != built.report.get(k, k == 'crop')]
+        if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
+                               "the run teaches it this reading, and it generates from images read so")
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True),
                                  'unscale': built.report.get('unscale', False),  # a build made before unscale was, read its files' pixels
@@ -439,8 +465,8 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     unswapped = sum(any(isinstance(s, str) and _UNSWAPPED.search(s) for s in segs) for segs in train_items) if cfg.augment_mirror and not saved else 0
     if unswapped:
         warnings.warn(f"{unswapped} training captions hold 'rechts' or 'rechter', which mirroring leaves as they are (as it leaves 'links' and 'linker', "
-                      "English words too): their mirrored images contradict them; train with augment_mirror=False (--no-mirror), or name sides "
-                      "with 'linke', 'rechte' and their forms, which it swaps")
+                      "English words too): their mirrored images contradict them; train with augment_mirror=False (--no-mirror), or, in German, name "
+                      "sides with 'linke', 'rechte' and their forms, which it swaps")
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
     finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto') if saved else None
     if unwritable and not finished: raise unwritable
@@ -750,7 +776,10 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
 
     torch.manual_seed(cfg.seed)
     model = PixelBytesModel(cfg).to(device)
-    if run['base']: model.load_state_dict(run['base'].state_dict())
+    if run['base']:
+        try: model.load_state_dict(run['base'].state_dict())
+        except RuntimeError as e:  # a field outside ARCHITECTURE that shapes the weights (a backbone of one's own may read any)
+            raise TrainingError(f"the weights of init {run['base'].source or 'model'} do not fit the config: {' '.join(str(e).split())[:300]}") from None
     with interrupts_deferred(): opt = _optimizer(model, cfg)  # the first optimizer imports much of PyTorch (torch._dynamo): not to be cut short
     total = cfg.epochs * steps_per_epoch
     scaler = torch.amp.GradScaler('cuda', enabled=cfg.amp and device.type == 'cuda')
