@@ -34,7 +34,7 @@ def _build_args(p):
     p.add_argument('--test-size', type=float, default=0.1, help='rows held out for testing, as whole images (every caption of a sprite on one side): a fraction in [0, 1), or a number of rows (default: 0.1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the train/test split')
     p.add_argument('--on-error', choices=['skip', 'raise'], default='skip', help='skip bad rows (reported) or stop at the first')
-    p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: lowercase, NFKD, ASCII only, and drop what the vocabulary cannot encode")
+    p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: NFKD, lowercase, ASCII only, and drop what the vocabulary cannot encode (the report counts what it drops)")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
     p.add_argument('--max-pixels', type=int, default=None, help='refuse larger images (decompression-bomb guard)')
