@@ -11,8 +11,8 @@ Models, each with the LSTM recipe of bench/quality.py (its best backbone) and to
 - base: trained --base-minutes on the base set;
 - base as it is: the base model scored on the own test items, without training on them;
 - from scratch: trained --minutes on the own training items;
-- fine-tuned: `train(..., init=base)` for --minutes on the own training items, at a third of the learning rate and
-  with 20 warmup steps (the other fields are the base model's).
+- fine-tuned: `train(..., init=base)` for --minutes on the own training items, with the recipe's schedule at a third
+  of its learning rate and with 20 warmup steps.
 Every run keeps the checkpoint of lowest validation loss (10% of its training items). Each model is scored on every
 token of the own test items, as bench/quality.py scores its test split: bits per pixel, pixel accuracy, bits per
 caption byte, caption byte accuracy.
@@ -101,7 +101,9 @@ def main():
     results = [scored('base as it is', base, own)]
     scratch, s_s, s_h = run({**recipe, 'max_minutes': args.minutes}, own, work/'models'/'scratch')
     results.append(scored('from scratch', scratch, own, s_s, s_h))
-    tuned, t_s, t_h = run({'max_minutes': args.minutes, 'learning_rate': recipe['learning_rate'] / 3, 'warmup_steps': 20}, own, work/'models'/'fine-tuned', init=work/'models'/'base'/'best')
+    # the recipe's schedule, as from scratch, at a lower rate and with a shorter warmup: the weights are not random
+    fine = {**recipe, 'max_minutes': args.minutes, 'learning_rate': recipe['learning_rate'] / 3, 'warmup_steps': 20}
+    tuned, t_s, t_h = run(fine, own, work/'models'/'fine-tuned', init=work/'models'/'base'/'best')
     results.append(scored('fine-tuned', tuned, own, t_s, t_h))
     for r in results: r['test_items'] = len(own.test)
     print('\n' + table(results, args))
