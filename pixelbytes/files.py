@@ -81,7 +81,8 @@ def write_files(files: dict):
         for path, write in files.items():
             path = Path(path)
             # the rename would put a file where a device, a pipe or a socket was: /dev/null itself, for a root user
-            if path.exists() and not (path.is_file() or path.is_dir()): raise OSError(f"{path} is not a regular file (a device, a pipe or a socket); write to a file")
+            if path.is_dir(): raise OSError(f"{path} is a folder, where a file is to be written; move it, or write elsewhere")  # the rename would fail on it
+            if path.exists() and not path.is_file(): raise OSError(f"{path} is not a regular file (a device, a pipe or a socket); write to a file")
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
             with naming_failures(path): fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.tmp-')  # a read-only folder fails here
             os.close(fd)
