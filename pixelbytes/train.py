@@ -377,9 +377,9 @@ ARCHITECTURE = ('backbone', 'bidirectional', 'd_model', 'n_layers', 'd_state', '
 # not the model's but its run's, sized for other data and another machine: a new run's defaults
 _FROM_MODEL = ARCHITECTURE + ('dropout', 'seq_length', 'stride')
 
-def _init_name(init) -> str:
-    "What `config.base_model` says of the model `init` is or names, without loading it: a folder by its last two names, a Hub id as given."
-    if isinstance(init, PixelBytesModel): return public_name(init) or 'a model in memory'
+def _init_name(init) -> str | None:
+    "What `config.base_model` says of the model `init` is or names, without loading it: a folder by its last two names, a Hub id as given; None for a model not loaded from either."
+    if isinstance(init, PixelBytesModel): return public_name(init)
     p = Path(init).expanduser()
     return str(Path(*p.resolve().parts[-2:])) if p.is_dir() else str(init)
 
@@ -424,7 +424,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     saved = load_state(src/STATE_FILE) if src else None
     if init is not None and saved:  # 'auto' of a run already started: it goes on from its own weights, if it started from init's
         was, name = saved['config'].get('base_model'), _init_name(init)
-        if (was or '').split('@')[0] != name.split('@')[0]:
+        if name is not None and (was or '').split('@')[0] != name.split('@')[0]:  # a model made in memory has no name to tell
             raise TrainingError(f"{out} holds a run that started from {was or 'random weights'}, not from {name} (init): continue it without init, "
                                 "or start from the model in another folder (--out)")
     base = _base_model(init, built) if init is not None and not saved else None
