@@ -382,6 +382,25 @@ def _features():
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
                      'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'dropped': Value('string'), 'error': Value('string')})
 
+_READING = {'vocab': 'default', 'palette': None, 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read
+
+def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
+    "build's `vocab, palette, max_size, crop, unscale` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
+    from pixelbytes.models import PixelBytesModel, ModelLoadError, public_name  # torch, only for a build that asks for a model
+    if not isinstance(like, (PixelBytesModel, str, os.PathLike)):
+        raise BuildError(f"like must be a PixelBytesModel, or a folder or Hub id to load one from, not {type(like).__name__}")
+    try: model = like if isinstance(like, PixelBytesModel) else PixelBytesModel.from_pretrained(like)
+    except ModelLoadError as e: raise BuildError(f"like: {e}") from None
+    c, tok = model.config, model.tokenizer
+    theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale}
+    given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
+    same = lambda k: np.array_equal(Tokenizer(palette=given[k]).palette, theirs[k]) if k == 'palette' else given[k] == theirs[k]
+    clash = [f"{k}={given[k]!r}" if k != 'palette' else 'palette' for k in given if (given[k] is not None if k == 'palette' else given[k] != _READING[k]) and not same(k)]
+    name = public_name(model) or 'the model'
+    if clash: raise BuildError(f"like={name!r} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
+                               f"{', '.join(clash)} says otherwise: give one or the other")
+    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], public_name(model)
+
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')
 
@@ -519,8 +538,10 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
-          progress:bool=True): # show progress bars and print a summary of the build
+          progress:bool=True, # show progress bars and print a summary of the build
+          like=None): # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop and unscale
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
+    if like is not None: vocab, palette, max_size, crop, unscale, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale)
     _load_datasets()
     from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
     import pyarrow.compute as pc
@@ -595,7 +616,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                       'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                       'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                       'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                      'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale,
+                      'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
                       'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
                       'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                       'seconds': round(time.time() - start, 2)}

@@ -25,6 +25,8 @@ def _build_args(p):
                    "(default: the PixelBytes-Pokemon Hub dataset, or demo when the Hub cannot be reached)")
     p.add_argument('--out', default=None, help='output folder (default: data/<name>)')
     p.add_argument('--palette', default=None, help='palette file: .json, .gpl, JASC .pal, .py list literal, or text lines of #rrggbb / rrggbb (.hex) / aarrggbb (paint.net) / r,g,b (default: NES)')
+    p.add_argument('--like', default=None, metavar='MODEL', help="a model (its folder, such as models/x/best, or a Hub id) the data is for: "
+                   "read as it reads, with its --vocab, --palette, --max-size and crop and unscale settings (to fine-tune it, or to score it on other sprites)")
     p.add_argument('--max-size', type=int, default=25, help='longest side of a pixelized image, 1 to 256 (default: 25; a model tells rows and columns apart up to 63)')
     p.add_argument('--vocab', choices=['default', 'v1'], default='default', help="vocabulary preset (default: all 256 bytes; v1: the reference's 113 tokens)")
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
@@ -48,7 +50,7 @@ def _run_build(a):
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
                    image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop, unscale=not a.no_unscale,
-                   max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite)
+                   max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like)
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 
 # %% ../nbs/13_main.ipynb #9fbc0314
@@ -223,10 +225,11 @@ _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_tra
 # %% ../nbs/13_main.ipynb #4200a00d
 EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
                        'pixelbytes build --path my-sprites/ --palette pico-8.hex --max-size 32 --out data/mine',
-                       'pixelbytes build --path ffurfaro/PixelBytes-Pokemon --out data/pokemon'],
+                       'pixelbytes build --path ffurfaro/PixelBytes-Pokemon --out data/pokemon',
+                       'pixelbytes build --path my-sprites/ --like models/pokemon/best --out data/mine   # for that model (fine-tuning)'],
             'train': ['pixelbytes train --data data/demo --out models/demo --max-minutes 5',
                       'pixelbytes train --data data/demo --out models/demo --resume auto   # start, or go on after a stop',
-                      'pixelbytes train --data data/mine --out models/mine --init models/pokemon/best --learning-rate 1e-3 --epochs 10   # fine-tune',
+                      'pixelbytes train --data data/mine --out models/mine --init models/pokemon/best --learning-rate 1e-3 --batch-size 8   # fine-tune',
                       'torchrun --standalone --nproc_per_node=2 -m pixelbytes.main train --data data/pokemon --out models/pokemon'],
             'evaluate': ['pixelbytes evaluate --model models/demo/best --data data/demo',
                          'pixelbytes evaluate --model models/demo/best --data data/demo --metrics bleu copy --num 32 --out scores/'],

@@ -396,8 +396,7 @@ def _base_model(init, built) -> PixelBytesModel:
                                        np.array_equal(mine.palette, theirs.palette))) if not same]
     if differ:
         raise TrainingError(f"init {base.source or 'model'} reads other tokens than {built.hub or built.path or 'the dataset'} was built with "
-                            f"({', '.join(differ)}): build the data with the model's, build(..., vocab={mine.vocab!r}, palette=model.tokenizer) "
-                            "(pixelbytes build --vocab ... --palette MODEL/config.json)")
+                            f"({', '.join(differ)}): build the data for the model, build(..., like=MODEL) (pixelbytes build --like MODEL)")
     return base
 
 def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=None) -> dict:
@@ -441,7 +440,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
                                       "its own; leave these fields out (of a dict config, or the command line): they come from the model")
         read = [f"{k}={getattr(base.config, k)} -> {built.report.get(k, k == 'crop')}" for k in ('crop', 'unscale') if getattr(base.config, k) != built.report.get(k, k == 'crop')]
         if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
-                               "the run teaches it this reading, and it generates from images read so")
+                               "the run teaches it this reading, and it generates from images read so; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does")
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True),
                                  'unscale': built.report.get('unscale', False),  # a build made before unscale was, read its files' pixels

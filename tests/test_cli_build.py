@@ -75,3 +75,14 @@ def test_characters_the_console_lacks_are_escaped(tmp_path):
     r = subprocess.run(['pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'o'), '--test-size', '0'],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0 and 'skipped row 1: \\u306a\\u3044.png: file not found' in r.stdout, (r.stdout, r.stderr)
+
+def test_build_like_a_model(tmp_path):
+    from pixelbytes.models import PixelBytesConfig, PixelBytesModel
+    from pixelbytes.tokenizer import Tokenizer
+    PixelBytesModel(PixelBytesConfig(backbone='lstm', d_model=8, n_layers=1, tokenizer=Tokenizer('v1', max_size=12).to_dict())).save_pretrained(tmp_path/'m')
+    r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'d'), '--like', str(tmp_path/'m'))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path/'d'/'build_report.json').read_text())
+    assert (report['vocab'], report['max_size'], report['like']) == ('v1', 12, f'{tmp_path.name}/m')
+    r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'e'), '--like', str(tmp_path/'m'), '--max-size', '20')
+    assert r.returncode == 1 and '--max-size=20 says otherwise: give one or the other' in r.stderr and 'Traceback' not in r.stderr, r.stderr
