@@ -119,6 +119,8 @@ def load_palette(src=None) -> np.ndarray:
     if isinstance(getattr(src, 'palette', None), np.ndarray): src = src.palette  # a Tokenizer (model.tokenizer): the colours its pixels index
     if isinstance(src, (str, Path)) and not (isinstance(src, str) and src.lstrip().startswith('#')):
         path = Path(src).expanduser()
+        if path.is_dir(): raise PaletteError(f"palette {str(path)!r} is a folder, not a palette file" + (": a model's colours are in its config.json "
+                                             "(build's like= takes them with the rest of how it reads)" if (path/'config.json').is_file() else ''))
         if not path.is_file(): raise PaletteError(f"palette file {str(path)!r} does not exist")
         data = path.read_bytes()
         if data.startswith(b'RIFF'): raise PaletteError(f"{path}: a binary RIFF palette; export it as .gpl, as a JASC .pal or as hex lines")
