@@ -396,9 +396,9 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
     given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
     same = lambda k: np.array_equal(Tokenizer(palette=given[k]).palette, theirs[k]) if k == 'palette' else given[k] == theirs[k]
     clash = [f"{k}={given[k]!r}" if k != 'palette' else 'palette' for k in given if (given[k] is not None if k == 'palette' else given[k] != _READING[k]) and not same(k)]
-    name = public_name(model) or 'the model'
-    if clash: raise BuildError(f"like={name!r} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
-                               f"{', '.join(clash)} says otherwise: give one or the other")
+    name = repr(public_name(model)) if public_name(model) else 'model'
+    if clash: raise BuildError(f"like={name} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
+                               f"{', '.join(clash)} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
     return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], public_name(model)
 
 def _default_out(path) -> Path:
@@ -541,7 +541,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           progress:bool=True, # show progress bars and print a summary of the build
           like=None): # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop and unscale
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
-    if like is not None: vocab, palette, max_size, crop, unscale, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale)
+    for_model = like is not None
+    if for_model: vocab, palette, max_size, crop, unscale, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale)
     _load_datasets()
     from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
     import pyarrow.compute as pc
@@ -564,6 +565,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         if out is None and isinstance(path, (Dataset, DatasetDict)): raise BuildError("a dataset given as an object has no name to call its folder by: give out")
         ds, info = open_source(path, caption_column, image_column, revision, config_name)
     if info['kind'] == 'dataset object': path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
+    if for_model and info['kind'] == 'demo' and (crop or unscale):
+        warnings.warn(f"the demo set is read uncropped and at its own size, whatever the model reads (like={like or 'model'}: crop={crop}, unscale={unscale}): its captions say where shapes are")
     crop, unscale = crop and info['kind'] != 'demo', unscale and info['kind'] != 'demo'
     if len(ds) == 0: raise BuildError(f"{path if info['kind'] == 'dataset object' else repr(str(path))} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)

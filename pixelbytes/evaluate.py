@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment, LF
-from .data import load_built, Built, REPORT_FILE
-from .train import Windows, predict, summarize, load_state, MODALITIES, STATE_FILE, _fingerprint
+from .data import load_built, Built
+from .train import Windows, predict, summarize, load_state, item_hashes, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
@@ -244,7 +244,7 @@ def _weights_sha1(model) -> str:
     return h.hexdigest()
 
 def _trained_elsewhere(model, built) -> str | None:
-    "Why the test split of `built` may hold items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split, of the same source; None when it did not, or when no run says."
+    "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
     source = Path(str(getattr(model, 'source', None) or ''))
     state = source.parent/STATE_FILE
     if not (source.is_dir() and state.is_file()): return None
@@ -252,9 +252,11 @@ def _trained_elsewhere(model, built) -> str | None:
     try: was = load_state(state, mmap=True).get('data') or {}
     except ValueError: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
     if not was.get('sha1') or was['sha1'] == _fingerprint(built.train['input_ids']): return None
-    try: theirs = json.loads((Path(str(was.get('path')))/REPORT_FILE).read_text(encoding='utf-8')).get('source')
-    except (OSError, ValueError, AttributeError): theirs = None  # its data is gone, or on the Hub: it may have been this source
-    if theirs is not None and theirs != built.report.get('source'): return None  # other sprites (a base model scored on yours): none of these were trained on
+    if 'item_hashes' in was:  # the items it trained on, one by one (a run of 0.2.0 has only their fingerprint): these, or none at all
+        seen = set(was['item_hashes'])
+        n = sum(h in seen for h in item_hashes(built.test['input_ids']))
+        return n and (f"{n} of the {len(built.test)} test items of {built.path or 'this dataset'} are among the {was.get('items')} items that the model in {source} "
+                      f"trained on (in {was.get('path')}): their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites") or None
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
             "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
 

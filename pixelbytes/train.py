@@ -7,7 +7,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 # %% auto #0
 __all__ = ['SIDE_WORDS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'ARCHITECTURE', 'BATCH_PLAN', 'TrainingError',
            'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict', 'summarize', 'save_checkpoint',
-           'load_state', 'write_metrics', 'read_metrics', 'lr_factor', 'describe_evaluation', 'train', 'launch']
+           'load_state', 'item_hashes', 'write_metrics', 'read_metrics', 'lr_factor', 'describe_evaluation', 'train',
+           'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
@@ -246,6 +247,10 @@ def _fingerprint(items) -> str:
         h.update(np.int64(len(ids)).tobytes()); h.update(ids.tobytes())
     return h.hexdigest()
 
+def item_hashes(items) -> list:
+    "An 8-byte hash of each item's token ids, saved with a run: which items it trained on, for `evaluate` to find them in a test split."
+    return [int.from_bytes(hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=8).digest(), 'little') for ids in items]
+
 # %% ../nbs/08_train.ipynb #8a1e90fb
 PLOT_EVERY = 10.0  # seconds between redraws of curves.png while training: a redraw takes ~0.1 s, a demo-set epoch on a GPU ~0.6 s
 
@@ -423,8 +428,8 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     saved = load_state(src/STATE_FILE) if src else None
     if init is not None and saved:  # 'auto' of a run already started: it goes on from its own weights, if it started from init's
         was, name = saved['config'].get('base_model'), _init_name(init)
-        if name is not None and (was or '').split('@')[0] != name.split('@')[0]:  # a model made in memory has no name to tell
-            raise TrainingError(f"{out} holds a run that started from {was or 'random weights'}, not from {name} (init): continue it without init, "
+        if (was or '').split('@')[0] != (name or '').split('@')[0]:  # a model made in memory has no name: a run it started, no base_model
+            raise TrainingError(f"{out} holds a run that started from {was or 'random weights, or a model made in memory'}, not from {name or 'a model made in memory'} (init): continue it without init, "
                                 "or start from the model in another folder (--out)")
     base = _base_model(init, built) if init is not None and not saved else None
     names = {f.name for f in fields(PixelBytesConfig)}
@@ -440,7 +445,8 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
                                       "its own; leave these fields out (of a dict config, or the command line): they come from the model")
         read = [f"{k}={getattr(base.config, k)} -> {built.report.get(k, k == 'crop')}" for k in ('crop', 'unscale') if getattr(base.config, k) != built.report.get(k, k == 'crop')]
         if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
-                               "the run teaches it this reading, and it generates from images read so; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does")
+                               "the run teaches it this reading, and it generates from images read so" + ("" if built.report.get('like') else
+                               "; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does"))
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True),
                                  'unscale': built.report.get('unscale', False),  # a build made before unscale was, read its files' pixels
@@ -450,7 +456,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
     train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
-    data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids)}
+    data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids)}
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
