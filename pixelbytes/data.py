@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
+from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF
 from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
@@ -394,12 +395,12 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
     c, tok = model.config, model.tokenizer
     theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale}
     given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
-    same = lambda k: np.array_equal(Tokenizer(palette=given[k]).palette, theirs[k]) if k == 'palette' else given[k] == theirs[k]
+    same = lambda k: np.array_equal(load_palette(given[k]), theirs[k]) if k == 'palette' else given[k] == theirs[k]
     clash = [f"{k}={given[k]!r}" if k != 'palette' else 'palette' for k in given if (given[k] is not None if k == 'palette' else given[k] != _READING[k]) and not same(k)]
-    name = repr(public_name(model)) if public_name(model) else 'model'
-    if clash: raise BuildError(f"like={name} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
+    name = public_name(model.source)
+    if clash: raise BuildError(f"like={repr(name) if name else 'model'} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
                                f"{', '.join(clash)} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
-    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], public_name(model)
+    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], name
 
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')

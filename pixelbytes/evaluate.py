@@ -255,8 +255,9 @@ def _trained_elsewhere(model, built) -> str | None:
     if 'item_hashes' in was:  # the items it trained on, one by one (a run of 0.2.0 has only their fingerprint): these, or none at all
         seen = set(was['item_hashes'])
         n = sum(h in seen for h in item_hashes(built.test['input_ids']))
-        return n and (f"{n} of the {len(built.test)} test items of {built.path or 'this dataset'} are among the {was.get('items')} items that the model in {source} "
-                      f"trained on (in {was.get('path')}): their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites") or None
+        if n == 0: return None
+        return (f"{n} of the {len(built.test)} test items of {built.path or 'this dataset'} are among the {was.get('items')} items that the model in {source} "
+                f"trained on (in {was.get('path')}): their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites")
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
             "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
 
@@ -289,7 +290,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         say = lambda t: f"{t.vocab}, {t.n_colours} colours, max size {t.max_size}"
         raise ValueError(f"the model's vocabulary ({say(tok)}) is not the dataset's ({say(built.tokenizer)})"
                          + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
-                         + ": evaluate on data built like its training data")
+                         + ": evaluate on data built for it, build(..., like=MODEL) (pixelbytes build --like MODEL)")
     if split == 'test' and (why := _trained_elsewhere(model, built)): warnings.warn(why)
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))

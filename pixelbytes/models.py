@@ -481,10 +481,9 @@ def _hub_id(source) -> str | None:
     repo, _, commit = (source or '').rpartition('@')
     return repo if re.fullmatch('[0-9a-f]{40}', commit) and repo.count('/') == 1 and not Path(repo).is_absolute() else None
 
-def public_name(model) -> str | None:
-    "Where `model` was loaded from, as a saved config or a model card may say it: a Hub id@commit, or a folder by its last two names (a run's and best/), not this machine's path."
-    src = model.source
-    return None if src is None else src if _hub_id(src) else str(Path(*Path(src).parts[-2:]))
+def public_name(source) -> str | None:
+    "A model's `source` (where it was loaded from) as a saved config or a model card may say it: a Hub id@commit, or a folder by its last two names (a run's and best/), not this machine's path."
+    return None if source is None else source if _hub_id(source) else str(Path(*Path(source).parts[-2:]))
 
 def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
     "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary and the held-out scores saved beside it."

@@ -384,9 +384,9 @@ _FROM_MODEL = ARCHITECTURE + ('dropout', 'seq_length', 'stride')
 
 def _init_name(init) -> str | None:
     "What `config.base_model` says of the model `init` is or names, without loading it: a folder by its last two names, a Hub id as given; None for a model not loaded from either."
-    if isinstance(init, PixelBytesModel): return public_name(init)
+    if isinstance(init, PixelBytesModel): return public_name(init.source)
     p = Path(init).expanduser()
-    return str(Path(*p.resolve().parts[-2:])) if p.is_dir() else str(init)
+    return public_name(str(p.resolve())) if p.is_dir() else str(init)
 
 def _base_model(init, built) -> PixelBytesModel:
     "The model `init` is or names (loaded on the CPU), checked to read the tokens of `built` as they mean there."
@@ -450,7 +450,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True),
                                  'unscale': built.report.get('unscale', False),  # a build made before unscale was, read its files' pixels
-                                 'base_model': public_name(base) if base else saved['config'].get('base_model') if saved else None})
+                                 'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None})
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
