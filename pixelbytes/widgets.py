@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
 # %% ../nbs/12_widgets.ipynb #10c606fc
-import html, threading, time, traceback
+import html, threading, time, traceback, warnings
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
@@ -24,9 +24,15 @@ def _uploaded(value):
     if not value: return None
     return value[-1]['name'], bytes(value[-1]['content'])
 
-def _red(message: str) -> str:
-    "`message` as red HTML, line breaks kept."
-    return f'<pre style="color:#c00;white-space:pre-wrap;margin:0">{html.escape(message)}</pre>'
+def _red(message: str, colour: str = '#c00') -> str:
+    "`message` as red (or `colour`) HTML, line breaks kept."
+    return f'<pre style="color:{colour};white-space:pre-wrap;margin:0">{html.escape(message)}</pre>'
+
+def _close_all(w: widgets.Widget):
+    "Close widget `w` and every widget it holds: its children, layout and style, which closing `w` alone leaves open in the kernel."
+    for part in (*getattr(w, 'children', ()), getattr(w, 'layout', None), getattr(w, 'style', None)):
+        if isinstance(part, widgets.Widget): _close_all(part)
+    w.close()
 
 # %% ../nbs/12_widgets.ipynb #395ab386
 MODES = ('unconditional', 'text to image', 'image to text', 'completion')
@@ -39,6 +45,7 @@ class GenerateWidget:
                  scale:int=8, # output pixels per image pixel in the picture
                  device=None): # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
         if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if not (isinstance(scale, int) and 1 <= scale <= 16): raise ValueError(f"scale must be a whole number from 1 to 16, not {scale!r}")
         self.model = load_model(model, device)
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
@@ -57,7 +64,7 @@ class GenerateWidget:
         self.max_tokens = W.BoundedIntText(0, min=0, max=1_000_000, description='max tokens (0: auto)', style=style)
         self.scale = W.IntSlider(scale, min=1, max=16, description='scale', style=style)
         self.button = W.Button(description='Generate', button_style='primary', icon='play')
-        self.status, self.error = W.Label(), W.HTML()
+        self.status, self.error, self.warning = W.Label(), W.HTML(), W.HTML()
         self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'))
         self.image = W.Image(format='png')
         self.text = W.Textarea(placeholder='the generated text', layout=W.Layout(width='40em', height='5em'))
@@ -65,13 +72,18 @@ class GenerateWidget:
         self.image_box = W.HBox([self.upload, self.preview, self.preview_info])
         self.ui = W.VBox([self.mode, self.caption, self.image_box, self.rows,
                           W.HBox([self.temperature, self.top_k, self.top_p]), W.HBox([self.seed, self.num, self.max_tokens, self.scale]),
-                          W.HBox([self.button, self.progress, self.status]), self.error, self.image, self.text, self.log])
+                          W.HBox([self.button, self.progress, self.status]), self.error, self.warning, self.image, self.text, self.log])
         self.mode.observe(self._show_controls, 'value')
         self.upload.observe(self._read_upload, 'value')
         self.button.on_click(self._run)
         self._show_controls()
 
     def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
+
+    def close(self):
+        "Close the panel's widgets and let go of the model: a cell run again makes a new panel, and the old one holds its model (on the GPU too) until closed."
+        _close_all(self.ui)
+        self.model, self.generations, self.pixels = None, [], None
 
     def _show_controls(self, _=None):
         "Show only the inputs that the current mode reads."
@@ -122,14 +134,19 @@ class GenerateWidget:
         "Generate with the current settings and show the result, or the error."
         n = self.num.value
         self.button.disabled, self.button.description = True, 'Generating…'
-        self.status.value, self.error.value = f"generating {n} sample{'s' * (n != 1)}…", ''
+        self.status.value, self.error.value, self.warning.value = f"generating {n} sample{'s' * (n != 1)}…", '', ''
         self.log.outputs = ()
         start = time.time()
         try:
             self.progress.value = 0
-            gens = generate(self.model, **self.arguments(), progress=self._tick)
-            picture = render(gens, scale=self.scale.value)
+            # a front end sends a callback's stderr to its log, if anywhere: what generate warns of goes on the panel
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')  # every click's own, not only the first time a line warns
+                gens = generate(self.model, **self.arguments(), progress=self._tick)
+                picture = render(gens, scale=self.scale.value)
             self.generations, self.image.value = gens, png_bytes(picture.to_pil())
+            self.progress.value = self.progress.max  # generation mostly ends at LF, long before max_tokens
+            self.warning.value = _red('\n'.join(dict.fromkeys(str(w.message) for w in caught)), '#b60') if caught else ''
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
@@ -137,6 +154,9 @@ class GenerateWidget:
             # a stale picture under an error message would pass for the answer to the new settings
             self.generations, self.image.value, self.text.value, self.status.value = [], b'', '', ''
             self._report(e)
+        except KeyboardInterrupt:  # the kernel interrupted
+            self.generations, self.image.value, self.text.value, self.status.value = [], b'', '', 'interrupted'
+            raise
         finally:
             self.button.disabled, self.button.description = False, 'Generate'
 
@@ -152,6 +172,9 @@ class TrainingView:
     def __init__(self, out, # the `out` folder of `train`
                  every:float=2.0): # seconds between two looks, when watching
         self.out, self.every = Path(out).expanduser(), every
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
+            raise ValueError(f"every must be a number of seconds above 0, not {every!r}")
+        if self.out.exists() and not self.out.is_dir(): raise ValueError(f"{self.out} is a file: TrainingView takes the out folder given to train")
         for f, what in (('config.json', 'a saved model'), ('dataset_dict.json', 'a dataset written by build')):  # a run there would be refused
             if (self.out/f).exists(): raise ValueError(f"{self.out} holds {what}, not a training run: TrainingView takes the out folder given to train")
         self.image, self.status = widgets.Image(format='png'), widgets.Label()
@@ -166,8 +189,8 @@ class TrainingView:
         "Show the run's latest curves and evaluation; whether anything changed since the last look."
         curves, metrics = self.out/'curves.png', self.out/'metrics.csv'
         stamp = (_stamp(curves), _stamp(metrics))
-        if None in stamp:
-            self.status.value = f'waiting for {curves} and {metrics}'
+        if None in stamp:  # not yet, or no longer: a run started again, or its folder removed
+            self.status.value, self.image.value, self._seen = f'waiting for {curves} and {metrics}', b'', None
             return False
         if stamp == self._seen: return False
         self._seen = stamp
@@ -200,12 +223,21 @@ class TrainingView:
         "Whether a background thread refreshes the view."
         return self._thread is not None and self._thread.is_alive()
 
-    def stop(self):
-        "Stop watching, after one last refresh."
+    def _end_thread(self):
+        "End the watching thread, if any, and let its folder be watched by another view."
         if TrainingView._watching.get(self._key) is self: del TrainingView._watching[self._key]
         self._stop.set()
         if self._thread is not None: self._thread.join()
+
+    def stop(self):
+        "Stop watching, after one last refresh."
+        self._end_thread()
         self.refresh()
+
+    def close(self):
+        "Stop watching and close the view's widgets."
+        self._end_thread()
+        _close_all(self.ui)
 
     def __enter__(self): return self.watch()
     def __exit__(self, *exc): self.stop()
