@@ -47,6 +47,7 @@ class GenerateWidget:
         if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if not (isinstance(scale, int) and 1 <= scale <= 16): raise ValueError(f"scale must be a whole number from 1 to 16, not {scale!r}")
         self.model = load_model(model, device)
+        if not isinstance(model, PixelBytesModel): self._replace(self.model.source)
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
         W, style = widgets, {'description_width': 'initial'}
@@ -80,8 +81,17 @@ class GenerateWidget:
 
     def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
 
+    _loaded = {}  # source -> the panel that loaded its model from there
+
+    def _replace(self, source: str):
+        "Close the panel that loaded its model from `source` before this one (a cell run again): it would hold a copy of the model, on the GPU too, as long as the session lasts."
+        earlier = GenerateWidget._loaded.get(source)
+        if earlier is not None: earlier.close()
+        GenerateWidget._loaded[source] = self
+
     def close(self):
-        "Close the panel's widgets and let go of the model: a cell run again makes a new panel, and the old one holds its model (on the GPU too) until closed."
+        "Close the panel's widgets and let go of the model."
+        if self.model is not None and GenerateWidget._loaded.get(self.model.source) is self: del GenerateWidget._loaded[self.model.source]
         _close_all(self.ui)
         self.model, self.generations, self.pixels = None, [], None
 
