@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF
-from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove
+from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -293,8 +293,8 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
         ds, info = _from_dataset(_load_saved(p), caption_column, image_column, str(p))
         return ds, {'kind': 'saved', **info}
     if p.exists() and not p.is_dir(): raise BuildError(f"{str(p)!r} is a file; expected a folder, a Hub dataset id or 'demo'")
-    if not p.exists() and not _hub_id_form(str(path)):
-        raise BuildError(f"there is no folder {str(path)!r} here, and it is not a Hub dataset id (owner/name, in ASCII letters, digits, '-', '_' and '.') "
+    if not p.exists() and hub_repo_id(str(path)) != str(path):  # the id alone: a revision is revision=
+        raise BuildError(f"there is no folder {str(path)!r} here, and it is not a Hub dataset id ({HUB_ID_FORM}) "
                          "nor 'demo'; check the path")
     if p.is_dir(): _check_data_files(p)
     commit = None if p.is_dir() else _hub_commit(str(path), revision)
@@ -317,13 +317,6 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
     ds, info = _from_dataset(ds, caption_column, image_column, str(path))
     return ds, {'kind': 'hub' if not p.is_dir() else 'hub-layout folder', **info, **({'revision': commit} if commit else {}),
                 **({'config_name': config_name} if config_name is not None else {})}
-
-def _hub_id_form(s: str) -> bool:
-    "Whether `s` has the form of a Hub repository id, owner/name (a mistyped folder, 'données/sprites', may not)."
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-    try: validate_repo_id(s)
-    except HFValidationError: return False
-    return s.count('/') == 1
 
 def _hub_commit(repo: str, revision=None):
     "The commit that `revision` (default: the main branch) of Hub dataset `repo` is now, which the build reads and records; offline, `revision` itself."
@@ -705,19 +698,14 @@ def load_built(path) -> Built:
     if isinstance(path, dict) and 'out' in path: path = path['out']
     if not isinstance(path, (str, os.PathLike)): raise BuildError(f"a built dataset is given by its folder (build's out), not by a {type(path).__name__}")
     _load_datasets()
-    p, hub = Path(path).expanduser(), None
-    if _is_hub_id(path) and not _replaced(p):  # data/demo, moved aside by a build that was stopped, is that folder, not a Hub id
-        p = _download_built(str(path))
-        hub = f"{str(path).split('@')[0]}@{p.name}"  # the cache keeps a commit's files in a folder named by it
+    p, hub, repo = Path(path).expanduser(), None, hub_repo_id(path)
+    if repo and not p.exists() and not _replaced(p):  # data/demo, moved aside by a build that was stopped, is that folder, not a Hub id
+        p = _download_built(path)
+        hub = f"{repo}@{p.name}"  # the cache keeps a commit's files in a folder named by it
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
     try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
     except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
     return Built(_load_saved(p), tok, _read_json(p/REPORT_FILE), str(p), hub)
-
-def _is_hub_id(path) -> bool:
-    "Whether `path` names a Hub dataset (owner/name, @revision optional), not a folder here."
-    s = str(path)
-    return isinstance(path, str) and not Path(s).expanduser().exists() and _hub_id_form(s.split('@')[0]) and not s.startswith(('.', '/', '~'))
 
 def _download_built(repo: str) -> Path:
     "The folder, in the Hugging Face cache, of the built dataset `push_built` uploaded to Hub dataset `repo` (owner/name@revision)."

@@ -11,7 +11,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LE
            'bidirectional_window', 'evaluating']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, math, numbers, os, re, warnings
+import contextlib, io, json, math, numbers, os, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -23,7 +23,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
-from .files import new_file_mode
+from .files import new_file_mode, hub_repo_id, HUB_ID_FORM
 
 # %% ../nbs/07_models.ipynb #a7c41e02
 BACKBONES = {}  # backbone name -> its class, as register_backbone adds them
@@ -476,20 +476,15 @@ def _card_scores(model) -> str:
     return (f"## Held-out scores\n\nOn the {s.get('split', 'test')} split of `{Path(str(s.get('data', '?'))).name}`, as `evaluate` scored it "
             f"(pixelbytes {s.get('pixelbytes', '?')}; bits per token):\n\n{ev.to_markdown()}\n")
 
-def _hub_id(source) -> str | None:
-    "The Hub id in a model's `source` (owner/name@commit, as `from_pretrained` writes it), None for a folder (whose name may hold an @)."
-    repo, _, commit = (source or '').rpartition('@')
-    return repo if re.fullmatch('[0-9a-f]{40}', commit) and repo.count('/') == 1 and not Path(repo).is_absolute() else None
-
 def public_name(source) -> str | None:
     "A model's `source` (where it was loaded from) as a saved config or a model card may say it: a Hub id@commit, or a folder by its last two names (a run's and best/), not this machine's path."
-    return None if source is None else source if _hub_id(source) else str(Path(*Path(source).parts[-2:]))
+    return None if source is None else source if hub_repo_id(source, pinned=True) else str(Path(*Path(source).parts[-2:]))
 
 def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
     "The model card (README.md) of `save_pretrained` and `push_to_hub`, with this model's summary and the held-out scores saved beside it."
     kwargs.setdefault('model_id', 'THIS_FOLDER_OR_HUB_ID')  # push_to_hub knows it
     card = PyTorchModelHubMixin.generate_model_card(self, *args, summary=self.summary(), scores=_card_scores(self), **kwargs)
-    if _hub_id(self.config.base_model): card.data.base_model = _hub_id(self.config.base_model)  # the Hub links a fine-tuned model to its base
+    if base := hub_repo_id(self.config.base_model, pinned=True): card.data.base_model = base  # the Hub links a fine-tuned model to its base
     return card
 PixelBytesModel.generate_model_card = _generate_model_card
 
@@ -537,16 +532,16 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     from safetensors import SafetensorError
     kwargs.setdefault('strict', True)
     where = os.path.expanduser(str(path))
-    if not Path(where).exists() and '@' in where:  # owner/name@revision, as `source` writes it: one string pins a commit anywhere a model is named
-        where, at = where.rsplit('@', 1)
+    hub = None if Path(where).exists() else hub_repo_id(where)
+    if hub and '@' in where:  # owner/name@revision, as `source` writes it: one string pins a commit anywhere a model is named
+        where, at = where.split('@', 1)
         if kwargs.setdefault('revision', at) != at: raise ModelLoadError(f"model {path!r} names revision {at!r}, and revision={kwargs['revision']!r}: give one")
     if not Path(where).is_dir():
         run = Path(where).parent  # a run's folder before its first evaluation: empty, or its state and metrics without best/ yet
         if Path(where).name in ('best', 'last') and run.is_dir() and not Path(where).exists() and \
                 (not [p for p in run.iterdir() if not p.name.startswith('.')] or any((run/f).exists() for f in ('train_state.pt', 'metrics.csv', 'last', 'best'))):
             raise ModelLoadError(f"{Path(where).parent} has no {Path(where).name}/ yet: a training run saves best/ and last/ at its first evaluation")
-        if Path(where).exists() or where.startswith(('.', '/', '~')) or where.count('/') != 1:
-            raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id (owner/name)")
+        if Path(where).exists() or not hub: raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id ({HUB_ID_FORM})")
     elif not (Path(where)/'config.json').exists():
         hint = (f"; it holds a training run: load {Path(where)/'best'}" if (Path(where)/'best'/'config.json').exists() else
                 "; it holds a dataset written by build, which is the data, not the model" if (Path(where)/'dataset_dict.json').exists() else '')
