@@ -467,7 +467,7 @@ def _move_in(tmp: Path, out: Path):
         raise
     shutil.rmtree(old, ignore_errors=True)
 
-def _put_back(out: Path):
+def _restore_replaced(out: Path):
     "Put back the dataset that a build killed while it replaced `out` had moved aside, where `out` is missing; say so."
     if out.exists() or not (left := _replaced(out)): return
     left[0].rename(out)
@@ -565,7 +565,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if len(ds) == 0: raise BuildError(f"{path if info['kind'] == 'dataset object' else repr(str(path))} has no rows")
     out = Path(out).expanduser() if out else _default_out(path)
     if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
-    _put_back(out)
+    _restore_replaced(out)
     made_empty = out.is_dir() and not any(out.iterdir())  # a folder made for it beforehand (mkdir -p, a job's output volume): nothing to replace
     if out.exists() and not overwrite and not made_empty: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
     _check_out(out, path)

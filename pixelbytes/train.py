@@ -626,7 +626,7 @@ def _settle(out: Path, aside: Path | None, kept: bool):
         for p in sorted(aside.iterdir(), key=lambda p: p.name == STATE_FILE): remove(out/p.name); os.replace(p, out/p.name)  # the state last
     shutil.rmtree(aside, ignore_errors=True)
 
-def _put_back(out: Path):
+def _settle_left_aside(out: Path):
     "Settle the runs that replacing runs killed before their first checkpoint left aside in `out` (`out` held)."
     for left in out.glob('.replaced-*'): _settle(out, left, kept=(out/STATE_FILE).exists())
 
@@ -762,7 +762,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
-    if rank == 0: _put_back(out)
+    if rank == 0: _settle_left_aside(out)
     else:  # the first process puts back what a killed run left aside: read out after it has, not while
         deadline = time.time() + 60
         while any(out.glob('.replaced-*')) and time.time() < deadline: time.sleep(0.05)
@@ -934,7 +934,7 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
         return model.cpu(), history
     # bad input is named here, once, rather than in a traceback from every process
     out = Path(out).expanduser()
-    with _holding(out): _put_back(out)  # as the first worker would, but before the checks below
+    with _holding(out): _settle_left_aside(out)  # as the first worker would, but before the checks below
     run = _prepare(config, data, out, resume, overwrite, nprocs, init)
     if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), run['saved']['history']  # resume='auto' of a run that has ended
     data = run['built'].path
