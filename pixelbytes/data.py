@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF
-from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM
+from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -210,7 +210,7 @@ def _from_dataset(ds, caption_column, image_column, where):
     except ValueError as e:
         kinds = '; '.join(f"{k}: {p.features[image_column]}, {p.features[cap_col]}" for k, p in zip(named, parts))
         raise BuildError(f"{where}'s splits hold their columns {image_column!r} and {cap_col!r} in different types ({kinds}), "
-                         f"so they cannot be read as one ({str(e).splitlines()[0][:200]})") from None
+                         f"so they cannot be read as one ({error_line(e, with_type=False)})") from None
     if image_column != 'image': ds = ds.rename_column(image_column, 'image')
     if cap_col != 'caption': ds = ds.rename_column(cap_col, 'caption')
     ds = ds.add_column('row', np.arange(len(ds)))
@@ -232,7 +232,7 @@ def _load_saved(p: Path):
     from datasets import load_from_disk
     try: return load_from_disk(str(p))
     except Exception as e:
-        raise BuildError(f"{str(p)!r} cannot be read as a saved dataset ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else '-'}); "
+        raise BuildError(f"{str(p)!r} cannot be read as a saved dataset ({error_line(e)}); "
                          "is it empty, or written by another version of datasets?") from None
 
 def _images_only(p: Path) -> bool:
@@ -552,7 +552,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
             # a revision or a configuration asked of it: the demo set is not what was asked for
             if revision is not None or config_name is not None: raise
-            warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({str(e).splitlines()[0][:200]}); building the built-in demo set instead")
+            warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({error_line(e, with_type=False)}); building the built-in demo set instead")
             ds, info = open_source('demo'); path = 'demo'
     else:
         from datasets import Dataset, DatasetDict
@@ -729,7 +729,7 @@ def _download_built(repo: str) -> Path:
     except Exception as e:  # not found, private, offline: huggingface_hub's first line says which
         hint = "; HF_HUB_OFFLINE is set, so only datasets already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else ''
         raise BuildError(f"cannot load the built dataset {repo}: there is no folder {repo!r} here (pixelbytes build --path SOURCE --out {repo} "
-                         f"builds one), and as a Hub dataset: {type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}") from None
+                         f"builds one), and as a Hub dataset: {error_line(e)}{hint}") from None
 
 def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."

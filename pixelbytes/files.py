@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/files.html.md"""
 
 # %% auto #0
 __all__ = ['STALE_AFTER', 'FULL_BELOW', 'HUB_ID_FORM', 'new_file_mode', 'clear_stale', 'naming_failures', 'check_writable',
-           'write_files', 'remove', 'interrupts_deferred', 'hub_repo_id']
+           'write_files', 'remove', 'interrupts_deferred', 'hub_repo_id', 'error_line']
 
 # %% ../nbs/00_files.ipynb #901ac800
 import contextlib, errno, glob, os, re, shutil, signal, tempfile, threading, time
@@ -123,3 +123,10 @@ def hub_repo_id(name, pinned: bool = False) -> str | None:
     try: validate_repo_id(repo)
     except HFValidationError: return None
     return repo if repo.count('/') == 1 else None  # validate_repo_id takes a name alone too ('sprites'): a folder's, here
+
+# %% ../nbs/00_files.ipynb #acf64e56
+def error_line(e: BaseException, with_type: bool = True) -> str:
+    "The exception `e` in one line of a message: its type's name (unless not `with_type`) and the first line it says, cut at 300 characters; the name alone, or '-', when it says nothing."
+    said = next((line.strip() for line in str(e).splitlines() if line.strip()), '')[:300]
+    if not with_type: return said or '-'
+    return f"{type(e).__name__}: {said}" if said else type(e).__name__

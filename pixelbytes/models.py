@@ -23,7 +23,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
 from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
-from .files import new_file_mode, hub_repo_id, HUB_ID_FORM
+from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line
 
 # %% ../nbs/07_models.ipynb #a7c41e02
 BACKBONES = {}  # backbone name -> its class, as register_backbone adds them
@@ -525,7 +525,7 @@ def _not_found(where: str, e: Exception, revision=None) -> ModelLoadError:
     hint = ('' if not hub else "; HF_HUB_OFFLINE is set, so only models already in the cache load" if huggingface_hub.constants.HF_HUB_OFFLINE else
             "; a private or gated model needs a token: log in (`hf auth login`), set HF_TOKEN, or pass token="
             if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
-    return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{type(e).__name__}: {(str(e).splitlines() or ['-'])[0][:300]}{hint}")
+    return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{error_line(e)}{hint}")
 
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
@@ -620,7 +620,7 @@ def pick_device(device=None) -> torch.device:
         raise ValueError(f"device {device!r} is not one a model runs on: give 'cpu', 'cuda' or 'cuda:N'")
     try: torch.empty(0, device=dev)
     except (RuntimeError, AssertionError) as e:  # AssertionError: a PyTorch built without CUDA
-        raise ValueError(f"device {device!r} cannot be used here ({(str(e).splitlines() or ['-'])[0]}); give 'cpu'"
+        raise ValueError(f"device {device!r} cannot be used here ({error_line(e, with_type=False)}); give 'cpu'"
                          + ('' if torch.cuda.is_available() else ': this PyTorch sees no GPU')) from None
     return dev
 

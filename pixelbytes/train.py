@@ -22,7 +22,7 @@ from . import __version__
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures
+from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -225,8 +225,7 @@ def load_state(path: Path, mmap: bool = False) -> dict:
     except Exception as e:
         if 'Unsupported global' in str(e) or 'Unsupported class' in str(e):  # torch refused an object: its advice to load it anyway is not passed on
             raise TrainingError(f"cannot resume: {path} holds objects other than tensors and plain values (possibly code), so it is not read") from None
-        why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
-        raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({why})") from None
+        raise TrainingError(f"cannot resume: {path} is corrupt or truncated ({error_line(e)})") from None
     missing = set(_STATE_TYPES) - set(state) if isinstance(state, dict) else set(_STATE_TYPES)
     if missing: raise TrainingError(f"cannot resume: {path} is not a training state (it lacks {', '.join(sorted(missing))})")
     wrong = [k for k, t in _STATE_TYPES.items() if isinstance(state[k], bool) or not isinstance(state[k], t)]
