@@ -376,7 +376,7 @@ def _features():
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
                      'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'dropped': Value('string'), 'error': Value('string')})
 
-_READING = {'vocab': 'default', 'palette': None, 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read
+_READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read (palette: NES)
 
 def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
     "build's `vocab, palette, max_size, crop, unscale` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
@@ -389,7 +389,7 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
     theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale}
     given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
     same = lambda k: np.array_equal(load_palette(given[k]), theirs[k]) if k == 'palette' else given[k] == theirs[k]
-    clash = [f"{k}={given[k]!r}" if k != 'palette' else 'palette' for k in given if (given[k] is not None if k == 'palette' else given[k] != _READING[k]) and not same(k)]
+    clash = [f"{k}={given[k]!r}" if k != 'palette' else 'palette' for k in given if given[k] is not None and not same(k)]
     name = public_name(model.source)
     if clash: raise BuildError(f"like={repr(name) if name else 'model'} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
                                f"{', '.join(clash)} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
@@ -517,8 +517,8 @@ def _unlock_build(out: Path, fd):
 def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
-          max_size:int=25, # longest side of a pixelized image, 1 to 256 (above 63 warns: a model tells positions apart up to 63)
-          vocab:str='default', # vocabulary preset: 'default' or 'v1'
+          max_size:int=None, # longest side of a pixelized image, 1 to 256 (default: 25; above 63 warns: a model tells positions apart up to 63)
+          vocab:str=None, # vocabulary preset: 'default' (the default) or 'v1'
           caption_column:str=None, # caption column (default: 'caption', else 'text')
           image_column:str='image', # image column of a dataset source; in a folder's metadata, file names in <image_column>_file_name do as file_name
           revision:str=None, # a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in the report
@@ -527,8 +527,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           seed:int=0, # seed of the train/test split
           on_error:str='skip', # 'skip' bad rows (reported) or 'raise' at the first one
           clean:bool=False, # apply the reference's caption cleanup (NFKD, lowercase, ASCII) first, and drop what the vocabulary cannot encode (counted in the report)
-          crop:bool=True, # crop images to their content (the demo set is never cropped: its captions say where shapes are)
-          unscale:bool=True, # read pixel art stored enlarged (each pixel a k x k block) at its own size (the demo set is drawn at its own)
+          crop:bool=None, # crop images to their content (default: True; the demo set is never cropped: its captions say where shapes are)
+          unscale:bool=None, # read pixel art stored enlarged (each pixel a k x k block) at its own size (default: True; the demo set is drawn at its own)
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
@@ -536,7 +536,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           like=None): # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop and unscale
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
     for_model = like is not None
+    # None: not given, so that like= can tell a value given (and refuse one the model reads otherwise) from a default
     if for_model: vocab, palette, max_size, crop, unscale, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale)
+    else: vocab, max_size, crop, unscale = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale'), (vocab, max_size, crop, unscale)))
     _load_datasets()
     from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
     import pyarrow.compute as pc

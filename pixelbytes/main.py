@@ -27,8 +27,8 @@ def _build_args(p):
     p.add_argument('--palette', default=None, help='palette file: .json, .gpl, JASC .pal, .py list literal, or text lines of #rrggbb / rrggbb (.hex) / aarrggbb (paint.net) / r,g,b (default: NES)')
     p.add_argument('--like', default=None, metavar='MODEL', help="a model (its folder, such as models/x/best, or a Hub id) the data is for: "
                    "read as it reads, with its --vocab, --palette, --max-size and crop and unscale settings (to fine-tune it, or to score it on other sprites)")
-    p.add_argument('--max-size', type=int, default=25, help='longest side of a pixelized image, 1 to 256 (default: 25; a model tells rows and columns apart up to 63)')
-    p.add_argument('--vocab', choices=['default', 'v1'], default='default', help="vocabulary preset (default: all 256 bytes; v1: the reference's 113 tokens)")
+    p.add_argument('--max-size', type=int, help='longest side of a pixelized image, 1 to 256 (default: 25; a model tells rows and columns apart up to 63)')
+    p.add_argument('--vocab', choices=['default', 'v1'], help="vocabulary preset (default: all 256 bytes; v1: the reference's 113 tokens)")
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
     p.add_argument('--image-column', default='image', help="image column of a dataset source (default: image)")
     p.add_argument('--revision', default=None, help="a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in build_report.json")
@@ -49,7 +49,7 @@ def _run_build(a):
     from pixelbytes.data import build, push_built, MAX_PIXELS
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
-                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=not a.no_crop, unscale=not a.no_unscale,
+                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None,
                    max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like)
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 

@@ -754,7 +754,8 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
         raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
-    with _holding(out, _dist()[0] == 0):  # one run at a time in a folder: two would overwrite each other's checkpoints
+    # the caller's random state back after the run's seeds; a GPU's only where it was in use (DDP's processes have not touched one yet)
+    with _holding(out, _dist()[0] == 0), torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
         return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init)
 
 def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init):
@@ -860,17 +861,16 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                     if rank == 0 and progress: bar.write(describe_evaluation(row))
                 if end_of_epoch: break
-    except TrainingError:
-        bar.close(); raise
     except KeyboardInterrupt:
-        bar.close()
+        bar.close()  # before the message, which goes on a line of its own
         if rank == 0:
             kept = (f"{out} holds the checkpoints of step {kept_step}, continue with resume=True (--resume)"
                     if kept_step is not None and aside is None else "no checkpoint to resume from was saved yet (the first evaluation saves one)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
-    finally: _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
-    bar.close()
+    finally:
+        bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
+        _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
     if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
     if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
     if world > 1: dist.barrier()
