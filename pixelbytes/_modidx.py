@@ -506,6 +506,6 @@ d = { 'settings': { 'branch': 'main',
                                     'pixelbytes.widgets.TrainingView.watching': ( 'widgets.html#trainingview.watching',
                                                                                   'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._close_all': ('widgets.html#_close_all', 'pixelbytes/widgets.py'),
-                                    'pixelbytes.widgets._red': ('widgets.html#_red', 'pixelbytes/widgets.py'),
+                                    'pixelbytes.widgets._coloured': ('widgets.html#_coloured', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._stamp': ('widgets.html#_stamp', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._uploaded': ('widgets.html#_uploaded', 'pixelbytes/widgets.py')}}}

@@ -24,8 +24,8 @@ def _uploaded(value):
     if not value: return None
     return value[-1]['name'], bytes(value[-1]['content'])
 
-def _red(message: str, colour: str = '#c00') -> str:
-    "`message` as red (or `colour`) HTML, line breaks kept."
+def _coloured(message: str, colour: str = '#c00') -> str:
+    "`message` as HTML in `colour` (red: an error), line breaks kept."
     return f'<pre style="color:{colour};white-space:pre-wrap;margin:0">{html.escape(message)}</pre>'
 
 def _close_all(w: widgets.Widget):
@@ -102,9 +102,9 @@ class GenerateWidget:
 
     def _report(self, e: Exception):
         "Show `e` on the panel: the message of a bad input, the type and traceback of anything else."
-        if isinstance(e, ValueError): self.error.value = _red(str(e))
+        if isinstance(e, ValueError): self.error.value = _coloured(str(e))
         else:
-            self.error.value = _red(f'{type(e).__name__}: {e}')
+            self.error.value = _coloured(f'{type(e).__name__}: {e}')
             self.log.append_stderr(''.join(traceback.format_exception(e)))
 
     def _read_upload(self, change):
@@ -156,7 +156,7 @@ class GenerateWidget:
                 picture = render(gens, scale=self.scale.value)
             self.generations, self.image.value = gens, png_bytes(picture.to_pil())
             self.progress.value = self.progress.max  # generation mostly ends at LF, long before max_tokens
-            self.warning.value = _red('\n'.join(dict.fromkeys(str(w.message) for w in caught)), '#b60') if caught else ''
+            self.warning.value = _coloured('\n'.join(dict.fromkeys(str(w.message) for w in caught)), '#b60') if caught else ''
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
