@@ -6,10 +6,10 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 
 # %% auto #0
 __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS',
-           'COPY_MARKER', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation', 'evaluate']
+           'COPY_MARKER', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation', 'evaluate', 'Comparison', 'compare']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import csv, hashlib, json, math, os, warnings
+import csv, hashlib, json, math, os, re, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,25 +77,41 @@ def cosine(a, b) -> float:
     return float(a @ b / d) if d else 0.0
 
 # %% ../nbs/11_evaluate.ipynb #a8cf2f34
+_FLOATS = ('value', 'low', 'high')  # a row's numbers that may be NaN: null in the JSON
+
+def _json_rows(rows) -> list:
+    "`rows` as `evaluation.json` holds them: NaN, which strict JSON has not, as null."
+    return [{k: None if k in _FLOATS and math.isnan(v) else v for k, v in r.items()} for r in rows]
+
 @dataclass
 class Evaluation:
-    "Rows of (metric, modality, value, n): printable, and saved as CSV and JSON (with the `settings` that made them)."
+    "Rows of (metric, modality, value, n, low, high): printable, and saved as CSV and JSON (with the `settings` that made them and the per-item sums behind the intervals)."
     rows: list = field(default_factory=list)
     saved: Path = None  # the folder `evaluate` saved them in, if any
     settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
+    per_item: dict = None  # {modality: {'tokens': [...], 'nll': [...], 'correct': [...]}}, one sum per test item: what `compare` resamples
 
-    def add(self, metric, modality, value, n):
-        "Record one score: `metric` over `modality`, from `n` tokens or items."
-        self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n)})
+    def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
+        "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
+        self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n), 'low': float(low), 'high': float(high)})
 
-    def value(self, metric: str, modality: str = 'all') -> float:
-        "The value of one metric for one modality (or part: 'text to image', 'consistent rows', ...)."
-        found = [r['value'] for r in self.rows if r['metric'] == metric and r['modality'] == modality]
+    def _row(self, metric: str, modality: str) -> dict:
+        "The row of one metric for one modality, or an error naming those there are."
+        found = [r for r in self.rows if r['metric'] == metric and r['modality'] == modality]
         if not found:
             parts = [r['modality'] for r in self.rows if r['metric'] == metric]
             raise ValueError(f"no {metric!r} for {modality!r} in this evaluation; "
                              + (f"its {metric!r} values are for {parts}" if parts else f"its metrics are {sorted({r['metric'] for r in self.rows})}"))
         return found[0]
+
+    def value(self, metric: str, modality: str = 'all') -> float:
+        "The value of one metric for one modality (or part: 'text to image', 'consistent rows', ...)."
+        return self._row(metric, modality)['value']
+
+    def interval(self, metric: str, modality: str = 'all') -> tuple:
+        "The 95% interval (low, high) of one metric for one modality over the test items; NaNs where it has none."
+        r = self._row(metric, modality)
+        return r.get('low', math.nan), r.get('high', math.nan)
 
     def to_dict(self) -> dict:
         "Every value as `{metric: {modality: value}}`."
@@ -105,8 +121,9 @@ class Evaluation:
 
     def __str__(self):
         w = max([len('modality')] + [len(r['modality']) for r in self.rows]) + 2
-        lines = [f"{'metric':<12}{'modality':<{w}}{'value':>8}{'n':>9}"]
-        lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}" for r in self.rows]
+        ci = lambda r: '' if math.isnan(r.get('low', math.nan)) else f"[{r['low']:.4f}, {r['high']:.4f}]"
+        lines = [f"{'metric':<12}{'modality':<{w}}{'value':>8}{'n':>9}  95% CI"]
+        lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}  {ci(r)}".rstrip() for r in self.rows]
         return '\n'.join(lines)
     __repr__ = __str__
 
@@ -118,15 +135,19 @@ class Evaluation:
 
     @classmethod
     def load(cls, folder, split: str = 'test') -> 'Evaluation':
-        "The evaluation of `split` that `save` (and so `evaluate`) wrote in `folder`: its rows (null values as NaN), settings, and `saved`; a warning when the model in `folder` is not the one it scored."
+        "The evaluation of `split` that `save` (and so `evaluate`) wrote in `folder`: its rows (null values as NaN; a file saved before intervals has NaN `low` and `high`, and no `per_item`), settings, per-item sums and `saved`; a warning when the model in `folder` is not the one it scored."
         folder = Path(folder).expanduser()
         path = folder/f"{'evaluation' if split == 'test' else f'evaluation-{split}'}.json"
         if not path.is_file(): raise FileNotFoundError(f"no evaluation of the {split} split in {folder}: {path.name} is not there (evaluate saves it)")
+        number = lambda v: math.nan if v is None else float(v)
         try:
             d = json.loads(path.read_text())
-            rows = [{**r, 'value': math.nan if r['value'] is None else float(r['value'])} for r in d['rows']]
-            ev = cls(rows=rows, saved=folder, settings=dict(d['settings']))
-        except (ValueError, KeyError, TypeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
+            rows = [{**r, 'value': number(r['value']), 'low': number(r.get('low')), 'high': number(r.get('high'))} for r in d['rows']]
+            per_item = d.get('per_item')
+            if per_item is not None and len({len(v) for sums in per_item.values() for v in sums.values()}) != 1:
+                raise ValueError("its per-item sums are not one per item")
+            ev = cls(rows=rows, saved=folder, settings=dict(d['settings']), per_item=per_item)
+        except (ValueError, KeyError, TypeError, AttributeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
         # best/ saved again by a run that went on (resume='auto' in a sweep) keeps the scores of the weights before
         weights = folder/'model.safetensors'
         if weights.is_file() and weights.stat().st_mtime > path.stat().st_mtime and ev.settings.get('model_sha1'):  # saved after it was scored
@@ -148,37 +169,80 @@ class Evaluation:
         return '\n'.join(lines)
 
     def save(self, folder) -> Path:
-        "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings and the rows) into `folder`; `evaluation-train.*` for the train split's."
+        "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings, the rows and the per-item sums) into `folder`; `evaluation-train.*` for the train split's."
         folder, name = Path(folder), self.name
         folder.mkdir(parents=True, exist_ok=True)
         def write_csv(path):
             with open(path, 'w', newline='') as f:
-                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n']); w.writeheader(); w.writerows(self.rows)
-        # a score of nothing (a modality the split lacks) is NaN, which strict JSON has not: null
-        rows = [{**r, 'value': None if math.isnan(r['value']) else r['value']} for r in self.rows]
-        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(json.dumps({'settings': self.settings, 'rows': rows}, indent=1, allow_nan=False))}
+                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(self.rows)
+        saved = {'settings': self.settings, 'rows': _json_rows(self.rows)} | ({'per_item': self.per_item} if self.per_item else {})
+        # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
+        text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
+        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(text)}
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
         write_files(files)  # both written before either is renamed: a failed write leaves the pair as it was (and a link there is replaced, not written through)
         return folder
 
+
+# %% ../nbs/11_evaluate.ipynb #ci000002
+_SUMS = ('tokens', 'nll', 'correct')  # an item's sums, from which loss, bits and accuracy are ratios
+
+def _resample_counts(n_items: int, resamples: int, seed) -> np.ndarray:
+    "`(resamples, n_items)`: how often each item is drawn in each bootstrap resample of `n_items` draws with replacement."
+    return np.random.default_rng(seed).multinomial(n_items, np.full(n_items, 1 / n_items), size=resamples)
+
+def _resampled(per_item: dict, counts: np.ndarray) -> dict:
+    "`{metric: {modality: values}}`: loss, bits and accuracy in each resample of the items that a row of `counts` draws (NaN in one that draws no token of the modality)."
+    mods = list(per_item)
+    sums = np.stack([np.asarray(per_item[m][k], np.float64) for m in mods for k in _SUMS], 1)
+    r = (counts @ sums).reshape(len(counts), len(mods), len(_SUMS))  # every resample's sums in one product
+    with np.errstate(invalid='ignore', divide='ignore'): loss, acc = r[..., 1] / r[..., 0], r[..., 2] / r[..., 0]
+    return {k: dict(zip(mods, v.T)) for k, v in (('loss', loss), ('bits', loss / math.log(2)), ('accuracy', acc))}
+
+def _interval(values: np.ndarray) -> tuple:
+    "The 95% interval of resampled `values`: their 2.5th and 97.5th percentiles, NaNs (resamples without a token of the kind) left out."
+    v = values[~np.isnan(values)]
+    return tuple(float(x) for x in np.percentile(v, [2.5, 97.5])) if len(v) else (math.nan, math.nan)
+
+def _intervals(per_item: dict, resamples: int, seed) -> dict:
+    "`{metric: {modality: (low, high)}}`: the 95% bootstrap intervals of loss, bits and accuracy over the items of `per_item`."
+    n = len(per_item['all']['tokens'])
+    resampled = _resampled(per_item, _resample_counts(n, resamples, seed))
+    # one item resampled is that item every time: an interval of width 0 would claim a certainty that one sprite cannot give
+    return {k: {m: _interval(v) if n > 1 else (math.nan, math.nan) for m, v in d.items()} for k, d in resampled.items()}
+
+
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
-def _token_scores(ev, model, seqs, tok, metrics, batch_size):
-    "Loss, accuracy and macro P/R/F1, overall and per modality, over every token of `seqs`."
-    pred = predict(model, Windows(seqs, model.config, every_token=True), batch_size=batch_size)
+def _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed):
+    "Loss, accuracy and macro P/R/F1, overall and per modality, over every token of `seqs`; loss, bits and accuracy with their 95% interval over the items, whose sums go to `ev.per_item`."
+    windows = Windows(seqs, model.config, every_token=True)
+    pred = predict(model, windows, batch_size=batch_size)
     s = summarize(pred, tok)
     kinds = tok.kinds(pred['targets'])
+    r = windows.rows
+    item = np.repeat(r[:, 0], r[:, 2] - r[:, 1] - r[:, 3])  # each target's item: a window's targets, as `Windows.n_targets` counts them, come in window order
+    # each token of each item scored once, item after item: the per-item sums below count on it
+    assert np.array_equal(pred['targets'], np.concatenate(seqs)) and np.array_equal(item, np.repeat(np.arange(len(seqs)), [len(q) for q in seqs]))
+    right, n_items = pred['targets'] == pred['preds'], len(seqs)
+    ev.per_item = {}
+    for mod, kind in [('all', None), *MODALITIES.items()]:
+        sel = np.ones(len(kinds), bool) if kind is None else kinds == kind
+        ev.per_item[mod] = {'tokens': np.bincount(item[sel], minlength=n_items).tolist(), 'nll': np.bincount(item[sel], pred['nll'][sel], minlength=n_items).tolist(),
+                            'correct': np.bincount(item[sel & right], minlength=n_items).tolist()}
+    ci = _intervals(ev.per_item, resamples, seed)
     for mod, kind in [('all', None), *MODALITIES.items()]:
         key = '' if mod == 'all' else f'{mod}_'
         sel = slice(None) if kind is None else kinds == kind
         n = s[f'{key}tokens']
-        if 'loss' in metrics: ev.add('loss', mod, s[f'{key}loss'], n); ev.add('bits', mod, s[f'{key}bits'], n)
-        if 'accuracy' in metrics: ev.add('accuracy', mod, s[f'{key}acc'], n)
+        if 'loss' in metrics: ev.add('loss', mod, s[f'{key}loss'], n, *ci['loss'][mod]); ev.add('bits', mod, s[f'{key}bits'], n, *ci['bits'][mod])
+        if 'accuracy' in metrics: ev.add('accuracy', mod, s[f'{key}acc'], n, *ci['accuracy'][mod])
         t, p = pred['targets'][sel], pred['preds'][sel]
         values = np.unique(np.concatenate([t, p]))
         # a modality's scores average over its own token values: a colour predicted where TAB was due is a miss, not a structure class
         prf = macro_prf(t, p, values if kind is None else values[tok.kinds(values) == kind])
         for name, v in zip(('precision', 'recall', 'f1'), prf):
             if name in metrics: ev.add(name, mod, v, n)
+
 
 # %% ../nbs/11_evaluate.ipynb #58c893eb
 def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_len=16):
@@ -268,6 +332,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              temperature:float=1.0, # sampling temperature of structure and demo drawings
              seed:int=0, # seed of those drawings (None: a random one, recorded in the settings)
              batch_size:int=32,
+             resamples:int=1000, # bootstrap resamples of the test items behind the 95% intervals of loss, bits and accuracy
              out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
              split:str='test', # the split scored: 'test' (held out), or 'train' (as built: with the items `train` held out for validation)
              progress:bool=True,
@@ -299,11 +364,12 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if split not in built.splits: raise ValueError(f"split must be one of {list(built.splits)}, not {split!r}")
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
     drawn = [m for m in metrics if m in DRAWN_METRICS]
-    num, batch_size = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size')
+    num, batch_size, resamples = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size'), _as_kind(resamples, int, 'resamples')
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
+    if resamples < 1: raise ValueError(f"resamples must be 1 or more, not {resamples}")
     if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
-    if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds)
+    if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
     test = built[split]
     if len(test) == 0:
         raise ValueError(f"the dataset has no {split} items (built from {built.report.get('rows_written', '?')} rows with test_size "
@@ -323,10 +389,10 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
     ev = Evaluation(settings={'model': str(source) if source else loaded, 'model_sha1': sha1,
                               'data': built.hub or (str(Path(built.path).resolve()) if built.path else 'in memory'), 'data_sha1': _fingerprint(seqs), 'split': split,
-                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size,
+                              'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
-    steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size)),  # (the metrics it gives, the step)
+    steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
              (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
              (('copy',), lambda: _copy(ev, model, items, tok)),
@@ -334,3 +400,53 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     if folder is not None: ev.saved = ev.save(folder)
     return ev
+
+# %% ../nbs/11_evaluate.ipynb #cmp00002
+@dataclass
+class Comparison:
+    "`metric` of evaluation b minus that of a over `modality`, with its 95% paired-bootstrap interval over `n_items` items."
+    metric: str
+    modality: str
+    diff: float
+    low: float
+    high: float
+    n_items: int
+
+    def __repr__(self):
+        ci = 'no interval' if math.isnan(self.low) else f"95% CI [{self.low:+.4f}, {self.high:+.4f}]"
+        return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} over {self.n_items} item{'s' * (self.n_items != 1)}"
+
+def _called(ev: Evaluation) -> str:
+    "How an error names an evaluation: the file it was saved in, else the model it scored."
+    return str(ev.saved/f'{ev.name}.json') if ev.saved else f"the evaluation of {ev.settings.get('model', 'a model in memory')}"
+
+def compare(a, # an `Evaluation`, or a folder holding one of the test split
+            b, # another, of the same items
+            metric:str='bits', # 'bits', 'loss' or 'accuracy'
+            modality:str='all', # 'all', or one of MODALITIES
+            resamples:int=1000, # bootstrap resamples of the items
+            seed:int=0) -> Comparison: # seed of the resamples
+    "`metric` of `b` minus that of `a` over `modality`, on the same test items, with its 95% paired-bootstrap interval: the same resamples of the items for both."
+    from pixelbytes.models import _as_kind
+    for name, x in (('a', a), ('b', b)):
+        if not isinstance(x, (Evaluation, str, os.PathLike)): raise ValueError(f"{name} must be an Evaluation or a folder holding one, not {x!r}")
+    a, b = (x if isinstance(x, Evaluation) else Evaluation.load(x) for x in (a, b))
+    if metric not in ('bits', 'loss', 'accuracy'): raise ValueError(f"compare takes metric 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {metric!r}")
+    resamples = _as_kind(resamples, int, 'resamples')
+    if resamples < 1: raise ValueError(f"resamples must be 1 or more, not {resamples}")
+    for x in (a, b):
+        if not x.per_item: raise ValueError(f"{_called(x)} has no per-item sums (saved before evaluate kept them, or scored without loss and accuracy): evaluate it again to compare it")
+    items = lambda x: (x.settings.get('data_sha1'), x.settings.get('split'), len(x.per_item['all']['tokens']))
+    say = lambda x: f"{len(x.per_item['all']['tokens'])} items of the {x.settings.get('split')} split of {x.settings.get('data')}"
+    if items(a) != items(b):
+        raise ValueError(f"{_called(a)} and {_called(b)} scored different items ({say(a)}; {say(b)}"
+                         + (", other tokens" if items(a)[1:] == items(b)[1:] else '') + "): compare evaluations of the same split of the same data")
+    if modality not in a.per_item: raise ValueError(f"modality must be one of {list(a.per_item)}, not {modality!r}")
+    n = items(a)[2]
+    once = np.ones((1, n), np.int64)  # every item once: the scores themselves
+    diff = float(_resampled(b.per_item, once)[metric][modality][0] - _resampled(a.per_item, once)[metric][modality][0])
+    counts = _resample_counts(n, resamples, seed)
+    # one item resampled is that item every time: no spread to measure, as in evaluate's intervals
+    low, high = _interval(_resampled(b.per_item, counts)[metric][modality] - _resampled(a.per_item, counts)[metric][modality]) if n > 1 else (math.nan, math.nan)
+    return Comparison(metric, modality, diff, low, high, n)
+
