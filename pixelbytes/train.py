@@ -754,9 +754,19 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
         raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
-    # the caller's random state back after the run's seeds; a GPU's only where it was in use (DDP's processes have not touched one yet)
-    with _holding(out, _dist()[0] == 0), torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
+    with _holding(out, _dist()[0] == 0), _callers_random_state():
         return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init)
+
+@contextlib.contextmanager
+def _callers_random_state():
+    "Torch's random state as the caller left it, back after the block, which seeds the generators for its own draws."
+    started, seed = torch.cuda.is_initialized(), torch.initial_seed()
+    try:
+        # the GPUs' states only where CUDA is in use: saving them would start it (DDP's processes have not touched one yet)
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if started else []): yield
+    finally:
+        # CUDA started in the block: its generators as the caller's seed would have started them
+        if not started and torch.cuda.is_initialized(): torch.cuda.manual_seed_all(seed)
 
 def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init):
     "`_train`, with `out` held."
@@ -816,7 +826,6 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
 
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
-    bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)
     called = time.time()  # stop_after counts this call's minutes, max_minutes the run's
     start = called - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
@@ -824,6 +833,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
+    bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)  # here: the try below closes it, whatever ends the run
     try:
         while st['epoch'] < cfg.epochs and not stop:
             wins = batches = None  # the last epoch's windows go before this one's are made

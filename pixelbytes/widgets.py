@@ -28,6 +28,13 @@ def _coloured(message: str, colour: str = '#c00') -> str:
     "`message` as HTML in `colour` (red: an error), line breaks kept."
     return f'<pre style="color:{colour};white-space:pre-wrap;margin:0">{html.escape(message)}</pre>'
 
+def _cell_id():
+    "The id of the notebook cell that runs now, where the front end sends one (JupyterLab, Notebook 7, VS Code); None elsewhere."
+    try:
+        from IPython import get_ipython
+        return get_ipython().kernel.get_parent()['metadata'].get('cellId')
+    except Exception: return None  # not in a kernel, or a front end that sends no id
+
 def _close_all(w: widgets.Widget):
     "Close widget `w` and every widget it holds: its children, layout and style, which closing `w` alone leaves open in the kernel."
     for part in (*getattr(w, 'children', ()), getattr(w, 'layout', None), getattr(w, 'style', None)):
@@ -45,9 +52,11 @@ class GenerateWidget:
                  scale:int=8, # output pixels per image pixel in the picture
                  device=None): # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
         if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if not (isinstance(scale, int) and 1 <= scale <= 16): raise ValueError(f"scale must be a whole number from 1 to 16, not {scale!r}")
+        if isinstance(scale, bool) or not (isinstance(scale, int) and 1 <= scale <= 16): raise ValueError(f"scale must be a whole number from 1 to 16, not {scale!r}")
         self.model = load_model(model, device)
-        if not isinstance(model, PixelBytesModel): self._replace(self.model.source)
+        # a model loaded here, by a cell that a front end names: that cell's panel, which the cell run again replaces
+        self._key = None if isinstance(model, PixelBytesModel) or _cell_id() is None else (self.model.source, _cell_id())
+        if self._key: self._replace_earlier()
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
         W, style = widgets, {'description_width': 'initial'}
@@ -81,17 +90,17 @@ class GenerateWidget:
 
     def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
 
-    _loaded = {}  # source -> the panel that loaded its model from there
+    _made = {}  # (model source, cell id) -> the panel that cell made, loading its model from there
 
-    def _replace(self, source: str):
-        "Close the panel that loaded its model from `source` before this one (a cell run again): it would hold a copy of the model, on the GPU too, as long as the session lasts."
-        earlier = GenerateWidget._loaded.get(source)
+    def _replace_earlier(self):
+        "Close the panel that this cell made before from the same source (the cell run again): it would hold a copy of the model, on the GPU too, as long as the session lasts."
+        earlier = GenerateWidget._made.get(self._key)
         if earlier is not None: earlier.close()
-        GenerateWidget._loaded[source] = self
+        GenerateWidget._made[self._key] = self
 
     def close(self):
         "Close the panel's widgets and let go of the model."
-        if self.model is not None and GenerateWidget._loaded.get(self.model.source) is self: del GenerateWidget._loaded[self.model.source]
+        if GenerateWidget._made.get(self._key) is self: del GenerateWidget._made[self._key]
         _close_all(self.ui)
         self.model, self.generations, self.pixels = None, [], None
 

@@ -86,3 +86,5 @@ def test_build_like_a_model(tmp_path):
     assert (report['vocab'], report['max_size'], report['like']) == ('v1', 12, f'{tmp_path.name}/m')
     r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'e'), '--like', str(tmp_path/'m'), '--max-size', '20')
     assert r.returncode == 1 and '--max-size=20 says otherwise: give one or the other' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'e'), '--like', str(tmp_path/'m'), '--max-size', '25')
+    assert r.returncode == 1 and '--max-size=25 says otherwise' in r.stderr, r.stderr  # build's default, given: not taken for one left out
