@@ -55,7 +55,8 @@ class GenerateWidget:
         if isinstance(scale, bool) or not (isinstance(scale, int) and 1 <= scale <= 16): raise ValueError(f"scale must be a whole number from 1 to 16, not {scale!r}")
         self.model = load_model(model, device)
         # a model loaded here, by a cell that a front end names: that cell's panel, which the cell run again replaces
-        self._key = None if isinstance(model, PixelBytesModel) or _cell_id() is None else (self.model.source, _cell_id())
+        cell = None if isinstance(model, PixelBytesModel) else _cell_id()
+        self._key = (self.model.source, cell) if cell else None
         if self._key: self._replace_earlier()
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
