@@ -102,14 +102,16 @@ def remove(path):
 # %% ../nbs/00_files.ipynb #defer002
 @contextlib.contextmanager
 def interrupts_deferred():
-    "Hold a Ctrl-C (SIGINT) that arrives in this block until its end, then deliver it: for imports, which a Ctrl-C would leave half done."
+    "Hold a Ctrl-C (SIGINT), or a SIGTERM that a handler of Python's turns into an exception, that arrives in this block until its end, then deliver it: for imports, which one would leave half done."
     if threading.current_thread() is not threading.main_thread(): yield; return  # only the main thread receives signals
     held = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    # SIGTERM only where Python handles it (the command line does): held at the system's default, it would end the process later, not sooner
+    kinds = [signal.SIGINT] + [signal.SIGTERM] * callable(signal.getsignal(signal.SIGTERM))
+    previous = {k: signal.signal(k, lambda signum, frame: held.append(signum)) for k in kinds}
     try: yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if held: signal.raise_signal(signal.SIGINT)  # to whatever handler was there: Python's raises KeyboardInterrupt
+        for k, handler in previous.items(): signal.signal(k, handler)
+        for k in dict.fromkeys(held): signal.raise_signal(k)  # to whatever handler was there: Python's raises KeyboardInterrupt
 
 # %% ../nbs/00_files.ipynb #28d97587
 HUB_ID_FORM = "owner/name, in ASCII letters, digits, '-', '_' and '.'"  # the form `hub_repo_id` takes, as a message says it

@@ -870,7 +870,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                         kept_step = st['step']  # once saved: an interrupt in the middle of the save keeps the one before
                         _settle(out, aside, kept=True); aside = None
                     _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
-                    if rank == 0 and progress: bar.write(describe_evaluation(row))
+                    if rank == 0 and progress:
+                        with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
                 if end_of_epoch: break
     except KeyboardInterrupt:
         bar.close()  # before the message, which goes on a line of its own
