@@ -6,7 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 
 # %% auto #0
 __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS',
-           'COPY_MARKER', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation', 'evaluate', 'Comparison', 'compare']
+           'COPY_MARKER', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation',
+           'evaluate', 'Comparison', 'compare']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
 import csv, hashlib, json, math, os, re, warnings
@@ -121,7 +122,7 @@ class Evaluation:
 
     def __str__(self):
         w = max([len('modality')] + [len(r['modality']) for r in self.rows]) + 2
-        ci = lambda r: '' if math.isnan(r.get('low', math.nan)) else f"[{r['low']:.4f}, {r['high']:.4f}]"
+        ci = lambda r: '' if math.isnan(r.get('low', math.nan)) else f"[{r['low']:.3f}, {r['high']:.3f}]"  # their ends move by about 2% of the width with the seed
         lines = [f"{'metric':<12}{'modality':<{w}}{'value':>8}{'n':>9}  95% CI"]
         lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}  {ci(r)}".rstrip() for r in self.rows]
         return '\n'.join(lines)
@@ -183,9 +184,10 @@ class Evaluation:
         write_files(files)  # both written before either is renamed: a failed write leaves the pair as it was (and a link there is replaced, not written through)
         return folder
 
-
 # %% ../nbs/11_evaluate.ipynb #ci000002
 _SUMS = ('tokens', 'nll', 'correct')  # an item's sums, from which loss, bits and accuracy are ratios
+MIN_INTERVAL_ITEMS = 10  # items holding tokens of a modality that an interval needs: with fewer, the percentiles cover far less than 95%
+MIN_RESAMPLES = 100
 
 def _resample_counts(n_items: int, resamples: int, seed) -> np.ndarray:
     "`(resamples, n_items)`: how often each item is drawn in each bootstrap resample of `n_items` draws with replacement."
@@ -204,13 +206,15 @@ def _interval(values: np.ndarray) -> tuple:
     v = values[~np.isnan(values)]
     return tuple(float(x) for x in np.percentile(v, [2.5, 97.5])) if len(v) else (math.nan, math.nan)
 
+def _enough_items(per_item: dict, modality: str) -> bool:
+    "Whether enough items hold tokens of `modality` for an interval (one item resampled is that item every time: an interval of width 0)."
+    return np.count_nonzero(per_item[modality]['tokens']) >= MIN_INTERVAL_ITEMS
+
 def _intervals(per_item: dict, resamples: int, seed) -> dict:
-    "`{metric: {modality: (low, high)}}`: the 95% bootstrap intervals of loss, bits and accuracy over the items of `per_item`."
+    "`{metric: {modality: (low, high)}}`: the 95% bootstrap intervals of loss, bits and accuracy over the items of `per_item` (NaN: too few items)."
     n = len(per_item['all']['tokens'])
     resampled = _resampled(per_item, _resample_counts(n, resamples, seed))
-    # one item resampled is that item every time: an interval of width 0 would claim a certainty that one sprite cannot give
-    return {k: {m: _interval(v) if n > 1 else (math.nan, math.nan) for m, v in d.items()} for k, d in resampled.items()}
-
+    return {k: {m: _interval(v) if _enough_items(per_item, m) else (math.nan, math.nan) for m, v in d.items()} for k, d in resampled.items()}
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
 def _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed):
@@ -242,7 +246,6 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed):
         prf = macro_prf(t, p, values if kind is None else values[tok.kinds(values) == kind])
         for name, v in zip(('precision', 'recall', 'f1'), prf):
             if name in metrics: ev.add(name, mod, v, n)
-
 
 # %% ../nbs/11_evaluate.ipynb #58c893eb
 def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_len=16):
@@ -367,7 +370,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     num, batch_size, resamples = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size'), _as_kind(resamples, int, 'resamples')
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
-    if resamples < 1: raise ValueError(f"resamples must be 1 or more, not {resamples}")
+    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples must be {MIN_RESAMPLES} or more (the percentiles of fewer are noise), not {resamples}")
     if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
     test = built[split]
@@ -414,7 +417,7 @@ class Comparison:
 
     def __repr__(self):
         ci = 'no interval' if math.isnan(self.low) else f"95% CI [{self.low:+.4f}, {self.high:+.4f}]"
-        return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} over {self.n_items} item{'s' * (self.n_items != 1)}"
+        return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} over {self.n_items} item{'s' * (self.n_items != 1)} (below 0: b's is lower)"
 
 def _called(ev: Evaluation) -> str:
     "How an error names an evaluation: the file it was saved in, else the model it scored."
@@ -432,8 +435,8 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
         if not isinstance(x, (Evaluation, str, os.PathLike)): raise ValueError(f"{name} must be an Evaluation or a folder holding one, not {x!r}")
     a, b = (x if isinstance(x, Evaluation) else Evaluation.load(x) for x in (a, b))
     if metric not in ('bits', 'loss', 'accuracy'): raise ValueError(f"compare takes metric 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {metric!r}")
-    resamples = _as_kind(resamples, int, 'resamples')
-    if resamples < 1: raise ValueError(f"resamples must be 1 or more, not {resamples}")
+    resamples, seed = _as_kind(resamples, int, 'resamples'), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
+    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples must be {MIN_RESAMPLES} or more (the percentiles of fewer are noise), not {resamples}")
     for x in (a, b):
         if not x.per_item: raise ValueError(f"{_called(x)} has no per-item sums (saved before evaluate kept them, or scored without loss and accuracy): evaluate it again to compare it")
     items = lambda x: (x.settings.get('data_sha1'), x.settings.get('split'), len(x.per_item['all']['tokens']))
@@ -446,7 +449,6 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
     once = np.ones((1, n), np.int64)  # every item once: the scores themselves
     diff = float(_resampled(b.per_item, once)[metric][modality][0] - _resampled(a.per_item, once)[metric][modality][0])
     counts = _resample_counts(n, resamples, seed)
-    # one item resampled is that item every time: no spread to measure, as in evaluate's intervals
-    low, high = _interval(_resampled(b.per_item, counts)[metric][modality] - _resampled(a.per_item, counts)[metric][modality]) if n > 1 else (math.nan, math.nan)
+    low, high = (_interval(_resampled(b.per_item, counts)[metric][modality] - _resampled(a.per_item, counts)[metric][modality])
+                 if _enough_items(a.per_item, modality) else (math.nan, math.nan))
     return Comparison(metric, modality, diff, low, high, n)
-
