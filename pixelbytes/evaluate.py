@@ -189,9 +189,11 @@ _SUMS = ('tokens', 'nll', 'correct')  # an item's sums, from which loss, bits an
 MIN_INTERVAL_ITEMS = 10  # items holding tokens of a modality that an interval needs: with fewer, the percentiles cover far less than 95%
 MIN_RESAMPLES = 100
 
-def _resample_counts(n_items: int, resamples: int, seed) -> np.ndarray:
-    "`(resamples, n_items)`: how often each item is drawn in each bootstrap resample of `n_items` draws with replacement."
-    return np.random.default_rng(seed).multinomial(n_items, np.full(n_items, 1 / n_items), size=resamples)
+def _resample_counts(n_items: int, resamples: int, seed, block: int = None):
+    "Yield the rows of `(resamples, n_items)`, how often each item is drawn in each bootstrap resample of `n_items` draws with replacement, `block` rows at a time (the same rows whatever the block)."
+    # a block at a time: the whole matrix, and its product with the sums, take 16 bytes per resample and item (800 MB for 50,000 items)
+    rng, block = np.random.default_rng(seed), block or max(1, 2**20 // n_items)
+    for done in range(0, resamples, block): yield rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=min(block, resamples - done))
 
 def _resampled(per_item: dict, counts: np.ndarray) -> dict:
     "`{metric: {modality: values}}`: loss, bits and accuracy in each resample of the items that a row of `counts` draws (NaN in one that draws no token of the modality)."
@@ -200,6 +202,12 @@ def _resampled(per_item: dict, counts: np.ndarray) -> dict:
     r = (counts @ sums).reshape(len(counts), len(mods), len(_SUMS))  # every resample's sums in one product
     with np.errstate(invalid='ignore', divide='ignore'): loss, acc = r[..., 1] / r[..., 0], r[..., 2] / r[..., 0]
     return {k: dict(zip(mods, v.T)) for k, v in (('loss', loss), ('bits', loss / math.log(2)), ('accuracy', acc))}
+
+def _bootstrap(per_items: list, resamples: int, seed) -> list:
+    "`_resampled` of each of `per_items`, the sums of the same items, in the same `resamples` resamples."
+    n = len(per_items[0]['all']['tokens'])
+    parts = [[_resampled(p, counts) for p in per_items] for counts in _resample_counts(n, resamples, seed)]
+    return [{k: {m: np.concatenate([part[i][k][m] for part in parts]) for m in p} for k in parts[0][i]} for i, p in enumerate(per_items)]
 
 def _interval(values: np.ndarray) -> tuple:
     "The 95% interval of resampled `values`: their 2.5th and 97.5th percentiles, NaNs (resamples without a token of the kind) left out."
@@ -212,8 +220,7 @@ def _enough_items(per_item: dict, modality: str) -> bool:
 
 def _intervals(per_item: dict, resamples: int, seed) -> dict:
     "`{metric: {modality: (low, high)}}`: the 95% bootstrap intervals of loss, bits and accuracy over the items of `per_item` (NaN: too few items)."
-    n = len(per_item['all']['tokens'])
-    resampled = _resampled(per_item, _resample_counts(n, resamples, seed))
+    resampled, = _bootstrap([per_item], resamples, seed)
     return {k: {m: _interval(v) if _enough_items(per_item, m) else (math.nan, math.nan) for m, v in d.items()} for k, d in resampled.items()}
 
 # %% ../nbs/11_evaluate.ipynb #0f3ddf0e
@@ -448,7 +455,6 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
     n = items(a)[2]
     once = np.ones((1, n), np.int64)  # every item once: the scores themselves
     diff = float(_resampled(b.per_item, once)[metric][modality][0] - _resampled(a.per_item, once)[metric][modality][0])
-    counts = _resample_counts(n, resamples, seed)
-    low, high = (_interval(_resampled(b.per_item, counts)[metric][modality] - _resampled(a.per_item, counts)[metric][modality])
-                 if _enough_items(a.per_item, modality) else (math.nan, math.nan))
+    rb, ra = _bootstrap([b.per_item, a.per_item], resamples, seed)  # the same resamples for both: paired
+    low, high = _interval(rb[metric][modality] - ra[metric][modality]) if _enough_items(a.per_item, modality) else (math.nan, math.nan)
     return Comparison(metric, modality, diff, low, high, n)
