@@ -377,7 +377,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     num, batch_size, resamples = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size'), _as_kind(resamples, int, 'resamples')
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
-    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples must be {MIN_RESAMPLES} or more (the percentiles of fewer are noise), not {resamples}")
+    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
     if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
     test = built[split]
@@ -443,7 +443,7 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
     a, b = (x if isinstance(x, Evaluation) else Evaluation.load(x) for x in (a, b))
     if metric not in ('bits', 'loss', 'accuracy'): raise ValueError(f"compare takes metric 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {metric!r}")
     resamples, seed = _as_kind(resamples, int, 'resamples'), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
-    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples must be {MIN_RESAMPLES} or more (the percentiles of fewer are noise), not {resamples}")
+    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
     for x in (a, b):
         if not x.per_item: raise ValueError(f"{_called(x)} has no per-item sums (saved before evaluate kept them, or scored without loss and accuracy): evaluate it again to compare it")
     items = lambda x: (x.settings.get('data_sha1'), x.settings.get('split'), len(x.per_item['all']['tokens']))

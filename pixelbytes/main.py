@@ -156,16 +156,17 @@ def _evaluate_args(p):
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
     p.add_argument('--num', type=int, default=16, help='items of the split for the generation metrics (default: 16)')
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings (default: 1.0)')
-    p.add_argument('--seed', type=int, default=0, help='seed of the drawings (default: 0)')
+    p.add_argument('--seed', type=int, default=0, help="seed of the drawings and of the intervals' resamples (default: 0)")
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
+    p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits and accuracy (default: 1000; 100 or more)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate
-    ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, out=a.out, split=a.split,
-                  progress=not a.quiet, device=a.device)
+    ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, resamples=a.resamples,
+                  out=a.out, split=a.split, progress=not a.quiet, device=a.device)
     print(ev)
     # said after the table too: the warning before the scores scrolls away
     print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")

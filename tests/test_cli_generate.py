@@ -148,9 +148,10 @@ def test_evaluate_command(trained, tmp_path):
     assert (saved['settings']['seed'], saved['settings']['temperature'], saved['settings']['batch_size'], saved['settings']['device']) == (7, 0.5, 8, 'cpu')
     assert (tmp_path/'evaluation.csv').read_text().startswith('metric,modality,value,n')
     assert 'Evaluating' in r.stderr
-    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path, '--quiet')
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'loss', '--split', 'train', '--out', tmp_path, '--quiet', '--resamples', '200')
     assert r.returncode == 0 and 'evaluation-train.csv' in r.stdout and 'Evaluating' not in r.stderr, r.stderr  # --quiet: no progress bar
-    assert json.loads((tmp_path/'evaluation-train.json').read_text())['settings']['split'] == 'train'
+    assert r.stdout.splitlines()[0].endswith('95% CI') and 'bits        all' in r.stdout  # the table, with its intervals
+    assert {k: json.loads((tmp_path/'evaluation-train.json').read_text())['settings'][k] for k in ('split', 'resamples')} == {'split': 'train', 'resamples': 200}
     assert json.loads((tmp_path/'evaluation.json').read_text())['settings']['split'] == 'test'  # the test scores stay
 
 def test_evaluate_bad_input(trained):
@@ -164,6 +165,8 @@ def test_evaluate_bad_input(trained):
     assert r.returncode == 1 and "device 'cuda:x' is not a device" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--batch-size', '0')
     assert r.returncode == 1 and '--batch-size must be 1 or more' in r.stderr, r.stderr
+    r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--resamples', '10')
+    assert r.returncode == 1 and '--resamples=10: give 100 or more' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_generated_text_cannot_act_on_the_terminal(trained, tmp_path):
     import torch
