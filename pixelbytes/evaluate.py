@@ -230,20 +230,15 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed):
     pred = predict(model, windows, batch_size=batch_size)
     s = summarize(pred, tok)
     kinds = tok.kinds(pred['targets'])
-    r = windows.rows
-    item = np.repeat(r[:, 0], r[:, 2] - r[:, 1] - r[:, 3])  # each target's item: a window's targets, as `Windows.n_targets` counts them, come in window order
-    # each token of each item scored once, item after item: the per-item sums below count on it
-    assert np.array_equal(pred['targets'], np.concatenate(seqs)) and np.array_equal(item, np.repeat(np.arange(len(seqs)), [len(q) for q in seqs]))
-    right, n_items = pred['targets'] == pred['preds'], len(seqs)
-    ev.per_item = {}
-    for mod, kind in [('all', None), *MODALITIES.items()]:
-        sel = np.ones(len(kinds), bool) if kind is None else kinds == kind
-        ev.per_item[mod] = {'tokens': np.bincount(item[sel], minlength=n_items).tolist(), 'nll': np.bincount(item[sel], pred['nll'][sel], minlength=n_items).tolist(),
-                            'correct': np.bincount(item[sel & right], minlength=n_items).tolist()}
+    # every token of every item scored once, item after item (windows at every token, in order): the per-item sums count on it
+    assert np.array_equal(pred['targets'], np.concatenate(seqs))
+    item, right, n_items = np.repeat(np.arange(len(seqs)), [len(q) for q in seqs]), pred['targets'] == pred['preds'], len(seqs)
+    groups = [(mod, kind, np.ones(len(kinds), bool) if kind is None else kinds == kind) for mod, kind in [('all', None), *MODALITIES.items()]]
+    ev.per_item = {mod: {'tokens': np.bincount(item[sel], minlength=n_items).tolist(), 'nll': np.bincount(item[sel], pred['nll'][sel], minlength=n_items).tolist(),
+                         'correct': np.bincount(item[sel & right], minlength=n_items).tolist()} for mod, _, sel in groups}
     ci = _intervals(ev.per_item, resamples, seed)
-    for mod, kind in [('all', None), *MODALITIES.items()]:
+    for mod, kind, sel in groups:
         key = '' if mod == 'all' else f'{mod}_'
-        sel = slice(None) if kind is None else kinds == kind
         n = s[f'{key}tokens']
         if 'loss' in metrics: ev.add('loss', mod, s[f'{key}loss'], n, *ci['loss'][mod]); ev.add('bits', mod, s[f'{key}bits'], n, *ci['bits'][mod])
         if 'accuracy' in metrics: ev.add('accuracy', mod, s[f'{key}acc'], n, *ci['accuracy'][mod])

@@ -574,7 +574,7 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         raise ModelLoadError(f"cannot load model {where}: model.safetensors is corrupt or truncated ({e})") from None
     except RecursionError: raise ModelLoadError(f"cannot load model {where}: config.json is invalid: nested too deeply") from None
     except RuntimeError as e:  # load_state_dict: missing, unexpected or mis-shaped weights
-        raise ModelLoadError(f"cannot load model {where}: model.safetensors does not match config.json: {' '.join(str(e).split())[:800]}") from None
+        raise ModelLoadError(f"cannot load model {where}: model.safetensors does not match config.json: {error_line(e, with_type=False, whole=True, limit=800)}") from None
     except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a config.json that is not an object
         raise ModelLoadError(f"cannot load model {where}: config.json is invalid: {e}") from None
     except OSError as e: raise _not_found(where, e, kwargs.get('revision')) from None  # not found locally or on the Hub, or the Hub is unreachable

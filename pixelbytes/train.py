@@ -541,7 +541,7 @@ def _restore(saved: dict, model, opt, scaler, path: Path):
     for part, key, into in (('weights', 'model', model), ('optimizer state', 'optimizer', opt)):
         try: into.load_state_dict(saved[key])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise TrainingError(f"cannot resume: the {part} in {path} do not fit its config ({' '.join(str(e).split())[:300]})") from None
+            raise TrainingError(f"cannot resume: the {part} in {path} do not fit its config ({error_line(e, with_type=False, whole=True)})") from None
     # a CPU run saved an empty scaler: AMP starts afresh (the scaler is enabled exactly when AMP is)
     if saved['scaler'] or not scaler.is_enabled(): scaler.load_state_dict(saved['scaler'])
 
@@ -795,7 +795,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     if run['base']:
         try: model.load_state_dict(run['base'].state_dict())
         except RuntimeError as e:  # a field outside ARCHITECTURE that shapes the weights (a backbone of one's own may read any)
-            raise TrainingError(f"the weights of init {run['base'].source or 'model'} do not fit the config: {' '.join(str(e).split())[:300]}") from None
+            raise TrainingError(f"the weights of init {run['base'].source or 'model'} do not fit the config: {error_line(e, with_type=False, whole=True)}") from None
     with interrupts_deferred(): opt = _optimizer(model, cfg)  # the first optimizer imports much of PyTorch (torch._dynamo): not to be cut short
     total = cfg.epochs * steps_per_epoch
     scaler = torch.amp.GradScaler('cuda', enabled=cfg.amp and device.type == 'cuda')

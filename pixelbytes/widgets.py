@@ -170,13 +170,12 @@ class GenerateWidget:
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
-        except Exception as e:
+        except (Exception, KeyboardInterrupt) as e:  # KeyboardInterrupt: the kernel interrupted
             # a stale picture under an error message would pass for the answer to the new settings
-            self.generations, self.image.value, self.text.value, self.status.value = [], b'', '', ''
+            self.generations, self.image.value, self.text.value = [], b'', ''
+            self.status.value = 'interrupted' if isinstance(e, KeyboardInterrupt) else ''
+            if isinstance(e, KeyboardInterrupt): raise
             self._report(e)
-        except KeyboardInterrupt:  # the kernel interrupted
-            self.generations, self.image.value, self.text.value, self.status.value = [], b'', '', 'interrupted'
-            raise
         finally:
             self.button.disabled, self.button.description = False, 'Generate'
 
