@@ -305,11 +305,22 @@ def _stopping_on_sigterm():
     finally:
         if ours: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+@contextlib.contextmanager
+def _escaping_unencodable():
+    "Standard output and error, in this block, write a character their encoding lacks (a caption's, a file name's) escaped, not as a failure after the work is done; then as they did before (`main` called from a program)."
+    was = [(s, s.errors) for s in (sys.stdout, sys.stderr) if hasattr(s, 'reconfigure')]
+    for s, _ in was: s.reconfigure(errors='backslashreplace')
+    try: yield
+    finally:
+        for s, errors in was:
+            # reconfigure flushes first: a reader gone (`| head -1`) is `run`'s to handle, at its own flush
+            with contextlib.suppress(OSError, ValueError): s.reconfigure(errors=errors)
+
 def main(argv=None) -> int:
     "Run the task named in `argv` (default: the command line); returns the exit status."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    for stream in (sys.stdout, sys.stderr):  # a caption or a file name the console's encoding lacks is shown escaped, not as a failure after the work is done
-        if hasattr(stream, 'reconfigure'): stream.reconfigure(errors='backslashreplace')
+    with _escaping_unencodable(): return _main(sys.argv[1:] if argv is None else list(argv))
+
+def _main(argv: list) -> int:
     # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for
     p = parser([next((a for a in argv if not a.startswith('-')), None)])
     first = os.environ.get('RANK', '0') == '0'  # under torchrun, what every process meets alike is said by the first

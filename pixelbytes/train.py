@@ -836,53 +836,53 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)  # here: the try below closes it, whatever ends the run
     try:
-        while st['epoch'] < cfg.epochs and not stop:
-            wins = batches = None  # the last epoch's windows go before this one's are made
-            wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
-            while st['batch'] < len(batches) and not stop:
-                _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
-                now = time.time()
-                elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
-                _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, elapsed))
-                st['step'] += 1; st['batch'] += 1
-                if time.time() - last_look >= 1:
-                    watch.check()
-                    n, nll_sum = sums[:2].tolist()
-                    bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
-                    last_look = time.time()
-                bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
-                out_of_time = timed and elapsed > 60 * cfg.max_minutes
-                paused = stop_after is not None and this_call > 60 * stop_after
-                end_of_epoch = st['batch'] == len(batches)
-                if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
-                if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
-                        or st['epoch'] >= cfg.epochs or out_of_time or paused:
-                    row = run_eval(sums)
-                    sums.zero_()
-                    bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
-                    stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
-                    ended = (f"its time budget of {cfg.max_minutes:g} minutes ran out" if out_of_time else
-                             f"this call's {stop_after:g} minutes (stop_after) are up; the run goes on with resume=True (--resume)" if paused else
-                             f"stopped early: no better validation loss in {cfg.patience} evaluations" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
-                    st['elapsed'] = time.time() - start
-                    if rank == 0:
-                        _save_state(out, st, model, opt, scaler, cfg, data_id)
-                        kept_step = st['step']  # once saved: an interrupt in the middle of the save keeps the one before
-                        _settle(out, aside, kept=True); aside = None
-                    _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
-                    if rank == 0 and progress:
-                        with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
-                if end_of_epoch: break
-    except KeyboardInterrupt:
-        bar.close()  # before the message, which goes on a line of its own
+        try:
+            while st['epoch'] < cfg.epochs and not stop:
+                wins = batches = None  # the last epoch's windows go before this one's are made
+                wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
+                while st['batch'] < len(batches) and not stop:
+                    _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
+                    now = time.time()
+                    elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
+                    _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, elapsed))
+                    st['step'] += 1; st['batch'] += 1
+                    if time.time() - last_look >= 1:
+                        watch.check()
+                        n, nll_sum = sums[:2].tolist()
+                        bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
+                        last_look = time.time()
+                    bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
+                    out_of_time = timed and elapsed > 60 * cfg.max_minutes
+                    paused = stop_after is not None and this_call > 60 * stop_after
+                    end_of_epoch = st['batch'] == len(batches)
+                    if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
+                    if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
+                            or st['epoch'] >= cfg.epochs or out_of_time or paused:
+                        row = run_eval(sums)
+                        sums.zero_()
+                        bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
+                        stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
+                        ended = (f"its time budget of {cfg.max_minutes:g} minutes ran out" if out_of_time else
+                                 f"this call's {stop_after:g} minutes (stop_after) are up; the run goes on with resume=True (--resume)" if paused else
+                                 f"stopped early: no better validation loss in {cfg.patience} evaluations" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
+                        st['elapsed'] = time.time() - start
+                        if rank == 0:
+                            _save_state(out, st, model, opt, scaler, cfg, data_id)
+                            kept_step = st['step']  # once saved: an interrupt in the middle of the save keeps the one before
+                            _settle(out, aside, kept=True); aside = None
+                        _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
+                        if rank == 0 and progress:
+                            with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
+                    if end_of_epoch: break
+        finally:
+            bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
+            _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
+    except KeyboardInterrupt:  # around the clean-up too: with several processes, one's Ctrl-C can land there, while the error of a peer that stopped first unwinds
         if rank == 0:
             kept = (f"{out} holds the checkpoints of step {kept_step}, continue with resume=True (--resume)"
                     if kept_step is not None and aside is None else "no checkpoint to resume from was saved yet (the first evaluation saves one)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
-    finally:
-        bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
-        _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
     if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
     if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
     if world > 1: dist.barrier()
