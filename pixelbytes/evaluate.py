@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 # %% auto #0
 __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS',
            'COPY_MARKER', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation',
-           'evaluate', 'Comparison', 'compare']
+           'evaluate', 'Comparison', 'compare', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
 import csv, hashlib, json, math, os, re, warnings
@@ -125,6 +125,13 @@ class Evaluation:
         ci = lambda r: '' if math.isnan(r.get('low', math.nan)) else f"[{r['low']:.3f}, {r['high']:.3f}]"  # their ends move by about 2% of the width with the seed
         lines = [f"{'metric':<12}{'modality':<{w}}{'value':>8}{'n':>9}  95% CI"]
         lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}  {ci(r)}".rstrip() for r in self.rows]
+        # n counts tokens, yet the intervals resample whole items: a reader takes the one for the other unless told
+        if any(r['metric'] in TOKEN_METRICS + ('bits',) for r in self.rows): lines.append("n: the tokens scored, for loss, bits, accuracy, precision, recall and f1; loss in nats per token, bits in bits per token")
+        if self.per_item:
+            s = self.settings
+            how = f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''
+            lines.append(f"95% CI: bootstrap percentiles over the {len(self.per_item['all']['tokens'])} items of the {s.get('split', 'test')} split{how}, "
+                         f"for loss, bits and accuracy; none where fewer than {MIN_INTERVAL_ITEMS} items hold the modality's tokens")
         return '\n'.join(lines)
     __repr__ = __str__
 
@@ -160,11 +167,14 @@ class Evaluation:
                 warnings.warn(f"{path} scored other weights than {folder} holds now (saved again since, by a run that went on?): evaluate again to score these")
         return ev
 
-    def to_markdown(self, metrics=('bits', 'accuracy')) -> str:
-        "A markdown table of `metrics` by modality (overall, pixels, text bytes, structure), as a model card shows them."
+    def to_markdown(self, metrics=('bits', 'accuracy'), intervals: bool = False) -> str:
+        "A markdown table of `metrics` by modality (overall, pixels, text bytes, structure), as a model card shows them; with `intervals`, each value's 95% interval after it, where it has one."
         modalities = ('all', *MODALITIES)
-        cell = lambda m, mod: next((f"{r['value']:.1%}" if m in ('accuracy', 'precision', 'recall', 'f1') else f"{r['value']:.3f}"
-                                    for r in self.rows if (r['metric'], r['modality']) == (m, mod) and not math.isnan(r['value'])), '-')
+        def cell(m, mod):
+            r = next((r for r in self.rows if (r['metric'], r['modality']) == (m, mod) and not math.isnan(r['value'])), None)
+            if r is None: return '-'
+            say = (lambda v: f"{v:.1%}") if m in ('accuracy', 'precision', 'recall', 'f1') else (lambda v: f"{v:.3f}")
+            return say(r['value']) + (f" [{say(r['low'])}, {say(r['high'])}]" if intervals and not math.isnan(r.get('low', math.nan)) else '')
         lines = ['| metric | ' + ' | '.join(modalities) + ' |', '|' + ' --- |' * (len(modalities) + 1)]
         lines += [f"| {m} | " + ' | '.join(cell(m, mod) for mod in modalities) + ' |' for m in metrics if any(r['metric'] == m for r in self.rows)]
         return '\n'.join(lines)
@@ -393,7 +403,9 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     from tqdm.auto import tqdm
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
     ev = Evaluation(settings={'model': str(source) if source else loaded, 'model_sha1': sha1,
-                              'data': built.hub or (str(Path(built.path).resolve()) if built.path else 'in memory'), 'data_sha1': _fingerprint(seqs), 'split': split,
+                              # what it scored, in the file itself: a folder trained again since holds another model
+                              'model_config': {k: v for k, v in model.config.to_dict().items() if k != 'tokenizer'}, 'parameters': sum(p.numel() for p in model.parameters()),
+                              'data': built.hub or (str(Path(built.path).resolve()) if built.path else 'in memory'), 'data_sha1': _fingerprint(seqs), 'split': split, 'items': len(seqs),
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
@@ -409,7 +421,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
 # %% ../nbs/11_evaluate.ipynb #cmp00002
 @dataclass
 class Comparison:
-    "`metric` of evaluation b minus that of a over `modality`, with its 95% paired-bootstrap interval over `n_items` items."
+    "`metric` of evaluation b minus that of a over `modality`, with its 95% paired-bootstrap interval over the `n_items` items that hold tokens of `modality`."
     metric: str
     modality: str
     diff: float
@@ -418,25 +430,23 @@ class Comparison:
     n_items: int
 
     def __repr__(self):
-        ci = 'no interval' if math.isnan(self.low) else f"95% CI [{self.low:+.4f}, {self.high:+.4f}]"
-        return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} over {self.n_items} item{'s' * (self.n_items != 1)} (below 0: b's is lower)"
+        items = f"{self.n_items} item{'s' * (self.n_items != 1)}"
+        # to three decimals, as the evaluation table gives its intervals: their ends move with the seed
+        ci = f"no interval over {items} ({MIN_INTERVAL_ITEMS} needed)" if math.isnan(self.low) else f"95% CI [{self.low:+.3f}, {self.high:+.3f}] over {items}"
+        return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} (below 0: b's is lower)"
 
 def _called(ev: Evaluation) -> str:
     "How an error names an evaluation: the file it was saved in, else the model it scored."
     return str(ev.saved/f'{ev.name}.json') if ev.saved else f"the evaluation of {ev.settings.get('model', 'a model in memory')}"
 
-def compare(a, # an `Evaluation`, or a folder holding one of the test split
-            b, # another, of the same items
-            metric:str='bits', # 'bits', 'loss' or 'accuracy'
-            modality:str='all', # 'all', or one of MODALITIES
-            resamples:int=1000, # bootstrap resamples of the items
-            seed:int=0) -> Comparison: # seed of the resamples
-    "`metric` of `b` minus that of `a` over `modality`, on the same test items, with its 95% paired-bootstrap interval: the same resamples of the items for both."
+_COMPARED = ('bits', 'loss', 'accuracy')  # the ratios of per-item sums
+
+def _comparisons(a, b, resamples, seed) -> tuple:
+    "`a` and `b` as evaluations, and `{(metric, modality): Comparison}` of `b` against `a`, every metric and modality from one set of resamples: the checks and the arguments as `compare` takes them."
     from pixelbytes.models import _as_kind
     for name, x in (('a', a), ('b', b)):
         if not isinstance(x, (Evaluation, str, os.PathLike)): raise ValueError(f"{name} must be an Evaluation or a folder holding one, not {x!r}")
     a, b = (x if isinstance(x, Evaluation) else Evaluation.load(x) for x in (a, b))
-    if metric not in ('bits', 'loss', 'accuracy'): raise ValueError(f"compare takes metric 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {metric!r}")
     resamples, seed = _as_kind(resamples, int, 'resamples'), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
     if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
     for x in (a, b):
@@ -446,10 +456,43 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
     if items(a) != items(b):
         raise ValueError(f"{_called(a)} and {_called(b)} scored different items ({say(a)}; {say(b)}"
                          + (", other tokens" if items(a)[1:] == items(b)[1:] else '') + "): compare evaluations of the same split of the same data")
-    if modality not in a.per_item: raise ValueError(f"modality must be one of {list(a.per_item)}, not {modality!r}")
-    n = items(a)[2]
-    once = np.ones((1, n), np.int64)  # every item once: the scores themselves
-    diff = float(_resampled(b.per_item, once)[metric][modality][0] - _resampled(a.per_item, once)[metric][modality][0])
+    once = np.ones((1, items(a)[2]), np.int64)  # every item once: the scores themselves
+    vb, va = _resampled(b.per_item, once), _resampled(a.per_item, once)
     rb, ra = _bootstrap([b.per_item, a.per_item], resamples, seed)  # the same resamples for both: paired
-    low, high = _interval(rb[metric][modality] - ra[metric][modality]) if _enough_items(a.per_item, modality) else (math.nan, math.nan)
-    return Comparison(metric, modality, diff, low, high, n)
+    out = {}
+    for metric in _COMPARED:
+        for mod in a.per_item:
+            low, high = _interval(rb[metric][mod] - ra[metric][mod]) if _enough_items(a.per_item, mod) else (math.nan, math.nan)
+            out[metric, mod] = Comparison(metric, mod, float(vb[metric][mod][0] - va[metric][mod][0]), low, high, int(np.count_nonzero(a.per_item[mod]['tokens'])))
+    return a, b, out
+
+def compare(a, # an `Evaluation`, or a folder holding one of the test split
+            b, # another, of the same items
+            metric:str='bits', # 'bits', 'loss' or 'accuracy'
+            modality:str='all', # 'all', or one of MODALITIES
+            resamples:int=1000, # bootstrap resamples of the items
+            seed:int=0) -> Comparison: # seed of the resamples
+    "`metric` of `b` minus that of `a` over `modality`, on the same test items, with its 95% paired-bootstrap interval: the same resamples of the items for both."
+    if metric not in _COMPARED: raise ValueError(f"compare takes metric 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {metric!r}")
+    modalities = ('all', *MODALITIES)
+    if modality not in modalities: raise ValueError(f"modality must be one of {list(modalities)}, not {modality!r}")
+    return _comparisons(a, b, resamples, seed)[2][metric, modality]
+
+def compare_table(a, # an `Evaluation`, or a folder holding one of the test split
+                  b, # another, of the same items
+                  metrics=('bits', 'accuracy'), # any of 'bits', 'loss', 'accuracy'
+                  resamples:int=1000, # bootstrap resamples of the items
+                  seed:int=0) -> str: # seed of the resamples
+    "`compare(a, b, metric, modality)` of each of `metrics` over every modality, as a table that says what it compares, on which items, and which way."
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    if bad := [m for m in metrics if m not in _COMPARED]: raise ValueError(f"compare takes metrics 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {bad}")
+    a, b, found = _comparisons(a, b, resamples, seed)
+    s = a.settings
+    w = max(len('modality'), *map(len, MODALITIES)) + 2
+    ci = lambda c: f"no interval ({MIN_INTERVAL_ITEMS} items needed)" if math.isnan(c.low) else f"[{c.low:+.3f}, {c.high:+.3f}]"
+    lines = [f"b: {_called(b)}", f"a: {_called(a)}",
+             f"b - a on the same {len(a.per_item['all']['tokens'])} items of the {s.get('split')} split of {s.get('data')}; "
+             f"95% CI: paired bootstrap over the items ({resamples} resamples, seed {seed}); below 0: b's is lower (better, for bits and loss; worse, for accuracy)",
+             f"{'metric':<12}{'modality':<{w}}{'b - a':>9}{'items':>7}  95% CI"]
+    lines += [f"{c.metric:<12}{c.modality:<{w}}{c.diff:>+9.4f}{c.n_items:>7}  {ci(c)}" for m in metrics for (metric, _), c in found.items() if metric == m]
+    return '\n'.join(lines)
