@@ -161,15 +161,30 @@ def _evaluate_args(p):
     p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits and accuracy (default: 1000; 100 or more)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder)')
+    p.add_argument('--compare', nargs='+', default=None, metavar='FOLDER', help="then compare with the scores saved in each FOLDER (another model's folder, or evaluate's --out) "
+                   "of the same --split of the same --data: this model's bits and accuracy minus FOLDER's, per modality, with paired 95%% intervals over the items (--resamples, --seed)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_evaluate(a):
-    from pixelbytes.evaluate import evaluate
-    ev = evaluate(a.model, a.data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, resamples=a.resamples,
+    from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS
+    from pixelbytes.data import load_built
+    from pixelbytes.train import _fingerprint
+    # what --compare names is checked now, not after minutes of scoring
+    against = [Evaluation.load(f, a.split) for f in a.compare or []]
+    if against and a.metrics and not set(a.metrics) & set(TOKEN_METRICS):
+        raise ValueError(f"--compare compares per-item loss and accuracy, which --metrics {' '.join(a.metrics)} does not score: name loss or accuracy too")
+    data = load_built(a.data) if against else a.data
+    for f, other in zip(a.compare or [], against):
+        if not other.per_item: raise ValueError(f"--compare {f}: its {other.name}.json has no per-item sums (saved before evaluate kept them, or scored without loss and accuracy): evaluate that model again")
+        if a.split in data.splits and other.settings.get('data_sha1') != _fingerprint(data[a.split]['input_ids']):
+            raise ValueError(f"--compare {f}: it scored other items ({other.settings.get('items', len(other.per_item['all']['tokens']))} of the {other.settings.get('split')} split of "
+                             f"{other.settings.get('data')}) than the {a.split} split of --data {a.data}: compare evaluations of the same split of the same data")
+    ev = evaluate(a.model, data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, resamples=a.resamples,
                   out=a.out, split=a.split, progress=not a.quiet, device=a.device)
     print(ev)
     # said after the table too: the warning before the scores scrolls away
     print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
+    for other in against: print(f"\n{compare_table(other, ev, resamples=a.resamples, seed=a.seed)}")
 
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
@@ -233,7 +248,8 @@ EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
                       'pixelbytes train --data data/mine --out models/mine --init models/pokemon/best --learning-rate 1e-3 --batch-size 8   # fine-tune',
                       'torchrun --standalone --nproc_per_node=2 -m pixelbytes.main train --data data/pokemon --out models/pokemon'],
             'evaluate': ['pixelbytes evaluate --model models/demo/best --data data/demo',
-                         'pixelbytes evaluate --model models/demo/best --data data/demo --metrics bleu copy --num 32 --out scores/'],
+                         'pixelbytes evaluate --model models/demo/best --data data/demo --metrics bleu copy --num 32 --out scores/',
+                         'pixelbytes evaluate --model models/lstm/best --data data/demo --compare models/demo/best   # lstm minus demo, paired intervals'],
             'generate': ['pixelbytes generate --model models/demo/best --prompt "a red circle" --num 8 --out samples.png',
                          'pixelbytes generate --model models/demo/best --image sprite.png            # its caption',
                          'pixelbytes generate --model models/demo/best --image sprite.png --rows 8   # the rest of it']}
