@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 from pixelbytes.palette import NES_PALETTE
-from pixelbytes.pixelize import _block, _content, _frames, _open, _pixelized, _resampling, _sized, MAX_PIXELS, nearest_colour, pixelize
+from pixelbytes.pixelize import _block_grid, _content, _frames, _open, _pixelized, _resampling, _sized, MAX_PIXELS, nearest_colour, pixelize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def prepare(path, max_size):
     im, name = _open(path, MAX_PIXELS, None)
     (where, rgb), = _frames(im, name, 'first', MAX_PIXELS)
     rgb, opaque = _content(rgb, im, where, crop=True)
-    return _sized(rgb, opaque, where, max_size, _resampling('nearest'), crop=True, k=_block(rgb))
+    return _sized(rgb, opaque, where, max_size, _resampling('nearest'), True, *_block_grid(rgb))
 
 def best_time(fn, repeat):
     "Shortest of `repeat` runs of `fn()`, in seconds, and its last result."

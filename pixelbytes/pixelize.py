@@ -6,7 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'LFS_POINTER', 'WHITE_LEVEL', 'MIN_EDGES',
-           'HELD_FRAMES', 'rgb_to_lab', 'nearest_colour', 'ImageError', 'open_image', 'png_bytes', 'pixelize', 'to_pil']
+           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'rgb_to_lab', 'nearest_colour', 'ImageError',
+           'open_image', 'png_bytes', 'pixelize', 'to_pil']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
 import io, stat, warnings
@@ -236,6 +237,52 @@ def _block(rgb: np.ndarray) -> int:
     g, n = _grid(rgb)
     return g if n >= MIN_EDGES else 1
 
+# %% ../nbs/01_pixelize.ipynb #jpgblk02
+STRONG_EDGE = 80  # a change above this in a channel, from a pixel to the next, is an edge between blocks; a JPEG's noise inside a block stays below it
+ON_GRID = 0.8  # the share of strong edges that must lie on the grid of blocks
+MAX_NOISY_BLOCK = 64  # the largest block looked for under noise: the search costs one pass over the edges per size
+
+def _strong_edges(lines: np.ndarray) -> np.ndarray:
+    "For each position 1, 2, ... along the first axis of `lines`: at how many of up to 64 places across them a line differs from the one before by more than `STRONG_EDGE` in a channel."
+    if lines.shape[1] > 64: lines = lines[:, np.linspace(0, lines.shape[1] - 1, 64).round().astype(int)]  # a sample: a photo costs no more than a sprite
+    return (np.abs(np.diff(lines.astype(np.int16), axis=0)) > STRONG_EDGE).any(-1).sum(1)
+
+def _on_grids(edges: np.ndarray, ks: np.ndarray) -> tuple:
+    "`(share, start)`, arrays over the steps `ks`: of the grid of each step that holds most of `edges` (from `_strong_edges`), the share it holds and where it starts."
+    at = np.arange(1, len(edges) + 1) % ks[:, None]  # every step at once: a loop over them would cost a sprite more than the rest of pixelize
+    held = np.bincount((np.arange(len(ks))[:, None] * ks.max() + at).ravel(), np.tile(edges, len(ks)), len(ks) * ks.max()).reshape(len(ks), -1)
+    start = held.argmax(1)
+    return held[np.arange(len(ks)), start] / max(edges.sum(), 1), start
+
+def _noisy_block(rgb: np.ndarray) -> tuple:
+    "`(k, (row, column))`: the side of the blocks of pixel art stored enlarged and saved with noise (a JPEG), and where their grid starts; `(1, None)` for an image that is not, or has too few strong edges to tell."
+    h, w = rgb.shape[:2]
+    ks = np.arange(min(MAX_NOISY_BLOCK, h // 2, w // 2), 1, -1)  # the largest first: a grid of k/2 holds the edges of a grid of k too
+    if len(ks) == 0: return 1, None
+    rows = _strong_edges(rgb)
+    rshare, r = _on_grids(rows, ks)
+    ks, r = ks[rshare >= ON_GRID], r[rshare >= ON_GRID]
+    if len(ks) == 0: return 1, None  # most images end here, without a look at their columns
+    cols = _strong_edges(rgb.swapaxes(0, 1))
+    cshare, c = _on_grids(cols, ks)
+    for k, r0, c0, share in zip(ks, r, c, cshare):
+        lines = np.count_nonzero(rows[(r0 - 1) % k::k]) + np.count_nonzero(cols[(c0 - 1) % k::k])  # edges[i] is at position i + 1
+        if share >= ON_GRID and lines >= MIN_EDGES: return int(k), (int(r0), int(c0))
+    return 1, None
+
+def _block_grid(rgb: np.ndarray) -> tuple:
+    "`(k, start)`: the blocks of pixel art stored enlarged, exact (`_block`, start None: they start at the corner) or under noise (`_noisy_block`); `(1, None)` for an image that is neither."
+    k = _block(rgb)
+    return (k, None) if k > 1 else _noisy_block(rgb)
+
+def _one_per_block(a: np.ndarray, k: int, start) -> np.ndarray:
+    "One pixel of `a` per `k`x`k` block: any of an exact block's (`start` None), else the median of the middle of each whole block of the grid at `start`."
+    if start is None: return a[::k, ::k]
+    (r, c), m = start, k // 4  # the middle half of a block: a JPEG rings along its edges
+    nr, nc = (a.shape[0] - r) // k, (a.shape[1] - c) // k
+    blocks = a[r:r + nr * k, c:c + nc * k].reshape(nr, k, nc, k, *a.shape[2:])[:, m:k - m, :, m:k - m]
+    return np.median(blocks, axis=(1, 3)).round().astype(a.dtype) if a.dtype != bool else blocks.mean(axis=(1, 3)) >= 0.5
+
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
 def _frames(im: Image.Image, name: str, frames: str, max_pixels):
     "Yield `(name, rgb)` for the wanted frames of `im`: its name in messages, and its RGB on white (`im` is at that frame)."
@@ -256,12 +303,12 @@ def _content(rgb: np.ndarray, im: Image.Image, where: str, crop: bool) -> tuple:
     box = _box(rgb, where, opaque)
     return rgb[box], None if opaque is None else opaque[box]
 
-def _sized(rgb: np.ndarray, opaque, where: str, max_size: int, resample, crop: bool, k: int) -> np.ndarray:
-    "The RGB that `pixelize` maps to the palette: `rgb` and its `opaque` mask (from `_content`), one pixel per `k`x`k` block, resized to `max_size`."
-    rgb, opaque = rgb[::k, ::k], None if opaque is None else opaque[::k, ::k]
+def _sized(rgb: np.ndarray, opaque, where: str, max_size: int, resample, crop: bool, k: int, start=None) -> np.ndarray:
+    "The RGB that `pixelize` maps to the palette: `rgb` and its `opaque` mask (from `_content`), one pixel per `k`x`k` block (of a grid at `start` under noise: `_block_grid`), resized to `max_size`."
+    rgb, opaque = _one_per_block(rgb, k, start), None if opaque is None else _one_per_block(opaque, k, start)
     small = _resize(rgb, max_size, resample)
-    if not crop or small.shape == rgb.shape: return small
-    # the resize may have stepped over the content at an edge: crop again
+    if not crop or (small.shape == rgb.shape and start is None): return small
+    # the resize may have stepped over the content at an edge, and a noisy margin cropped with the content may have left a block of it: crop again
     if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
     try: return small[_box(small, where, opaque)]
     except ImageError:
@@ -283,8 +330,9 @@ def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, cro
         shared = int(np.gcd.reduce([g for g, _ in grids])) if sum(n for _, n in grids) >= MIN_EDGES else 1
     out = []
     for where, rgb, opaque in read():
-        k = 1 if not unscale else shared or _block(rgb)  # after the crop: the border around a sprite need not be made of its blocks
-        out.append((nearest_colour(_sized(rgb, opaque, where, max_size, resample, crop, k), pal).astype(np.uint8), k))
+        # after the crop: the border around a sprite need not be made of its blocks
+        k, start = (1, None) if not unscale else (shared, None) if shared else _block_grid(rgb)
+        out.append((nearest_colour(_sized(rgb, opaque, where, max_size, resample, crop, k, start), pal).astype(np.uint8), k))
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
