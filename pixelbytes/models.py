@@ -102,10 +102,14 @@ class LSTMBackbone(nn.Module):
         return y[:, 0], state
 
 # %% ../nbs/07_models.ipynb #e3d212b9
-def _rotary(x, pos, inv_freq):
-    "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`, rotation frequencies `inv_freq` `(head_dim // 2,)`."
+def _rotary(x, pos):
+    "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`."
     half = x.shape[-1] // 2
-    ang = pos.to(torch.float32)[:, None] * inv_freq.float()
+    # the frequencies are computed, not held in a buffer: a model built on the meta device and filled by load_state_dict
+    # (to_empty, as big-model loaders do) would keep such a buffer uninitialised, since no state dict holds it, and
+    # .half() or .bfloat16() would round it
+    inv_freq = 10000 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    ang = pos.to(torch.float32)[:, None] * inv_freq
     cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -116,9 +120,6 @@ class _Attention(nn.Module):
         self.h = cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
-        half = cfg.d_model // cfg.n_heads // 2
-        # a buffer follows the model to its device; not persistent: it is not learned, so checkpoints need not hold it
-        self.register_buffer('inv_freq', 10000 ** (-torch.arange(half, dtype=torch.float32) / half), persistent=False)
         # dropout on the output, not on the attention weights: with dropout_p > 0 the CPU attention kernel falls back to
         # a path about 5x slower, and a whole-item window (1024 tokens) spends most of its time there
         self.drop = nn.Dropout(cfg.dropout)
@@ -126,7 +127,7 @@ class _Attention(nn.Module):
     def _heads(self, x, pos):
         b, L, _ = x.shape
         qkv = self.qkv(x).view(b, L, 3, self.h, -1).permute(2, 0, 3, 1, 4)
-        q, k = _rotary(qkv[:2], pos, self.inv_freq)  # queries and keys in one call: the angles are computed once
+        q, k = _rotary(qkv[:2], pos)  # queries and keys in one call: the angles are computed once
         return q, k, qkv[2]
 
     def forward(self, x, cache=None):
