@@ -11,7 +11,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LE
            'bidirectional_window', 'evaluating']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, math, numbers, os, warnings
+import contextlib, io, json, math, numbers, os, threading, warnings, weakref
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -708,13 +708,26 @@ def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
     ctx = context(list(ids) + [LF], cfg.n_bytes)[-cfg.seq_length:]
     return np.concatenate([np.zeros((cfg.seq_length - len(ctx), ctx.shape[1]), ctx.dtype), ctx])
 
+_EVAL_LOCK = threading.Lock()
+_IN_EVAL = weakref.WeakKeyDictionary()  # model -> [its blocks now open, the mode it was in before the first]
+
 @contextlib.contextmanager
 def evaluating(model):
-    "`model` in eval mode (no dropout) within the block, and back in the mode it was in after it, an error included."
-    was = model.training
-    model.eval()
+    "`model` in eval mode (no dropout) within the block, and back in the mode it was in after it, an error included; blocks open at once (threads generating from one model) put it back when the last one ends."
+    # counted per model: when each block put back the mode it found, threads generating from one model in training
+    # left it in eval mode (dropout off for the training that followed), or turned dropout on under a generation still running
+    with _EVAL_LOCK:
+        if model in _IN_EVAL: _IN_EVAL[model][0] += 1
+        else: _IN_EVAL[model] = [1, model.training]
+        model.eval()
     try: yield model
-    finally: model.train(was)
+    finally:
+        with _EVAL_LOCK:
+            held = _IN_EVAL[model]
+            held[0] -= 1
+            if not held[0]:
+                del _IN_EVAL[model]
+                model.train(held[1])
 
 def _preceding_rows(preceding, prompts: list, batched: bool, vocab_size: int) -> list:
     "The ids before each prompt: none, one list for a single prompt, or one list for each prompt of a batch (a batch of one too)."
