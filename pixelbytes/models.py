@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import huggingface_hub
 from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
-from .context import context, ContextTracker, N_NEIGHBOURS, PREV, ROW, COL, MAX_POSITION
+from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line
 
@@ -125,8 +125,8 @@ class _Attention(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def _heads(self, x, pos):
-        b, L, _ = x.shape
-        qkv = self.qkv(x).view(b, L, 3, self.h, -1).permute(2, 0, 3, 1, 4)
+        b, L, d = x.shape
+        qkv = self.qkv(x).view(b, L, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)  # sizes given: -1 is ambiguous in a batch of none
         q, k = _rotary(qkv[:2], pos)  # queries and keys in one call: the angles are computed once
         return q, k, qkv[2]
 
@@ -410,6 +410,25 @@ save_generations(samples, 'samples.png')
 ```
 '''
 
+def _as_ids(ctx, ndim: int) -> torch.Tensor:
+    "`ctx` as the ids an embedding takes, or an error that names what is wrong with it; `ndim`: 3 for `forward`'s `(batch, length, 6)`, 2 for `step`'s `(batch, 6)`."
+    shape = '(batch, length, 6)' if ndim == 3 else '(batch, 6)'
+    if not torch.is_tensor(ctx): raise TypeError(f"ctx must be a tensor {shape} of token ids (torch.from_numpy of what context() gives), not {type(ctx).__name__}")
+    if ctx.is_floating_point() or ctx.is_complex() or ctx.dtype == torch.bool: raise TypeError(f"ctx must hold token ids (whole numbers), not {ctx.dtype}")
+    # a bidirectional LSTM read a window without its batch axis as a batch of one, and gave logits of nothing
+    if ctx.ndim != ndim or ctx.shape[-1] != CONTEXT_WIDTH:
+        one = f" (one {'sequence' if ndim == 3 else 'position'}: ctx[None])" if ctx.ndim == ndim - 1 and ctx.shape[-1] == CONTEXT_WIDTH else ''
+        raise ValueError(f"ctx must be {shape}: at each position the previous token, the three above, row and column; got shape {tuple(ctx.shape)}{one}")
+    if ndim == 3 and ctx.shape[1] == 0: raise ValueError("ctx has no positions (its length is 0): a model reads at least one")
+    return ctx if ctx.dtype in (torch.int32, torch.int64) else ctx.long()  # the only two an embedding takes; Windows keeps int16
+
+def _state_batch(state, dim: int):
+    "The number of sequences a generation state is for: the size along `dim` of its first tensor (None when it holds none)."
+    if torch.is_tensor(state): return state.shape[dim] if state.ndim > dim else None
+    for v in state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else ():
+        if (n := _state_batch(v, dim)) is not None: return n
+    return None
+
 class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes', tags=['pixelbytes', 'pixel-art'],
                       repo_url='https://github.com/pixelbytes/pixelbytes', docs_url='https://pixelbytes.github.io/pixelbytes/',
                       model_card_template=_MODEL_CARD):
@@ -435,7 +454,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         "Logits for `ctx` `(batch, L, 6)`: `(batch, L, vocab)` for a causal model, `(batch, vocab)` (the next token) for a bidirectional one."
         # return_state (causal models): also the generation state after the last position, the one `step` would reach
         if return_state and not self.causal: raise ValueError("return_state: a bidirectional model has no recurrent state")
-        x = self.backbone(self.drop(self.embed(ctx)), return_state)
+        x = self.backbone(self.drop(self.embed(_as_ids(ctx, 3))), return_state)
         if return_state: x, state = x
         if not self.causal: x = x[:, -1]
         logits = self.head(self.norm(x))
@@ -449,6 +468,9 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
 
     def step(self, ctx, state):
         "Logits `(batch, vocab)` for one position's context `ctx` `(batch, 6)`, and the new state."
+        ctx = _as_ids(ctx, 2)
+        n = _state_batch(state, self.backbone.state_batch_dim)
+        if n is not None and n != len(ctx): raise ValueError(f"ctx holds {len(ctx)} contexts and the state is for {n} sequences (init_state({len(ctx)}) makes one for them)")
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
