@@ -436,6 +436,9 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
     def __init__(self, config: PixelBytesConfig):
         super().__init__()
         if isinstance(config, dict): config = PixelBytesConfig.from_dict(config)
+        if not isinstance(config, PixelBytesConfig):  # a path or a backbone's name failed later, as "'str' object has no attribute 'context'"
+            hint = "; a saved model loads with PixelBytesModel.from_pretrained(folder_or_hub_id), a new one is PixelBytesModel(PixelBytesConfig(backbone=...))" if isinstance(config, (str, os.PathLike)) else ''
+            raise TypeError(f"config must be a PixelBytesConfig or a dict of its fields, not {type(config).__name__} {str(config)[:60]!r}{hint}")
         self.config = config
         self.embed = PxByEmbedding(config)
         self.backbone = BACKBONES[config.backbone](config)
