@@ -10,6 +10,7 @@ __all__ = ['NUL', 'TAB', 'LF', 'V1_BYTES', 'PRESETS', 'PAD', 'STRUCTURE', 'TEXT'
 
 # %% ../nbs/02_tokenizer.ipynb #429b6ceb
 import re, unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 import numpy as np
 from .palette import load_palette, to_hex
@@ -203,7 +204,11 @@ Tokenizer.encode_image = _encode_image
 # %% ../nbs/02_tokenizer.ipynb #b88f1318
 def _encode(self: Tokenizer, segments) -> np.ndarray:
     "Token ids (int64) of `segments`, a list of texts and images (or a single one)."
-    if isinstance(segments, str) or hasattr(segments, 'getbands') or isinstance(segments, np.ndarray): segments = [segments]
+    # a dict would be read as its keys: a demo item or a dataset's row encoded as the two captions 'caption' and 'image'
+    if isinstance(segments, Mapping):
+        raise TypeError(f"segments must be a list of texts and images, not a {type(segments).__name__}: [item['caption'], item['image']] for a demo item or a dataset's row")
+    # an array of any kind alone (a torch tensor too) is one image, not a list of its rows
+    if isinstance(segments, str) or hasattr(segments, 'getbands') or hasattr(segments, 'shape'): segments = [segments]
     parts = [self.encode_text(s, f'segment {i}') if isinstance(s, str) else self.encode_image(s, f'segment {i}')
              for i, s in enumerate(segments)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
