@@ -653,7 +653,10 @@ def pick_device(device=None) -> torch.device:
 def load_model(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
                device=None, # where it runs (default: a model object where it is, else moved there in place; a loaded one on the GPU when there is one)
                **kwargs) -> PixelBytesModel: # passed to `from_pretrained` (revision, token, ...)
-    "The model `model` is or names, on `device`."
+    "The model `model` is, wraps (`torch.compile`, `DistributedDataParallel`) or names, on `device`."
+    # a wrapper shares the model's weights; generation calls the model's step, which the wrapper's forward never reaches
+    for attr in ('_orig_mod', 'module'):
+        if isinstance(model, nn.Module) and isinstance(getattr(model, attr, None), PixelBytesModel): model = getattr(model, attr)
     if isinstance(model, PixelBytesModel): return model if device is None else model.to(pick_device(device))
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a PixelBytesModel, or a folder or Hub id to load one from; got {type(model).__name__}")
