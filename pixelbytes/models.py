@@ -102,13 +102,9 @@ class LSTMBackbone(nn.Module):
         return y[:, 0], state
 
 # %% ../nbs/07_models.ipynb #e3d212b9
-def _rotary(x, pos):
-    "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`."
+def _rotary(x, pos, inv_freq):
+    "Rotary position embedding of `x` `(batch, heads, L, head_dim)` at positions `pos` `(L,)`, rotation frequencies `inv_freq` `(head_dim // 2,)` (float32)."
     half = x.shape[-1] // 2
-    # the frequencies are computed, not held in a buffer: a model built on the meta device and filled by load_state_dict
-    # (to_empty, as big-model loaders do) would keep such a buffer uninitialised, since no state dict holds it, and
-    # .half() or .bfloat16() would round it
-    inv_freq = 10000 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
     ang = pos.to(torch.float32)[:, None] * inv_freq
     cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
@@ -123,11 +119,21 @@ class _Attention(nn.Module):
         # dropout on the output, not on the attention weights: with dropout_p > 0 the CPU attention kernel falls back to
         # a path about 5x slower, and a whole-item window (1024 tokens) spends most of its time there
         self.drop = nn.Dropout(cfg.dropout)
+        self._freq = None
+
+    def _inv_freq(self, device) -> torch.Tensor:
+        "The rotation frequencies, in float32, made on `device` at its first use there and kept for every step after."
+        # a plain attribute, not a buffer: a model built on the meta device and filled by load_state_dict (to_empty, as
+        # big-model loaders do) would leave a buffer uninitialised, since no state dict holds it, and .half() would round it
+        if self._freq is None or self._freq.device != device:
+            half = self.qkv.out_features // 3 // self.h // 2
+            self._freq = 10000 ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
+        return self._freq
 
     def _heads(self, x, pos):
         b, L, d = x.shape
         qkv = self.qkv(x).view(b, L, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)  # sizes given: -1 is ambiguous in a batch of none
-        q, k = _rotary(qkv[:2], pos)  # queries and keys in one call: the angles are computed once
+        q, k = _rotary(qkv[:2], pos, self._inv_freq(x.device))  # queries and keys in one call: the angles are computed once
         return q, k, qkv[2]
 
     def forward(self, x, cache=None):
