@@ -3,9 +3,10 @@
     python bench/noisy_blocks.py [DATA_DIR] [--every 7]
 
 DATA_DIR defaults to ../shared/data/pokemon-dev. Every `every`-th sprite is enlarged 2, 3, 4 and 8 times and saved as a
-JPEG at quality 50, 75 and 90, with and without colour subsampling, on its own and with a white margin that puts the grid
-of blocks off the image's corner. `_block_grid` must find its block size; where the grid starts at the corner, the
-sprite read back (`_one_per_block`) is compared with the sprite's own palette colours, pixel by pixel. The images that are not enlarged
+JPEG at quality 50, 75 and 90, with and without colour subsampling: on its own, with a white margin that puts the grid
+of blocks off the image's corner, and cut through its outer blocks (a tight crop). `_block_grid` must find its block
+size; where the grid starts at the corner, the sprite read back (`_one_per_block`) is compared with the sprite's own
+palette colours, pixel by pixel; with a margin or cut, `pixelize` must read it at its own size, no line more or less. The images that are not enlarged
 pixel art, which must come back with a block size of 1: every sprite as it is, the sampled ones at 1, 1.5 and 2.5 times
 their size as JPEGs, matplotlib's sample photograph at ten sizes and crops, its sample drawing, text, charts drawn on a
 grid, smooth and noisy fields. Prints the counts and writes bench/out/noisy_blocks.json; exits with status 1 on any
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 import matplotlib
 from pixelbytes.palette import NES_PALETTE
-from pixelbytes.pixelize import _block_grid, _content, _frames, _one_per_block, _open, MAX_PIXELS, nearest_colour
+from pixelbytes.pixelize import _block_grid, _box, _content, _frames, _one_per_block, _open, MAX_PIXELS, nearest_colour, pixelize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,23 +66,28 @@ def main(argv=None):
     paths = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in ('.png', '.gif', '.jpg', '.jpeg', '.webp'))
     if not paths: sys.exit(f"no images in {args.data}")
     found, agree, missed, taken = 0, [], {}, []
-    tried = 0
+    tried, sized, wrong_size = 0, 0, {}
     for i, path in enumerate(paths):
         rgb = sprite_rgb(path)
         if _block_grid(rgb)[0] != 1: taken.append(f'{path.name} as it is')
         if i % args.every: continue
         own = nearest_colour(rgb, NES_PALETTE)
+        own_size = rgb[_box(rgb, path.name)].shape[:2]  # on white: what a crop of the JPEG can find
         for k in (2, 3, 4, 8):
             big = np.kron(rgb, np.ones((k, k, 1), np.uint8))
             for q in (50, 75, 90):
                 for sub in (0, 2):
-                    for margin in (False, True):
-                        img = as_jpeg(np.pad(big, ((3, 5), (1, 2), (0, 0)), constant_values=255) if margin else big, q, sub)
+                    for how in ('alone', 'margin', 'cut'):
+                        cut = (i + k) % (k - 1) + 1  # 1 to k - 1 lines off the top and left, one off the bottom and right
+                        img = as_jpeg({'alone': big, 'margin': np.pad(big, ((3, 5), (1, 2), (0, 0)), constant_values=255), 'cut': big[cut:-1, cut:-1]}[how], q, sub)
                         got, start = _block_grid(img)
                         tried += 1
                         if got != k: missed[f'k={k} q={q}'] = missed.get(f'k={k} q={q}', 0) + 1; continue
                         found += 1
-                        if not margin:
+                        if how != 'alone':
+                            if pixelize(Image.fromarray(img), max_size=10**4).shape == own_size: sized += 1
+                            else: wrong_size[f'k={k} q={q}'] = wrong_size.get(f'k={k} q={q}', 0) + 1
+                        if how == 'alone':
                             back = nearest_colour(_one_per_block(img, k, start), NES_PALETTE)
                             if back.shape == own.shape:  # the same colour, and one within 8 in every channel (the palette has two whites)
                                 agree.append((k, q, (back == own).mean(), (np.abs(NES_PALETTE[back].astype(int) - NES_PALETTE[own]).max(-1) <= 8).mean()))
@@ -93,9 +99,11 @@ def main(argv=None):
     taken += [what for what, rgb in rest if _block_grid(rgb)[0] != 1]
     negatives = len(paths) + len(range(0, len(paths), args.every)) * 6 + len(rest)
     res = {'data': str(Path(args.data).resolve()), 'enlarged_jpegs': tried, 'found': found, 'missed': missed,
+           'framed_or_cut': 2 * tried // 3, 'read_at_own_size': sized, 'wrong_size': wrong_size,
            'pixels_same_colour': float(np.mean([a[2] for a in agree])), 'pixels_within_8': float(np.mean([a[3] for a in agree])),
            'pixels_same_colour_by_k_quality': {f'k={k} q={q}': float(np.mean([a[2] for a in agree if a[:2] == (k, q)])) for k in (2, 3, 4, 8) for q in (50, 75, 90)}, 'not_enlarged': negatives, 'taken_for_enlarged': taken}
     print(f"enlarged sprites saved as JPEGs: {found} of {tried} read at their own size; missed: {missed or 'none'}")
+    print(f"with a margin or cut through its blocks: {sized} of {2 * tried // 3} read at the sprite's own size; wrong: {wrong_size or 'none'}")
     print(f"pixels read back as the sprite's own palette colour: {100 * res['pixels_same_colour']:.1f}%, "
           f"as a colour within 8 of it in every channel: {100 * res['pixels_within_8']:.1f}%")
     by = res['pixels_same_colour_by_k_quality']

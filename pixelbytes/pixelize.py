@@ -6,8 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'LFS_POINTER', 'WHITE_LEVEL', 'MIN_EDGES',
-           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'rgb_to_lab', 'nearest_colour', 'ImageError',
-           'open_image', 'png_bytes', 'pixelize', 'to_pil']
+           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'NOISY_WHITE', 'rgb_to_lab', 'nearest_colour',
+           'ImageError', 'open_image', 'png_bytes', 'pixelize', 'to_pil']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
 import io, stat, warnings
@@ -186,9 +186,9 @@ def _opaque(im: Image.Image):
     border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
     return alpha >= 128 if (border < 128).mean() > 0.5 else None  # a transparent background, not a stray transparent pixel on white
 
-def _box(rgb: np.ndarray, name: str, opaque=None) -> tuple:
-    "The rows and columns (two slices) of `rgb` from its first to its last of content: not white, or opaque where `opaque` (from `_opaque`) is given."
-    content = (rgb <= WHITE_LEVEL).any(-1)
+def _box(rgb: np.ndarray, name: str, opaque=None, white: int = WHITE_LEVEL) -> tuple:
+    "The rows and columns (two slices) of `rgb` from its first to its last of content: not white (a channel at `white` or below), or opaque where `opaque` (from `_opaque`) is given."
+    content = (rgb <= white).any(-1)
     if opaque is not None: content |= opaque
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
     if len(rows) == 0: raise ImageError(f"{name}: has no content (every pixel is transparent or white)")
@@ -241,6 +241,7 @@ def _block(rgb: np.ndarray) -> int:
 STRONG_EDGE = 80  # a change above this in a channel, from a pixel to the next, is an edge between blocks; a JPEG's noise inside a block stays below it
 ON_GRID = 0.8  # the share of strong edges that must lie on the grid of blocks
 MAX_NOISY_BLOCK = 64  # the largest block looked for under noise: the search costs one pass over the edges per size
+NOISY_WHITE = 230  # a block read under noise whose channels are all above this is background: a JPEG's ringing in a white margin reaches below WHITE_LEVEL, not below this
 
 def _strong_edges(lines: np.ndarray) -> np.ndarray:
     "For each position 1, 2, ... along the first axis of `lines`: at how many of up to 64 places across them a line differs from the one before by more than `STRONG_EDGE` in a channel."
@@ -276,11 +277,14 @@ def _block_grid(rgb: np.ndarray) -> tuple:
     return (k, None) if k > 1 else _noisy_block(rgb)
 
 def _one_per_block(a: np.ndarray, k: int, start) -> np.ndarray:
-    "One pixel of `a` per `k`x`k` block: any of an exact block's (`start` None), else the median of the middle of each whole block of the grid at `start`."
+    "One pixel of `a` per `k`x`k` block: any of an exact block's (`start` None), else the median of the middle of each block of the grid at `start`, a part of a block at the border made whole with copies of its outermost line."
     if start is None: return a[::k, ::k]
     (r, c), m = start, k // 4  # the middle half of a block: a JPEG rings along its edges
-    nr, nc = (a.shape[0] - r) // k, (a.shape[1] - c) // k
-    blocks = a[r:r + nr * k, c:c + nc * k].reshape(nr, k, nc, k, *a.shape[2:])[:, m:k - m, :, m:k - m]
+    # a sprite whose file cuts through its outer blocks (a tight crop) keeps them; a part that is only a noisy margin is cropped after (NOISY_WHITE)
+    top, left = -r % k, -c % k
+    a = np.pad(a, [(top, -(a.shape[0] + top) % k), (left, -(a.shape[1] + left) % k)] + [(0, 0)] * (a.ndim - 2), mode='edge')
+    nr, nc = a.shape[0] // k, a.shape[1] // k
+    blocks = a.reshape(nr, k, nc, k, *a.shape[2:])[:, m:k - m, :, m:k - m]
     return np.median(blocks, axis=(1, 3)).round().astype(a.dtype) if a.dtype != bool else blocks.mean(axis=(1, 3)) >= 0.5
 
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
@@ -310,7 +314,7 @@ def _sized(rgb: np.ndarray, opaque, where: str, max_size: int, resample, crop: b
     if not crop or (small.shape == rgb.shape and start is None): return small
     # the resize may have stepped over the content at an edge, and a noisy margin cropped with the content may have left a block of it: crop again
     if opaque is not None: opaque = _resize(opaque.astype(np.uint8) * 255, max_size, resample) >= 128
-    try: return small[_box(small, where, opaque)]
+    try: return small[_box(small, where, opaque, WHITE_LEVEL if start is None else NOISY_WHITE)]
     except ImageError:
         raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size; "
                          "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
