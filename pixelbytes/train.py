@@ -270,14 +270,18 @@ def write_metrics(history: list, out: Path, plot: bool = True):
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2)
     steps = [h['step'] for h in history]
+    every = max(1, len(steps) // 12)  # markers enough to tell the lines apart, not so many that a long run's lines blur
     for split, style in (('train', '--'), ('val', '-')):
         a1.plot(steps, [h.get(f'{split}_bits', np.nan) for h in history], style, label=f'{split}')
-        for mod, colour in zip(MODALITIES, ('C0', 'C1', 'C2')):
-            a2.plot(steps, [h.get(f'{split}_{mod}_acc', np.nan) for h in history], style, color=colour, label=f'{split} {mod}')
-    a1.set(xlabel='step', ylabel='bits per token', title='loss'); a2.set(xlabel='step', ylabel='accuracy', title='accuracy per modality')
-    a1.legend(); a2.legend(fontsize=8)
+        # a marker per modality: its colours alone (orange and green) look alike to deuteranopes, and in greyscale
+        for mod, colour, marker in zip(MODALITIES, ('C0', 'C1', 'C2'), ('o', 's', '^')):
+            a2.plot(steps, [h.get(f'{split}_{mod}_acc', np.nan) for h in history], style, color=colour, marker=marker, markevery=every,
+                    markersize=5, label=f'{split} {mod}')
+    a1.set(xlabel='step', ylabel='bits per token', title='loss')
+    a2.set(xlabel='step', ylabel='accuracy (share of tokens right)', title='accuracy per modality')
+    a1.legend(); a2.legend(ncols=2)
     fig.tight_layout()
-    _write_view(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+    _write_view(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=100))
 
 def read_metrics(out) -> list:
     "The evaluations of the run in `out` as `metrics.csv` holds them, as `train` returned them: a dict each, its figures as numbers (NaN where there is none)."
