@@ -8,14 +8,15 @@ Docs: https://pixelbytes.github.io/pixelbytes/widgets.html.md"""
 __all__ = ['MODES', 'GenerateWidget', 'TrainingView']
 
 # %% ../nbs/12_widgets.ipynb #10c606fc
-import html, threading, time, traceback, warnings
+import html, textwrap, threading, time, traceback, warnings
 from pathlib import Path
 import ipywidgets as widgets
 from PIL import Image
 from .models import PixelBytesModel, load_model
 from .pixelize import png_bytes, to_pil
-from .render import render
+from .render import render, _given
 from .generate import generate, _as_pixels
+from .tokenizer import ImageSegment
 from .train import describe_evaluation, read_metrics
 
 # %% ../nbs/12_widgets.ipynb #5f9cbb86
@@ -24,9 +25,23 @@ def _uploaded(value):
     if not value: return None
     return value[-1]['name'], bytes(value[-1]['content'])
 
-def _coloured(message: str, colour: str = '#c00') -> str:
-    "`message` as HTML in `colour` (red: an error), line breaks kept."
-    return f'<pre style="color:{colour};white-space:pre-wrap;margin:0">{html.escape(message)}</pre>'
+def _notice(kind: str, message: str) -> str:
+    "`message` as HTML, an 'error' or a 'warning', line breaks kept."
+    # the word says which it is: red and orange look alike to a colour-blind reader, and a screen reader reads no colour;
+    # the orange is dark enough for 4.5:1 on white
+    colour, role = {'error': ('#c00', 'alert'), 'warning': ('#9a5000', 'status')}[kind]
+    return f'<pre role="{role}" style="color:{colour};white-space:pre-wrap;margin:0"><b>{kind}:</b> {html.escape(message)}</pre>'
+
+def _alt_text(gens) -> str:
+    "The picture of `gens` in words, for a screen reader: the size of each image, each text, and what the prompt gave."
+    def said(seg, given):
+        if isinstance(seg, ImageSegment):
+            of = f' (its first {given} rows given)' if 0 < given < seg.height else ' (given)' if given else ''
+            return f'an image of {seg.height} rows x {seg.width} columns{of}'
+        return f"the text {textwrap.shorten(seg.text, 200, placeholder='…')!r}{' (given)' if given else ''}"
+    samples = [', '.join(said(seg, given[j] if j < len(given) else 0) for j, seg in enumerate(g.segments)) or 'nothing'
+               for g, given in zip(gens, _given(gens))]
+    return f"{len(gens)} sample{'s' * (len(gens) != 1)}: " + '; '.join(f'{i}: {s}' for i, s in enumerate(samples, 1))
 
 def _cell_id():
     "The id of the notebook cell that runs now, where the front end sends one (JupyterLab, Notebook 7, VS Code); None elsewhere."
@@ -61,24 +76,31 @@ class GenerateWidget:
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
         W, style = widgets, {'description_width': 'initial'}
-        self.mode = W.Dropdown(options=MODES, value=mode, description='mode', style=style)
+        # a tooltip becomes the control's title, which a screen reader reads with its label
+        self.mode = W.Dropdown(options=MODES, value=mode, description='mode', style=style, tooltip='what the model is given, and what it writes')
         self.caption = W.Text(placeholder='a caption, e.g. a red circle above a blue square', description='caption', style=style,
-                              layout=W.Layout(width='40em'))
-        self.upload = W.FileUpload(accept='image/*', multiple=False, description='image')
+                              layout=W.Layout(width='40em'), tooltip='the caption the model draws for')
+        self.upload = W.FileUpload(accept='image/*', multiple=False, description='upload image', tooltip='an image file (PNG, JPEG, GIF...) for the model to read')
         self.preview, self.preview_info = W.Image(format='png'), W.Label()
-        self.rows = W.BoundedIntText(8, min=1, max=10_000, description='given rows', style=style)
-        self.temperature = W.FloatSlider(1.0, min=0, max=2, step=0.05, description='temperature', style=style)
-        self.top_k = W.BoundedIntText(0, min=0, max=self.model.tokenizer.vocab_size, description='top-k (0: off)', style=style)
-        self.top_p = W.FloatSlider(1.0, min=0.05, max=1, step=0.05, description='top-p', style=style)
-        self.seed = W.IntText(-1, description='seed (<0: random)', style=style)  # random: each click draws new samples
-        self.num = W.BoundedIntText(1, min=1, max=64, description='samples', style=style)
-        self.max_tokens = W.BoundedIntText(0, min=0, max=1_000_000, description='max tokens (0: auto)', style=style)
-        self.scale = W.IntSlider(scale, min=1, max=16, description='scale', style=style)
-        self.button = W.Button(description='Generate', button_style='primary', icon='play')
+        self.rows = W.BoundedIntText(8, min=1, max=10_000, description='given rows', style=style, tooltip="how many of the image's first rows the model is given to complete")
+        self.temperature = W.FloatSlider(1.0, min=0, max=2, step=0.05, description='temperature', style=style,
+                                         tooltip='0: always the likeliest token (greedy); higher: more varied samples')
+        self.top_k = W.BoundedIntText(0, min=0, max=self.model.tokenizer.vocab_size, description='top-k (0: off)', style=style,
+                                      tooltip='draw each token among the k likeliest only (0: among all)')
+        self.top_p = W.FloatSlider(1.0, min=0.05, max=1, step=0.05, description='top-p', style=style,
+                                   tooltip='draw each token among the likeliest that make up this share of the probability (1: among all)')
+        self.seed = W.IntText(-1, description='seed (<0: random)', style=style,  # random: each click draws new samples
+                              tooltip='the same seed and settings draw the same samples again; below 0, a new one each time (the status line says which)')
+        self.num = W.BoundedIntText(1, min=1, max=64, description='samples', style=style, tooltip='how many samples to draw at once')
+        self.max_tokens = W.BoundedIntText(0, min=0, max=1_000_000, description='max tokens (0: auto)', style=style,
+                                           tooltip="the most tokens each sample may take (0: generate's default length)")
+        self.scale = W.IntSlider(scale, min=1, max=16, description='scale', style=style, tooltip='screen pixels per pixel of a sprite, in the picture')
+        self.button = W.Button(description='Generate', button_style='primary', icon='play', tooltip='draw the samples with these settings')
         self.status, self.error, self.warning = W.Label(), W.HTML(), W.HTML()
-        self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'))
+        self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'), tooltip='tokens drawn')
         self.image = W.Image(format='png')
-        self.text = W.Textarea(placeholder='the generated text', layout=W.Layout(width='40em', height='5em'))
+        self.text = W.Textarea(placeholder='the generated text', description='text', style=style, layout=W.Layout(width='40em', height='5em'),
+                               tooltip='the text the model wrote, one sample a line')
         self.log = W.Output()  # the traceback of an unexpected error, which a front end would otherwise only log
         self.image_box = W.HBox([self.upload, self.preview, self.preview_info])
         self.ui = W.VBox([self.mode, self.caption, self.image_box, self.rows,
@@ -112,14 +134,14 @@ class GenerateWidget:
 
     def _report(self, e: Exception):
         "Show `e` on the panel: the message of a bad input, the type and traceback of anything else."
-        if isinstance(e, ValueError): self.error.value = _coloured(str(e))
+        if isinstance(e, ValueError): self.error.value = _notice('error', str(e))
         else:
-            self.error.value = _coloured(f'{type(e).__name__}: {e}')
+            self.error.value = _notice('error', f'{type(e).__name__}: {e}')
             self.log.append_stderr(''.join(traceback.format_exception(e)))
 
     def _read_upload(self, change):
         "Pixelize a newly uploaded image and show it as the model will read it."
-        self.pixels, self.preview.value, self.preview_info.value, self.error.value = None, b'', '', ''
+        self.pixels, self.preview.value, self.preview.tooltip, self.preview_info.value, self.error.value = None, b'', None, '', ''
         self.log.outputs = ()
         file = _uploaded(change['new'])
         if file is None: return
@@ -129,7 +151,7 @@ class GenerateWidget:
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
         self.preview.value = png_bytes(thumb.resize((4 * thumb.width, 4 * thumb.height), Image.Resampling.NEAREST))
-        self.preview_info.value = f'{file[0]}: {px.shape[0]} rows x {px.shape[1]} columns, as the model reads it'
+        self.preview_info.value = self.preview.tooltip = f'{file[0]}: {px.shape[0]} rows x {px.shape[1]} columns, as the model reads it'
         self.rows.value = max(1, px.shape[0] // 2)  # a start that fits this image; the old value may not
 
     def arguments(self) -> dict:
@@ -164,15 +186,15 @@ class GenerateWidget:
                 warnings.simplefilter('always')  # every click's own, not only the first time a line warns
                 gens = generate(self.model, **self.arguments(), progress=self._tick)
                 picture = render(gens, scale=self.scale.value)
-            self.generations, self.image.value = gens, png_bytes(picture.to_pil())
+            self.generations, self.image.value, self.image.tooltip = gens, png_bytes(picture.to_pil()), _alt_text(gens)
             self.progress.value = self.progress.max  # generation mostly ends at LF, long before max_tokens
-            self.warning.value = _coloured('\n'.join(dict.fromkeys(str(w.message) for w in caught)), '#b60') if caught else ''
+            self.warning.value = _notice('warning', '\n'.join(dict.fromkeys(str(w.message) for w in caught))) if caught else ''
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
         except (Exception, KeyboardInterrupt) as e:  # KeyboardInterrupt: the kernel interrupted
             # a stale picture under an error message would pass for the answer to the new settings
-            self.generations, self.image.value, self.text.value = [], b'', ''
+            self.generations, self.image.value, self.image.tooltip, self.text.value = [], b'', None, ''
             self.status.value = 'interrupted' if isinstance(e, KeyboardInterrupt) else ''
             if isinstance(e, KeyboardInterrupt): raise
             self._report(e)
@@ -209,13 +231,14 @@ class TrainingView:
         curves, metrics = self.out/'curves.png', self.out/'metrics.csv'
         stamp = (_stamp(curves), _stamp(metrics))
         if None in stamp:  # not yet, or no longer: a run started again, or its folder removed
-            self.status.value, self.image.value, self._seen = f'waiting for {curves} and {metrics}', b'', None
+            self.status.value, self.image.value, self.image.tooltip, self._seen = f'waiting for {curves} and {metrics}', b'', None, None
             return False
         if stamp == self._seen: return False
         self._seen = stamp
         self.image.value = curves.read_bytes()
         rows = read_metrics(self.out)
         self.status.value = describe_evaluation(rows[-1]) if rows else f'{metrics} has no evaluation yet'
+        self.image.tooltip = f'loss (bits per token) and accuracy per modality of the run in {self.out}, against the step; last: {self.status.value}'
         return True
 
     def _poll(self):
