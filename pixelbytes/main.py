@@ -44,13 +44,15 @@ def _build_args(p):
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
     p.add_argument('--private', action='store_true', help='with --push-to-hub: make a new repository private')
+    p.add_argument('--quiet', action='store_true', help='no progress bars: only the summary (rows read, written and skipped), warnings and errors')
 
 def _run_build(a):
-    from pixelbytes.data import build, push_built, MAX_PIXELS
+    from pixelbytes.data import build, push_built, format_report, MAX_PIXELS
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
                    image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None,
-                   max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like)
+                   max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet)
+    if a.quiet: print(format_report(report, report['out']))  # what a build skipped is said, bars or not
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 
 # %% ../nbs/13_main.ipynb #9fbc0314

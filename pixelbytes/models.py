@@ -815,25 +815,29 @@ def _generate(self: PixelBytesModel,
             windows = np.stack([bidirectional_window(ids, self.config) for ids in whole])
             if len(prompts) < num: windows = np.repeat(windows, num, 0)
         from tqdm.auto import tqdm
-        for n in tqdm(range(max_new_tokens), disable=progress is not True, desc='Generating'):
-            if self.causal: logits, state = self.step(ctx(), state)
-            else: logits = self(torch.from_numpy(windows).to(dev))
-            logits = logits.float().cpu()
-            if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
-                mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
-                                    torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
-                if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
-                    i = int((~any_left).nonzero()[0, 0])
-                    raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {n + 1}; it must allow at least one")
-                logits = logits.masked_fill(~mask, float('-inf'))
-            if temperature == 0: nxt = logits.argmax(-1)
-            else: nxt = _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u[:, n])
-            for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
-                if done[i]: continue
-                tr.append(t)
-                if not self.causal: windows[i] = np.concatenate([windows[i, 1:], tr.next_context()[None]])
-                done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
-            if callable(progress): progress(n + 1, max_new_tokens)
-            if all(done): break
+        with tqdm(total=max_new_tokens, disable=progress is not True, desc='Generating') as bar:
+            for n in range(max_new_tokens):
+                if self.causal: logits, state = self.step(ctx(), state)
+                else: logits = self(torch.from_numpy(windows).to(dev))
+                logits = logits.float().cpu()
+                if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
+                    mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
+                                        torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
+                    if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
+                        i = int((~any_left).nonzero()[0, 0])
+                        raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {n + 1}; it must allow at least one")
+                    logits = logits.masked_fill(~mask, float('-inf'))
+                if temperature == 0: nxt = logits.argmax(-1)
+                else: nxt = _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u[:, n])
+                for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
+                    if done[i]: continue
+                    tr.append(t)
+                    if not self.causal: windows[i] = np.concatenate([windows[i, 1:], tr.next_context()[None]])
+                    done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
+                if callable(progress): progress(n + 1, max_new_tokens)
+                bar.update()
+                if all(done):
+                    bar.total = n + 1  # ends full: the samples ended before max_new_tokens, as they mostly do
+                    break
         return [tr.ids[len(pre):] for tr, pre in zip(trackers, per_sample(pres))]
 PixelBytesModel.generate = _generate
