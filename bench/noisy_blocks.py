@@ -102,7 +102,7 @@ def main(argv=None):
            'framed_or_cut': 2 * tried // 3, 'read_at_own_size': sized, 'wrong_size': wrong_size,
            'pixels_same_colour': float(np.mean([a[2] for a in agree])), 'pixels_within_8': float(np.mean([a[3] for a in agree])),
            'pixels_same_colour_by_k_quality': {f'k={k} q={q}': float(np.mean([a[2] for a in agree if a[:2] == (k, q)])) for k in (2, 3, 4, 8) for q in (50, 75, 90)}, 'not_enlarged': negatives, 'taken_for_enlarged': taken}
-    print(f"enlarged sprites saved as JPEGs: {found} of {tried} read at their own size; missed: {missed or 'none'}")
+    print(f"enlarged sprites saved as JPEGs: block size found for {found} of {tried}; missed: {missed or 'none'}")
     print(f"with a margin or cut through its blocks: {sized} of {2 * tried // 3} read at the sprite's own size; wrong: {wrong_size or 'none'}")
     print(f"pixels read back as the sprite's own palette colour: {100 * res['pixels_same_colour']:.1f}%, "
           f"as a colour within 8 of it in every channel: {100 * res['pixels_within_8']:.1f}%")
