@@ -536,6 +536,7 @@ d = { 'settings': { 'branch': 'main',
                                     'pixelbytes.widgets._alt_text': ('widgets.html#_alt_text', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._cell_id': ('widgets.html#_cell_id', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._close_all': ('widgets.html#_close_all', 'pixelbytes/widgets.py'),
+                                    'pixelbytes.widgets._for_screen_readers': ('widgets.html#_for_screen_readers', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._notice': ('widgets.html#_notice', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._stamp': ('widgets.html#_stamp', 'pixelbytes/widgets.py'),
                                     'pixelbytes.widgets._uploaded': ('widgets.html#_uploaded', 'pixelbytes/widgets.py')}}}

@@ -32,6 +32,10 @@ def _notice(kind: str, message: str) -> str:
     colour, role = {'error': ('#c00', 'alert'), 'warning': ('#9a5000', 'status')}[kind]
     return f'<pre role="{role}" style="color:{colour};white-space:pre-wrap;margin:0"><b>{kind}:</b> {html.escape(message)}</pre>'
 
+def _for_screen_readers(text: str) -> str:
+    "`text` as HTML that a screen reader reads and the page does not show."
+    return f'<span style="position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap">{html.escape(text)}</span>'
+
 def _alt_text(gens) -> str:
     "The picture of `gens` in words, for a screen reader: the size of each image, each text, and what the prompt gave."
     def said(seg, given):
@@ -76,7 +80,7 @@ class GenerateWidget:
         self.generations = []  # the last result, a list of `Generation` (for `save_generations`)
         self.pixels = None     # the uploaded image as the model reads it: palette indices
         W, style = widgets, {'description_width': 'initial'}
-        # a tooltip becomes the control's title, which a screen reader reads with its label
+        # a tooltip is shown over the control's label, and read with it
         self.mode = W.Dropdown(options=MODES, value=mode, description='mode', style=style, tooltip='what the model is given, and what it writes')
         self.caption = W.Text(placeholder='a caption, e.g. a red circle above a blue square', description='caption', style=style,
                               layout=W.Layout(width='40em'), tooltip='the caption the model draws for')
@@ -98,14 +102,14 @@ class GenerateWidget:
         self.button = W.Button(description='Generate', button_style='primary', icon='play', tooltip='draw the samples with these settings')
         self.status, self.error, self.warning = W.Label(), W.HTML(), W.HTML()
         self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'), tooltip='tokens drawn')
-        self.image = W.Image(format='png')
+        self.image, self.image_text = W.Image(format='png'), W.HTML()  # the picture, and what it shows in words
         self.text = W.Textarea(placeholder='the generated text', description='text', style=style, layout=W.Layout(width='40em', height='5em'),
                                tooltip='the text the model wrote, one sample a line')
         self.log = W.Output()  # the traceback of an unexpected error, which a front end would otherwise only log
         self.image_box = W.HBox([self.upload, self.preview, self.preview_info])
         self.ui = W.VBox([self.mode, self.caption, self.image_box, self.rows,
                           W.HBox([self.temperature, self.top_k, self.top_p]), W.HBox([self.seed, self.num, self.max_tokens, self.scale]),
-                          W.HBox([self.button, self.progress, self.status]), self.error, self.warning, self.image, self.text, self.log])
+                          W.HBox([self.button, self.progress, self.status]), self.error, self.warning, self.image, self.image_text, self.text, self.log])
         self.mode.observe(self._show_controls, 'value')
         self.upload.observe(self._read_upload, 'value')
         self.button.on_click(self._run)
@@ -141,7 +145,7 @@ class GenerateWidget:
 
     def _read_upload(self, change):
         "Pixelize a newly uploaded image and show it as the model will read it."
-        self.pixels, self.preview.value, self.preview.tooltip, self.preview_info.value, self.error.value = None, b'', None, '', ''
+        self.pixels, self.preview.value, self.preview_info.value, self.error.value = None, b'', '', ''
         self.log.outputs = ()
         file = _uploaded(change['new'])
         if file is None: return
@@ -151,7 +155,7 @@ class GenerateWidget:
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
         self.preview.value = png_bytes(thumb.resize((4 * thumb.width, 4 * thumb.height), Image.Resampling.NEAREST))
-        self.preview_info.value = self.preview.tooltip = f'{file[0]}: {px.shape[0]} rows x {px.shape[1]} columns, as the model reads it'
+        self.preview_info.value = f'{file[0]}: {px.shape[0]} rows x {px.shape[1]} columns, as the model reads it'  # the thumbnail in words
         self.rows.value = max(1, px.shape[0] // 2)  # a start that fits this image; the old value may not
 
     def arguments(self) -> dict:
@@ -186,7 +190,7 @@ class GenerateWidget:
                 warnings.simplefilter('always')  # every click's own, not only the first time a line warns
                 gens = generate(self.model, **self.arguments(), progress=self._tick)
                 picture = render(gens, scale=self.scale.value)
-            self.generations, self.image.value, self.image.tooltip = gens, png_bytes(picture.to_pil()), _alt_text(gens)
+            self.generations, self.image.value, self.image_text.value = gens, png_bytes(picture.to_pil()), _for_screen_readers(_alt_text(gens))
             self.progress.value = self.progress.max  # generation mostly ends at LF, long before max_tokens
             self.warning.value = _notice('warning', '\n'.join(dict.fromkeys(str(w.message) for w in caught))) if caught else ''
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
@@ -194,7 +198,7 @@ class GenerateWidget:
             self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
         except (Exception, KeyboardInterrupt) as e:  # KeyboardInterrupt: the kernel interrupted
             # a stale picture under an error message would pass for the answer to the new settings
-            self.generations, self.image.value, self.image.tooltip, self.text.value = [], b'', None, ''
+            self.generations, self.image.value, self.image_text.value, self.text.value = [], b'', '', ''
             self.status.value = 'interrupted' if isinstance(e, KeyboardInterrupt) else ''
             if isinstance(e, KeyboardInterrupt): raise
             self._report(e)
@@ -218,8 +222,8 @@ class TrainingView:
         if self.out.exists() and not self.out.is_dir(): raise ValueError(f"{self.out} is a file: TrainingView takes the out folder given to train")
         for f, what in (('config.json', 'a saved model'), ('dataset_dict.json', 'a dataset written by build')):  # a run there would be refused
             if (self.out/f).exists(): raise ValueError(f"{self.out} holds {what}, not a training run: TrainingView takes the out folder given to train")
-        self.image, self.status = widgets.Image(format='png'), widgets.Label()
-        self.ui = widgets.VBox([self.status, self.image])
+        self.image, self.image_text, self.status = widgets.Image(format='png'), widgets.HTML(), widgets.Label()
+        self.ui = widgets.VBox([self.status, self.image, self.image_text])
         self._seen, self._stop, self._thread = None, threading.Event(), None
         self._key = self.out.resolve()  # the folder whatever the working directory later (a notebook's %cd)
         self.refresh()
@@ -231,14 +235,14 @@ class TrainingView:
         curves, metrics = self.out/'curves.png', self.out/'metrics.csv'
         stamp = (_stamp(curves), _stamp(metrics))
         if None in stamp:  # not yet, or no longer: a run started again, or its folder removed
-            self.status.value, self.image.value, self.image.tooltip, self._seen = f'waiting for {curves} and {metrics}', b'', None, None
+            self.status.value, self.image.value, self.image_text.value, self._seen = f'waiting for {curves} and {metrics}', b'', '', None
             return False
         if stamp == self._seen: return False
         self._seen = stamp
         self.image.value = curves.read_bytes()
+        self.image_text.value = _for_screen_readers(f'the curves of loss (bits per token) and accuracy per modality of the run in {self.out}, against the step')
         rows = read_metrics(self.out)
         self.status.value = describe_evaluation(rows[-1]) if rows else f'{metrics} has no evaluation yet'
-        self.image.tooltip = f'loss (bits per token) and accuracy per modality of the run in {self.out}, against the step; last: {self.status.value}'
         return True
 
     def _poll(self):
