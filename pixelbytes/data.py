@@ -514,6 +514,16 @@ def _unlock_build(out: Path, fd):
     with contextlib.suppress(OSError): (out.parent/f'.{out.name}.lock').unlink()
     os.close(fd)
 
+@contextlib.contextmanager
+def _datasets_bars(shown: bool):
+    "`datasets`' progress bars shown or not in this block, and after it as they were: bars a user turned off stay off."
+    from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
+    hide = not shown and not are_progress_bars_disabled()
+    if hide: disable_progress_bars()
+    try: yield
+    finally:
+        if hide: enable_progress_bars()
+
 def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
@@ -540,7 +550,6 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if for_model: vocab, palette, max_size, crop, unscale, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale)
     else: vocab, max_size, crop, unscale = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale'), (vocab, max_size, crop, unscale)))
     _load_datasets()
-    from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     test_size = _test_size(test_size)
@@ -549,17 +558,18 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if max_size > MAX_POSITION:
         warnings.warn(f"max_size {max_size} is above {MAX_POSITION}: a model tells rows and columns apart up to {MAX_POSITION} only "
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
-    if path is None:
-        try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision, config_name); path = DEFAULT_HUB_ID
-        except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
-            # a revision or a configuration asked of it: the demo set is not what was asked for
-            if revision is not None or config_name is not None: raise
-            warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({error_line(e, with_type=False)}); building the built-in demo set instead")
-            ds, info = open_source('demo'); path = 'demo'
-    else:
-        from datasets import Dataset, DatasetDict
-        if out is None and isinstance(path, (Dataset, DatasetDict)): raise BuildError("a dataset given as an object has no name to call its folder by: give out")
-        ds, info = open_source(path, caption_column, image_column, revision, config_name)
+    with _datasets_bars(progress):  # reading a folder or a Hub dataset draws bars of its own
+        if path is None:
+            try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision, config_name); path = DEFAULT_HUB_ID
+            except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
+                # a revision or a configuration asked of it: the demo set is not what was asked for
+                if revision is not None or config_name is not None: raise
+                warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({error_line(e, with_type=False)}); building the built-in demo set instead")
+                ds, info = open_source('demo'); path = 'demo'
+        else:
+            from datasets import Dataset, DatasetDict
+            if out is None and isinstance(path, (Dataset, DatasetDict)): raise BuildError("a dataset given as an object has no name to call its folder by: give out")
+            ds, info = open_source(path, caption_column, image_column, revision, config_name)
     if info['kind'] == 'dataset object': path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
     if for_model and info['kind'] == 'demo' and (crop or unscale):
         warnings.warn(f"the demo set is read uncropped and at its own size, whatever the model reads (like={like or 'model'}: crop={crop}, unscale={unscale}): its captions say where shapes are")
@@ -586,58 +596,56 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
         tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
         start = time.time()
-        hide = not progress and not are_progress_bars_disabled()  # bars a user turned off stay off
-        if hide: disable_progress_bars()
-        try:
-            if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
-            base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
-            # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
-            within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
-            done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                          features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
-                                         root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
-                          cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
-            errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
-                                                                          desc='Counting skipped rows')
-            good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
-                               desc='Keeping the rows built').remove_columns('error')
-            enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
-            drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
-            dropped = Counter(''.join(drops))
-            good = good.remove_columns(['block', 'dropped'])
-            if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-            splits = _split(good, test_size, seed)
-            # an empty split saved as zero shards cannot be loaded back
-            splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
-            n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
-                                       for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
-            report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
-                      'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
-                      'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
-                      'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                      'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
-                      'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                      'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
-                      'seconds': round(time.time() - start, 2)}
-            del done, errors, good, splits  # release the cache files before removing them
-            shutil.rmtree(tmp/'_cache', ignore_errors=True)
-            for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
-            (tmp/'dataset').rmdir()
-            (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
-            (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
-            _move_in(tmp, out)
-        except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-            raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
-                             "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
-        finally:
-            if hide: enable_progress_bars()
-            shutil.rmtree(tmp, ignore_errors=True)
-            _unlock_build(out, held); held = None  # its file too, before the folders made for it go
-            if not out.exists():
-                for p in made:  # innermost first: a folder of ours that holds nothing
-                    try: p.rmdir()
-                    except OSError: break
+        with _datasets_bars(progress):
+            try:
+                if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
+                base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
+                # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
+                within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
+                done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
+                              features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
+                                             root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
+                              cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
+                errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
+                                                                              desc='Counting skipped rows')
+                good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
+                                   desc='Keeping the rows built').remove_columns('error')
+                enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
+                drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
+                dropped = Counter(''.join(drops))
+                good = good.remove_columns(['block', 'dropped'])
+                if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
+                splits = _split(good, test_size, seed)
+                # an empty split saved as zero shards cannot be loaded back
+                splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
+                n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
+                                           for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
+                report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
+                          'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
+                          'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
+                          'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
+                          'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
+                          'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
+                          'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                          'seconds': round(time.time() - start, 2)}
+                del done, errors, good, splits  # release the cache files before removing them
+                shutil.rmtree(tmp/'_cache', ignore_errors=True)
+                for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
+                (tmp/'dataset').rmdir()
+                (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
+                (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
+                _move_in(tmp, out)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+                raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
+                                 "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+                _unlock_build(out, held); held = None  # its file too, before the folders made for it go
+                if not out.exists():
+                    for p in made:  # innermost first: a folder of ours that holds nothing
+                        try: p.rmdir()
+                        except OSError: break
         if progress: print(format_report(report, out))
         return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
     finally: _unlock_build(out, held)
