@@ -207,8 +207,9 @@ def _encode(self: Tokenizer, segments) -> np.ndarray:
     # a dict would be read as its keys: a demo item or a dataset's row encoded as the two captions 'caption' and 'image'
     if isinstance(segments, Mapping):
         raise TypeError(f"segments must be a list of texts and images, not a {type(segments).__name__}: [item['caption'], item['image']] for a demo item or a dataset's row")
-    # an array of any kind alone (a torch tensor too) is one image, not a list of its rows
-    if isinstance(segments, str) or hasattr(segments, 'getbands') or hasattr(segments, 'shape'): segments = [segments]
+    # a NumPy array, or an array of two or more dimensions of another kind (a torch tensor), alone is one image, not a
+    # list of its rows; a pandas row (one dimension) is a list of segments
+    if isinstance(segments, (str, np.ndarray)) or hasattr(segments, 'getbands') or getattr(segments, 'ndim', 0) >= 2: segments = [segments]
     parts = [self.encode_text(s, f'segment {i}') if isinstance(s, str) else self.encode_image(s, f'segment {i}')
              for i, s in enumerate(segments)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
