@@ -127,7 +127,7 @@ class Evaluation:
         lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}  {ci(r)}".rstrip() for r in self.rows]
         # n counts tokens, yet the intervals resample whole items: a reader takes the one for the other unless told
         if any(r['metric'] in TOKEN_METRICS + ('bits',) for r in self.rows): lines.append("n: the tokens scored, for loss, bits, accuracy, precision, recall and f1; loss in nats per token, bits in bits per token")
-        if self.per_item:
+        if any(not math.isnan(r.get('low', math.nan)) for r in self.rows):  # said where an interval is shown
             s = self.settings
             how = f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''
             lines.append(f"95% CI: bootstrap percentiles over the {len(self.per_item['all']['tokens'])} items of the {s.get('split', 'test')} split{how}, "
@@ -435,6 +435,12 @@ class Comparison:
         ci = f"no interval over {items} ({MIN_INTERVAL_ITEMS} needed)" if math.isnan(self.low) else f"95% CI [{self.low:+.3f}, {self.high:+.3f}] over {items}"
         return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} (below 0: b's is lower)"
 
+def _check_per_item(ev: Evaluation, called: str):
+    "A `ValueError` naming the evaluation as `called` when it kept no per-item sums, which a comparison pairs."
+    if not ev.per_item:
+        raise ValueError(f"{called} has no per-item sums (saved before evaluate kept them, or scored without a token metric: "
+                         f"{', '.join(TOKEN_METRICS)}): evaluate it again to compare it")
+
 def _called(ev: Evaluation) -> str:
     "How an error names an evaluation: the file it was saved in, else the model it scored."
     return str(ev.saved/f'{ev.name}.json') if ev.saved else f"the evaluation of {ev.settings.get('model', 'a model in memory')}"
@@ -449,8 +455,7 @@ def _comparisons(a, b, resamples, seed) -> tuple:
     a, b = (x if isinstance(x, Evaluation) else Evaluation.load(x) for x in (a, b))
     resamples, seed = _as_kind(resamples, int, 'resamples'), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
     if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
-    for x in (a, b):
-        if not x.per_item: raise ValueError(f"{_called(x)} has no per-item sums (saved before evaluate kept them, or scored without loss and accuracy): evaluate it again to compare it")
+    for x in (a, b): _check_per_item(x, _called(x))
     items = lambda x: (x.settings.get('data_sha1'), x.settings.get('split'), len(x.per_item['all']['tokens']))
     say = lambda x: f"{len(x.per_item['all']['tokens'])} items of the {x.settings.get('split')} split of {x.settings.get('data')}"
     if items(a) != items(b):

@@ -168,16 +168,16 @@ def _evaluate_args(p):
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_evaluate(a):
-    from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS
+    from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS, _check_per_item
     from pixelbytes.data import load_built
     from pixelbytes.train import _fingerprint
     # what --compare names is checked now, not after minutes of scoring
     against = [Evaluation.load(f, a.split) for f in a.compare or []]
     if against and a.metrics and not set(a.metrics) & set(TOKEN_METRICS):
-        raise ValueError(f"--compare compares per-item loss and accuracy, which --metrics {' '.join(a.metrics)} does not score: name loss or accuracy too")
+        raise ValueError(f"--compare pairs per-item sums, which only the token metrics ({', '.join(TOKEN_METRICS)}) keep, and --metrics {' '.join(a.metrics)} names none: name loss or accuracy too")
     data = load_built(a.data) if against else a.data
     for f, other in zip(a.compare or [], against):
-        if not other.per_item: raise ValueError(f"--compare {f}: its {other.name}.json has no per-item sums (saved before evaluate kept them, or scored without loss and accuracy): evaluate that model again")
+        _check_per_item(other, f"--compare {f}: its {other.name}.json")
         if a.split in data.splits and other.settings.get('data_sha1') != _fingerprint(data[a.split]['input_ids']):
             raise ValueError(f"--compare {f}: it scored other items ({other.settings.get('items', len(other.per_item['all']['tokens']))} of the {other.settings.get('split')} split of "
                              f"{other.settings.get('data')}) than the {a.split} split of --data {a.data}: compare evaluations of the same split of the same data")

@@ -661,8 +661,10 @@ def load_model(model, # a `PixelBytesModel`, or a folder or Hub id to load one f
                **kwargs) -> PixelBytesModel: # passed to `from_pretrained` (revision, token, ...)
     "The model `model` is, wraps (`torch.compile`, `DistributedDataParallel`) or names, on `device`."
     # a wrapper shares the model's weights; generation calls the model's step, which the wrapper's forward never reaches
-    for attr in ('_orig_mod', 'module'):
-        if isinstance(model, nn.Module) and isinstance(getattr(model, attr, None), PixelBytesModel): model = getattr(model, attr)
+    inner = model
+    while isinstance(inner, nn.Module) and not isinstance(inner, PixelBytesModel):  # wrappers in any order: DataParallel(compile(model))
+        inner = getattr(inner, '_orig_mod', None) or getattr(inner, 'module', None)
+    if isinstance(inner, PixelBytesModel): model = inner
     if isinstance(model, PixelBytesModel): return model if device is None else model.to(pick_device(device))
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a PixelBytesModel, or a folder or Hub id to load one from; got {type(model).__name__}")
