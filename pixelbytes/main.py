@@ -85,7 +85,8 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('val-seed', 'val_seed', int, 'seed of the validation split: fixed, runs of several --seed share one'),
                   ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                   ('patience', 'patience', int, 'evaluations without improvement before stopping'),
-                  ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'))
+                  ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'),
+                  ('recolour', 'augment_recolour', float, 'share of items whose images are drawn in other hues, an epoch, where no caption follows them (leave 0 where captions name the colours to draw)'))
 
 def _train_args(p):
     from pixelbytes.models import MODEL_NAMES, PixelBytesConfig, load_plugins

@@ -304,6 +304,7 @@ class PixelBytesConfig:
     max_minutes: float = None        # stop training after this long (the best checkpoint is kept)
     augment_mirror: bool = True      # also train on horizontally mirrored images (left/right swapped in captions)
     augment_order: bool = True       # also train on image->caption order, not only caption->image
+    augment_recolour: float = 0.0    # the share of items whose images are drawn in other hues, an epoch, where no text follows them (see `train`)
 
     def __post_init__(self):
         if isinstance(self.tokenizer, Tokenizer): self.tokenizer = self.tokenizer.to_dict()  # as model.tokenizer gives it
@@ -320,6 +321,7 @@ class PixelBytesConfig:
         if self.bidirectional and self.backbone not in both:
             raise ValueError(f"bidirectional=True is for the {' and '.join(both)} backbones, not {self.backbone}")
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
+        if not 0 <= self.augment_recolour <= 1: raise ValueError(f"augment_recolour must be a share of the items, from 0 to 1, not {self.augment_recolour}")
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")
         if self.seq_length is None: self.seq_length = 16 if self.bidirectional else 1024
         if self.stride is None: self.stride = 1 if self.bidirectional else self.seq_length
