@@ -516,13 +516,13 @@ def _unlock_build(out: Path, fd):
 
 @contextlib.contextmanager
 def _datasets_bars(shown: bool):
-    "`datasets`' progress bars shown or not in this block, and after it as they were: bars a user turned off stay off."
-    from datasets import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
-    hide = not shown and not are_progress_bars_disabled()
-    if hide: disable_progress_bars()
+    "The progress bars of `datasets` and of `huggingface_hub` (its downloads) shown or not in this block, and after it as they were: bars a user turned off stay off."
+    import datasets, huggingface_hub.utils as hub
+    hidden = [] if shown else [lib for lib in (datasets, hub) if not lib.are_progress_bars_disabled()]
+    for lib in hidden: lib.disable_progress_bars()
     try: yield
     finally:
-        if hide: enable_progress_bars()
+        for lib in hidden: lib.enable_progress_bars()
 
 def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)

@@ -127,7 +127,7 @@ class Evaluation:
         lines += [f"{r['metric']:<12}{r['modality']:<{w}}{r['value']:>8.4f}{r['n']:>9}  {ci(r)}".rstrip() for r in self.rows]
         # n counts tokens, yet the intervals resample whole items: a reader takes the one for the other unless told
         if any(r['metric'] in TOKEN_METRICS + ('bits',) for r in self.rows): lines.append("n: the tokens scored, for loss, bits, accuracy, precision, recall and f1; loss in nats per token, bits in bits per token")
-        if any(not math.isnan(r.get('low', math.nan)) for r in self.rows):  # said where an interval is shown
+        if self.per_item and any(not math.isnan(r.get('low', math.nan)) for r in self.rows):  # said where an interval is shown
             s = self.settings
             how = f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''
             lines.append(f"95% CI: bootstrap percentiles over the {len(self.per_item['all']['tokens'])} items of the {s.get('split', 'test')} split{how}, "

@@ -101,7 +101,7 @@ class GenerateWidget:
         self.scale = W.IntSlider(scale, min=1, max=16, description='scale', style=style, tooltip='screen pixels per pixel of a sprite, in the picture')
         self.button = W.Button(description='Generate', button_style='primary', icon='play', tooltip='draw the samples with these settings')
         self.status, self.error, self.warning = W.Label(), W.HTML(), W.HTML()
-        self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'), tooltip='tokens drawn')
+        self.progress = W.IntProgress(min=0, max=1, value=0, layout=W.Layout(width='12em'))  # the status line beside it says what it does
         self.image, self.image_text = W.Image(format='png'), W.HTML()  # the picture, and what it shows in words
         self.text = W.Textarea(placeholder='the generated text', description='text', style=style, layout=W.Layout(width='40em', height='5em'),
                                tooltip='the text the model wrote, one sample a line')
