@@ -199,6 +199,13 @@ _SUMS = ('tokens', 'nll', 'correct')  # an item's sums, from which loss, bits an
 MIN_INTERVAL_ITEMS = 10  # items holding tokens of a modality that an interval needs: with fewer, the percentiles cover far less than 95%
 MIN_RESAMPLES = 100
 
+def _checked_resamples(resamples) -> int:
+    "`resamples`, a whole number of bootstrap resamples, or an error: the percentiles of fewer than `MIN_RESAMPLES` are noise."
+    from pixelbytes.models import _as_kind
+    resamples = _as_kind(resamples, int, 'resamples')
+    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
+    return resamples
+
 def _resample_counts(n_items: int, resamples: int, seed, block: int = None):
     "Yield the rows of `(resamples, n_items)`, how often each item is drawn in each bootstrap resample of `n_items` draws with replacement, `block` rows at a time (the same rows whatever the block)."
     # a block at a time: the whole matrix, and its product with the sums, take 16 bytes per resample and item (800 MB for 50,000 items)
@@ -379,10 +386,9 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if split not in built.splits: raise ValueError(f"split must be one of {list(built.splits)}, not {split!r}")
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
     drawn = [m for m in metrics if m in DRAWN_METRICS]
-    num, batch_size, resamples = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size'), _as_kind(resamples, int, 'resamples')
+    num, batch_size, resamples = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size'), _checked_resamples(resamples)
     if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
-    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
     if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
     test = built[split]
@@ -453,8 +459,7 @@ def _comparisons(a, b, resamples, seed) -> tuple:
     for name, x in (('a', a), ('b', b)):
         if not isinstance(x, (Evaluation, str, os.PathLike)): raise ValueError(f"{name} must be an Evaluation or a folder holding one, not {x!r}")
     a, b = (x if isinstance(x, Evaluation) else Evaluation.load(x) for x in (a, b))
-    resamples, seed = _as_kind(resamples, int, 'resamples'), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
-    if resamples < MIN_RESAMPLES: raise ValueError(f"resamples={resamples}: give {MIN_RESAMPLES} or more (the percentiles of fewer are noise)")
+    resamples, seed = _checked_resamples(resamples), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
     for x in (a, b): _check_per_item(x, _called(x))
     items = lambda x: (x.settings.get('data_sha1'), x.settings.get('split'), len(x.per_item['all']['tokens']))
     say = lambda x: f"{len(x.per_item['all']['tokens'])} items of the {x.settings.get('split')} split of {x.settings.get('data')}"

@@ -6,8 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'LFS_POINTER', 'WHITE_LEVEL', 'MIN_EDGES',
-           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'NOISY_WHITE', 'rgb_to_lab', 'nearest_colour',
-           'ImageError', 'open_image', 'png_bytes', 'pixelize', 'to_pil']
+           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'NOISY_WHITE', 'GREY_CHROMA', 'LIGHTNESS_WEIGHT',
+           'rgb_to_lab', 'nearest_colour', 'ImageError', 'open_image', 'png_bytes', 'pixelize', 'hue_turns', 'to_pil']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
 import io, stat, warnings
@@ -240,7 +240,7 @@ def _block(rgb: np.ndarray) -> int:
 # %% ../nbs/01_pixelize.ipynb #jpgblk02
 STRONG_EDGE = 80  # a change above this in a channel, from a pixel to the next, is an edge between blocks; a JPEG's noise inside a block stays below it
 ON_GRID = 0.8  # the share of strong edges that must lie on the grid of blocks
-MAX_NOISY_BLOCK = 64  # the largest block looked for under noise: the search costs one pass over the edges per size
+MAX_NOISY_BLOCK = 64  # the largest block looked for under noise: the search's work grows with the number of sizes
 NOISY_WHITE = 230  # a block read under noise whose channels are all above this is background: a JPEG's ringing in a white margin reaches below WHITE_LEVEL, not below this
 
 def _strong_edges(lines: np.ndarray) -> np.ndarray:
@@ -348,6 +348,57 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
     out = [pixels for pixels, _ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
     return out if frames == 'all' else out[0]
+
+# %% ../nbs/01_pixelize.ipynb #swap0002
+GREY_CHROMA = 12  # a colour of CIELAB chroma below this has no hue to turn: white, black and greys stay as they are
+
+def _assignment(cost: np.ndarray) -> np.ndarray:
+    "For a square matrix `cost`, the column of each row such that no two rows share one and their costs add up to the least (the Hungarian method, O(n^3))."
+    n = len(cost)
+    u, v = np.zeros(n + 1), np.zeros(n + 1)  # the rows' and columns' potentials
+    match, way = np.zeros(n + 1, int), np.zeros(n + 1, int)  # match[j]: the row (from 1) column j (from 1) holds; 0: none
+    for i in range(1, n + 1):
+        match[0], j0 = i, 0
+        least, used = np.full(n + 1, np.inf), np.zeros(n + 1, bool)
+        while match[j0]:  # a shortest augmenting path from row i, column by column
+            used[j0] = True
+            reduced = cost[match[j0] - 1] - u[match[j0]] - v[1:]
+            better = ~used[1:] & (reduced < least[1:])
+            least[1:][better], way[1:][better] = reduced[better], j0
+            j1 = 1 + int(np.argmin(np.where(used[1:], np.inf, least[1:])))
+            delta = least[j1]
+            u[match[used]] += delta; v[used] -= delta; least[~used] -= delta
+            j0 = j1
+        while j0:
+            j1 = way[j0]; match[j0] = match[j1]; j0 = j1
+    cols = np.empty(n, int); cols[match[1:] - 1] = np.arange(n)
+    return cols
+
+LIGHTNESS_WEIGHT = 5  # in the matching, a step of lightness costs as much as 5 of colour, so that shades keep their order: of the NES palette's 145 pairs of shades of one hue, a turn swaps light and dark in up to 34 with a weight of 1, in up to 4 with 5
+
+def hue_turns(palette, turns: int = 12) -> np.ndarray:
+    """`(turns - 1, n_colours)` palette indices: each colour of `palette` with its hue turned by k/`turns` of the circle
+    (k = 1 ... turns - 1) in CIELAB, then matched to a palette colour of near that hue and lightness; greys stay. Each
+    turn is one to one, the colours matched so that they move least in all: two shades of one hue never become one, and
+    an image keeps every line it had. Where the palette has no colour of that lightness near the turned hue, a colour
+    may stay as it is."""
+    if turns < 2: raise ValueError(f"turns must be 2 or more (the turns of the hue circle, the first a whole one), not {turns}")
+    lab = rgb_to_lab(np.asarray(palette, np.uint8))
+    chroma, hue = np.hypot(lab[:, 1], lab[:, 2]), np.arctan2(lab[:, 2], lab[:, 1])
+    coloured = np.flatnonzero(chroma >= GREY_CHROMA)
+    tables = np.tile(np.arange(len(lab)), (turns - 1, 1))
+    for k in range(1, turns):
+        h = hue[coloured] + 2 * np.pi * k / turns
+        turned = np.stack([lab[coloured, 0], chroma[coloured] * np.cos(h), chroma[coloured] * np.sin(h)], 1)
+        cost = (((turned[:, None] - lab[coloured][None]) * [LIGHTNESS_WEIGHT, 1, 1]) ** 2).sum(-1)
+        tables[k - 1, coloured] = coloured[_assignment(cost)]
+    return tables
+
+@lru_cache(maxsize=8)
+def _palette_turns(palette: bytes) -> np.ndarray:
+    "The `hue_turns` that change a colour, of the palette whose uint8 RGB bytes are `palette`; made once: 256 colours take seconds, and every epoch asks."
+    turns = hue_turns(np.frombuffer(palette, np.uint8).reshape(-1, 3))
+    return turns[(turns != np.arange(turns.shape[1])).any(1)]  # a small turn may find no colour near enough to move to
 
 # %% ../nbs/01_pixelize.ipynb #53b2fca6
 def to_pil(pixels, palette=None) -> Image.Image:
