@@ -633,8 +633,19 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     path.chmod(new_file_mode())  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
 PixelBytesModel._save_pretrained = _save_pretrained
 
+def _check_config_describes_weights(self: PixelBytesModel):
+    "A `ValueError` when `self.config` no longer makes weights of the model's shapes: a field changed after the model was built, which, saved, would not load."
+    with torch.device('meta'): made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
+    held = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+    if made == held: return
+    k = next(k for k in [*made, *held] if made.get(k) != held.get(k))  # the first in the model's order
+    raise ValueError(f"this model's config no longer describes its weights ({k}: the config makes {made.get(k, 'no such weight')}, the model holds "
+                     f"{held.get(k, 'none')}): was model.config changed after the model was built? Set the field back to save this model; "
+                     "a model of the new shape is PixelBytesModel(new_config), trained anew")
+
 def _save_pretrained_to(self: PixelBytesModel, save_directory, **kwargs):
     "The mixin's `save_pretrained` into `save_directory`, where `~` is the home folder as it is for `from_pretrained`."
+    _check_config_describes_weights(self)  # before anything is written
     return PyTorchModelHubMixin.save_pretrained(self, Path(save_directory).expanduser(), **kwargs)
 PixelBytesModel.save_pretrained = _save_pretrained_to
 
