@@ -161,17 +161,23 @@ def png_bytes(image: Image.Image) -> bytes:
 # %% ../nbs/01_pixelize.ipynb #c5274cc3
 WHITE_LEVEL = 250  # channels above this count as white background (the reference's threshold)
 
+def _deep(im: Image.Image) -> bool:
+    "Whether `im` is grey of more than 8 bits (16-bit, 32-bit or float), which PIL's conversions clip at 255."
+    return im.mode in ('I', 'F') or im.mode.startswith('I;16')
+
 def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
     "`(H, W, 3)` uint8 RGB of the current frame of `im`, transparency composited over white."
-    if im.mode in ('I', 'F') or im.mode.startswith('I;16'):
+    if _deep(im):
         v = np.asarray(im, dtype=np.float64)
         if im.mode == 'F': scale = 255 if v.max() <= 1 else 1  # levels in 0..1, or in 0..255
         elif im.mode == 'I' and v.max() <= 255: scale = 1  # 8-bit levels in 32 bits (a TIFF)
         else: scale = 1 / 257  # 16-bit data (PIL opens 16-bit PPM/PGM as 'I')
         grey = np.rint(np.clip(v * scale, 0, 255)).astype(np.uint8)
+        if 'transparency' in im.info: grey[v == im.info['transparency']] = 255  # the transparent level of a 16-bit grey PNG (tRNS)
         return np.repeat(grey[..., None], 3, axis=-1)
     # Through RGBA for every mode: it applies alpha, palette transparency and `transparency` entries alike,
     # and an opaque pixel comes out of the blend unchanged.
+    if im.mode == 'La': im = im.convert('LA')  # premultiplied grey: PIL converts it to LA only
     try: rgba = np.asarray(im.convert('RGBA'))
     except ValueError as e: raise ImageError(f"{name}: cannot convert mode {im.mode} to RGB ({e})") from None
     alpha = rgba[..., 3:].astype(np.uint16)
@@ -180,8 +186,9 @@ def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
 
 def _opaque(im: Image.Image):
     "Where the current frame of an image on a transparent background is opaque (alpha >= 128); None for any other image."
-    if im.mode in ('RGBA', 'LA', 'PA'): alpha = np.asarray(im.getchannel('A'))
-    elif 'transparency' in im.info: alpha = np.asarray(im.convert('RGBA'))[..., 3]
+    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): alpha = np.asarray(im.getchannel(im.getbands()[-1]))  # 'a': premultiplied (PIL opens a grey TIFF of associated alpha as La)
+    elif 'transparency' in im.info:
+        alpha = np.where(np.asarray(im) == im.info['transparency'], 0, 255) if _deep(im) else np.asarray(im.convert('RGBA'))[..., 3]
     else: return None
     border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
     return alpha >= 128 if (border < 128).mean() > 0.5 else None  # a transparent background, not a stray transparent pixel on white
