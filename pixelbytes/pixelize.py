@@ -283,13 +283,16 @@ def _block_grid(rgb: np.ndarray) -> tuple:
     k = _block(rgb)
     return (k, None) if k > 1 else _noisy_block(rgb)
 
-def _one_per_block(a: np.ndarray, k: int, start) -> np.ndarray:
-    "One pixel of `a` per `k`x`k` block: any of an exact block's (`start` None), else the median of the middle of each block of the grid at `start`, a part of a block at the border made whole with copies of its outermost line."
+def _one_per_block(a: np.ndarray, k: int, start, cut=(False,) * 4) -> np.ndarray:
+    "One pixel of `a` per `k`x`k` block: any of an exact block's (`start` None), else the median of the middle of each block of the grid at `start`, a part of a block at the border made whole with copies of its outermost line, or with background on the sides (top, bottom, left, right) where `cut` says a crop took background off."
     if start is None: return a[::k, ::k]
     (r, c), m = start, k // 4  # the middle half of a block: a JPEG rings along its edges
-    # a sprite whose file cuts through its outer blocks (a tight crop) keeps them; a part that is only a noisy margin is cropped after (NOISY_WHITE)
     top, left = -r % k, -c % k
-    a = np.pad(a, [(top, -(a.shape[0] + top) % k), (left, -(a.shape[1] + left) % k)] + [(0, 0)] * (a.ndim - 2), mode='edge')
+    parts = [top, -(a.shape[0] + top) % k, left, -(a.shape[1] + left) % k]
+    # a sprite whose file cuts through its outer blocks (a tight crop) keeps them; beside a crop, the block goes on in
+    # background, so that a line of the margin's ringing makes a block of background, which is cropped after (NOISY_WHITE)
+    a = np.pad(a, [(0 if cut[0] else parts[0], 0 if cut[1] else parts[1]), (0 if cut[2] else parts[2], 0 if cut[3] else parts[3])] + [(0, 0)] * (a.ndim - 2), mode='edge')
+    a = np.pad(a, [(parts[0] * cut[0], parts[1] * cut[1]), (parts[2] * cut[2], parts[3] * cut[3])] + [(0, 0)] * (a.ndim - 2), constant_values=a.dtype != bool and 255)
     nr, nc = a.shape[0] // k, a.shape[1] // k
     blocks = a.reshape(nr, k, nc, k, *a.shape[2:])[:, m:k - m, :, m:k - m]
     return np.median(blocks, axis=(1, 3)).round().astype(a.dtype) if a.dtype != bool else blocks.mean(axis=(1, 3)) >= 0.5
@@ -308,15 +311,16 @@ def _frames(im: Image.Image, name: str, frames: str, max_pixels):
         yield where, _to_rgb(im, where)
 
 def _content(rgb: np.ndarray, im: Image.Image, where: str, crop: bool) -> tuple:
-    "`rgb`, the current frame of `im`, cropped to its content if `crop`; and where it is opaque, for an image on a transparent background that is cropped (else None)."
-    if not crop: return rgb, None  # only to crop: uncropped images never need the mask
+    "`rgb`, the current frame of `im`, cropped to its content if `crop`; where it is opaque, for an image on a transparent background that is cropped (else None); and on which sides (top, bottom, left, right) the crop took background off."
+    if not crop: return rgb, None, (False,) * 4  # only to crop: uncropped images never need the mask
     opaque = _opaque(im)
     box = _box(rgb, where, opaque)
-    return rgb[box], None if opaque is None else opaque[box]
+    cut = (box[0].start > 0, box[0].stop < rgb.shape[0], box[1].start > 0, box[1].stop < rgb.shape[1])
+    return rgb[box], None if opaque is None else opaque[box], cut
 
-def _sized(rgb: np.ndarray, opaque, where: str, max_size: int, resample, crop: bool, k: int, start=None) -> np.ndarray:
-    "The RGB that `pixelize` maps to the palette: `rgb` and its `opaque` mask (from `_content`), one pixel per `k`x`k` block (of a grid at `start` under noise: `_block_grid`), resized to `max_size`."
-    rgb, opaque = _one_per_block(rgb, k, start), None if opaque is None else _one_per_block(opaque, k, start)
+def _sized(rgb: np.ndarray, opaque, cut, where: str, max_size: int, resample, crop: bool, k: int, start=None) -> np.ndarray:
+    "The RGB that `pixelize` maps to the palette: `rgb`, its `opaque` mask and the sides `cut` (from `_content`), one pixel per `k`x`k` block (of a grid at `start` under noise: `_block_grid`), resized to `max_size`."
+    rgb, opaque = _one_per_block(rgb, k, start, cut), None if opaque is None else _one_per_block(opaque, k, start, cut)
     small = _resize(rgb, max_size, resample)
     if not crop or (small.shape == rgb.shape and start is None): return small
     # the resize may have stepped over the content at an edge, and a noisy margin cropped with the content may have left a block of it: crop again
@@ -337,13 +341,13 @@ def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, cro
     if unscale and frames == 'all':  # one block size for every frame, so that an animation keeps one scale
         if getattr(im, 'n_frames', 1) * im.width * im.height * 3 <= HELD_FRAMES:  # decoded once and held; a larger one is decoded twice
             held = list(read()); read = lambda: iter(held)
-        grids = [_grid(rgb) for _, rgb, _ in read()]
+        grids = [_grid(rgb) for _, rgb, _, _ in read()]
         shared = int(np.gcd.reduce([g for g, _ in grids])) if sum(n for _, n in grids) >= MIN_EDGES else 1
     out = []
-    for where, rgb, opaque in read():
+    for where, rgb, opaque, cut in read():
         # after the crop: the border around a sprite need not be made of its blocks
         k, start = (1, None) if not unscale else (shared, None) if shared else _block_grid(rgb)
-        out.append((nearest_colour(_sized(rgb, opaque, where, max_size, resample, crop, k, start), pal).astype(np.uint8), k))
+        out.append((nearest_colour(_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), pal).astype(np.uint8), k))
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
