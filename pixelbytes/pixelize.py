@@ -169,10 +169,10 @@ def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
     "`(H, W, 3)` uint8 RGB of the current frame of `im`, transparency composited over white."
     if _deep(im):
         v = np.asarray(im, dtype=np.float64)
-        if im.mode == 'F': scale = 255 if v.max() <= 1 else 1  # levels in 0..1, or in 0..255
+        if im.mode == 'F': scale = 255 if not np.nanmax(v, initial=0) > 1 else 1  # levels in 0..1, or in 0..255; NaN: no data
         elif im.mode == 'I' and v.max() <= 255: scale = 1  # 8-bit levels in 32 bits (a TIFF)
         else: scale = 1 / 257  # 16-bit data (PIL opens 16-bit PPM/PGM as 'I')
-        grey = np.rint(np.clip(v * scale, 0, 255)).astype(np.uint8)
+        grey = np.rint(np.clip(np.nan_to_num(v * scale, nan=255), 0, 255)).astype(np.uint8)  # no data is background
         if 'transparency' in im.info: grey[v == im.info['transparency']] = 255  # the transparent level of a 16-bit grey PNG (tRNS)
         return np.repeat(grey[..., None], 3, axis=-1)
     # Through RGBA for every mode: it applies alpha, palette transparency and `transparency` entries alike,
