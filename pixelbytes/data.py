@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 
 # %% auto #0
 __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE', 'BuildError', 'open_source', 'build',
-           'format_report', 'Built', 'load_built', 'push_built']
+           'format_report', 'BuildReport', 'Built', 'load_built', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
 import contextlib, csv, errno, glob, io, json, numbers, os, secrets, shutil, time, unicodedata, warnings
@@ -647,7 +647,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                         try: p.rmdir()
                         except OSError: break
         if progress: print(format_report(report, out))
-        return {**report, 'out': str(out)}  # what train, evaluate and load_built take: the report will do as well as the folder
+        return BuildReport(report, out=str(out))  # what train, evaluate and load_built take: the report will do as well as the folder
     finally: _unlock_build(out, held)
 
 # %% ../nbs/04_data.ipynb #1b19561e
@@ -680,6 +680,13 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     if any('vocabulary' in s['reason'] for s in report['skipped']) and not report['clean_text']:
         lines.append("  hint: --clean-text lowercases captions and drops the characters the v1 vocabulary lacks")
     return '\n'.join(lines)
+
+class BuildReport(dict):
+    "A build report: the dict `build` saves as JSON, shown as `format_report`'s summary (a notebook's last line would print every test row and colour)."
+    def __repr__(self):
+        try: return format_report(self, self.get('out'))
+        except Exception: return f"BuildReport({dict.__repr__(self)})"  # a report of an older build may lack a key: shown whole, never an error
+    __str__ = __repr__
 
 # %% ../nbs/04_data.ipynb #12c1a864
 @dataclass(repr=False)
@@ -715,7 +722,8 @@ def load_built(path) -> Built:
     if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
     try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
     except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
-    return Built(_load_saved(p), tok, _read_json(p/REPORT_FILE), str(p), hub)
+    report = _read_json(p/REPORT_FILE)
+    return Built(_load_saved(p), tok, BuildReport(report) if isinstance(report, dict) else report, str(p), hub)
 
 def _download_built(repo: str) -> Path:
     "The folder, in the Hugging Face cache, of the built dataset `push_built` uploaded to Hub dataset `repo` (owner/name@revision)."
