@@ -355,6 +355,10 @@ class PixelBytesConfig:
     @property
     def n_bytes(self) -> int: return self._tok.n_bytes
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
+    def __repr__(self):
+        # every field, but the tokenizer by its summary: its palette's colours, in hex, would be most of a notebook's output
+        shown = lambda f: repr(getattr(self, '_tok', self.tokenizer) if f.name == 'tokenizer' else getattr(self, f.name))
+        return f"PixelBytesConfig({', '.join(f'{f.name}={shown(f)}' for f in fields(self))})"
     @classmethod
     def from_dict(cls, d: dict) -> 'PixelBytesConfig':
         "The config of the fields in `d`; a key that is not a field is an error that names it."
@@ -496,6 +500,11 @@ def _summary(self: PixelBytesModel) -> str:
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters"
             + (f"; fine-tuned from {c.base_model}" if c.base_model else ''))
 PixelBytesModel.summary = _summary
+
+def _extra_repr(self: PixelBytesModel) -> str:
+    "The summary (and where the model was loaded from), atop the layers that `print(model)` and a notebook show."
+    return self.summary().removeprefix('PixelBytesModel: ') + (f"; loaded from {self.source}" if self.source else '')
+PixelBytesModel.extra_repr = _extra_repr
 
 def _card_scores(model) -> str:
     "The held-out scores that `evaluate` saved for these weights in the folder `model` was loaded from, as a model card section ('' when there are none)."
