@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'ARCHITECTURE', 'BATCH_PLAN',
            'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict', 'summarize',
            'save_checkpoint', 'load_state', 'item_hashes', 'write_metrics', 'read_metrics', 'lr_factor',
-           'describe_evaluation', 'train', 'launch']
+           'describe_evaluation', 'History', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
@@ -124,6 +124,7 @@ class Windows:
         self.rows = _window_rows([len(s) for s in self.ids], cfg, offset, every_token)
 
     def __len__(self): return len(self.rows)
+    def __repr__(self): return f"Windows({len(self):,} windows of at most {self.cfg.seq_length} tokens, over {len(self.ids):,} sequences)"
 
     def n_targets(self, idx) -> int:
         "Number of tokens that take a loss in windows `idx`."
@@ -306,7 +307,7 @@ def read_metrics(out) -> list:
         if v in ('', None): return math.nan  # an evaluation without that figure (no validation split)
         try: return int(v) if v.lstrip('-').isdigit() else float(v)
         except ValueError: raise ValueError(f"{path}: {k} is {v!r}, not a number") from None
-    with open(path, newline='') as f: return [{k: number(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    with open(path, newline='') as f: return History({k: number(k, v) for k, v in row.items()} for row in csv.DictReader(f))
 
 # %% ../nbs/08_train.ipynb #9da4f3cd
 def _dist() -> tuple:
@@ -758,6 +759,20 @@ def describe_evaluation(row: dict) -> str:
     if math.isnan(f('val_bits')): return f"{line}; no validation split"  # val_fraction=0
     return f"{line}, validation {f('val_bits'):.3f} (pixels {f('val_pixel_acc'):.1%} right, text {f('val_text_acc'):.1%} right)"
 
+class History(list):
+    "The evaluations of a run, as `train` returns them and `read_metrics` reads them back: a list of dicts, each shown as one line."
+    SHOWN = 12  # evaluations shown, the first and the last: a long run's every figure would fill a notebook's output
+    def __repr__(self):
+        try:
+            lines = [describe_evaluation(r) for r in (self if len(self) <= self.SHOWN else self[:2] + self[-(self.SHOWN - 2):])]
+            if len(self) > self.SHOWN: lines.insert(2, f"... {len(self) - self.SHOWN} more ...")
+            vals = [r.get('val_loss', math.nan) for r in self]
+            best = '' if all(map(math.isnan, vals)) else f"; the best (lowest validation loss) at step {self[int(np.nanargmin(vals))].get('step')}"
+        except (TypeError, ValueError, AttributeError): return f"History({list.__repr__(self)})"  # rows of another making: shown whole, never an error
+        return '\n'.join([f"History of {len(self)} evaluation{'s' * (len(self) != 1)}{best} (each a dict of every figure: history[-1]['val_bits'])"]
+                         + [f"  {l}" for l in lines])
+    __str__ = __repr__
+
 # %% ../nbs/08_train.ipynb #23e8176e
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or what `build` returned, or the `Built` that `load_built` gives)
@@ -768,8 +783,9 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           progress:bool=True, # show a progress bar
           stop_after:float=None, # minutes of this call: then it saves and returns, the run unfinished, for resume to go on (a session's time limit); unlike max_minutes, not part of the run's schedule
           init=None): # a model (or a folder or Hub id to load one from) whose weights the run starts from: fine-tuning. A dict config keeps the model's architecture, dropout and windows where it leaves them out, and a new run's defaults for the rest; its architecture must stay
-    "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation."
-    return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init)
+    "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation (a `History`)."
+    model, history = _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init)
+    return model, History(history)
 
 def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None, init=None):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
@@ -971,7 +987,7 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     out = Path(out).expanduser()
     with _holding(out): _settle_left_aside(out)  # as the first worker would, but before the checks below
     run = _prepare(config, data, out, resume, overwrite, nprocs, init)
-    if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), run['saved']['history']  # resume='auto' of a run that has ended
+    if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), History(run['saved']['history'])  # resume='auto' of a run that has ended
     data = run['built'].path
     backbones = _own_backbones()
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
@@ -996,4 +1012,4 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
                 "nothing was saved yet" + ("; the run it was to replace is kept" if replaced else ''))
         print(f"\ninterrupted: the {nprocs} processes stopped; {kept}", file=sys.stderr)
         raise
-    return PixelBytesModel.from_pretrained(out/'best'), load_state(out/STATE_FILE)['history']
+    return PixelBytesModel.from_pretrained(out/'best'), History(load_state(out/STATE_FILE)['history'])
