@@ -7,7 +7,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 # %% auto #0
 __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS',
            'COPY_MARKER', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation',
-           'evaluate', 'Comparison', 'compare', 'compare_table']
+           'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
 import csv, hashlib, json, math, os, re, warnings
@@ -488,6 +488,10 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
     if modality not in modalities: raise ValueError(f"modality must be one of {list(modalities)}, not {modality!r}")
     return _comparisons(a, b, resamples, seed)[2][metric, modality]
 
+class TextTable(str):
+    "A str that a notebook shows as its lines, as `print` does: a plain str, a cell's last value, shows as one quoted line of \\n."
+    def __repr__(self): return str.__str__(self)
+
 def compare_table(a, # an `Evaluation`, or a folder holding one of the test split
                   b, # another, of the same items
                   metrics=('bits', 'accuracy'), # any of 'bits', 'loss', 'accuracy'
@@ -505,4 +509,4 @@ def compare_table(a, # an `Evaluation`, or a folder holding one of the test spli
              f"95% CI: paired bootstrap over the items ({resamples} resamples, seed {seed}); below 0: b's is lower (better, for bits and loss; worse, for accuracy)",
              f"{'metric':<12}{'modality':<{w}}{'b - a':>9}{'items':>7}  95% CI"]
     lines += [f"{c.metric:<12}{c.modality:<{w}}{c.diff:>+9.4f}{c.n_items:>7}  {ci(c)}" for m in metrics for (metric, _), c in found.items() if metric == m]
-    return '\n'.join(lines)
+    return TextTable('\n'.join(lines))
