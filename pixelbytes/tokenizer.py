@@ -56,7 +56,11 @@ class TextSegment:
     def ok(self) -> bool:
         "Well formed: closed by LF and valid UTF-8."
         return self.complete and self.valid_utf8
-    def __repr__(self): return f"TextSegment({self.text!r}{'' if self.ok else ', malformed'})"
+    SHOWN = 200  # characters a repr shows: a generated text runs to a thousand bytes, and a list of samples shows them all
+    def __repr__(self):
+        t = self.text
+        shown = f"{t!r}" if len(t) <= self.SHOWN else f"{t[:self.SHOWN]!r}... ({len(t):,} characters)"
+        return f"TextSegment({shown}{'' if self.ok else ', malformed'})"
 
 # %% ../nbs/02_tokenizer.ipynb #540a5fa5
 @dataclass(eq=False)
