@@ -115,7 +115,12 @@ class GenerateWidget:
         self.button.on_click(self._run)
         self._show_controls()
 
-    def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs):
+        # the panel where widgets show; where they do not (a static page, a console), what it is rather than its first control's repr
+        return {**(self.ui._repr_mimebundle_(**kwargs) or {}), 'text/plain': repr(self)}
+    def __repr__(self):
+        drawn = f"; {len(self.generations)} sample{'s' * (len(self.generations) != 1)} drawn (w.generations)" if self.generations else ''
+        return f"GenerateWidget({self.model.summary()}{f'; loaded from {self.model.source}' if self.model.source else ''}{drawn})"
 
     _made = {}  # (model source, cell id) -> the panel that cell made, loading its model from there
 
@@ -228,7 +233,10 @@ class TrainingView:
         self._key = self.out.resolve()  # the folder whatever the working directory later (a notebook's %cd)
         self.refresh()
 
-    def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs):
+        # the view where widgets show; where they do not, the run's last evaluation in words
+        return {**(self.ui._repr_mimebundle_(**kwargs) or {}), 'text/plain': repr(self)}
+    def __repr__(self): return f"TrainingView({self.out}{', watching' if self.watching else ''}: {self.status.value})"
 
     def refresh(self) -> bool:
         "Show the run's latest curves and evaluation; whether anything changed since the last look."
