@@ -329,6 +329,36 @@ def _weights_sha1(model) -> str:
     for k, t in model.state_dict().items(): h.update(k.encode()); h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
+_SCORED_WITH = {**{m: ('seed', 'resamples') for m in TOKEN_METRICS}, **{m: () for m in REFERENCE_METRICS},  # the settings a metric's values depend on, beyond the weights, the items and the device
+                'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
+
+def _rows_of(metrics) -> set:
+    "The metrics of the rows that scoring `metrics` writes: `loss` writes `bits` too."
+    return set(metrics) | ({'bits'} if 'loss' in metrics else set())
+
+def _scored_with(metrics) -> set:
+    "The settings that the values of `metrics` (row metrics: `bits` too) depend on; all of them for a metric not known here."
+    return {k for m in metrics for k in _SCORED_WITH.get('loss' if m == 'bits' else m, ('num', 'temperature', 'seed', 'resamples'))}
+
+def _added_to(ev: Evaluation, folder: Path, metrics) -> Evaluation | None:
+    "The evaluation saved in `folder` that `ev`, about to score `metrics`, adds to: one of the same weights and items whose other metrics were made with the settings `ev` has; None when there is none to keep (none there, one of other weights, one whose metrics `ev` all scores again); an error when `ev` would replace scores of these weights that it does not make again, made with other settings."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # whether it scored the weights there now, the SHA-1s below say
+            before = Evaluation.load(folder, ev.settings['split'])
+    except (FileNotFoundError, ValueError): return None  # none, or no evaluation of evaluate's: written as before
+    old, new = before.settings, ev.settings
+    if old.get('model_sha1') != new['model_sha1']: return None  # other weights' (the folder's model trained on since): no longer its scores
+    kept = sorted({r['metric'] for r in before.rows} - _rows_of(metrics))
+    if not kept: return None  # all of them scored again: replaced
+    # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
+    clash = [k for k in ('data_sha1', 'device', *sorted(_scored_with(kept) & _scored_with(metrics))) if old.get(k) != new[k]]
+    if not clash: return before
+    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {old.get(k)} there, {new[k]} here"
+    raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
+                     f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
+                     "or save elsewhere (out=, --out)")
+
 def _trained_elsewhere(model, built) -> str | None:
     "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
     source = Path(str(getattr(model, 'source', None) or ''))
@@ -359,7 +389,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              split:str='test', # the split scored: 'test' (held out), or 'train' (as built: with the items `train` held out for validation)
              progress:bool=True,
              device=None) -> Evaluation: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
-    "Score `model` on the held-out (test) split of `data`, or another `split`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved)."
+    "Score `model` on the held-out (test) split of `data`, or another `split`; the result prints as a table and is saved, with the settings that made it, as evaluation.csv / .json in `out`, or else in the folder the model was loaded from (`Evaluation.saved`; None when not saved), with the scores of other metrics saved there before of the same weights and items (made with the same settings)."
     from pixelbytes.models import load_model, _as_kind, _check_sampling
     named = isinstance(model, (str, os.PathLike))  # a folder or Hub id: loaded here
     model_dir = Path(model).expanduser() if named and Path(model).expanduser().is_dir() else None
@@ -415,12 +445,21 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
+    before = None if folder is None else _added_to(ev, folder, metrics)  # now, not after minutes of scoring
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
              (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
              (('copy',), lambda: _copy(ev, model, items, tok)),
              (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
+    if before is not None:  # added to the scores saved there: its rows of other metrics, and its per-item sums unless made again, kept
+        step = lambda r: next((i for i, (gives, _) in enumerate(steps) if r['metric'] in _rows_of(gives)), len(steps))
+        new = {(r['metric'], r['modality']): r for r in ev.rows}
+        rows = [new.pop((r['metric'], r['modality']), r) for r in before.rows if r['metric'] not in _rows_of(metrics) or (r['metric'], r['modality']) in new]
+        ev.rows = sorted(rows + list(new.values()), key=step)  # a row scored again in its place, a new one where a run of all of them puts it
+        ev.per_item = ev.per_item or before.per_item
+        ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
+        ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
     if folder is not None: ev.saved = ev.save(folder)
     return ev
 
