@@ -226,6 +226,9 @@ def _run_generate(a):
     out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
     if not _is_json(out, a.format): output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
     if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
+    # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
+    if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):
+        raise ValueError(f"--out {out!r} is --image {given!r}, which the samples would replace; name another file (--out)")
     check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,

@@ -64,6 +64,18 @@ def test_out_is_a_file(trained, tmp_path):
         r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--max-tokens', '5', '--out', tmp_path/'pipe.png')
         assert r.returncode == 1 and 'is not a regular file (a device, a pipe or a socket)' in r.stderr and (tmp_path/'pipe.png').is_fifo(), r.stderr
 
+def test_out_is_not_an_image_given(trained, tmp_path):
+    "An --out that is one of the --image files (the default generated.png, captioned) is refused before drawing, the image kept; a link there is replaced, not its target."
+    (tmp_path/'generated.png').write_bytes((trained/'red.png').read_bytes())
+    (tmp_path/'alias.png').symlink_to(tmp_path/'generated.png')
+    for given, args in (('generated.png', ('--image', 'generated.png')), ('alias.png', ('--image', 'red.png', '--image', 'alias.png', '--out', 'generated.png'))):
+        (tmp_path/'red.png').write_bytes((trained/'red.png').read_bytes())
+        r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '5', *args, cwd=tmp_path)
+        assert r.returncode == 1 and f"--out 'generated.png' is --image '{given}', which the samples would replace; name another file (--out)" in r.stderr, r.stderr
+        assert 'Generating' not in r.stderr and (tmp_path/'generated.png').read_bytes() == (trained/'red.png').read_bytes()
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '5', '--image', 'generated.png', '--out', 'alias.png', cwd=tmp_path)
+    assert r.returncode == 0 and not (tmp_path/'alias.png').is_symlink() and (tmp_path/'generated.png').read_bytes() == (trained/'red.png').read_bytes(), r.stderr
+
 def test_a_reader_that_stops_early_is_no_error(trained, tmp_path):
     "Output to a pipe whose reader has gone (as after `| head -1`): status 0, no broken-pipe message; --quiet draws no progress bar."
     r, w = os.pipe(); os.close(r)
