@@ -507,6 +507,10 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
                             "overwrite=True (--overwrite) to replace it, or choose another output folder")
     odd = [out/n for n in ('best', 'last') if not overwrite and (out/n).exists() and not (out/n).is_dir()]  # found now, not at the first checkpoint
     if odd: raise TrainingError(f"{odd[0]} is a file, where a run saves a model folder; move it, or choose another output folder (--out)")
+    # what a run writes, with no state to resume: a run whose state was deleted (to save space), one killed while it saved its first checkpoint, or files of the user's
+    left = [n for n in ('best', 'last', 'metrics.csv', 'curves.png') if (out/n).exists()] if not saved and not overwrite and not (out/STATE_FILE).exists() else []
+    if left: raise TrainingError(f"{out} holds {', '.join(left)}, which a run writes, but no {STATE_FILE} to resume from (deleted, or a run killed while it saved "
+                                 "its first checkpoint): a new run would replace them; pass overwrite=True (--overwrite) to replace them, or choose another output folder (--out)")
     return dict(cfg=cfg, built=built, saved=saved, source=src, finished=finished, train_items=train_items, val_items=val_items, data_id=data_id,
                 steps_per_epoch=steps_per_epoch, base=base)
 
