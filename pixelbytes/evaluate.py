@@ -329,7 +329,7 @@ def _weights_sha1(model) -> str:
     for k, t in model.state_dict().items(): h.update(k.encode()); h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
-_SCORED_WITH = {**{m: ('seed', 'resamples') for m in TOKEN_METRICS}, **{m: () for m in REFERENCE_METRICS},  # the settings a metric's values depend on, beyond the weights, the items and the device
+_SCORED_WITH = {'loss': ('seed', 'resamples'), 'accuracy': ('seed', 'resamples'), **{m: () for m in ('precision', 'recall', 'f1', *REFERENCE_METRICS)},  # the settings a metric's values depend on, beyond the weights, the items and the device (seed and resamples: the intervals, which precision, recall and f1 have not)
                 'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
 
 def _rows_of(metrics) -> set:
@@ -454,9 +454,11 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     if before is not None:  # added to the scores saved there: its rows of other metrics, and its per-item sums unless made again, kept
         step = lambda r: next((i for i, (gives, _) in enumerate(steps) if r['metric'] in _rows_of(gives)), len(steps))
+        token, mods = ('loss', 'bits', *TOKEN_METRICS[1:]), ['all', *MODALITIES]  # as `_token_scores` writes them: modality by modality, then metric by metric
+        order = lambda r: (step(r), *((mods.index(r['modality']), token.index(r['metric'])) if r['metric'] in token and r['modality'] in mods else (0, 0)))
         new = {(r['metric'], r['modality']): r for r in ev.rows}
         rows = [new.pop((r['metric'], r['modality']), r) for r in before.rows if r['metric'] not in _rows_of(metrics) or (r['metric'], r['modality']) in new]
-        ev.rows = sorted(rows + list(new.values()), key=step)  # a row scored again in its place, a new one where a run of all of them puts it
+        ev.rows = sorted(rows + list(new.values()), key=order)  # in the order of a run of all of them
         ev.per_item = ev.per_item or before.per_item
         ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
         ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
