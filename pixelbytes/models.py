@@ -647,7 +647,8 @@ def _check_config_describes_weights(self: PixelBytesModel):
     try:
         with torch.device('meta'): made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
     except (NotImplementedError, RuntimeError, TypeError):  # a backbone of one's own that reads weights' values as it is built: built for real
-        made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
+        with torch.random.fork_rng(devices=[]):  # its initial weights drawn from a generator of its own: a save leaves the caller's random state as it was
+            made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
     held = {k: tuple(v.shape) for k, v in self.state_dict().items()}
     if made == held: return
     k = next(k for k in [*made, *held] if made.get(k) != held.get(k))  # the first in the model's order
