@@ -854,20 +854,25 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     watch = _LossWatch(device, world, out)
 
     def run_eval(train_sums):
-        "Evaluate, record the row in `st`, and save `best/` and the metrics; every process calls it."
+        "Evaluate and record the row in `st`; the row, and whether it is the best yet. Every process calls it."
         watch.check(every_process=True)  # before anything is saved: keep the last good checkpoint
         if not all(torch.isfinite(p).all() for p in model.parameters()): raise _diverged("the weights became NaN or infinite", st['step'], out)
         scores = _scores(model, _Subset(val, val_shard), tok, train_sums)
         row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
                'minutes': round((time.time() - start) / 60, 2), **scores}
-        improved = _record(st, row, len(val) > 0)
-        if rank == 0:
+        return row, _record(st, row, len(val) > 0)
+
+    def save(improved: bool):
+        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them."
+        nonlocal last_plot
+        # all or none: a run stopped between its first best/ and its state would leave files that no new run replaces unasked
+        # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of
+        with interrupts_deferred():
             if improved: save_checkpoint(model, out/'best')
-            nonlocal last_plot
             plot = time.time() - last_plot >= PLOT_EVERY
             write_metrics(st['history'], out, plot=plot)
             if plot: last_plot = time.time()
-        return row
+            _save_state(out, st, model, opt, scaler, cfg, data_id)
 
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
@@ -902,7 +907,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
                     if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
                             or st['epoch'] >= cfg.epochs or out_of_time or paused:
-                        row = run_eval(sums)
+                        row, improved = run_eval(sums)
                         sums.zero_()
                         bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                         stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
@@ -911,8 +916,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                                  f"stopped early: no better validation loss in {cfg.patience} evaluations" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
                         st['elapsed'] = time.time() - start
                         if rank == 0:
-                            _save_state(out, st, model, opt, scaler, cfg, data_id)
-                            kept_step = st['step']  # once saved: an interrupt in the middle of the save keeps the one before
+                            save(improved)
+                            kept_step = st['step']  # once saved: an interrupt in the middle of the save (train in a thread of its own) keeps the one before
                             _settle(out, aside, kept=True); aside = None
                         _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                         if rank == 0 and progress:
