@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'format_report', 'BuildReport', 'Built', 'load_built', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import contextlib, csv, errno, glob, io, json, numbers, os, secrets, shutil, time, unicodedata, warnings
+import contextlib, csv, errno, glob, io, json, numbers, os, secrets, shutil, tempfile, time, unicodedata, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows
 from collections import Counter
@@ -252,8 +252,8 @@ def _load_datasets():
     "Import `datasets` and `pyarrow`, whole: a Ctrl-C waits for the end of the import (see `interrupts_deferred`), the first time it takes a second or two."
     with interrupts_deferred(): import datasets, pyarrow.compute
 
-def open_source(path, caption_column=None, image_column='image', revision=None, config_name=None):
-    "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source; `revision`: a Hub dataset's branch, tag or commit; `config_name`: its configuration."
+def open_source(path, caption_column=None, image_column='image', revision=None, config_name=None, cache_dir=None):
+    "The rows of source `path` as an (undecoded) `datasets.Dataset`, and a description of the source; `revision`: a Hub dataset's branch, tag or commit; `config_name`: its configuration; `cache_dir`: where `datasets` copies a local folder of data files as it reads them (default: its cache)."
     _load_datasets()
     from datasets import Dataset, DatasetDict, load_dataset
     if isinstance(path, (Dataset, DatasetDict)):  # loaded, and maybe reworked, in Python: what no folder layout holds gets in this way
@@ -299,12 +299,20 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
     if p.is_dir(): _check_data_files(p)
     commit = None if p.is_dir() else _hub_commit(str(path), revision)
     named = {} if config_name is None else {'name': config_name}
+    own_cache = p.is_dir() and cache_dir is not None  # a Hub dataset's copy stays in datasets' cache: a later build reads it without downloading it again
+    if own_cache: named['cache_dir'] = str(cache_dir)
     try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path), revision=commit, **named)  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         from datasets import config
-        try: check_writable(config.HF_DATASETS_CACHE)  # datasets reads a folder of data files, as it reads a download, through its cache
-        except OSError as c: raise BuildError(f"{str(path)!r} is read through the datasets cache {config.HF_DATASETS_CACHE}, which cannot be written ({c}): "
-                                          "set HF_HOME (or HF_DATASETS_CACHE) to a folder you can write") from None
+        full = e  # datasets wraps the error of a full disk in one of its own
+        while full is not None and getattr(full, 'errno', None) not in (errno.ENOSPC, errno.EDQUOT): full = full.__cause__ or full.__context__
+        if full is not None:
+            raise BuildError(f"cannot read {str(path)!r}: the disk holding {cache_dir if own_cache else config.HF_DATASETS_CACHE}, where datasets copies it as it reads it, is full "
+                             f"({full.strerror}); free some space, or set {'TMPDIR' if own_cache else 'HF_HOME (or HF_DATASETS_CACHE)'} to a folder on another disk") from None
+        if not own_cache:
+            try: check_writable(config.HF_DATASETS_CACHE)  # datasets reads a download through its cache
+            except OSError as c: raise BuildError(f"{str(path)!r} is read through the datasets cache {config.HF_DATASETS_CACHE}, which cannot be written ({c}): "
+                                              "set HF_HOME (or HF_DATASETS_CACHE) to a folder you can write") from None
         # one of several configurations must be named: datasets' message lists them, and the way to name one here is ours to say
         hint = '; name one with config_name= (build --config-name NAME)' if 'Config name is missing' in str(e) else ''
         if p.is_dir() and (pointer := _lfs_pointer(p)):  # datasets says only that a file is not what its name says
@@ -558,97 +566,102 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if max_size > MAX_POSITION:
         warnings.warn(f"max_size {max_size} is above {MAX_POSITION}: a model tells rows and columns apart up to {MAX_POSITION} only "
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
-    with _datasets_bars(progress):  # reading a folder or a Hub dataset draws bars of its own
-        if path is None:
-            try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision, config_name); path = DEFAULT_HUB_ID
-            except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
-                # a revision or a configuration asked of it: the demo set is not what was asked for
-                if revision is not None or config_name is not None: raise
-                warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({error_line(e, with_type=False)}); building the built-in demo set instead")
-                ds, info = open_source('demo'); path = 'demo'
-        else:
-            from datasets import Dataset, DatasetDict
-            if out is None and isinstance(path, (Dataset, DatasetDict)): raise BuildError("a dataset given as an object has no name to call its folder by: give out")
-            ds, info = open_source(path, caption_column, image_column, revision, config_name)
-    if info['kind'] == 'dataset object': path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
-    if for_model and info['kind'] == 'demo' and (crop or unscale):
-        warnings.warn(f"the demo set is read uncropped and at its own size, whatever the model reads (like={like or 'model'}: crop={crop}, unscale={unscale}): its captions say where shapes are")
-    crop, unscale = crop and info['kind'] != 'demo', unscale and info['kind'] != 'demo'
-    if len(ds) == 0: raise BuildError(f"{path if info['kind'] == 'dataset object' else repr(str(path))} has no rows")
-    out = Path(out).expanduser() if out else _default_out(path)
-    if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
-    _restore_replaced(out)
-    made_empty = out.is_dir() and not any(out.iterdir())  # a folder made for it beforehand (mkdir -p, a job's output volume): nothing to replace
-    if out.exists() and not overwrite and not made_empty: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
-    _check_out(out, path)
-    try: check_writable(out.parent)  # the dataset is written beside out, then renamed into place
-    except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
-    made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails
-    out.parent.mkdir(parents=True, exist_ok=True)
-    held = _lock_build(out)  # one build at a time into out: two would replace each other's files, each saying it built
+    # datasets reads a local folder of data files into a copy: made here, it goes with the build, where in its cache it would stay,
+    # as large as the source, in the home folder (~/.cache/huggingface), of no use once the dataset is built
+    source_cache = tempfile.mkdtemp(prefix='pixelbytes-source-')
     try:
-        # the temporary folders of builds that were killed, their caches as large as the dataset: all of them while out is
-        # held (no build is writing one), else those untouched for an hour
-        if held is None: clear_stale(out)
-        else:
-            for left in out.parent.glob(glob.escape(f'.{out.name}.tmp-') + '*'): remove(left)
-        for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
-        # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
-        tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
-        start = time.time()
-        with _datasets_bars(progress):
-            try:
-                if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
-                base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
-                # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
-                within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
-                done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                              features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
-                                             root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
-                              cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
-                errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
-                                                                              desc='Counting skipped rows')
-                good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
-                                   desc='Keeping the rows built').remove_columns('error')
-                enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
-                drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
-                dropped = Counter(''.join(drops))
-                good = good.remove_columns(['block', 'dropped'])
-                if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-                splits = _split(good, test_size, seed)
-                # an empty split saved as zero shards cannot be loaded back
-                splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
-                n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
-                                           for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
-                report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
-                          'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
-                          'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
-                          'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                          'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
-                          'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                          'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
-                          'seconds': round(time.time() - start, 2)}
-                del done, errors, good, splits  # release the cache files before removing them
-                shutil.rmtree(tmp/'_cache', ignore_errors=True)
-                for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
-                (tmp/'dataset').rmdir()
-                (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
-                (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
-                _move_in(tmp, out)
-            except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-                raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
-                                 "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-                _unlock_build(out, held); held = None  # its file too, before the folders made for it go
-                if not out.exists():
-                    for p in made:  # innermost first: a folder of ours that holds nothing
-                        try: p.rmdir()
-                        except OSError: break
-        if progress: print(format_report(report, out))
-        return BuildReport(report, out=str(out))  # what train, evaluate and load_built take: the report will do as well as the folder
-    finally: _unlock_build(out, held)
+        with _datasets_bars(progress):  # reading a folder or a Hub dataset draws bars of its own
+            if path is None:
+                try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision, config_name, source_cache); path = DEFAULT_HUB_ID
+                except _NotLoaded as e:  # not reached; one reached with another fault (no such caption column) says so
+                    # a revision or a configuration asked of it: the demo set is not what was asked for
+                    if revision is not None or config_name is not None: raise
+                    warnings.warn(f"the Hub dataset {DEFAULT_HUB_ID} cannot be reached ({error_line(e, with_type=False)}); building the built-in demo set instead")
+                    ds, info = open_source('demo'); path = 'demo'
+            else:
+                from datasets import Dataset, DatasetDict
+                if out is None and isinstance(path, (Dataset, DatasetDict)): raise BuildError("a dataset given as an object has no name to call its folder by: give out")
+                ds, info = open_source(path, caption_column, image_column, revision, config_name, source_cache)
+        if info['kind'] == 'dataset object': path = f"a datasets.{type(path).__name__}"  # what the report and the messages call it
+        if for_model and info['kind'] == 'demo' and (crop or unscale):
+            warnings.warn(f"the demo set is read uncropped and at its own size, whatever the model reads (like={like or 'model'}: crop={crop}, unscale={unscale}): its captions say where shapes are")
+        crop, unscale = crop and info['kind'] != 'demo', unscale and info['kind'] != 'demo'
+        if len(ds) == 0: raise BuildError(f"{path if info['kind'] == 'dataset object' else repr(str(path))} has no rows")
+        out = Path(out).expanduser() if out else _default_out(path)
+        if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
+        _restore_replaced(out)
+        made_empty = out.is_dir() and not any(out.iterdir())  # a folder made for it beforehand (mkdir -p, a job's output volume): nothing to replace
+        if out.exists() and not overwrite and not made_empty: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
+        _check_out(out, path)
+        try: check_writable(out.parent)  # the dataset is written beside out, then renamed into place
+        except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
+        made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails
+        out.parent.mkdir(parents=True, exist_ok=True)
+        held = _lock_build(out)  # one build at a time into out: two would replace each other's files, each saying it built
+        try:
+            # the temporary folders of builds that were killed, their caches as large as the dataset: all of them while out is
+            # held (no build is writing one), else those untouched for an hour
+            if held is None: clear_stale(out)
+            else:
+                for left in out.parent.glob(glob.escape(f'.{out.name}.tmp-') + '*'): remove(left)
+            for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
+            # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
+            tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
+            start = time.time()
+            with _datasets_bars(progress):
+                try:
+                    if 'problem' not in ds.column_names: ds = ds.add_column('problem', [None] * len(ds))
+                    base = str(Path(str(path)).expanduser().resolve()) if info['kind'] in ('hub-layout folder', 'saved') else None
+                    # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
+                    within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
+                    done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
+                                  features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
+                                                 root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
+                                  cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
+                    errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
+                                                                                  desc='Counting skipped rows')
+                    good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
+                                       desc='Keeping the rows built').remove_columns('error')
+                    enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
+                    drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
+                    dropped = Counter(''.join(drops))
+                    good = good.remove_columns(['block', 'dropped'])
+                    if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
+                    splits = _split(good, test_size, seed)
+                    # an empty split saved as zero shards cannot be loaded back
+                    splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
+                    n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
+                                               for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
+                    report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
+                              'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
+                              'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
+                              'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
+                              'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
+                              'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
+                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                              'seconds': round(time.time() - start, 2)}
+                    del done, errors, good, splits  # release the cache files before removing them
+                    shutil.rmtree(tmp/'_cache', ignore_errors=True)
+                    for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
+                    (tmp/'dataset').rmdir()
+                    (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
+                    (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
+                    _move_in(tmp, out)
+                except OSError as e:
+                    if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+                    raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
+                                     "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    _unlock_build(out, held); held = None  # its file too, before the folders made for it go
+                    if not out.exists():
+                        for p in made:  # innermost first: a folder of ours that holds nothing
+                            try: p.rmdir()
+                            except OSError: break
+            if progress: print(format_report(report, out))
+            return BuildReport(report, out=str(out))  # what train, evaluate and load_built take: the report will do as well as the folder
+        finally: _unlock_build(out, held)
+    finally: shutil.rmtree(source_cache, ignore_errors=True)
 
 # %% ../nbs/04_data.ipynb #1b19561e
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
