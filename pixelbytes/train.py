@@ -932,6 +932,12 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     if kept_step is not None and aside is None else "no checkpoint to resume from was saved yet (the first evaluation saves one)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise
+    except OSError as e:  # a checkpoint that could not be written (a full disk): said with what the run kept, as an interrupt is
+        if rank != 0: raise
+        kept = (f"{out} holds the checkpoints of step {kept_step}: make room, then continue with resume=True (--resume)" if kept_step is not None and aside is None else
+                "no checkpoint to resume from was saved" + ("; the run it was to replace is kept" if aside else
+                f"; {out/'best'} holds this run's best model so far, and a new run there needs overwrite=True (--overwrite)" if (out/'best').is_dir() else ''))
+        raise TrainingError(f"{e}; {kept}") from e
     if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
     if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
     if world > 1: dist.barrier()
