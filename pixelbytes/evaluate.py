@@ -462,7 +462,10 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         ev.per_item = ev.per_item or before.per_item
         ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
         ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
-    if folder is not None: ev.saved = ev.save(folder)
+    if folder is not None:
+        try: ev.saved = ev.save(folder)
+        except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
+            warnings.warn(f"{e}; the evaluation is not saved, and the evaluation files in {folder} are as they were: make room, or pass out= (--out) to save it elsewhere")
     return ev
 
 # %% ../nbs/11_evaluate.ipynb #cmp00002
