@@ -568,8 +568,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")
     # datasets reads a local folder of data files into a copy: made here, it goes with the build, where in its cache it would stay,
     # as large as the source, in the home folder (~/.cache/huggingface), of no use once the dataset is built
-    source_cache = tempfile.mkdtemp(prefix='pixelbytes-source-')
-    try:
+    with tempfile.TemporaryDirectory(prefix='pixelbytes-source-', ignore_cleanup_errors=True) as source_cache:
         with _datasets_bars(progress):  # reading a folder or a Hub dataset draws bars of its own
             if path is None:
                 try: ds, info = open_source(DEFAULT_HUB_ID, caption_column, image_column, revision, config_name, source_cache); path = DEFAULT_HUB_ID
@@ -661,7 +660,6 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
             if progress: print(format_report(report, out))
             return BuildReport(report, out=str(out))  # what train, evaluate and load_built take: the report will do as well as the folder
         finally: _unlock_build(out, held)
-    finally: shutil.rmtree(source_cache, ignore_errors=True)
 
 # %% ../nbs/04_data.ipynb #1b19561e
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
