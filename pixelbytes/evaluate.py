@@ -359,6 +359,18 @@ def _added_to(ev: Evaluation, folder: Path, metrics) -> Evaluation | None:
                      f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
                      "or save elsewhere (out=, --out)")
 
+def _merge(ev: Evaluation, before: Evaluation, metrics, steps: list):
+    "Add to `ev`, which scored `metrics`, the rows of other metrics of `before` (from `_added_to`), and its per-item sums and settings where `ev` made none; `steps`: the metrics each step of `evaluate` gives, in order."
+    step = lambda r: next((i for i, gives in enumerate(steps) if r['metric'] in _rows_of(gives)), len(steps))
+    token, mods = ('loss', 'bits', *TOKEN_METRICS[1:]), ['all', *MODALITIES]  # as `_token_scores` writes them: modality by modality, then metric by metric
+    order = lambda r: (step(r), *((mods.index(r['modality']), token.index(r['metric'])) if r['metric'] in token and r['modality'] in mods else (0, 0)))
+    new = {(r['metric'], r['modality']): r for r in ev.rows}
+    rows = [new.pop((r['metric'], r['modality']), r) for r in before.rows if r['metric'] not in _rows_of(metrics) or (r['metric'], r['modality']) in new]
+    ev.rows = sorted(rows + list(new.values()), key=order)  # a row scored again in its place: the order of a run of all of them
+    ev.per_item = ev.per_item or before.per_item
+    ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
+    ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
+
 def _trained_elsewhere(model, built) -> str | None:
     "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
     source = Path(str(getattr(model, 'source', None) or ''))
@@ -452,16 +464,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              (('copy',), lambda: _copy(ev, model, items, tok)),
              (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
-    if before is not None:  # added to the scores saved there: its rows of other metrics, and its per-item sums unless made again, kept
-        step = lambda r: next((i for i, (gives, _) in enumerate(steps) if r['metric'] in _rows_of(gives)), len(steps))
-        token, mods = ('loss', 'bits', *TOKEN_METRICS[1:]), ['all', *MODALITIES]  # as `_token_scores` writes them: modality by modality, then metric by metric
-        order = lambda r: (step(r), *((mods.index(r['modality']), token.index(r['metric'])) if r['metric'] in token and r['modality'] in mods else (0, 0)))
-        new = {(r['metric'], r['modality']): r for r in ev.rows}
-        rows = [new.pop((r['metric'], r['modality']), r) for r in before.rows if r['metric'] not in _rows_of(metrics) or (r['metric'], r['modality']) in new]
-        ev.rows = sorted(rows + list(new.values()), key=order)  # in the order of a run of all of them
-        ev.per_item = ev.per_item or before.per_item
-        ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
-        ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
+    if before is not None: _merge(ev, before, metrics, [gives for gives, _ in steps])
     if folder is not None:
         try: ev.saved = ev.save(folder)
         except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
