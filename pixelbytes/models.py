@@ -441,6 +441,10 @@ def _state_batch(state, dim: int):
         if (n := _state_batch(v, dim)) is not None: return n
     return None
 
+def _described(model) -> tuple:
+    "A model's config as it now reads, and the shapes of its weights: a save checks that the one still makes the other (`save_pretrained`)."
+    return json.dumps(model.config.to_dict(), sort_keys=True, default=str), {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
 class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes', tags=['pixelbytes', 'pixel-art'],
                       repo_url='https://github.com/pixelbytes/pixelbytes', docs_url='https://pixelbytes.github.io/pixelbytes/',
                       model_card_template=_MODEL_CARD):
@@ -459,6 +463,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         self.drop = nn.Dropout(config.dropout)
         self.source = None  # where from_pretrained read it: a folder's full path, or a Hub id @ its commit
         self._hub_mixin_config = config  # what save_pretrained writes: the whole config, as normalised here, not the dict given
+        self._config_made = _described(self)  # the config and the shapes it made: a save checks them again only once either has changed
 
     @property
     def tokenizer(self) -> Tokenizer: return self.config._tok
@@ -644,13 +649,17 @@ PixelBytesModel._save_pretrained = _save_pretrained
 
 def _check_config_describes_weights(self: PixelBytesModel):
     "A `ValueError` when `self.config` no longer makes weights of the model's shapes: a field changed after the model was built, which, saved, would not load."
+    now = _described(self)
+    # the config that made these shapes (when the model was built), or one checked since: nothing to build. A model built on
+    # the meta device costs a process's first save a second and 150 MB (torch imports its compiler for the meta kernels)
+    if now == getattr(self, '_config_made', None): return
     try:
         with torch.device('meta'): made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
     except (NotImplementedError, RuntimeError, TypeError):  # a backbone of one's own that reads weights' values as it is built: built for real
         with torch.random.fork_rng(devices=[]):  # its initial weights drawn from a generator of its own: a save leaves the caller's random state as it was
             made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
-    held = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-    if made == held: return
+    held = now[1]
+    if made == held: self._config_made = now; return
     k = next(k for k in [*made, *held] if made.get(k) != held.get(k))  # the first in the model's order
     raise ValueError(f"this model's config no longer describes its weights ({k}: the config makes {made.get(k, 'no such weight')}, the model holds "
                      f"{held.get(k, 'none')}): was model.config changed after the model was built? Set the field back to save this model; "
