@@ -45,8 +45,8 @@ def prepare(path, max_size):
     "Open, first frame, composite, crop, unscale and resize: pixelize's steps before the colour mapping."
     im, name = _open(path, MAX_PIXELS, None)
     (where, rgb), = _frames(im, name, 'first', MAX_PIXELS)
-    rgb, opaque = _content(rgb, im, where, crop=True)
-    return _sized(rgb, opaque, where, max_size, _resampling('nearest'), True, *_block_grid(rgb))
+    rgb, opaque, cut = _content(rgb, im, where, crop=True)
+    return _sized(rgb, opaque, cut, where, max_size, _resampling('nearest'), True, *_block_grid(rgb))
 
 def best_time(fn, repeat):
     "Shortest of `repeat` runs of `fn()`, in seconds, and its last result."
