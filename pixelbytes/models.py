@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 import huggingface_hub
 from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
@@ -441,10 +442,6 @@ def _state_batch(state, dim: int):
         if (n := _state_batch(v, dim)) is not None: return n
     return None
 
-def _described(model) -> tuple:
-    "A model's config as it now reads, and the shapes of its weights: a save checks that the one still makes the other (`save_pretrained`)."
-    return json.dumps(model.config.to_dict(), sort_keys=True, default=str), {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
 class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes', tags=['pixelbytes', 'pixel-art'],
                       repo_url='https://github.com/pixelbytes/pixelbytes', docs_url='https://pixelbytes.github.io/pixelbytes/',
                       model_card_template=_MODEL_CARD):
@@ -463,7 +460,6 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         self.drop = nn.Dropout(config.dropout)
         self.source = None  # where from_pretrained read it: a folder's full path, or a Hub id @ its commit
         self._hub_mixin_config = config  # what save_pretrained writes: the whole config, as normalised here, not the dict given
-        self._config_made = _described(self)  # the config and the shapes it made: a save checks them again only once either has changed
 
     @property
     def tokenizer(self) -> Tokenizer: return self.config._tok
@@ -537,6 +533,33 @@ def _generate_model_card(self: PixelBytesModel, *args, **kwargs):
 PixelBytesModel.generate_model_card = _generate_model_card
 
 # %% ../nbs/07_models.ipynb #0a9da3cc
+_RESHAPING = {'resize_', 'resize_as_', 'set_', 'as_strided_', 'squeeze_', 'unsqueeze_', 't_', 'transpose_', 'swapdims_', 'swapaxes_'}  # in place, but not of the same shape
+_ELEMENTWISE = {'exp', 'expm1', 'log', 'log1p', 'neg', 'abs', 'sqrt', 'rsqrt', 'clamp', 'add', 'sub', 'mul', 'div', 'pow',
+                *(f'__{o}__' for o in ('add', 'radd', 'sub', 'rsub', 'mul', 'rmul', 'truediv', 'rtruediv', 'neg', 'pow'))}
+
+class _ShapesOnly(TorchFunctionMode):
+    "Operations on meta tensors that keep their shape give that shape at once: an in-place one (what initialises a weight) its tensor, an elementwise one an empty tensor of the broadcast shape (of the first one's dtype); `repeat`, and the factory `arange` (all is made on the meta device within it), an empty one of their shape."
+    # PyTorch's meta kernels of these are Python, and the first in a process imports its compiler: a second and 150 MB for
+    # every cold load of a model (and save), only to learn the weights' shapes
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name, tensors = getattr(func, '__name__', ''), [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]  # torch.nn.init names its tensor
+        if tensors and all(t.is_meta for t in tensors):
+            if name.endswith('_') and not name.startswith('_') and name not in _RESHAPING: return tensors[0]
+            if name in _ELEMENTWISE: return torch.empty(np.broadcast_shapes(*(t.shape for t in tensors)), dtype=tensors[0].dtype, device='meta')  # numpy's: torch's imports its symbolic shapes
+            if name == 'repeat':
+                x, sizes = args[0], args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+                return torch.empty([n * r for n, r in zip((1,) * (len(sizes) - x.ndim) + tuple(x.shape), sizes)], dtype=x.dtype, device='meta')
+        if name == 'arange' and not tensors and 1 <= len(args) <= 3 and set(kwargs) <= {'dtype', 'device', 'requires_grad'}:
+            start, end, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+            whole = all(isinstance(v, int) for v in (start, end, step))
+            return torch.empty(max(0, math.ceil((end - start) / step)), dtype=kwargs.get('dtype') or (torch.int64 if whole else torch.get_default_dtype()), device='meta')
+        return func(*args, **kwargs)
+
+def _weight_shapes(config) -> dict:
+    "The name and shape of every weight of a model of `config`, none of them made (built on the meta device)."
+    with torch.device('meta'), _ShapesOnly(): return {k: tuple(v.shape) for k, v in PixelBytesModel(config).state_dict().items()}
+
 def _check_files(folder: Path):
     "A `ModelLoadError`, before anything is allocated, when model.safetensors is missing or corrupt, holds weights that are not floating point, or config.json describes a model far larger than they are."
     from safetensors import safe_open
@@ -558,7 +581,7 @@ def _check_files(folder: Path):
     bad = [f"{k} ({t})" for k, t in dtypes.items() if not t.startswith(('F', 'BF'))]
     if bad: raise ModelLoadError(f"cannot load model {folder}: model.safetensors holds weights that are not floating point: {', '.join(bad[:3])}")
     try:
-        with torch.device('meta'): wanted = sum(t.numel() for t in PixelBytesModel(cfg).state_dict().values())  # sizes only, no memory
+        wanted = sum(math.prod(s) for s in _weight_shapes(cfg).values())  # sizes only, no memory
     except Exception: return  # the load says what is wrong
     # far larger: a shared config.json of d_model 10**5 would take all memory before the weights were found not to fit
     if wanted > 2 * stored:
@@ -649,17 +672,12 @@ PixelBytesModel._save_pretrained = _save_pretrained
 
 def _check_config_describes_weights(self: PixelBytesModel):
     "A `ValueError` when `self.config` no longer makes weights of the model's shapes: a field changed after the model was built, which, saved, would not load."
-    now = _described(self)
-    # the config that made these shapes (when the model was built), or one checked since: nothing to build. A model built on
-    # the meta device costs a process's first save a second and 150 MB (torch imports its compiler for the meta kernels)
-    if now == getattr(self, '_config_made', None): return
-    try:
-        with torch.device('meta'): made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
+    try: made = _weight_shapes(self.config)
     except (NotImplementedError, RuntimeError, TypeError):  # a backbone of one's own that reads weights' values as it is built: built for real
         with torch.random.fork_rng(devices=[]):  # its initial weights drawn from a generator of its own: a save leaves the caller's random state as it was
             made = {k: tuple(v.shape) for k, v in PixelBytesModel(self.config).state_dict().items()}
-    held = now[1]
-    if made == held: self._config_made = now; return
+    held = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+    if made == held: return
     k = next(k for k in [*made, *held] if made.get(k) != held.get(k))  # the first in the model's order
     raise ValueError(f"this model's config no longer describes its weights ({k}: the config makes {made.get(k, 'no such weight')}, the model holds "
                      f"{held.get(k, 'none')}): was model.config changed after the model was built? Set the field back to save this model; "
