@@ -65,7 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
 from pixelbytes.context import context, ContextTracker
 from pixelbytes.demo import demo_items
-from pixelbytes.models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES, bidirectional_window
+from pixelbytes.models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES, bidirectional_window, _draw, _filter_logits
 from pixelbytes.tokenizer import Tokenizer, LF
 
 BACKBONES = ('lstm', 'transformer', 'mamba', 'bilstm', 'bimamba')
@@ -119,9 +119,13 @@ def sync(model):
     "Wait for the GPU's queued work, so that a wall-clock time is complete."
     if device_of(model).type == 'cuda': torch.cuda.synchronize()
 
-def sample(logits, gen, temperature=1.0):
-    "`generate`'s sampling at `temperature` with no top-k / top-p."
-    return torch.multinomial((logits / max(temperature, 1e-8)).softmax(-1), 1, generator=gen)[:, 0]
+def draws(n):
+    "The uniform draws of `generate`'s sample seeded `SEED`, one for each of `n` new tokens."
+    return iter(torch.rand(n, generator=torch.Generator().manual_seed(SEED), dtype=torch.float64))
+
+def sample(logits, u, temperature=1.0):
+    "`generate`'s sampling at `temperature` with no top-k / top-p, with its uniform draw `u`."
+    return _draw(_filter_logits(logits, temperature, None, None).softmax(-1), u[None])
 
 def new_tokens(model, tracker, state, n, gen):
     "`generate`'s loop body, `n` times (batch 1, no stop): appends the sampled tokens to `tracker`."
@@ -132,7 +136,7 @@ def new_tokens(model, tracker, state, n, gen):
         else:
             logits = model(torch.from_numpy(state[None]).to(dev))
         logits = logits.float().cpu()
-        for t in sample(logits, gen).tolist(): tracker.append(t)
+        for t in sample(logits, next(gen)).tolist(): tracker.append(t)
         if not model.causal: state = np.concatenate([state[1:], tracker.next_context()[None]])
     return tracker
 
@@ -142,7 +146,7 @@ def full_rerun_tokens(model, ids, n, gen):
     for _ in range(n):
         out = model(torch.from_numpy(context(ids + [LF], model.config.n_bytes))[None].to(device_of(model)))
         logits = (out[:, -1] if model.causal else out).float().cpu()
-        ids += sample(logits, gen).tolist()
+        ids += sample(logits, next(gen)).tolist()
     return ids
 
 class Case:
@@ -162,11 +166,11 @@ class Case:
 
     def run(self, record=True):
         if self.kind == 'step':
-            tracker, state, gen = copy.deepcopy(self.tracker), clone(self.state), torch.Generator().manual_seed(SEED)
+            tracker, state, gen = copy.deepcopy(self.tracker), clone(self.state), draws(self.n)
             t0 = time.perf_counter()
             new_tokens(self.model, tracker, state, self.n, gen)
         else:
-            gen = torch.Generator().manual_seed(SEED)
+            gen = draws(self.n)
             t0 = time.perf_counter()
             full_rerun_tokens(self.model, self.prompt, self.n, gen)
         dt = time.perf_counter() - t0
@@ -178,7 +182,7 @@ class Case:
 def check_matches_generate(model, prompt, n):
     "The benchmark loop must generate exactly what `model.generate` does from the same seed."
     tracker, state = prefill(model, prompt)
-    ours = new_tokens(model, tracker, state, n, torch.Generator().manual_seed(SEED)).ids
+    ours = new_tokens(model, tracker, state, n, draws(n)).ids
     theirs = model.generate(prompt, max_new_tokens=n, temperature=1.0, seed=SEED)[0]
     return ours == theirs
 
@@ -195,10 +199,10 @@ def generate_difference_ms(model, prompt, n, repeat):
 def profile(model, prompt, n, top=18):
     "cProfile of the loop at `prompt`: the functions with the most own time, per new token."
     tracker, state = prefill(model, prompt)
-    new_tokens(model, copy.deepcopy(tracker), clone(state), 8, torch.Generator().manual_seed(SEED))  # warm-up
+    new_tokens(model, copy.deepcopy(tracker), clone(state), 8, draws(8))  # warm-up
     prof = cProfile.Profile()
     prof.enable()
-    new_tokens(model, tracker, state, n, torch.Generator().manual_seed(SEED))
+    new_tokens(model, tracker, state, n, draws(n))
     prof.disable()
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats('tottime').print_stats(top)
