@@ -537,23 +537,46 @@ _RESHAPING = {'resize_', 'resize_as_', 'set_', 'as_strided_', 'squeeze_', 'unsqu
 _ELEMENTWISE = {'exp', 'expm1', 'log', 'log1p', 'neg', 'abs', 'sqrt', 'rsqrt', 'clamp', 'add', 'sub', 'mul', 'div', 'pow',
                 *(f'__{o}__' for o in ('add', 'radd', 'sub', 'rsub', 'mul', 'rmul', 'truediv', 'rtruediv', 'neg', 'pow'))}
 
+def _small(t: torch.Tensor) -> torch.Tensor:
+    "A CPU tensor of ones of `t`'s dtype, of one element, 0-d where `t` is: an operation on it has the dtype that one on `t` has (type promotion tells a 0-d tensor from others)."
+    return torch.ones((1,) * min(t.ndim, 1), dtype=t.dtype, device='cpu')
+
+def _as_size(v):
+    "`v` as a Python int where it is a whole number (not a bool), else None."
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else None
+
 class _ShapesOnly(TorchFunctionMode):
-    "Operations on meta tensors that keep their shape give that shape at once: an in-place one (what initialises a weight) its tensor, an elementwise one an empty tensor of the broadcast shape (of the first one's dtype); `repeat`, and the factory `arange` (all is made on the meta device within it), an empty one of their shape."
+    "Operations on meta tensors that keep their shape give that shape at once: an in-place one (what initialises a weight) its tensor, an elementwise one an empty tensor of the broadcast shape (of the dtype the operation gives); `repeat`, and the factory `arange` (all is made on the meta device within it), an empty one of their shape. Anything else, or one of those that would fail, is PyTorch's own."
     # PyTorch's meta kernels of these are Python, and the first in a process imports its compiler: a second and 150 MB for
     # every cold load of a model (and save), only to learn the weights' shapes
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name, tensors = getattr(func, '__name__', ''), [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]  # torch.nn.init names its tensor
-        if tensors and all(t.is_meta for t in tensors):
+        if tensors and all(t.is_meta for t in tensors) and 'out' not in kwargs:
             if name.endswith('_') and not name.startswith('_') and name not in _RESHAPING: return tensors[0]
-            if name in _ELEMENTWISE: return torch.empty(np.broadcast_shapes(*(t.shape for t in tensors)), dtype=tensors[0].dtype, device='meta')  # numpy's: torch's imports its symbolic shapes
-            if name == 'repeat':
-                x, sizes = args[0], args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
-                return torch.empty([n * r for n, r in zip((1,) * (len(sizes) - x.ndim) + tuple(x.shape), sizes)], dtype=x.dtype, device='meta')
+            if name in _ELEMENTWISE:
+                try: shape = np.broadcast_shapes(*(t.shape for t in tensors))  # numpy's: torch's imports its symbolic shapes
+                except ValueError: return func(*args, **kwargs)  # PyTorch's error
+                small = lambda a: _small(a) if isinstance(a, torch.Tensor) else a
+                # the dtype as PyTorch promotes it (an int tensor divided, or times a float, is a float one), from a CPU operation on one element
+                dtype = func(*map(small, args), **{k: small(v) for k, v in kwargs.items()}).dtype
+                return torch.empty(shape, dtype=dtype, device='meta')
+            if name == 'repeat' and isinstance(args[0], torch.Tensor):
+                x, sizes = args[0], kwargs['repeats'] if 'repeats' in kwargs else args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+                sizes = [_as_size(r) for r in sizes]
+                if len(sizes) >= x.ndim and all(r is not None and r >= 0 for r in sizes):  # else PyTorch's error
+                    return torch.empty([n * r for n, r in zip((1,) * (len(sizes) - x.ndim) + tuple(x.shape), sizes)], dtype=x.dtype, device='meta')
         if name == 'arange' and not tensors and 1 <= len(args) <= 3 and set(kwargs) <= {'dtype', 'device', 'requires_grad'}:
             start, end, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
-            whole = all(isinstance(v, int) for v in (start, end, step))
-            return torch.empty(max(0, math.ceil((end - start) / step)), dtype=kwargs.get('dtype') or (torch.int64 if whole else torch.get_default_dtype()), device='meta')
+            whole, dtype = [_as_size(v) for v in (start, end, step)], kwargs.get('dtype')
+            if None not in whole:  # whole numbers: the count exact, whatever the dtype
+                (start, end, step), dtype = whole, dtype or torch.int64
+                n = -((start - end) // step) if step else -1
+            elif all(isinstance(v, numbers.Real) for v in (start, end, step)) and (dtype is None or dtype.is_floating_point):  # (an integer dtype rounds them first)
+                n, dtype = math.ceil((end - start) / step) if step else -1, dtype or torch.get_default_dtype()
+            else: n = -1
+            if n >= 0 and (n > 0 or start == end):  # else PyTorch's error (a step of 0, or of the wrong sign)
+                return torch.empty(n, dtype=dtype, device='meta', requires_grad=kwargs.get('requires_grad', False))
         return func(*args, **kwargs)
 
 def _weight_shapes(config) -> dict:
