@@ -583,6 +583,15 @@ def _weight_shapes(config) -> dict:
     "The name and shape of every weight of a model of `config`, none of them made (built on the meta device)."
     with torch.device('meta'), _ShapesOnly(): return {k: tuple(v.shape) for k, v in PixelBytesModel(config).state_dict().items()}
 
+_LAYERED = (LSTMBackbone, TransformerBackbone, MambaBackbone)  # the backbones whose every layer after the first has weights of the same shapes
+
+def _weight_count(cfg) -> int:
+    "How many weights a model of `cfg` has, none of them made: a built-in backbone's counted from one and two layers (every one more adds as many), not built, module by module, for a million."
+    count = lambda n: sum(math.prod(s) for s in _weight_shapes(PixelBytesConfig(**{**cfg.to_dict(), 'n_layers': n})).values())
+    if BACKBONES[cfg.backbone] not in _LAYERED or cfg.n_layers <= 2: return count(cfg.n_layers)
+    one = count(1)
+    return one + (cfg.n_layers - 1) * (count(2) - one)
+
 def _check_files(folder: Path):
     "A `ModelLoadError`, before anything is allocated, when model.safetensors is missing or corrupt, holds weights that are not floating point, or config.json describes a model far larger than they are."
     from safetensors import safe_open
@@ -603,8 +612,7 @@ def _check_files(folder: Path):
     # load_state_dict would cast them: whole numbers or booleans are not a trained model's weights (half precision is, and loads as float32)
     bad = [f"{k} ({t})" for k, t in dtypes.items() if not t.startswith(('F', 'BF'))]
     if bad: raise ModelLoadError(f"cannot load model {folder}: model.safetensors holds weights that are not floating point: {', '.join(bad[:3])}")
-    try:
-        wanted = sum(math.prod(s) for s in _weight_shapes(cfg).values())  # sizes only, no memory
+    try: wanted = _weight_count(cfg)
     except Exception: return  # the load says what is wrong
     # far larger: a shared config.json of d_model 10**5 would take all memory before the weights were found not to fit
     if wanted > 2 * stored:
