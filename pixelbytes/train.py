@@ -863,16 +863,20 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         return row, _record(st, row, len(val) > 0)
 
     def save(improved: bool):
-        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them."
-        nonlocal last_plot
+        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them; then the run holds them."
+        nonlocal last_plot, kept_step, aside
         # all or none: a run stopped between its first best/ and its state would leave files that no new run replaces unasked
-        # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of
+        # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of. What the run
+        # knows of the save too: an interrupt held to the end of the save alone was said as no checkpoint saved, and the run
+        # replaced (overwrite) was put back over the first one
         with interrupts_deferred():
             if improved: save_checkpoint(model, out/'best')
             plot = time.time() - last_plot >= PLOT_EVERY
             write_metrics(st['history'], out, plot=plot)
             if plot: last_plot = time.time()
             _save_state(out, st, model, opt, scaler, cfg, data_id)
+            kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
+            _settle(out, aside, kept=True); aside = None
 
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
@@ -917,8 +921,6 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                         st['elapsed'] = time.time() - start
                         if rank == 0:
                             save(improved)
-                            kept_step = st['step']  # once saved: an interrupt in the middle of the save (train in a thread of its own) keeps the one before
-                            _settle(out, aside, kept=True); aside = None
                         _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                         if rank == 0 and progress:
                             with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
