@@ -363,7 +363,9 @@ def _merge(ev: Evaluation, before: Evaluation, metrics, steps: list):
     "Add to `ev`, which scored `metrics`, the rows of other metrics of `before` (from `_added_to`), and its per-item sums and settings where `ev` made none; `steps`: the metrics each step of `evaluate` gives, in order."
     step = lambda r: next((i for i, gives in enumerate(steps) if r['metric'] in _rows_of(gives)), len(steps))
     token, mods = ('loss', 'bits', *TOKEN_METRICS[1:]), ['all', *MODALITIES]  # as `_token_scores` writes them: modality by modality, then metric by metric
-    order = lambda r: (step(r), *((mods.index(r['modality']), token.index(r['metric'])) if r['metric'] in token and r['modality'] in mods else (0, 0)))
+    given = [m for gives in steps for g in gives for m in (('loss', 'bits') if g == 'loss' else (g,))]  # a step's metrics in its order (hamming, cosine, bleu)
+    order = lambda r: (step(r), mods.index(r['modality']) if r['metric'] in token and r['modality'] in mods else 0,
+                       given.index(r['metric']) if r['metric'] in given else len(given))
     new = {(r['metric'], r['modality']): r for r in ev.rows}
     rows = [new.pop((r['metric'], r['modality']), r) for r in before.rows if r['metric'] not in _rows_of(metrics) or (r['metric'], r['modality']) in new]
     ev.rows = sorted(rows + list(new.values()), key=order)  # a row scored again in its place: the order of a run of all of them
