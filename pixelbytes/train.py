@@ -11,7 +11,7 @@ __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE'
            'describe_evaluation', 'History', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
+import contextlib, csv, errno, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -936,7 +936,9 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         raise
     except OSError as e:  # a checkpoint that could not be written (a full disk): said with what the run kept, as an interrupt is
         if rank != 0: raise
-        kept = (f"{out} holds the checkpoints of step {kept_step}: make room, then continue with resume=True (--resume)" if kept_step is not None and aside is None else
+        # a full disk (the error itself, or the one write_files names the file of), else another fault (permissions, a drive gone)
+        full = any(getattr(x, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) for x in (e, e.__cause__))
+        kept = (f"{out} holds the checkpoints of step {kept_step}: {'make room, then ' if full else ''}continue with resume=True (--resume)" if kept_step is not None and aside is None else
                 "no checkpoint to resume from was saved" + ("; the run it was to replace is kept" if aside else
                 f"; {out/'best'} holds this run's best model so far, and a new run there needs overwrite=True (--overwrite)" if (out/'best').is_dir() else ''))
         raise TrainingError(f"{e}; {kept}") from e
