@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF
-from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line
+from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -304,11 +304,9 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
     try: ds = load_dataset(str(p.resolve()) if p.is_dir() else str(path), revision=commit, **named)  # resolved: datasets names a dataset by its folder ('.' has none)
     except Exception as e:  # datasets raises many types for an unreachable or missing dataset
         from datasets import config
-        full = e  # datasets wraps the error of a full disk in one of its own
-        while full is not None and getattr(full, 'errno', None) not in (errno.ENOSPC, errno.EDQUOT): full = full.__cause__ or full.__context__
-        if full is not None:
+        if full := disk_full(e):  # datasets wraps the error of a full disk in one of its own
             raise BuildError(f"cannot read {str(path)!r}: the disk holding {cache_dir if own_cache else config.HF_DATASETS_CACHE}, where datasets copies it as it reads it, is full "
-                             f"({full.strerror}); free some space, or set {'TMPDIR' if own_cache else 'HF_HOME (or HF_DATASETS_CACHE)'} to a folder on another disk") from None
+                             f"({os.strerror(full.errno)}); free some space, or set {'TMPDIR' if own_cache else 'HF_HOME (or HF_DATASETS_CACHE)'} to a folder on another disk") from None
         if not own_cache:
             try: check_writable(config.HF_DATASETS_CACHE)  # datasets reads a download through its cache
             except OSError as c: raise BuildError(f"{str(path)!r} is read through the datasets cache {config.HF_DATASETS_CACHE}, which cannot be written ({c}): "
@@ -647,8 +645,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
                     _move_in(tmp, out)
                 except OSError as e:
-                    if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-                    raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({e.strerror}); the dataset and its caches take "
+                    if not (full := disk_full(e)): raise
+                    raise BuildError(f"cannot build {str(out)!r}: the disk holding it is full ({os.strerror(full.errno)}); the dataset and its caches take "
                                      "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)

@@ -541,9 +541,13 @@ def _small(t: torch.Tensor) -> torch.Tensor:
     "A CPU tensor of ones of `t`'s dtype, of one element, 0-d where `t` is: an operation on it has the dtype that one on `t` has (type promotion tells a 0-d tensor from others)."
     return torch.ones((1,) * min(t.ndim, 1), dtype=t.dtype, device='cpu')
 
+def _whole(v) -> bool:
+    "Whether `v` is a whole number: an int (numpy's too), not a bool."
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
 def _as_size(v):
-    "`v` as a Python int where it is a whole number (not a bool), else None."
-    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else None
+    "`v` as a Python int where it is a whole number, else None."
+    return int(v) if _whole(v) else None
 
 class _ShapesOnly(TorchFunctionMode):
     "Operations on meta tensors that keep their shape give that shape at once: an in-place one (what initialises a weight) its tensor, an elementwise one an empty tensor of the broadcast shape (of the dtype the operation gives); `repeat`, and the factory `arange` (all is made on the meta device within it), an empty one of their shape. Anything else, or one of those that would fail, is PyTorch's own."
@@ -771,7 +775,7 @@ def _filter_logits(logits, temperature, top_k, top_p):
 
 def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
     "A `ValueError` naming the first sampling setting of a wrong type or out of its range."
-    whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    whole = _whole
     real = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
     for name, v, ok in (('num', num, whole), ('max_new_tokens', max_new_tokens, whole), ('temperature', temperature, real),
                         ('top_k', top_k, whole), ('top_p', top_p, real), ('seed', seed, whole)):

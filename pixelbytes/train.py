@@ -11,7 +11,7 @@ __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE'
            'describe_evaluation', 'History', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, csv, errno, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
+import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -23,7 +23,7 @@ from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line
+from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -936,8 +936,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         raise
     except OSError as e:  # a checkpoint that could not be written (a full disk): said with what the run kept, as an interrupt is
         if rank != 0: raise
-        # a full disk (the error itself, or the one write_files names the file of), else another fault (permissions, a drive gone)
-        full = any(getattr(x, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) for x in (e, e.__cause__))
+        full = disk_full(e) is not None  # else another fault of the file system (permissions, a drive gone)
         kept = (f"{out} holds the checkpoints of step {kept_step}: {'make room, then ' if full else ''}continue with resume=True (--resume)" if kept_step is not None and aside is None else
                 "no checkpoint to resume from was saved" + ("; the run it was to replace is kept" if aside else
                 f"; {out/'best'} holds this run's best model so far, and a new run there needs overwrite=True (--overwrite)" if (out/'best').is_dir() else ''))

@@ -54,6 +54,10 @@ def _cell_id():
         return get_ipython().kernel.get_parent()['metadata'].get('cellId')
     except Exception: return None  # not in a kernel, or a front end that sends no id
 
+def _shown(panel, ui: widgets.Widget, **kwargs) -> dict:
+    "What a notebook shows for `panel`: its widget `ui` where widgets show, and `repr(panel)` as its text where they do not (a static page, a console), rather than the repr of `ui`'s first control."
+    return {**(ui._repr_mimebundle_(**kwargs) or {}), 'text/plain': repr(panel)}
+
 def _close_all(w: widgets.Widget):
     "Close widget `w` and every widget it holds: its children, layout and style, which closing `w` alone leaves open in the kernel."
     for part in (*getattr(w, 'children', ()), getattr(w, 'layout', None), getattr(w, 'style', None)):
@@ -115,9 +119,7 @@ class GenerateWidget:
         self.button.on_click(self._run)
         self._show_controls()
 
-    def _repr_mimebundle_(self, **kwargs):
-        # the panel where widgets show; where they do not (a static page, a console), what it is rather than its first control's repr
-        return {**(self.ui._repr_mimebundle_(**kwargs) or {}), 'text/plain': repr(self)}
+    def _repr_mimebundle_(self, **kwargs): return _shown(self, self.ui, **kwargs)
     def __repr__(self):
         drawn = f"; {len(self.generations)} sample{'s' * (len(self.generations) != 1)} drawn (w.generations)" if self.generations else ''
         return f"GenerateWidget({self.model.summary()}{f'; loaded from {self.model.source}' if self.model.source else ''}{drawn})"
@@ -233,9 +235,7 @@ class TrainingView:
         self._key = self.out.resolve()  # the folder whatever the working directory later (a notebook's %cd)
         self.refresh()
 
-    def _repr_mimebundle_(self, **kwargs):
-        # the view where widgets show; where they do not, the run's last evaluation in words
-        return {**(self.ui._repr_mimebundle_(**kwargs) or {}), 'text/plain': repr(self)}
+    def _repr_mimebundle_(self, **kwargs): return _shown(self, self.ui, **kwargs)
     def __repr__(self): return f"TrainingView({self.out}{', watching' if self.watching else ''}: {self.status.value})"
 
     def refresh(self) -> bool:
