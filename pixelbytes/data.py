@@ -419,33 +419,40 @@ def _image_key(ids) -> bytes:
 def _held_out(keys: list, n: int, order) -> set:
     """The images (`keys`, one per row) to hold out so that they hold `n` rows: whole images, taken in the `order` of
     their rows, passing over one that would hold too many; at least one image stays in. With one row per image these are
-    the images of the first `n` rows of `order`."""
-    rows_of, held, count = Counter(keys), set(), 0
+    the images of the first `n` rows of `order`. A row whose key is None (one the build skipped) takes its place in the count."""
+    rows_of, held, count = Counter(k for k in keys if k is not None), set(), 0
     for i in order:
         if count >= n: break
         k = keys[i]
+        if k is None: count += 1; continue
         if k in held or count + rows_of[k] > n or len(held) + 1 == len(rows_of): continue
         held.add(k); count += rows_of[k]
-    if n and not held and len(rows_of) > 1: held.add(keys[order[0]])  # every image has more than n rows: the first one
+    if n and not held and len(rows_of) > 1: held.add(next(keys[i] for i in order if keys[i] is not None))  # every image has more than n rows: the first one
     return held
 
 def _held_rows(input_ids, size, order) -> tuple:
-    "(n, rows): the number of rows to hold out (`size`: a fraction of the rows, or a number of them), and the rows of the whole images `_held_out` picks in `order` to hold them."
+    "(n, rows): the number of rows to hold out (`size`: a fraction of the rows, or a number of them), and the rows of the whole images `_held_out` picks in `order` to hold them (None: a row skipped)."
     n = 0 if len(input_ids) < 2 or not size else max(1, round(size * len(input_ids)) if size < 1 else size)
     if n == 0: return 0, set()  # without reading the rows
-    keys = [_image_key(ids) for ids in input_ids]
+    keys = [None if ids is None else _image_key(ids) for ids in input_ids]
     held = _held_out(keys, n, order)
     return n, {i for i, k in enumerate(keys) if k in held}
 
-def _split(ds, test_size, seed):
-    "Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it."
+def _split(ds, test_size, seed, n_read=None):
+    """Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it.
+    The rows are drawn in an order of all `n_read` rows read, by their `row`, those the build skipped too: a rebuild that
+    skips other rows (another `max_size`, a file mended) puts every row the two builds keep in the same split."""
     from datasets import Dataset, DatasetDict
-    perm = np.random.default_rng(seed).permutation(len(ds))
-    n_test, test = _held_rows(ds['input_ids'], test_size, perm)
-    if n_test >= len(ds): raise BuildError(f"test_size {test_size} leaves no training rows out of {len(ds)}")
+    n_read = n_read or len(ds)
+    index = np.full(n_read, -1); index[ds['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
+    order = np.random.default_rng(seed).permutation(n_read)
+    built = ds['input_ids']
+    n_test, test = _held_rows([None if i < 0 else built[i] for i in index], test_size, order)
+    if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of {n_read}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
     if not test: raise BuildError("every row shows the same image: none can be tested without training on it; build with test_size=0")
-    return DatasetDict(train=ds.select([i for i in perm if i not in test]), test=ds.select([i for i in perm if i in test]))
+    kept = [r for r in order if index[r] >= 0]
+    return DatasetDict(train=ds.select([index[r] for r in kept if r not in test]), test=ds.select([index[r] for r in kept if r in test]))
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 _BUILT_FILES = {TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json', 'train', 'test'}  # what a build writes in its folder
@@ -624,7 +631,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     dropped = Counter(''.join(drops))
                     good = good.remove_columns(['block', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-                    splits = _split(good, test_size, seed)
+                    splits = _split(good, test_size, seed, len(ds))
                     # an empty split saved as zero shards cannot be loaded back
                     splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
                     n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
