@@ -389,11 +389,28 @@ class PxByEmbedding(nn.Module):
         if self.k > 1: self.row, self.col = nn.Embedding(MAX_POSITION + 1, cfg.d_model), nn.Embedding(MAX_POSITION + 1, cfg.d_model)
 
     def forward(self, ctx):
+        # nothing is checked up front, which would cost a GPU a sync at every step; on the CPU, an id out of range is named
+        try: return self._embed(ctx)
+        except IndexError as e: raise (_out_of_range(ctx, self.token.num_embeddings) or e) from None
+
+    def _embed(self, ctx):
         if self.k == 1: return self.token(ctx[..., PREV])
         e = self.token(ctx[..., :self.k])  # (..., k, d)
         if self.mix_kind == 'linear': x = self.mix(e.flatten(-2))
         else: x = self.mix(e.reshape(-1, self.k, e.shape[-1])).reshape(*e.shape[:-2], e.shape[-1])
         return x + self.row(ctx[..., ROW]) + self.col(ctx[..., COL])
+
+def _out_of_range(ctx, vocab_size: int):
+    "A `ValueError` that names the first token id of `ctx` outside the vocabulary, or row or column outside 0..MAX_POSITION, by its index; None if there is none."
+    for name, part, top, hint in (('token id', ctx[..., :N_NEIGHBOURS], vocab_size - 1, ": ids of another tokenizer? model.tokenizer encodes for this model"),
+                                  ('row', ctx[..., ROW], MAX_POSITION, ' (context() gives rows and columns, at most MAX_POSITION)'),
+                                  ('column', ctx[..., COL], MAX_POSITION, ' (context() gives rows and columns, at most MAX_POSITION)')):
+        bad = ((part < 0) | (part > top)).nonzero()
+        if len(bad):
+            at = tuple(bad[0].tolist())
+            index = at + (() if name == 'token id' else (ROW if name == 'row' else COL,))
+            return ValueError(f"ctx[{', '.join(map(str, index))}] holds {name} {int(part[at])}, outside 0..{top}{hint}")
+    return None
 
 # %% ../nbs/07_models.ipynb #208b3687
 class ModelLoadError(ValueError):
