@@ -7,11 +7,11 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 # %% auto #0
 __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'ARCHITECTURE', 'BATCH_PLAN',
            'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict', 'summarize',
-           'save_checkpoint', 'load_state', 'item_hashes', 'write_metrics', 'read_metrics', 'lr_factor',
-           'describe_evaluation', 'History', 'train', 'launch']
+           'save_checkpoint', 'load_state', 'item_hashes', 'curves_figure', 'write_metrics', 'read_metrics',
+           'lr_factor', 'describe_evaluation', 'History', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, csv, hashlib, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
+import contextlib, csv, hashlib, io, math, numbers, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -274,14 +274,8 @@ def _write_view(path: Path, write):
     try: write_files({path: write})
     except PermissionError as e: warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
 
-def write_metrics(history: list, out: Path, plot: bool = True):
-    "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in `out`."
-    keys = list(dict.fromkeys(k for h in history for k in h))
-    def csv_write(tmp):
-        with open(tmp, 'w', newline='') as f:
-            w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
-    _write_view(out/'metrics.csv', csv_write)
-    if not plot: return
+def curves_figure(history: list):
+    "The loss and per-modality accuracy curves of `history` (one dict per evaluation, as `train` gives them), as a matplotlib `Figure`: what `curves.png` shows."
     with interrupts_deferred(): from matplotlib.figure import Figure  # not pyplot: its backend is the notebook's, and drawing a file must not change it
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2)
@@ -293,10 +287,23 @@ def write_metrics(history: list, out: Path, plot: bool = True):
         for mod, colour, marker in zip(MODALITIES, ('C0', 'C1', 'C2'), ('o', 's', '^')):
             a2.plot(steps, [h.get(f'{split}_{mod}_acc', np.nan) for h in history], style, color=colour, marker=marker, markevery=every,
                     markersize=5, label=f'{split} {mod}')
+    vals = [h.get('val_loss', np.nan) for h in history]
+    if not all(map(math.isnan, vals)): a1.axvline(steps[int(np.nanargmin(vals))], color='grey', linestyle=':', label='best (kept)')
     a1.set(xlabel='step', ylabel='bits per token', title='loss')
     a2.set(xlabel='step', ylabel='accuracy (share of tokens right)', title='accuracy per modality')
     a1.legend(); a2.legend(ncols=2)
     fig.tight_layout()
+    return fig
+
+def write_metrics(history: list, out: Path, plot: bool = True):
+    "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in `out`."
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    def csv_write(tmp):
+        with open(tmp, 'w', newline='') as f:
+            w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
+    _write_view(out/'metrics.csv', csv_write)
+    if not plot: return
+    fig = curves_figure(history)
     _write_view(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=100))
 
 def read_metrics(out) -> list:
@@ -776,6 +783,13 @@ class History(list):
         return '\n'.join([f"History of {len(self)} evaluation{'s' * (len(self) != 1)}{best} (each a dict of every figure: history[-1]['val_bits'])"]
                          + [f"  {l}" for l in lines])
     __str__ = __repr__
+    def _repr_png_(self):
+        "A notebook shows a run's history as its curves (`curves_figure`); `print` gives its lines."
+        try:
+            if len(self) < 2 or not all(isinstance(r.get('step'), numbers.Real) for r in self): return None  # rows of another making: their text
+            buf = io.BytesIO(); curves_figure(self).savefig(buf, format='png', dpi=72)
+        except (TypeError, ValueError, AttributeError): return None
+        return buf.getvalue()
 
 # %% ../nbs/08_train.ipynb #23e8176e
 def train(config, # a `PixelBytesConfig` or a dict of its fields
