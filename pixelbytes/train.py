@@ -58,11 +58,32 @@ _UNSWAPPED = re.compile(f"(?<![{_LETTER}])(?:rechts|rechter)(?![{_LETTER}])", re
 _COLOUR_WORDS = re.compile(f"(?<![{_LETTER}])(?:red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|gr[ae]y|cyan|magenta)(?![{_LETTER}])", re.IGNORECASE)
 COLOUR_CAPTIONS = 0.25  # the share of training captions naming a colour above which recolouring is warned of (pokemon-dev: 4%; the demo set: all)
 
+# English 'left' and 'right' in senses other than a side, told by the word before or after them: (before, after)
+_ENGLISH_SENSES = {'left': ({'have', 'has', 'had', 'having', "i've", "we've", "you've", "they've", "it's", "he's", "she's", "there's", 'just', 'only',
+                             'already', 'been', 'be', 'being', 'is', 'was', 'were', 'are', 'it', 'he', 'she', 'they', 'we', 'i', 'you', 'who', 'which',
+                             'never', 'nothing', 'anything', 'something', 'everything', 'little', 'much', 'few', 'none', 'life', 'time'},  # left: went away, or remaining
+                            {'behind', 'alone', 'over', 'untouched', 'unattended', 'home'}),
+                   'right': ({'all', 'quite', 'exactly', 'not', 'get', 'got', 'gets', 'feel', 'feels', 'felt', "that's", 'is', 'was', 'are', 'were', 'be', 'been'},  # correct
+                             {'back', 'there', 'here', 'now', 'away', 'after', 'before', 'through', 'into', 'up', 'down', 'off', 'out', 'next', 'then', 'when',
+                              'under', 'above', 'below', 'beside', 'behind', 'across', 'along', 'around', 'onto', 'inside', 'between', 'toward', 'towards'})}  # directly
+_SIDE_AFTER = {'of', 'side', 'sides', 'hand', 'hands', 'handed', 'half', 'edge', 'corner'}  # what makes either a side whatever comes before: 'is right of'
+
+def _not_a_side(m) -> bool:
+    "Whether English *left* or *right* matched by `_SIDES` is, by the word before or after it, not a side (`_ENGLISH_SENSES`)."
+    word = m[0].lower()
+    if word not in _ENGLISH_SENSES: return False
+    before = re.search(r"([a-z'’]+)\s+$", m.string[max(0, m.start() - 30):m.start()].lower())
+    after = re.match(r"[\s-]+([a-z'’]+)(?:\s+([a-z]+))?", m.string[m.end():m.end() + 40].lower())
+    nxt, then = (after[1], after[2]) if after else (None, None)
+    if nxt in _SIDE_AFTER or (nxt in ('and', 'or', 'to') and then in _ENGLISH_SENSES): return False
+    not_before, not_after = _ENGLISH_SENSES[word]
+    return (before is not None and before[1].replace('’', "'") in not_before) or nxt in not_after
+
 def _other_side(m) -> str:
-    "The other side of the word matched by `_SIDES`, in its case (left/right, Left/Right, LEFT/RIGHT); a word in mixed case, or not one of the words, as it is."
+    "The other side of the word matched by `_SIDES`, in its case (left/right, Left/Right, LEFT/RIGHT); a word in mixed case, in another sense (`_not_a_side`), or not one of the words, as it is."
     word = m[0]
     other = _OTHER_SIDE.get(word.lower())  # None: a letter that IGNORECASE took for another (Turkish İ, long s)
-    if other is None: return word
+    if other is None or _not_a_side(m): return word
     if word == word.lower(): return other  # caseless scripts too
     if word == word.upper(): return other.upper()
     return other[0].upper() + other[1:] if word == word[0] + word[1:].lower() else word  # mixed case: which case would the other word take?
