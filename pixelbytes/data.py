@@ -18,7 +18,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
 from .palette import load_palette
-from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF
+from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB
 from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
@@ -412,9 +412,14 @@ def _test_size(test_size):
     return int(test_size) if test_size >= 1 else float(test_size)
 
 def _image_key(ids) -> bytes:
-    "The image tokens of a row (everything after its caption's LF): the rows of one sprite share them."
-    ids = np.asarray(ids, np.int32)
-    return ids[np.argmax(ids == LF) + 1:].tobytes()
+    """The image tokens of a row (everything after its caption's LF), or those of its mirror image, whichever sort first:
+    the rows of one sprite share them, and so does a sprite facing the other way, which training sees as the mirror of this one."""
+    img = np.asarray(ids, np.int32)
+    img = img[np.argmax(img == LF) + 1:]
+    ends = np.flatnonzero((img == TAB) | (img == LF))  # each row of pixels ends in one of them
+    mirrored = img.copy()
+    for start, end in zip(np.r_[0, ends[:-1] + 1], ends): mirrored[start:end] = img[start:end][::-1]
+    return min(img.tobytes(), mirrored.tobytes())
 
 def _held_out(keys: list, n: int, order) -> set:
     """The images (`keys`, one per row) to hold out so that they hold `n` rows: whole images, taken in the `order` of
@@ -450,7 +455,7 @@ def _split(ds, test_size, seed, n_read=None):
     n_test, test = _held_rows([None if i < 0 else built[i] for i in index], test_size, order)
     if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of {n_read}")
     if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
-    if not test: raise BuildError("every row shows the same image: none can be tested without training on it; build with test_size=0")
+    if not test: raise BuildError("every row shows the same image (or its mirror image): none can be tested without training on it; build with test_size=0")
     kept = [r for r in order if index[r] >= 0]
     return DatasetDict(train=ds.select([index[r] for r in kept if r not in test]), test=ds.select([index[r] for r in kept if r in test]))
 
