@@ -690,7 +690,9 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
             # the branch has moved on meanwhile, and the model says which commit it is
             commit = kwargs['revision'] = got[0].parent.name
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on every local load
+        # the mixin prints a line on every local load; the model it builds draws initial weights, which the load then replaces:
+        # on a random state of their own, as a save's, so that what the caller draws next is what it would draw without the load
+        with contextlib.redirect_stdout(io.StringIO()), torch.random.fork_rng(devices=[]):
             model = super(PixelBytesModel, cls).from_pretrained(where, **kwargs)
     except ModelLoadError: raise
     except SafetensorError as e:
