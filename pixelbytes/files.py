@@ -22,6 +22,11 @@ def error_line(e: BaseException, with_type: bool = True, whole: bool = False, li
 # %% ../nbs/00_files.ipynb #4df9c330
 def new_file_mode() -> int:
     "The mode a new file gets here: 0o666 less the umask."
+    # Linux says the umask without changing it; setting it to read it would leave, for that instant, the files that
+    # another thread of the process makes (a notebook's, a package's that calls us) writable by everyone
+    try:
+        with open('/proc/self/status', encoding='ascii') as f: return 0o666 & ~next(int(l.split()[1], 8) for l in f if l.startswith('Umask:'))
+    except (OSError, StopIteration, ValueError, IndexError): pass  # not Linux, or a kernel before 4.7
     mask = os.umask(0); os.umask(mask)
     return 0o666 & ~mask
 
