@@ -833,8 +833,9 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
         raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
-    # one run at a time in a folder: two would overwrite each other's checkpoints
-    with _holding(out, _dist()[0] == 0), _callers_random_state():
+    # one run at a time in a folder: two would overwrite each other's checkpoints; gradients whatever mode the caller is in
+    # (a notebook's cell under torch.inference_mode or no_grad)
+    with _holding(out, _dist()[0] == 0), _callers_random_state(), torch.inference_mode(False), torch.enable_grad():
         return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init)
 
 @contextlib.contextmanager
