@@ -373,6 +373,19 @@ def _merge(ev: Evaluation, before: Evaluation, metrics, steps: list):
     ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
     ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
 
+def _weights_mark(folder) -> tuple | None:
+    "What tells the weights file in `folder` from one saved over it since (a run's `save_checkpoint` renames a new file into place); None where there is none."
+    try: st = (Path(folder)/'model.safetensors').stat()
+    except (OSError, TypeError): return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+def _holds(folder, sha1: str) -> bool:
+    "Whether `folder` holds a model of the weights whose SHA-1 is `sha1`."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore'); return _weights_sha1(PixelBytesModel.from_pretrained(folder)) == sha1
+    except ValueError: return False  # no model there now
+
 def _trained_elsewhere(model, built) -> str | None:
     "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
     source = Path(str(getattr(model, 'source', None) or ''))
@@ -407,10 +420,12 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     from pixelbytes.models import load_model, _as_kind, _check_sampling
     named = isinstance(model, (str, os.PathLike))  # a folder or Hub id: loaded here
     model_dir = Path(model).expanduser() if named and Path(model).expanduser().is_dir() else None
+    mark = _weights_mark(model_dir)  # before the load: weights a training run saves over them while they are scored are told at the save
     model = load_model(model, device)
     source = model.source if named else None  # a folder, whole (a rerun may start elsewhere), or a Hub id at the commit read
     sha1 = _weights_sha1(model)
     if not named and out is None and model.source and Path(model.source).is_dir():  # loaded from a folder before (train's model): saved there if still the same
+        mark = _weights_mark(model.source)
         try: same = _weights_sha1(PixelBytesModel.from_pretrained(model.source)) == sha1
         except ValueError: same = False  # the folder holds no model now
         if same: model_dir = source = Path(model.source)
@@ -466,7 +481,17 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              (('copy',), lambda: _copy(ev, model, items, tok)),
              (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
-    if before is not None: _merge(ev, before, metrics, [gives for gives, _ in steps])
+    if folder is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1):
+        # a run training into the folder (run/best) saved other weights over these while they were scored: its scores beside them would be taken for theirs
+        warnings.warn(f"the evaluation is not saved in {folder}: the model there was saved again while it was scored (by a training run going on?), "
+                      "so these scores are not of the weights it holds now; evaluate it again, or pass out= (--out) to save them elsewhere")
+        folder = None
+    if folder is not None:
+        # read again now, not only before the scoring: another evaluation (another notebook) may have saved its metrics there meanwhile, which are kept
+        try: before = _added_to(ev, folder, metrics)
+        except ValueError as e:
+            warnings.warn(f"the evaluation is not saved: {e}"); folder = None
+    if before is not None and folder is not None: _merge(ev, before, metrics, [gives for gives, _ in steps])
     if folder is not None:
         try: ev.saved = ev.save(folder)
         except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
