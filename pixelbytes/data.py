@@ -488,7 +488,13 @@ def _move_in(tmp: Path, out: Path):
 def _restore_replaced(out: Path):
     "Put back the dataset that a build killed while it replaced `out` had moved aside, where `out` is missing; say so."
     if out.exists() or not (left := _replaced(out)): return
-    left[0].rename(out)
+    # missing between the two renames of a build going on (another process) too: that one is not put back, under its nose (its new dataset is
+    # then refused a place), but said to be building
+    held = _lock_build(out)
+    try:
+        if out.exists() or not (left := _replaced(out)): return  # the build holding it ended meanwhile
+        left[0].rename(out)
+    finally: _unlock_build(out, held)
     warnings.warn(f"a build that was replacing {str(out)!r} was stopped before its new dataset was in place: the dataset it replaced is back")
 
 def _check_out(out: Path, source):
