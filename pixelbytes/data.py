@@ -746,11 +746,27 @@ def load_built(path) -> Built:
     if repo and not p.exists() and not _replaced(p):  # data/demo, moved aside by a build that was stopped, is that folder, not a Hub id
         p = _download_built(path)
         hub = f"{repo}@{p.name}"  # the cache keeps a commit's files in a folder named by it
-    if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
-    try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
-    except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
-    report = _read_json(p/REPORT_FILE)
-    return Built(_load_saved(p), tok, BuildReport(report) if isinstance(report, dict) else report, str(p), hub)
+    # a build of another process may replace the folder as it is read (a rename): its tokenizer and report, and each split, read
+    # from one and the same build, or read again
+    for tries in range(5):
+        if tries: time.sleep(0.2)
+        seen = _identity(p)
+        if seen is None and _replaced(p): continue  # between the two renames of a build going on, or left by one stopped: said below
+        if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
+        try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
+        except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
+        report = _read_json(p/REPORT_FILE)
+        splits = _load_saved(p)
+        if _identity(p) == seen: return Built(splits, tok, BuildReport(report) if isinstance(report, dict) else report, str(p), hub)
+    if _identity(p) is None: raise BuildError(_not_built(p))
+    raise BuildError(f"{str(p)!r} was replaced again and again while it was read (builds going on there, in another process?); "
+                     "read it once they are done")
+
+def _identity(p: Path) -> tuple | None:
+    "What tells the folder `p` from another renamed into its place: its device and inode; None where there is none."
+    try: st = p.stat()
+    except OSError: return None
+    return st.st_dev, st.st_ino
 
 def _download_built(repo: str) -> Path:
     "The folder, in the Hugging Face cache, of the built dataset `push_built` uploaded to Hub dataset `repo` (owner/name@revision)."
