@@ -635,6 +635,34 @@ def _holding(out: Path, hold: bool = True):
             if not d.is_dir() or any(d.iterdir()): break
             d.rmdir()
 
+def _source(resume, out: Path) -> Path | None:
+    "The folder, other than `out`, whose saved run `resume` continues in `out`; None for any other run."
+    try: src = _resumed(resume, out)
+    except TypeError: return None  # _prepare says so
+    return src if src is not None and src != out and src.is_dir() else None
+
+@contextlib.contextmanager
+def _reading(src: Path | None, hold: bool = True):
+    "Keep runs in other processes from training in the folder `src`, whose run this one reads and copies to go on elsewhere (shared: other readers may); a `TrainingError` when one trains there now. Yields a function that lets go of it before the block's end."
+    fd = None
+    if hold and src is not None and fcntl is not None:
+        try:
+            fd = os.open(src, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise TrainingError(f"{src} is in use by a training run that is still going (in another process), whose checkpoints change as they are read: "
+                                "wait for it to end (or stop it), then continue its run") from None
+        except OSError:  # no flock there (NFS), or a folder that cannot be read (the load says so)
+            if fd is not None: os.close(fd)
+            fd = None
+    def release():
+        nonlocal fd
+        if fd is not None: os.close(fd); fd = None
+    try: yield release
+    finally: release()
+
+
 # %% ../nbs/08_train.ipynb #00682eeb
 def _end_with(launcher: int, out: Path, every: float = 1.0):
     "End this process once the process `launcher` is no longer its parent, saying so (`out`: the run's folder); a thread's target."
@@ -835,8 +863,11 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
         raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
     # one run at a time in a folder: two would overwrite each other's checkpoints; gradients whatever mode the caller is in
     # (a notebook's cell under torch.inference_mode or no_grad)
-    with _holding(out, _dist()[0] == 0), _callers_random_state(), torch.inference_mode(False), torch.enable_grad():
-        return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init)
+    first = _dist()[0] == 0
+    # resume=FOLDER: FOLDER's run read whole, its state and checkpoints of one step, not while a run there saves others
+    with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(),
+          torch.inference_mode(False), torch.enable_grad()):
+        return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read)
 
 @contextlib.contextmanager
 def _callers_random_state():
@@ -849,7 +880,7 @@ def _callers_random_state():
         # CUDA started in the block: its generators as the caller's seed would have started them
         if not started and torch.cuda.is_initialized(): torch.cuda.manual_seed_all(seed)
 
-def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init):
+def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read=lambda: None):
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
@@ -923,6 +954,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
+    read()  # the run in src is read: another may go on there
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)  # here: the try below closes it, whatever ends the run
     try:
         try:
