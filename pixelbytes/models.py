@@ -663,6 +663,11 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
         run = Path(where).parent  # a run's folder before its first evaluation: empty, or its state and metrics without best/ yet
         if Path(where).name in ('best', 'last') and run.is_dir() and not Path(where).exists() and \
                 (not [p for p in run.iterdir() if not p.name.startswith('.')] or any((run/f).exists() for f in ('train_state.pt', 'metrics.csv', 'last', 'best'))):
+            name, left = Path(where).name, next((d for d in sorted(run.glob('.replaced-*')) if (d/Path(where).name).is_dir()), None)
+            if left:  # the run that `train(overwrite=True)` moves aside until its first checkpoint: there still, not lost
+                raise ModelLoadError(f"{run} has no {name}/ now: a training run replacing the run there (overwrite) has saved no checkpoint yet, or was stopped before "
+                                     f"its first; the run it replaces is kept in {left} (put back when that run stops before a checkpoint, or by the next one in {run}): "
+                                     f"load {left/name} meanwhile")
             raise ModelLoadError(f"{Path(where).parent} has no {Path(where).name}/ yet: a training run saves best/ and last/ at its first evaluation")
         if Path(where).exists() or not hub: raise ModelLoadError(f"model {where!r} is not a folder saved with save_pretrained nor a Hub id ({HUB_ID_FORM})")
     elif not (Path(where)/'config.json').exists():
