@@ -8,17 +8,18 @@ Docs: https://pixelbytes.github.io/pixelbytes/generate.html.md"""
 __all__ = ['allowed_tokens', 'Generation', 'Generations', 'build_prompt', 'generate', 'save_generations']
 
 # %% ../nbs/09_generate.ipynb #049a36cc
-import json, numbers, warnings
+import csv, json, numbers, os, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
-from .pixelize import pixelize, open_image
+from .pixelize import pixelize, open_image, to_pil
 from .render import render
 from .palette import to_hex
 from .files import write_files
 from .models import PixelBytesModel, load_model, sample_seeds
+from PIL import Image
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
 def allowed_tokens(tok: Tokenizer, kind: str) -> np.ndarray:
@@ -215,6 +216,40 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     return Generations(Generation(o, len(ids), tok, s) for o, s in zip(out, sample_seeds(seed, len(out)) if temperature else [None] * len(out)))
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
+def _is_folder(path, format=None) -> bool:
+    "Whether `save_generations` writes a file per sample into the folder `path`: `format='folder'`, or a name that ends in a separator."
+    if format is not None: return str(format).lower() == 'folder'
+    return str(path).endswith(('/', os.sep))
+
+def _sprite(pixels, palette, scale: int) -> Image.Image:
+    "A sample's image (palette indices) at `scale` pixels per pixel, in exact colours; transparent where a short row has no pixel."
+    img = to_pil(np.where(pixels < 0, 0, pixels), palette)
+    if (pixels < 0).any(): img.putalpha(Image.fromarray(np.where(pixels < 0, 0, 255).astype(np.uint8)))
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+def _save_folder(gens: list, folder: Path, scale: int) -> Path:
+    "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(f"{str(folder)!r} {'holds files' if folder.is_dir() else 'is a file'}: save the samples into a new or empty folder")
+    width, files, rows, imageless = max(4, len(str(len(gens) - 1))), {}, [], []
+    for i, g in enumerate(gens):
+        segments = g.segments
+        image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
+        if image is None: imageless.append(i); continue
+        name = f'{i:0{width}d}.png'
+        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, g.tokenizer.palette, scale): sprite.save(tmp, 'PNG')
+        rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
+    if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
+    def metadata(tmp):
+        with open(tmp, 'w', newline='', encoding='utf-8') as f:
+            w = csv.DictWriter(f, ['file_name', 'caption', 'seed']); w.writeheader(); w.writerows(rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_files({**files, folder/'metadata.csv': metadata})
+    if imageless:
+        warnings.warn(f"{len(imageless)} of the {len(gens)} samples hold no image (sample {', '.join(map(str, imageless[:10]))}{', ...' if len(imageless) > 10 else ''}): "
+                      f"they are not in {folder}")
+    return folder
+
 def _is_json(path, format=None) -> bool:
     "Whether `save_generations` writes `path` as JSON data (`format`, or else its extension), not as a picture."
     if format is not None and str(format).lower() == 'json':
@@ -223,19 +258,23 @@ def _is_json(path, format=None) -> bool:
     return format is None and Path(path).suffix.lower() == '.json'
 
 def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
-                     path, # the file to write
-                     format=None, # 'png', 'jpg', 'svg', or 'json' for the data (default: from the name of `path`)
+                     path, # the file to write (the folder, for format 'folder')
+                     format=None, # 'png', 'jpg', 'svg', 'json' for the data, or 'folder' for a PNG file per sample (default: from the name of `path`)
                      scale:int=8, # output pixels per image pixel
-                     grid:bool=False, # draw a 1-pixel grid line around every pixel
+                     grid:bool=False, # draw a 1-pixel grid line around every pixel (not in a folder's files)
                      text:str='right', # where a sample's text goes: 'right' of its images or 'below' them
                      columns:int=None): # samples in a row of the grid (None: about the square root of their number)
-    "Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG, and returns the `Rendering`; or write what they hold as JSON (`Generation.to_dict` of each), and return that."
+    """Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG, and return the `Rendering`; or write what they hold as JSON (`Generation.to_dict` of each), and return that;
+    or write each one's image as a PNG file of its own in the folder `path`, with `metadata.csv` (file_name, caption, seed), and return the folder."""
     if isinstance(gens, Generation): gens = [gens]
     if not isinstance(gens, (list, tuple)):
         raise TypeError(f"save_generations takes what generate returns (a Generation or a list of them), not a {type(gens).__name__}; render(x).save(path) draws anything else")
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
     bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {'list' if isinstance(gens[bad], list) else type(gens[bad]).__name__}; render(x).save(path) draws anything else")
+    if _is_folder(path, format):
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1: raise ValueError(f"scale must be a positive integer, got {scale!r}")
+        return _save_folder(gens, Path(path).expanduser(), int(scale))
     if _is_json(path, format):
         data = [g.to_dict() for g in gens]
         path = Path(path).expanduser()

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/main.html.md"""
 __all__ = ['TASKS', 'EXAMPLES', 'ENVIRONMENT', 'train_config', 'parser', 'as_options', 'Terminated', 'main', 'run']
 
 # %% ../nbs/13_main.ipynb #06cf8221
-import argparse, contextlib, io, math, os, re, signal, sys, threading, warnings
+import argparse, contextlib, io, math, os, re, shlex, signal, sys, threading, warnings
 from pathlib import Path
 import pixelbytes
 from . import __version__
@@ -192,7 +192,9 @@ def _run_evaluate(a):
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
-    p.add_argument('--format', choices=['png', 'svg', 'jpg', 'json'], default=None, help='output format, json for what the samples hold (default: the extension of --out, else png)')
+    p.add_argument('--format', choices=['png', 'svg', 'jpg', 'json', 'folder'], default=None,
+                   help='output format: json for what the samples hold, folder for a PNG file per sample and metadata.csv, which build reads '
+                        '(default: the extension of --out, a folder where it ends in /, else png)')
     p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times)')
     p.add_argument('--image', action='append', default=None, help='an image file: the model writes its caption, or completes it with --rows (repeat for several)')
     p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (all of them at most), the model draws the rest')
@@ -208,12 +210,12 @@ def _generate_args(p):
     p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
     p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
     p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
-    p.add_argument('--out', default=None, help='output file (default: generated.FORMAT)')
+    p.add_argument('--out', default=None, help='output file, or a new or empty folder for --format folder (default: generated.FORMAT, generated/ for a folder)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_generate(a):
     from pixelbytes.models import load_model
-    from pixelbytes.generate import generate, save_generations, _is_json
+    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder
     from pixelbytes.render import output_format
     from pixelbytes.files import check_writable
     from pixelbytes.tokenizer import TextSegment, printable
@@ -222,10 +224,14 @@ def _run_generate(a):
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
     if a.out == '-': raise ValueError("--out -: generate writes a file, not to standard output; name a file (what each sample holds is printed, and .json writes it all)")
-    if a.out and a.out.endswith(('/', os.sep)): raise ValueError(f"--out {a.out!r} names a folder; name a file in it")
-    out = os.path.expanduser(a.out or f'generated.{a.format or "png"}')  # --out=~/x.png: the shell leaves ~ alone after '='
-    if not _is_json(out, a.format): output_format(out, a.format)  # a bad name fails now, not after the samples are drawn
-    if os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it")
+    folder = _is_folder(a.out or '', a.format)
+    if a.out and a.out.endswith(('/', os.sep)) and not folder: raise ValueError(f"--out {a.out!r} names a folder; name a file in it, or give --format folder")
+    out = os.path.expanduser(a.out or ('generated' if folder else f'generated.{a.format or "png"}'))  # --out=~/x.png: the shell leaves ~ alone after '='
+    # a bad name fails now, not after the samples are drawn
+    if folder and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise ValueError(f"--out {out!r} {'holds files' if os.path.isdir(out) else 'is a file'}: name a new or empty folder for --format folder")
+    if not folder and not _is_json(out, a.format): output_format(out, a.format)
+    if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
     if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):
         raise ValueError(f"--out {out!r} is --image {given!r}, which the samples would replace; name another file (--out)")
@@ -238,7 +244,8 @@ def _run_generate(a):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
-    print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else ''))
+    print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
+          + (f"; pixelbytes build --path {shlex.quote(out)} reads it" if folder else ''))
 
 # %% ../nbs/13_main.ipynb #3ccb9800
 _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),
@@ -258,7 +265,8 @@ EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
                          'pixelbytes evaluate --model models/lstm/best --data data/demo --compare models/demo/best   # lstm minus demo, paired intervals'],
             'generate': ['pixelbytes generate --model models/demo/best --prompt "a red circle" --num 8 --out samples.png',
                          'pixelbytes generate --model models/demo/best --image sprite.png            # its caption',
-                         'pixelbytes generate --model models/demo/best --image sprite.png --rows 8   # the rest of it']}
+                         'pixelbytes generate --model models/demo/best --image sprite.png --rows 8   # the rest of it',
+                         'pixelbytes generate --model models/demo/best --prompt "a red circle" --num 64 --scale 1 --out sprites/   # a PNG file each']}
 
 ENVIRONMENT = """environment:
   PIXELBYTES_DEBUG=1   a traceback with an error, not one line

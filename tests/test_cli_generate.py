@@ -56,13 +56,26 @@ def test_several_prompts_and_images(trained, tmp_path):
 
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
-    for out, message in (('-', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'names a folder; name a file in it')):
-        r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', out)
+    for out, fmt, message in (('-', 'png', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'png', 'names a folder; name a file in it, or give --format folder')):
+        r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', fmt, '--out', out)
         assert r.returncode == 1 and message in r.stderr and 'Generating' not in r.stderr, r.stderr
     if hasattr(os, 'mkfifo'):
         os.mkfifo(tmp_path/'pipe.png')
         r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--max-tokens', '5', '--out', tmp_path/'pipe.png')
         assert r.returncode == 1 and 'is not a regular file (a device, a pipe or a socket)' in r.stderr and (tmp_path/'pipe.png').is_fifo(), r.stderr
+
+def test_a_folder_of_sprites(trained, tmp_path):
+    "--out DIR/ (or --format folder): a PNG file per sample and metadata.csv, which build reads back; a folder that holds files is refused before drawing."
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--scale', '1', '--out', f'{tmp_path}/sprites/')
+    assert r.returncode == 0 and f"pixelbytes build --path {tmp_path}/sprites/ reads it" in r.stdout, (r.stdout, r.stderr)
+    names = sorted(p.name for p in (tmp_path/'sprites').iterdir())
+    assert names[-1] == 'metadata.csv' and 0 < len(names) - 1 <= 3 and (tmp_path/'sprites'/'metadata.csv').read_text().startswith('file_name,caption,seed\n')
+    r = cli('build', '--path', tmp_path/'sprites', '--out', tmp_path/'rebuilt', '--test-size', '0', '--quiet')
+    assert r.returncode == 0 and f"rows read {len(names) - 1}, written " in r.stdout, (r.stdout, r.stderr)  # each sprite read (an all-white one is skipped)
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', 'folder', '--out', tmp_path/'sprites')
+    assert r.returncode == 1 and 'holds files: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--format', 'folder', cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path/'generated'/'metadata.csv').exists(), r.stderr  # the default: generated/
 
 def test_out_is_not_an_image_given(trained, tmp_path):
     "An --out that is one of the --image files (the default generated.png, captioned) is refused before drawing, the image kept; a link there is replaced, not its target."
@@ -116,7 +129,7 @@ def test_output_name_sets_the_format(trained, tmp_path):
 
 def test_output_paths(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path)
-    assert r.returncode == 1 and 'is a folder; name a file in it' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and 'is a folder; name a file in it (--format folder writes' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'new'/'deeper'/'g.png')
     assert r.returncode == 0 and (tmp_path/'new'/'deeper'/'g.png').exists(), r.stderr  # missing folders are made, as build and train do
     r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path)
