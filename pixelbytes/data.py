@@ -424,15 +424,16 @@ def _image_key(ids) -> bytes:
 def _held_out(keys: list, n: int, order) -> set:
     """The images (`keys`, one per row) to hold out so that they hold `n` rows: whole images, taken in the `order` of
     their rows, passing over one that would hold too many; at least one image stays in. With one row per image these are
-    the images of the first `n` rows of `order`. A row whose key is None (one the build skipped) takes its place in the count."""
-    rows_of, held, count = Counter(k for k in keys if k is not None), set(), 0
+    the images of the first `n` rows of `order`. A row whose key is None (one the build skipped) takes its place in the
+    count: where such rows fill it, none is held out, rather than an image a rebuild that reads them would train on."""
+    rows_of, held, count, skipped = Counter(k for k in keys if k is not None), set(), 0, 0
     for i in order:
         if count >= n: break
         k = keys[i]
-        if k is None: count += 1; continue
+        if k is None: count += 1; skipped += 1; continue
         if k in held or count + rows_of[k] > n or len(held) + 1 == len(rows_of): continue
         held.add(k); count += rows_of[k]
-    if n and not held and len(rows_of) > 1: held.add(next(keys[i] for i in order if keys[i] is not None))  # every image has more than n rows: the first one
+    if n and not held and len(rows_of) > 1 and not skipped: held.add(next(keys[i] for i in order if keys[i] is not None))  # every image has more than n rows: the first one
     return held
 
 def _held_rows(input_ids, size, order) -> tuple:
@@ -445,17 +446,22 @@ def _held_rows(input_ids, size, order) -> tuple:
 
 def _split(ds, test_size, seed, n_read=None):
     """Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it.
-    The rows are drawn in an order of all `n_read` rows read, by their `row`, those the build skipped too: a rebuild that
-    skips other rows (another `max_size`, a file mended) puts every row the two builds keep in the same split."""
+    The rows are drawn in an order of all `n_read` rows read, by their `row`, those the build skipped too: where each image
+    has one row, a rebuild of the same rows that skips others (another `max_size`, a file mended) puts every row the two
+    builds keep in the same split."""
     from datasets import Dataset, DatasetDict
     n_read = n_read or len(ds)
     index = np.full(n_read, -1); index[ds['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
     order = np.random.default_rng(seed).permutation(n_read)
     built = ds['input_ids']
-    n_test, test = _held_rows([None if i < 0 else built[i] for i in index], test_size, order)
+    n_test, test = _held_rows([None if i < 0 else built[i] for i in index], test_size if len(ds) > 1 else 0, order)  # one row built: nothing to test it against
     if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of {n_read}")
-    if n_test == 0: return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
-    if not test: raise BuildError("every row shows the same image (or its mirror image): none can be tested without training on it; build with test_size=0")
+    if not test and n_test and len({_image_key(ids) for ids in built}) == 1:
+        raise BuildError("every row shows the same image (or its mirror image): none can be tested without training on it; build with test_size=0")
+    if not test:
+        if n_test: warnings.warn(f"the test split is empty: the build skipped the rows drawn for it ({n_test} of {n_read}), which a rebuild that reads them "
+                                 "would test; mend them, or build with another seed or a larger test_size")
+        return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
     kept = [r for r in order if index[r] >= 0]
     return DatasetDict(train=ds.select([index[r] for r in kept if r not in test]), test=ds.select([index[r] for r in kept if r in test]))
 
