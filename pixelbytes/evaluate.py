@@ -386,6 +386,17 @@ def _holds(folder, sha1: str) -> bool:
             warnings.simplefilter('ignore'); return _weights_sha1(PixelBytesModel.from_pretrained(folder)) == sha1
     except ValueError: return False  # no model there now
 
+def _read_otherwise(model, built) -> str | None:
+    "What is amiss where `built` read its images otherwise (build's `crop`, `unscale`) than `model` reads them; None where they agree."
+    # a build made before unscale was read at the files' pixels
+    theirs = {'crop': built.report.get('crop', True), 'unscale': built.report.get('unscale', False)}
+    ours = {k: getattr(model.config, k) for k in theirs}
+    if ours == theirs: return None
+    say = lambda d: ', '.join(f"{k}={d[k]}" for k in d if ours[k] != theirs[k])
+    return (f"the model reads images with {say(ours)}, and {built.path or 'this dataset'} was built with {say(theirs)}: a sprite has other tokens here than "
+            "the model gives it, so the scores are not of what it reads, and the test split may hold sprites it trained on that its run's list of items does "
+            "not find; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
+
 def _trained_elsewhere(model, built) -> str | None:
     "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
     source = Path(str(getattr(model, 'source', None) or ''))
@@ -437,6 +448,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         raise ValueError(f"the model's vocabulary ({say(tok)}) is not the dataset's ({say(built.tokenizer)})"
                          + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
                          + ": evaluate on data built for it, build(..., like=MODEL) (pixelbytes build --like MODEL)")
+    if (why := _read_otherwise(model, built)): warnings.warn(why)
     if split == 'test' and (why := _trained_elsewhere(model, built)): warnings.warn(why)
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
