@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
-from .pixelize import pixelize, open_image, to_pil
+from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render
 from .palette import to_hex
 from .files import write_files
@@ -221,13 +221,26 @@ def _is_folder(path, format=None) -> bool:
     if format is not None: return str(format).lower() == 'folder'
     return str(path).endswith(('/', os.sep))
 
-def _sprite(pixels, palette, scale: int) -> Image.Image:
-    "A sample's image (palette indices) at `scale` pixels per pixel, in exact colours; transparent where a short row has no pixel."
+def _background(pixels, index: int) -> np.ndarray:
+    "Where `pixels` holds the colour `index` (or no pixel, -1) in one piece with the image's border: its background, not a highlight inside it."
+    keyed = (pixels == index) | (pixels < 0)
+    seen = np.zeros_like(keyed)
+    seen[[0, -1], :], seen[:, [0, -1]] = keyed[[0, -1], :], keyed[:, [0, -1]]
+    while True:  # grown a step at a time: a sprite is a few dozen pixels a side
+        grown = seen.copy()
+        grown[1:] |= seen[:-1]; grown[:-1] |= seen[1:]; grown[:, 1:] |= seen[:, :-1]; grown[:, :-1] |= seen[:, 1:]
+        grown &= keyed
+        if (grown == seen).all(): return seen
+        seen = grown
+
+def _sprite(pixels, palette, scale: int, background: int = None) -> Image.Image:
+    "A sample's image (palette indices) at `scale` pixels per pixel, in exact colours; transparent where a short row has no pixel, and where the colour `background` touches the border (None: nowhere)."
     img = to_pil(np.where(pixels < 0, 0, pixels), palette)
-    if (pixels < 0).any(): img.putalpha(Image.fromarray(np.where(pixels < 0, 0, 255).astype(np.uint8)))
+    clear = (pixels < 0) if background is None else _background(pixels, background)
+    if clear.any(): img.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8)))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
-def _save_folder(gens: list, folder: Path, scale: int) -> Path:
+def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False) -> Path:
     "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(f"{str(folder)!r} {'holds files' if folder.is_dir() else 'is a file'}: save the samples into a new or empty folder")
@@ -237,7 +250,9 @@ def _save_folder(gens: list, folder: Path, scale: int) -> Path:
         image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
         if image is None: imageless.append(i); continue
         name = f'{i:0{width}d}.png'
-        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, g.tokenizer.palette, scale): sprite.save(tmp, 'PNG')
+        pal = g.tokenizer.palette  # transparent: the colour a transparent pixel is read as (over white), as build reads the file back
+        background = int(nearest_colour(np.full((1, 1, 3), 255, np.uint8), pal)[0, 0]) if transparent else None
+        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, background): sprite.save(tmp, 'PNG')
         rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
@@ -260,10 +275,11 @@ def _is_json(path, format=None) -> bool:
 def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
                      path, # the file to write (the folder, for format 'folder')
                      format=None, # 'png', 'jpg', 'svg', 'json' for the data, or 'folder' for a PNG file per sample (default: from the name of `path`)
-                     scale:int=8, # output pixels per image pixel
+                     scale:int=None, # output pixels per image pixel (default: 8; 1 in a folder, each sprite at its own size, as build reads it back)
                      grid:bool=False, # draw a 1-pixel grid line around every pixel (not in a folder's files)
                      text:str='right', # where a sample's text goes: 'right' of its images or 'below' them
-                     columns:int=None): # samples in a row of the grid (None: about the square root of their number)
+                     columns:int=None, # samples in a row of the grid (None: about the square root of their number)
+                     transparent:bool=False): # in a folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent
     """Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG, and return the `Rendering`; or write what they hold as JSON (`Generation.to_dict` of each), and return that;
     or write each one's image as a PNG file of its own in the folder `path`, with `metadata.csv` (file_name, caption, seed), and return the folder."""
     if isinstance(gens, Generation): gens = [gens]
@@ -272,9 +288,12 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     if not gens: raise ValueError(f"nothing to save to {str(path)!r}: no generations")
     bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {'list' if isinstance(gens[bad], list) else type(gens[bad]).__name__}; render(x).save(path) draws anything else")
-    if _is_folder(path, format):
+    folder = _is_folder(path, format)
+    if scale is None: scale = 1 if folder else 8
+    if transparent and not folder: raise ValueError("transparent=True makes a folder's sprites transparent (format='folder', or a name that ends in /); a picture of the samples has none")
+    if folder:
         if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1: raise ValueError(f"scale must be a positive integer, got {scale!r}")
-        return _save_folder(gens, Path(path).expanduser(), int(scale))
+        return _save_folder(gens, Path(path).expanduser(), int(scale), bool(transparent))
     if _is_json(path, format):
         data = [g.to_dict() for g in gens]
         path = Path(path).expanduser()

@@ -206,10 +206,11 @@ def _generate_args(p):
     p.add_argument('--max-tokens', type=int, default=None, help='at most this many new tokens per sample')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
-    p.add_argument('--scale', type=int, default=8, help='screen pixels per image pixel (default: 8)')
+    p.add_argument('--scale', type=int, default=None, help="screen pixels per image pixel (default: 8; 1 for --format folder: each sprite at its own size, as build --like reads it back)")
     p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
     p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
     p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
+    p.add_argument('--transparent', action='store_true', help="--format folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent")
     p.add_argument('--out', default=None, help='output file, or a new or empty folder for --format folder (default: generated.FORMAT, generated/ for a folder)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
@@ -230,6 +231,7 @@ def _run_generate(a):
     # a bad name fails now, not after the samples are drawn
     if folder and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise ValueError(f"--out {out!r} {'holds files' if os.path.isdir(out) else 'is a file'}: name a new or empty folder for --format folder")
+    if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): output_format(out, a.format)
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
@@ -239,13 +241,13 @@ def _run_generate(a):
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
-    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns)
+    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, **({'transparent': True} if a.transparent else {}))
     for i, g in enumerate(gens):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
-          + (f"; pixelbytes build --path {shlex.quote(out)} reads it" if folder else ''))
+          + (f"; pixelbytes build --path {shlex.quote(out)} --like {shlex.quote(str(a.model))} reads it as the model reads images (to fine-tune it: train --init)" if folder else ''))
 
 # %% ../nbs/13_main.ipynb #3ccb9800
 _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),
@@ -266,7 +268,7 @@ EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
             'generate': ['pixelbytes generate --model models/demo/best --prompt "a red circle" --num 8 --out samples.png',
                          'pixelbytes generate --model models/demo/best --image sprite.png            # its caption',
                          'pixelbytes generate --model models/demo/best --image sprite.png --rows 8   # the rest of it',
-                         'pixelbytes generate --model models/demo/best --prompt "a red circle" --num 64 --scale 1 --out sprites/   # a PNG file each']}
+                         'pixelbytes generate --model models/demo/best --prompt "a red circle" --num 64 --transparent --out sprites/   # a PNG file each']}
 
 ENVIRONMENT = """environment:
   PIXELBYTES_DEBUG=1   a traceback with an error, not one line

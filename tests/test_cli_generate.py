@@ -1,6 +1,7 @@
 "System tests of `evaluate` and `generate` on the command line, with a tiny model trained on the demo set."
 import json, os, re, subprocess, sys
 from pathlib import Path
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -66,8 +67,10 @@ def test_out_is_a_file(trained, tmp_path):
 
 def test_a_folder_of_sprites(trained, tmp_path):
     "--out DIR/ (or --format folder): a PNG file per sample and metadata.csv, which build reads back; a folder that holds files is refused before drawing."
-    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--scale', '1', '--out', f'{tmp_path}/sprites/')
-    assert r.returncode == 0 and f"pixelbytes build --path {tmp_path}/sprites/ reads it" in r.stdout, (r.stdout, r.stderr)
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--out', f'{tmp_path}/sprites/')
+    assert r.returncode == 0 and f"pixelbytes build --path {tmp_path}/sprites/ --like {trained/'m'/'best'} reads it as the model reads images" in r.stdout, (r.stdout, r.stderr)
+    first = next(p for p in sorted((tmp_path/'sprites').iterdir()) if p.suffix == '.png')
+    assert max(Image.open(first).size) <= 25, Image.open(first).size  # a folder's sprites at their own size: the model's max_size at most
     names = sorted(p.name for p in (tmp_path/'sprites').iterdir())
     assert names[-1] == 'metadata.csv' and 0 < len(names) - 1 <= 3 and (tmp_path/'sprites'/'metadata.csv').read_text().startswith('file_name,caption,seed\n')
     r = cli('build', '--path', tmp_path/'sprites', '--out', tmp_path/'rebuilt', '--test-size', '0', '--quiet')
@@ -76,6 +79,13 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert r.returncode == 1 and 'holds files: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--format', 'folder', cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path/'generated'/'metadata.csv').exists(), r.stderr  # the default: generated/
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--transparent', '--out', f'{tmp_path}/clear/')
+    assert r.returncode == 0, r.stderr
+    clear, opaque = (np.asarray(Image.open(tmp_path/d/first.name).convert('RGBA')) for d in ('clear', 'sprites'))  # the same sample, drawn again
+    assert (clear[..., :3] == opaque[..., :3]).all() and (opaque[..., 3] == 255).all() and (clear[..., 3] == 0).any()
+    assert (opaque[clear[..., 3] == 0][:, :3] == 252).all()  # only the background (the palette's white) is made transparent
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--transparent', '--out', tmp_path/'x.png')
+    assert r.returncode == 1 and '--transparent makes the sprites of --format folder transparent' in r.stderr and 'Generating' not in r.stderr, r.stderr
 
 def test_out_is_not_an_image_given(trained, tmp_path):
     "An --out that is one of the --image files (the default generated.png, captioned) is refused before drawing, the image kept; a link there is replaced, not its target."
