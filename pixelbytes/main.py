@@ -241,7 +241,7 @@ def _run_generate(a):
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
-    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, **({'transparent': True} if a.transparent else {}))
+    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent)
     for i, g in enumerate(gens):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
