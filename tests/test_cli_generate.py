@@ -134,6 +134,7 @@ def test_a_drawn_seed_is_told(trained, tmp_path):
 def test_output_name_sets_the_format(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'samples')
     assert r.returncode == 0 and Image.open(tmp_path/'samples').format == 'PNG', r.stderr  # no extension: a PNG
+    assert f"a PNG picture of them all (--out {tmp_path/'samples'}/ writes a file per sample in a folder)" in r.stdout, r.stdout
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.gif')
     assert r.returncode == 1 and "unknown image format '.gif'" in r.stderr and 'Generating' not in r.stderr  # refused before drawing
 
