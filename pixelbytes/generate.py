@@ -234,11 +234,20 @@ def _background(pixels, index: int) -> np.ndarray:
         seen = grown
 
 def _sprite(pixels, palette, scale: int, background: int = None) -> Image.Image:
-    "A sample's image (palette indices) at `scale` pixels per pixel, in exact colours; transparent where a short row has no pixel, and where the colour `background` touches the border (None: nowhere)."
-    img = to_pil(np.where(pixels < 0, 0, pixels), palette)
+    """A sample's image (palette indices) at `scale` pixels per pixel, in exact colours, indexed by the model's palette (as pixel-art
+    tools keep a palette); transparent where a short row has no pixel, and where the colour `background` touches the border (None: nowhere)."""
+    pal = np.asarray(palette, np.uint8)
     clear = (pixels < 0) if background is None else _background(pixels, background)
-    if clear.any(): img.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8)))
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    if len(pal) + clear.any() > 256:  # no index left for transparency: colours with an alpha channel
+        img = to_pil(np.where(pixels < 0, 0, pixels), pal)
+        if clear.any(): img.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8)))
+        return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img = Image.fromarray(np.where(clear, len(pal), np.maximum(pixels, 0)).astype(np.uint8), 'P')
+    # the transparent index's colour is what a viewer that ignores transparency shows: the background's, else white
+    img.putpalette(pal.tobytes() + (bytes(pal[background]) if background is not None else b'\xff' * 3) * int(clear.any()))
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    if clear.any(): img.info['transparency'] = len(pal)  # the index after the palette's colours
+    return img
 
 def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False) -> Path:
     "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
