@@ -66,7 +66,7 @@ _ENGLISH_SENSES = {'left': ({'have', 'has', 'had', 'having', "i've", "we've", "y
                    'right': ({'all', 'quite', 'exactly', 'not', 'get', 'got', 'gets', 'feel', 'feels', 'felt', "that's", 'is', 'was', 'are', 'were', 'be', 'been'},  # correct
                              {'back', 'there', 'here', 'now', 'away', 'after', 'before', 'through', 'into', 'up', 'down', 'off', 'out', 'next', 'then', 'when',
                               'under', 'above', 'below', 'beside', 'behind', 'across', 'along', 'around', 'onto', 'inside', 'between', 'toward', 'towards'})}  # directly
-_SIDE_AFTER = {'of', 'side', 'sides', 'hand', 'hands', 'handed', 'half', 'edge', 'corner'}  # what makes either a side whatever comes before: 'is right of'
+_SIDE_AFTER = {'of', 'side', 'sides', 'hand', 'hands', 'handed', 'half', 'edge', 'corner', 'facing'}  # what makes either a side whatever comes before: 'is right of', 'is left-facing'
 
 def _not_a_side(m) -> bool:
     "Whether English *left* or *right* matched by `_SIDES` is, by the word before or after it, not a side (`_ENGLISH_SENSES`)."
