@@ -388,6 +388,7 @@ def _holds(folder, sha1: str) -> bool:
 
 def _read_otherwise(model, built) -> str | None:
     "What is amiss where `built` read its images otherwise (build's `crop`, `unscale`) than `model` reads them; None where they agree."
+    if built.report.get('source') == 'demo': return None  # drawn, never cropped nor unscaled, whatever a build is told (like=MODEL too)
     # a build made before unscale was read at the files' pixels
     theirs = {'crop': built.report.get('crop', True), 'unscale': built.report.get('unscale', False)}
     ours = {k: getattr(model.config, k) for k in theirs}
