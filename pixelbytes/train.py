@@ -59,14 +59,17 @@ _COLOUR_WORDS = re.compile(f"(?<![{_LETTER}])(?:red|orange|yellow|green|blue|pur
 COLOUR_CAPTIONS = 0.25  # the share of training captions naming a colour above which recolouring is warned of (pokemon-dev: 4%; the demo set: all)
 
 # English 'left' and 'right' in senses other than a side, told by the word before or after them: (before, after)
-_ENGLISH_SENSES = {'left': ({'have', 'has', 'had', 'having', "i've", "we've", "you've", "they've", "it's", "he's", "she's", "there's", 'just', 'only',
-                             'already', 'been', 'be', 'being', 'is', 'was', 'were', 'are', 'it', 'he', 'she', 'they', 'we', 'i', 'you', 'who', 'which',
-                             'never', 'nothing', 'anything', 'something', 'everything', 'little', 'much', 'few', 'none', 'life', 'time'},  # left: went away, or remaining
-                            {'behind', 'alone', 'over', 'untouched', 'unattended', 'home'}),
-                   'right': ({'all', 'quite', 'exactly', 'not', 'get', 'got', 'gets', 'feel', 'feels', 'felt', "that's", 'is', 'was', 'are', 'were', 'be', 'been'},  # correct
+_ENGLISH_SENSES = {'left': ({'have', 'has', 'had', 'having', "i've", "we've", "you've", "they've", "it's", "he's", "she's", "there's", 'just', 'already',
+                             'been', 'being', 'it', 'he', 'she', 'they', 'we', 'i', 'you', 'who', 'which', 'never', 'nothing', 'anything', 'something',
+                             'everything', 'little', 'much', 'few', 'none', 'life', 'time'},  # left: went away, or remaining
+                            {'behind', 'alone', 'untouched', 'unattended', 'home'}),
+                   'right': ({'all', 'quite', 'exactly', 'get', 'got', 'gets', 'feel', 'feels', 'felt', "that's"},  # correct
                              {'back', 'there', 'here', 'now', 'away', 'after', 'before', 'through', 'into', 'up', 'down', 'off', 'out', 'next', 'then', 'when',
-                              'under', 'above', 'below', 'beside', 'behind', 'across', 'along', 'around', 'onto', 'inside', 'between', 'toward', 'towards'})}  # directly
-_SIDE_AFTER = {'of', 'side', 'sides', 'hand', 'hands', 'handed', 'half', 'edge', 'corner', 'facing'}  # what makes either a side whatever comes before: 'is right of', 'is left-facing'
+                              'under', 'above', 'below', 'beside', 'behind', 'across', 'along', 'around', 'onto', 'inside', 'between'})}  # directly
+# what makes either a side whatever comes before: 'is right of', 'is left-facing', 'only left eye'; and 'the right back leg'
+_SIDE_AFTER = {'of', 'side', 'sides', 'half', 'edge', 'corner', 'facing', 'hand', 'hands', 'handed', 'arm', 'arms', 'leg', 'legs', 'paw', 'paws', 'foot',
+               'feet', 'wing', 'wings', 'eye', 'eyes', 'ear', 'ears', 'claw', 'claws', 'horn', 'horns', 'fin', 'fins', 'hoof', 'hooves', 'shoulder', 'cheek'}
+_SIDE_PARTS = {'back', 'front', 'hind', 'fore', 'upper', 'lower', 'top', 'bottom'}
 
 def _not_a_side(m) -> bool:
     "Whether English *left* or *right* matched by `_SIDES` is, by the word before or after it, not a side (`_ENGLISH_SENSES`)."
@@ -75,7 +78,7 @@ def _not_a_side(m) -> bool:
     before = re.search(r"([a-z'’]+)\s+$", m.string[max(0, m.start() - 30):m.start()].lower())
     after = re.match(r"[\s-]+([a-z'’]+)(?:\s+([a-z]+))?", m.string[m.end():m.end() + 40].lower())
     nxt, then = (after[1], after[2]) if after else (None, None)
-    if nxt in _SIDE_AFTER or (nxt in ('and', 'or', 'to') and then in _ENGLISH_SENSES): return False
+    if nxt in _SIDE_AFTER or (nxt in _SIDE_PARTS and then in _SIDE_AFTER) or (nxt in ('and', 'or', 'to') and then in _ENGLISH_SENSES): return False
     not_before, not_after = _ENGLISH_SENSES[word]
     return (before is not None and before[1].replace('’', "'") in not_before) or nxt in not_after
 
@@ -661,7 +664,6 @@ def _reading(src: Path | None, hold: bool = True):
         if fd is not None: os.close(fd); fd = None
     try: yield release
     finally: release()
-
 
 # %% ../nbs/08_train.ipynb #00682eeb
 def _end_with(launcher: int, out: Path, every: float = 1.0):
