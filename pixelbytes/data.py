@@ -759,11 +759,15 @@ def load_built(path) -> Built:
         if tries: time.sleep(0.2)
         seen = _identity(p)
         if seen is None and _replaced(p): continue  # between the two renames of a build going on, or left by one stopped: said below
-        if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
-        try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
-        except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
-        report = _read_json(p/REPORT_FILE)
-        splits = _load_saved(p)
+        try:
+            if not (p/TOKENIZER_FILE).exists() or not (p/'dataset_dict.json').exists(): raise BuildError(_not_built(p))
+            try: tok = Tokenizer.from_dict(_read_json(p/TOKENIZER_FILE))
+            except (ValueError, TypeError, AttributeError) as e: raise BuildError(f"{str(p/TOKENIZER_FILE)!r} is invalid: {e}") from None
+            report = _read_json(p/REPORT_FILE)
+            splits = _load_saved(p)
+        except BuildError:
+            if _identity(p) != seen: continue  # taken away as it was read: what failed is the build's swap, not the dataset
+            raise
         if _identity(p) == seen: return Built(splits, tok, BuildReport(report) if isinstance(report, dict) else report, str(p), hub)
     if _identity(p) is None: raise BuildError(_not_built(p))
     raise BuildError(f"{str(p)!r} was replaced again and again while it was read (builds going on there, in another process?); "

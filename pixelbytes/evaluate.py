@@ -438,9 +438,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     sha1 = _weights_sha1(model)
     if not named and out is None and model.source and Path(model.source).is_dir():  # loaded from a folder before (train's model): saved there if still the same
         mark = _weights_mark(model.source)
-        try: same = _weights_sha1(PixelBytesModel.from_pretrained(model.source)) == sha1
-        except ValueError: same = False  # the folder holds no model now
-        if same: model_dir = source = Path(model.source)
+        if _holds(model.source, sha1): model_dir = source = Path(model.source)
         else: warnings.warn(f"the evaluation is not saved: the model is not the one in {model.source}, where it was loaded from; pass out= to save it")
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer

@@ -882,7 +882,7 @@ def _callers_random_state():
         # CUDA started in the block: its generators as the caller's seed would have started them
         if not started and torch.cuda.is_initialized(): torch.cuda.manual_seed_all(seed)
 
-def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read=lambda: None):
+def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read):
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
