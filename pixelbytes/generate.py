@@ -253,7 +253,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(f"{str(folder)!r} {'holds files' if folder.is_dir() else 'is a file'}: save the samples into a new or empty folder")
-    width, files, rows, imageless = max(4, len(str(len(gens) - 1))), {}, [], []
+    width, files, rows, imageless, blank = max(4, len(str(len(gens) - 1))), {}, [], [], []
     for i, g in enumerate(gens):
         segments = g.segments
         image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
@@ -261,6 +261,8 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         name = f'{i:0{width}d}.png'
         pal = g.tokenizer.palette  # transparent: the colour a transparent pixel is read as (over white), as build reads the file back
         background = int(nearest_colour(np.full((1, 1, 3), 255, np.uint8), pal)[0, 0]) if transparent else None
+        if background is not None and _background(image.pixels, background).all():  # all background (every sprite of a one-colour palette): transparent, nothing of it would show, nor could build read it back
+            blank.append(i); background = None
         files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, background): sprite.save(tmp, 'PNG')
         rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
@@ -272,6 +274,9 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     if imageless:
         warnings.warn(f"{len(imageless)} of the {len(gens)} samples hold no image (sample {', '.join(map(str, imageless[:10]))}{', ...' if len(imageless) > 10 else ''}): "
                       f"they are not in {folder}")
+    if blank:
+        warnings.warn(f"{len(blank)} of the {len(gens)} samples are all of the background colour, the palette's nearest to white (sample {', '.join(map(str, blank[:10]))}{', ...' if len(blank) > 10 else ''}): "
+                      "they are saved opaque, as transparent nothing of them would show")
     return folder
 
 def _is_json(path, format=None) -> bool:
