@@ -813,9 +813,19 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None):
         if not ok: raise ValueError(msg)
 
 def sample_seeds(seed: int, num: int) -> list:
-    "The seeds of the `num` samples that one call seeded with `seed` draws: `seed` itself first, then seeds derived from it."
-    # derived, not seed + i: calls seeded 0 and 1 would then share all but one of their samples
-    return [seed] + [int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> 1) for i in range(1, num)]
+    "The seeds of the `num` samples that one call seeded with `seed` draws: `seed` itself first, then seeds derived from it, no two of them alike in their low 32 bits."
+    # derived, not seed + i: calls seeded 0 and 1 would then share all but one of their samples. A sample's stream is torch's
+    # generator seeded with its seed, which reads the seed's low 32 bits only: two of a call's 63-bit seeds alike there drew one
+    # sample twice (one call in a hundred of 10,000 samples). Such a seed is derived again; each depends on the seeds before it
+    # only, so a sample is still the same whatever num
+    seeds, low = [seed], {seed & 0xFFFFFFFF}
+    for i in range(1, num):
+        s, again = int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> 1), 0
+        while s & 0xFFFFFFFF in low:
+            again += 1
+            s = int(np.random.SeedSequence([seed, i, again]).generate_state(1, np.uint64)[0] >> 1)
+        seeds.append(s); low.add(s & 0xFFFFFFFF)
+    return seeds
 
 def _draw(probs, u):
     "The token of each row of `probs` `(num, vocab)` at which its cumulative probability passes that row's uniform draw `u` `(num,)`."
