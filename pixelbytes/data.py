@@ -585,7 +585,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     test_size = _test_size(test_size)
     tok = Tokenizer(vocab, palette, max_size)
-    if tok.n_colours > 256: raise BuildError(f"a palette of {tok.n_colours} colours: a built image holds one byte per pixel, so 256 colours at most")
+    if tok.n_colours > 256:
+        named = f"palette {str(palette)!r} holds {tok.n_colours} colours" if isinstance(palette, (str, os.PathLike)) else f"a palette of {tok.n_colours} colours"
+        raise BuildError(f"{named}: a built image holds one byte per pixel, so 256 colours at most")
     if max_size > MAX_POSITION:
         warnings.warn(f"max_size {max_size} is above {MAX_POSITION}: a model tells rows and columns apart up to {MAX_POSITION} only "
                       "(pixelbytes.context.MAX_POSITION); rows and columns past it look alike to it")

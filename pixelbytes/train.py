@@ -527,6 +527,9 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         warnings.warn(f"{named} of the {len(train_items)} training captions name a colour (red, blue, ... in English): recolouring (augment_recolour) draws "
                       "their images in other colours, and teaches the model to heed such words less; train without it (augment_recolour=0, --recolour 0) "
                       "where captions name the colours a model should draw")
+    if cfg.augment_recolour and not saved and not len(_palette_turns(np.asarray(built.tokenizer.palette, np.uint8).tobytes())):
+        warnings.warn(f"recolouring (augment_recolour) changes nothing here: the palette's {built.tokenizer.n_colours} colours have no other hues to turn to "
+                      "(greys, black and white stay as they are); train without it (augment_recolour=0, --recolour 0)")
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
     finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto') if saved else None
     if unwritable and not finished: raise unwritable
