@@ -248,8 +248,8 @@ def _run_generate(a):
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
           + (f"; pixelbytes build --path {shlex.quote(out)} --like {shlex.quote(str(a.model))} reads it as the model reads images (to fine-tune it: train --init)" if folder else '')
-          # a name without an extension is a picture: one who meant a folder of sprites is told how
-          + (f"; a PNG picture of them all (--out {shlex.quote(out)}/ writes a file per sample in a folder)" if not folder and not _is_json(out, a.format) and not os.path.splitext(out)[1] else ''))
+          # a name without an extension, nor --format, is a PNG picture: one who meant a folder of sprites is told how
+          + (f"; a PNG picture of them all (--out {shlex.quote(out)}/ writes a file per sample in a folder)" if not folder and a.format is None and not os.path.splitext(out)[1] else ''))
 
 # %% ../nbs/13_main.ipynb #3ccb9800
 _COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),

@@ -135,6 +135,8 @@ def test_output_name_sets_the_format(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'samples')
     assert r.returncode == 0 and Image.open(tmp_path/'samples').format == 'PNG', r.stderr  # no extension: a PNG
     assert f"a PNG picture of them all (--out {tmp_path/'samples'}/ writes a file per sample in a folder)" in r.stdout, r.stdout
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--format', 'svg', '--out', tmp_path/'vector')
+    assert r.returncode == 0 and '<svg' in (tmp_path/'vector').read_text() and 'PNG picture' not in r.stdout, r.stdout  # --format names it: no hint of PNG
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.gif')
     assert r.returncode == 1 and "unknown image format '.gif'" in r.stderr and 'Generating' not in r.stderr  # refused before drawing
 
