@@ -426,7 +426,7 @@ def _held_out(keys: list, n: int, order) -> set:
     their rows, passing over one that would hold too many; at least one image stays in. With one row per image these are
     the images of the first `n` rows of `order`. A row whose key is None (one the build skipped) takes its place in the
     count: where such rows fill it, none is held out, rather than an image a rebuild that reads them would train on; where
-    they do not, and every image has more than `n` rows, the first image is held out, as when no row is skipped."""
+    they do not, and no image fits in what they leave, the first image is held out, as when no row is skipped."""
     rows_of, held, count, skipped = Counter(k for k in keys if k is not None), set(), 0, 0
     for i in order:
         if count >= n: break
@@ -434,7 +434,7 @@ def _held_out(keys: list, n: int, order) -> set:
         if k is None: count += 1; skipped += 1; continue
         if k in held or count + rows_of[k] > n or len(held) + 1 == len(rows_of): continue
         held.add(k); count += rows_of[k]
-    if n and not held and len(rows_of) > 1 and skipped < n: held.add(next(keys[i] for i in order if keys[i] is not None))  # every image has more than n rows: the first one
+    if n and not held and len(rows_of) > 1 and skipped < n: held.add(next(keys[i] for i in order if keys[i] is not None))  # no image fits in what the skipped rows leave: the first one
     return held
 
 def _held_rows(input_ids, size, order) -> tuple:

@@ -233,18 +233,17 @@ def _background(pixels, index: int) -> np.ndarray:
         if (grown == seen).all(): return seen
         seen = grown
 
-def _sprite(pixels, palette, scale: int, background: int = None) -> Image.Image:
+def _sprite(pixels, palette, scale: int, clear, shown=(255, 255, 255)) -> Image.Image:
     """A sample's image (palette indices) at `scale` pixels per pixel, in exact colours, indexed by the model's palette (as pixel-art
-    tools keep a palette); transparent where a short row has no pixel, and where the colour `background` touches the border (None: nowhere)."""
+    tools keep a palette; colours with alpha where a palette of 256 leaves no index for transparency); transparent where `clear`,
+    its index of the colour `shown` by a viewer that ignores transparency."""
     pal = np.asarray(palette, np.uint8)
-    clear = (pixels < 0) if background is None else _background(pixels, background)
-    if len(pal) + clear.any() > 256:  # no index left for transparency: colours with an alpha channel
+    if len(pal) + clear.any() > 256:
         img = to_pil(np.where(pixels < 0, 0, pixels), pal)
         if clear.any(): img.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8)))
         return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     img = Image.fromarray(np.where(clear, len(pal), np.maximum(pixels, 0)).astype(np.uint8), 'P')
-    # the transparent index's colour is what a viewer that ignores transparency shows: the background's, else white
-    img.putpalette(pal.tobytes() + (bytes(pal[background]) if background is not None else b'\xff' * 3) * int(clear.any()))
+    img.putpalette(pal.tobytes() + bytes(shown) * int(clear.any()))
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     if clear.any(): img.info['transparency'] = len(pal)  # the index after the palette's colours
     return img
@@ -259,11 +258,14 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
         if image is None: imageless.append(i); continue
         name = f'{i:0{width}d}.png'
-        pal = g.tokenizer.palette  # transparent: the colour a transparent pixel is read as (over white), as build reads the file back
-        background = int(nearest_colour(np.full((1, 1, 3), 255, np.uint8), pal)[0, 0]) if transparent else None
-        if background is not None and _background(image.pixels, background).all():  # all background (every sprite of a one-colour palette): transparent, nothing of it would show, nor could build read it back
-            blank.append(i); background = None
-        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, background): sprite.save(tmp, 'PNG')
+        pal, clear, shown = g.tokenizer.palette, image.pixels < 0, (255, 255, 255)  # a short row's missing pixels
+        if transparent:
+            # the colour a transparent pixel is read as (over white), as build reads the file back
+            background = int(nearest_colour(np.full((1, 1, 3), 255, np.uint8), pal)[0, 0])
+            keyed = _background(image.pixels, background)
+            if keyed.all(): blank.append(i)  # all background (every sprite of a one-colour palette): transparent, nothing of it would show
+            else: clear, shown = keyed, tuple(pal[background])
+        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): sprite.save(tmp, 'PNG')
         rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
@@ -304,7 +306,7 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {'list' if isinstance(gens[bad], list) else type(gens[bad]).__name__}; render(x).save(path) draws anything else")
     folder = _is_folder(path, format)
     if scale is None: scale = 1 if folder else 8
-    if transparent and not folder: raise ValueError("transparent=True makes a folder's sprites transparent (format='folder', or a name that ends in /); a picture of the samples has none")
+    if transparent and not folder: raise ValueError("transparent=True makes a folder's sprites transparent (format='folder', or a name that ends in /); a picture or JSON of the samples has no background to clear")
     if folder:
         if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1: raise ValueError(f"scale must be a positive integer, got {scale!r}")
         return _save_folder(gens, Path(path).expanduser(), int(scale), bool(transparent))

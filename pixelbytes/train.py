@@ -60,10 +60,10 @@ COLOUR_CAPTIONS = 0.25  # the share of training captions naming a colour above w
 
 # English 'left' and 'right' in senses other than a side, told by the word before or after them: (before, after)
 _ENGLISH_SENSES = {'left': ({'have', 'has', 'had', 'having', "i've", "we've", "you've", "they've", "it's", "he's", "she's", "there's", 'just', 'already',
-                             'been', 'being', 'it', 'he', 'she', 'they', 'we', 'i', 'you', 'who', 'which', 'never', 'nothing', 'anything', 'something',
-                             'everything', 'little', 'much', 'few', 'none', 'life', 'time'},  # left: went away, or remaining
+                             'been', 'being', 'is', 'was', 'were', 'are', 'be', 'it', 'he', 'she', 'they', 'we', 'i', 'you', 'who', 'which', 'never',
+                             'nothing', 'anything', 'something', 'everything', 'little', 'much', 'few', 'none', 'life', 'time'},  # left: went away, or remaining
                             {'behind', 'alone', 'untouched', 'unattended', 'home'}),
-                   'right': ({'all', 'quite', 'exactly', 'get', 'got', 'gets', 'feel', 'feels', 'felt', "that's"},  # correct
+                   'right': ({'all', 'quite', 'exactly', 'get', 'got', 'gets', 'feel', 'feels', 'felt', "that's", 'is', 'was', 'are', 'were', 'be', 'been'},  # correct
                              {'back', 'there', 'here', 'now', 'away', 'after', 'before', 'through', 'into', 'up', 'down', 'off', 'out', 'next', 'then', 'when',
                               'under', 'above', 'below', 'beside', 'behind', 'across', 'along', 'around', 'onto', 'inside', 'between'})}  # directly
 # what makes either a side whatever comes before: 'is right of', 'is left-facing', 'only left eye'; and 'the right back leg'
