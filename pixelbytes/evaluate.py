@@ -507,7 +507,20 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         try: ev.saved = ev.save(folder)
         except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
             warnings.warn(f"{e}; the evaluation is not saved, and the evaluation files in {folder} are as they were: make room, or pass out= (--out) to save it elsewhere")
+    if ev.saved is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1):
+        # saved over after the check above, before these files were renamed into place: the run's save_checkpoint removed the evaluation
+        # files it found, not these, which Evaluation.load would take for the new weights' scores (they are newer than the weights file)
+        _drop_scores_of(folder, ev.name, sha1); ev.saved = None
+        warnings.warn(f"the evaluation is not saved in {folder}: the model there was saved again as it was saved (by a training run going on?), "
+                      "so these scores are not of the weights it holds now; evaluate it again, or pass out= (--out) to save them elsewhere")
     return ev
+
+def _drop_scores_of(folder: Path, name: str, sha1: str):
+    "Remove the evaluation `name` (.csv and .json) in `folder` where it scored the weights whose SHA-1 is `sha1`, which the folder no longer holds."
+    try: stale = json.loads((folder/f'{name}.json').read_text())['settings']['model_sha1'] == sha1
+    except (OSError, ValueError, KeyError, TypeError): return  # gone (the run's save removed it) or another's: left as it is
+    if stale:
+        for ext in ('csv', 'json'): (folder/f'{name}.{ext}').unlink(missing_ok=True)
 
 # %% ../nbs/11_evaluate.ipynb #cmp00002
 @dataclass
