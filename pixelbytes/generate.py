@@ -248,11 +248,13 @@ def _sprite(pixels, palette, scale: int, clear, shown=(255, 255, 255)) -> Image.
     if clear.any(): img.info['transparency'] = len(pal)  # the index after the palette's colours
     return img
 
+class _Meanwhile(Exception): "The files another writer put in the folder that `_save_folder` writes, as it wrote."
+
 def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False) -> Path:
     "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(f"{str(folder)!r} {'holds files' if folder.is_dir() else 'is a file'}: save the samples into a new or empty folder")
-    width, files, rows, imageless, blank = max(4, len(str(len(gens) - 1))), {}, [], [], []
+    width, files, rows, imageless, blank, made = max(4, len(str(len(gens) - 1))), {}, [], [], [], []
     for i, g in enumerate(gens):
         segments = g.segments
         image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
@@ -265,14 +267,22 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
             keyed = _background(image.pixels, background)
             if keyed.all(): blank.append(i)  # all background (every sprite of a one-colour palette): transparent, nothing of it would show
             else: clear, shown = keyed, tuple(pal[background])
-        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): sprite.save(tmp, 'PNG')
+        files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): (made.append(tmp.name), sprite.save(tmp, 'PNG'))
         rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
+        # written last, the temporary files of this save all made, before any is renamed: a save into the folder by another (a second
+        # generate that found it empty too) shows now, and of two saves one gives way, where both wrote over each other's files
+        others = sorted(f.name for f in folder.iterdir() if f.name not in {*made, tmp.name})
+        if others: raise _Meanwhile(others)
         with open(tmp, 'w', newline='', encoding='utf-8') as f:
             w = csv.DictWriter(f, ['file_name', 'caption', 'seed']); w.writeheader(); w.writerows(rows)
     folder.mkdir(parents=True, exist_ok=True)
-    write_files({**files, folder/'metadata.csv': metadata})
+    try: write_files({**files, folder/'metadata.csv': metadata})
+    except _Meanwhile as e:
+        some = ', '.join(e.args[0][:3]) + (', ...' if len(e.args[0]) > 3 else '')
+        raise FileExistsError(f"{str(folder)!r} got files from elsewhere as the samples were saved ({some}: another save into it?): "
+                              "none of these samples is saved there; save them into a new or empty folder") from None
     if imageless:
         warnings.warn(f"{len(imageless)} of the {len(gens)} samples hold no image (sample {', '.join(map(str, imageless[:10]))}{', ...' if len(imageless) > 10 else ''}): "
                       f"they are not in {folder}")
