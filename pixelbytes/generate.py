@@ -17,7 +17,7 @@ from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_im
 from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render
 from .palette import to_hex
-from .files import write_files
+from .files import write_files, check_writable
 from .models import PixelBytesModel, load_model, sample_seeds
 from PIL import Image
 
@@ -253,7 +253,10 @@ class _Meanwhile(Exception): "The files another writer put in the folder that `_
 def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False) -> Path:
     "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise FileExistsError(f"{str(folder)!r} {'holds files' if folder.is_dir() else 'is a file'}: save the samples into a new or empty folder")
+        held = sorted(p.name for p in folder.iterdir())[:3] if folder.is_dir() else []  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
+        raise FileExistsError(f"{str(folder)!r} " + (f"holds files ({', '.join(held)}{', ...' if len(held) == 3 else ''})" if held else 'is a file')
+                              + ": save the samples into a new or empty folder")
+    check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
     width, files, rows, imageless, blank, made = max(4, len(str(len(gens) - 1))), {}, [], [], [], []
     for i, g in enumerate(gens):
         segments = g.segments

@@ -77,6 +77,9 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert r.returncode == 0 and f"rows read {len(names) - 1}, written " in r.stdout, (r.stdout, r.stderr)  # each sprite read (an all-white one is skipped)
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', 'folder', '--out', tmp_path/'sprites')
     assert r.returncode == 1 and 'holds files: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    (tmp_path/'afile').write_text('')
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', f'{tmp_path}/afile/')
+    assert r.returncode == 1 and 'is a file: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--format', 'folder', cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path/'generated'/'metadata.csv').exists(), r.stderr  # the default: generated/
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--transparent', '--out', f'{tmp_path}/clear/')
