@@ -492,11 +492,11 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              (('copy',), lambda: _copy(ev, model, items, tok)),
              (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
-    if folder is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1):
-        # a run training into the folder (run/best) saved other weights over these while they were scored: its scores beside them would be taken for theirs
-        warnings.warn(f"the evaluation is not saved in {folder}: the model there was saved again while it was scored (by a training run going on?), "
-                      "so these scores are not of the weights it holds now; evaluate it again, or pass out= (--out) to save them elsewhere")
-        folder = None
+    # a run training into the folder (run/best) that saves other weights over these: their scores beside them would be taken for the new ones'
+    saved_over = lambda: folder is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1)
+    unsaved = lambda when: warnings.warn(f"the evaluation is not saved in {folder}: the model there was saved again {when} (by a training run going on?), "
+                                         "so these scores are not of the weights it holds now; evaluate it again, or pass out= (--out) to save them elsewhere")
+    if saved_over(): unsaved('while it was scored'); folder = None
     if folder is not None:
         # read again now, not only before the scoring: another evaluation (another notebook) may have saved its metrics there meanwhile, which are kept
         try: before = _added_to(ev, folder, metrics)
@@ -507,12 +507,11 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         try: ev.saved = ev.save(folder)
         except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
             warnings.warn(f"{e}; the evaluation is not saved, and the evaluation files in {folder} are as they were: make room, or pass out= (--out) to save it elsewhere")
-    if ev.saved is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1):
-        # saved over after the check above, before these files were renamed into place: the run's save_checkpoint removed the evaluation
-        # files it found, not these, which Evaluation.load would take for the new weights' scores (they are newer than the weights file)
+    if ev.saved is not None and saved_over():
+        # after the look above, before these files were renamed into place: the run's save_checkpoint removed the evaluation files it
+        # found, not these, which Evaluation.load would take for the new weights' scores (they are newer than the weights file)
         _drop_scores_of(folder, ev.name, sha1); ev.saved = None
-        warnings.warn(f"the evaluation is not saved in {folder}: the model there was saved again as it was saved (by a training run going on?), "
-                      "so these scores are not of the weights it holds now; evaluate it again, or pass out= (--out) to save them elsewhere")
+        unsaved('as it was saved')
     return ev
 
 def _drop_scores_of(folder: Path, name: str, sha1: str):
