@@ -522,12 +522,14 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         warnings.warn(f"{unswapped} training captions hold 'rechts' or 'rechter', which mirroring leaves as they are (as it leaves 'links' and 'linker', "
                       "English words too): their mirrored images contradict them; train with augment_mirror=False (--no-mirror), or, in German, name "
                       "sides with 'linke', 'rechte' and their forms, which it swaps")
-    named = sum(any(isinstance(s, str) and _COLOUR_WORDS.search(s) for s in segs) for segs in train_items) if cfg.augment_recolour and not saved else 0
+    # a palette of greys has no hue to turn to: recolouring changes nothing, and draws no caption's image in other colours
+    inert = bool(cfg.augment_recolour) and not saved and not len(_palette_turns(np.asarray(built.tokenizer.palette, np.uint8).tobytes()))
+    named = sum(any(isinstance(s, str) and _COLOUR_WORDS.search(s) for s in segs) for segs in train_items) if cfg.augment_recolour and not saved and not inert else 0
     if named and named >= COLOUR_CAPTIONS * len(train_items):
         warnings.warn(f"{named} of the {len(train_items)} training captions name a colour (red, blue, ... in English): recolouring (augment_recolour) draws "
                       "their images in other colours, and teaches the model to heed such words less; train without it (augment_recolour=0, --recolour 0) "
                       "where captions name the colours a model should draw")
-    if cfg.augment_recolour and not saved and not len(_palette_turns(np.asarray(built.tokenizer.palette, np.uint8).tobytes())):
+    if inert:
         warnings.warn(f"recolouring (augment_recolour) changes nothing here: the palette's {built.tokenizer.n_colours} colours have no other hues to turn to "
                       "(greys, black and white stay as they are); train without it (augment_recolour=0, --recolour 0)")
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
