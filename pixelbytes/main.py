@@ -242,11 +242,14 @@ def _run_generate(a):
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
-    save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent)
+    drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
+    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent)
+    except Exception:  # a full disk, a folder filled meanwhile: the samples are lost, not the way to draw them again
+        if drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
+        raise
     for i, g in enumerate(gens):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
-    drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
           + (f"; pixelbytes build --path {shlex.quote(out)} --like {shlex.quote(str(a.model))} reads it as the model reads images (to fine-tune it: train --init)" if folder else '')
           # a name without an extension, nor --format, is a PNG picture: one who meant a folder of sprites is told how

@@ -121,7 +121,9 @@ def load_palette(src=None) -> np.ndarray:
         path = Path(src).expanduser()
         if path.is_dir(): raise PaletteError(f"palette {str(path)!r} is a folder, not a palette file" + (": a model's colours are in its config.json "
                                              "(build's like= takes them with the rest of how it reads)" if (path/'config.json').is_file() else ''))
-        if not path.is_file(): raise PaletteError(f"palette file {str(path)!r} does not exist")
+        if not path.is_file():
+            hint = ": the NES palette is the default (leave the palette out)" if str(src).strip().lower() in ('nes', 'default') else ''
+            raise PaletteError(f"palette file {str(path)!r} does not exist{hint}")
         data = path.read_bytes()
         if data.startswith(b'RIFF'): raise PaletteError(f"{path}: a binary RIFF palette; export it as .gpl, as a JASC .pal or as hex lines")
         try: txt = data.decode('utf-8-sig')  # an editor's byte-order mark is no part of the first line
