@@ -257,7 +257,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         raise FileExistsError(f"{str(folder)!r} " + (f"holds files ({', '.join(held)}{', ...' if len(held) == 3 else ''})" if held else 'is a file')
                               + ": save the samples into a new or empty folder")
     check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
-    width, files, rows, imageless, blank, made = max(4, len(str(len(gens) - 1))), {}, [], [], [], []
+    width, files, rows, imageless, blank, uncaptioned, made = max(4, len(str(len(gens) - 1))), {}, [], [], [], [], []
     for i, g in enumerate(gens):
         segments = g.segments
         image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
@@ -272,6 +272,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
             else: clear, shown = keyed, tuple(pal[background])
         files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): (made.append(tmp.name), sprite.save(tmp, 'PNG'))
         rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
+        if not rows[-1]['caption']: uncaptioned.append(i)  # an image completed without one
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
         # written last, the temporary files of this save all made, before any is renamed: a save into the folder by another (a second
@@ -286,12 +287,10 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         some = ', '.join(e.args[0][:3]) + (', ...' if len(e.args[0]) > 3 else '')
         raise FileExistsError(f"{str(folder)!r} got files from elsewhere as the samples were saved ({some}: another save into it?): "
                               "none of these samples is saved there; save them into a new or empty folder") from None
-    if imageless:
-        warnings.warn(f"{len(imageless)} of the {len(gens)} samples hold no image (sample {', '.join(map(str, imageless[:10]))}{', ...' if len(imageless) > 10 else ''}): "
-                      f"they are not in {folder}")
-    if blank:
-        warnings.warn(f"{len(blank)} of the {len(gens)} samples are all of the background colour, the palette's nearest to white (sample {', '.join(map(str, blank[:10]))}{', ...' if len(blank) > 10 else ''}): "
-                      "they are saved opaque, as transparent nothing of them would show")
+    which = lambda samples: f"{len(samples)} of the {len(gens)} samples (sample {', '.join(map(str, samples[:10]))}{', ...' if len(samples) > 10 else ''})"
+    if imageless: warnings.warn(f"{which(imageless)} hold no image: they are not in {folder}")
+    if blank: warnings.warn(f"{which(blank)} are all of the background colour, the palette's nearest to white: they are saved opaque, as transparent nothing of them would show")
+    if uncaptioned: warnings.warn(f"{which(uncaptioned)} have no caption: their sprites are in {folder}, but build skips a row without one; write theirs in metadata.csv")
     return folder
 
 def _is_json(path, format=None) -> bool:
