@@ -253,8 +253,8 @@ class _Meanwhile(Exception): "The files another writer put in the folder that `_
 def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False) -> Path:
     "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        held = sorted(p.name for p in folder.iterdir())[:3] if folder.is_dir() else []  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
-        raise FileExistsError(f"{str(folder)!r} " + (f"holds files ({', '.join(held)}{', ...' if len(held) == 3 else ''})" if held else 'is a file')
+        held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
+        raise FileExistsError(f"{str(folder)!r} " + (f"holds files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})" if held else 'is a file')
                               + ": save the samples into a new or empty folder")
     check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
     width, files, rows, imageless, blank, uncaptioned, made = max(4, len(str(len(gens) - 1))), {}, [], [], [], [], []
@@ -272,7 +272,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
             else: clear, shown = keyed, tuple(pal[background])
         files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): (made.append(tmp.name), sprite.save(tmp, 'PNG'))
         rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
-        if not rows[-1]['caption']: uncaptioned.append(i)  # an image completed without one
+        if not rows[-1]['caption'].strip(): uncaptioned.append(i)  # an image completed without one, or a caption of spaces: build skips both as empty
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
         # written last, the temporary files of this save all made, before any is renamed: a save into the folder by another (a second

@@ -229,8 +229,8 @@ def _run_generate(a):
     if a.out and a.out.endswith(('/', os.sep)) and not folder: raise ValueError(f"--out {a.out!r} names a folder; name a file in it, or give --format folder")
     out = os.path.expanduser(a.out or ('generated' if folder else f'generated.{a.format or "png"}'))  # --out=~/x.png: the shell leaves ~ alone after '='
     # a bad name fails now, not after the samples are drawn
-    there = out.rstrip('/' + os.sep) or out  # 'afile/' of a file exists to no one
-    if folder and os.path.lexists(there) and (not os.path.isdir(there) or os.listdir(there)):
+    there = out.rstrip('/' + os.sep) or out  # 'afile/' of a file exists to no one; a broken link is check_writable's to name, with its target
+    if folder and os.path.exists(there) and (not os.path.isdir(there) or os.listdir(there)):
         raise ValueError(f"--out {out!r} {'holds files' if os.path.isdir(there) else 'is a file'}: name a new or empty folder for --format folder")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): output_format(out, a.format)

@@ -126,6 +126,12 @@ def test_default_output_name(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path/'generated.png').exists(), r.stderr
 
+def test_a_broken_link_at_out_is_named(tmp_path):
+    (tmp_path/'gone').symlink_to(tmp_path/'nowhere')  # refused before the model is loaded: no model needed
+    for out in (f'{tmp_path}/gone/', tmp_path/'gone'):
+        r = cli('generate', '--model', tmp_path/'no-model', '--format', 'folder', '--out', out)
+        assert r.returncode == 1 and f"gone is a link to {tmp_path/'nowhere'}, which does not exist" in r.stderr and 'is a file' not in r.stderr, r.stderr
+
 def test_a_drawn_seed_is_told(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--num', '3', '--out', tmp_path/'a.png')  # no --seed: one is drawn
     seed = re.search(r'\(seed (\d+): --seed \1 draws them again\)', r.stdout)
