@@ -511,7 +511,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         # after the look above, before these files were renamed into place: the run's save_checkpoint removed the evaluation files it
         # found, not these, which Evaluation.load would take for the new weights' scores (they are newer than the weights file)
         _drop_scores_of(folder, ev.name, sha1); ev.saved = None
-        unsaved('as it was saved')
+        unsaved('as the scores were saved')
     return ev
 
 def _drop_scores_of(folder: Path, name: str, sha1: str):

@@ -233,10 +233,10 @@ def _background(pixels, index: int) -> np.ndarray:
         if (grown == seen).all(): return seen
         seen = grown
 
-def _sprite(pixels, palette, scale: int, clear, shown=(255, 255, 255)) -> Image.Image:
+def _sprite(pixels, palette, scale: int, clear, shown) -> Image.Image:
     """A sample's image (palette indices) at `scale` pixels per pixel, in exact colours, indexed by the model's palette (as pixel-art
-    tools keep a palette; colours with alpha where a palette of 256 leaves no index for transparency); transparent where `clear`,
-    its index of the colour `shown` by a viewer that ignores transparency."""
+    tools keep a palette; colours with alpha where a palette of 256 leaves no index for transparency); transparent where `clear` is true,
+    the transparent index coloured `shown`, which a viewer that ignores transparency shows."""
     pal = np.asarray(palette, np.uint8)
     if len(pal) + clear.any() > 256:
         img = to_pil(np.where(pixels < 0, 0, pixels), pal)
@@ -276,7 +276,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
         # written last, the temporary files of this save all made, before any is renamed: a save into the folder by another (a second
-        # generate that found it empty too) shows now, and of two saves one gives way, where both wrote over each other's files
+        # generate that found it empty too) shows now: of two saves at least one gives way (both, where they look at once), never both written
         others = sorted(f.name for f in folder.iterdir() if f.name not in {*made, tmp.name})
         if others: raise _Meanwhile(others)
         with open(tmp, 'w', newline='', encoding='utf-8') as f:

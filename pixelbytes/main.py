@@ -244,7 +244,7 @@ def _run_generate(a):
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent)
-    except Exception:  # a full disk, a folder filled meanwhile: the samples are lost, not the way to draw them again
+    except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again
         if drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
         raise
     for i, g in enumerate(gens):

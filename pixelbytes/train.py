@@ -631,8 +631,8 @@ def _holding(out: Path, hold: bool = True):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise TrainingError(f"{out} is in use by a training run that is still going (in another process: one that trains there, or one that copies its run "
-                                "to go on elsewhere); wait for it to end, or train into another folder (--out)") from None
+            raise TrainingError(f"{out} is in use by a training run that is still going (in another process: one that trains there, or one that copies "
+                                "its checkpoints to go on elsewhere, while it copies); wait for it, or train into another folder (--out)") from None
         except OSError as e:  # a folder that cannot be made (_prepare or the first write says so), or no flock there (NFS)
             if fd is not None: os.close(fd); fd = None
             if out.is_dir(): warnings.warn(f"{out} cannot be locked ({e.strerror}): a second run into it would not be refused")
