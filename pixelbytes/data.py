@@ -395,7 +395,8 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
     theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale}
     given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
     same = lambda k: np.array_equal(load_palette(given[k]), theirs[k]) if k == 'palette' else given[k] == theirs[k]
-    clash = [f"{k}={given[k]!r}" if k != 'palette' else 'palette' for k in given if given[k] is not None and not same(k)]
+    said = lambda k: f"{k}={given[k]!r}" if k != 'palette' else f"palette {str(given[k])!r}" if isinstance(given[k], (str, os.PathLike)) else 'palette'  # a file by its name
+    clash = [said(k) for k in given if given[k] is not None and not same(k)]
     name = public_name(model.source)
     if clash: raise BuildError(f"like={repr(name) if name else 'model'} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
                                f"{', '.join(clash)} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
