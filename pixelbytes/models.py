@@ -818,12 +818,12 @@ def sample_seeds(seed: int, num: int) -> list:
     # generator seeded with its seed, which reads the seed's low 32 bits only: two of a call's 63-bit seeds alike there drew one
     # sample twice (one call in a hundred of 10,000 samples). Such a seed is derived again; each depends on the seeds before it
     # only, so a sample is still the same whatever num
+    derived = lambda *key: int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
     seeds, low = [seed], {seed & 0xFFFFFFFF}
     for i in range(1, num):
-        s, again = int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> 1), 0
+        s, again = derived(seed, i), 0
         while s & 0xFFFFFFFF in low:
-            again += 1
-            s = int(np.random.SeedSequence([seed, i, again]).generate_state(1, np.uint64)[0] >> 1)
+            again += 1; s = derived(seed, i, again)
         seeds.append(s); low.add(s & 0xFFFFFFFF)
     return seeds
 

@@ -619,6 +619,13 @@ def _seed_process(seed: int, rank: int, step: int):
 try: import fcntl
 except ImportError: fcntl = None  # Windows
 
+def _flock(folder: Path, mode: int) -> int:
+    "An open descriptor of `folder` that holds the flock `mode` (LOCK_EX or LOCK_SH) on it, taken without waiting: `BlockingIOError` where another process holds it otherwise."
+    fd = os.open(folder, os.O_RDONLY)
+    try: fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BaseException: os.close(fd); raise
+    return fd
+
 @contextlib.contextmanager
 def _holding(out: Path, hold: bool = True):
     "Hold the folder `out` (made if missing) in this block; a `TrainingError` when a run in another process holds it. The folders made here, if left empty, are removed."
@@ -627,14 +634,11 @@ def _holding(out: Path, hold: bool = True):
     if hold and fcntl is not None and not (out.exists() and not out.is_dir()):  # a file: _prepare says so
         try:
             out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(out, os.O_RDONLY)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = _flock(out, fcntl.LOCK_EX)
         except BlockingIOError:
-            os.close(fd)
             raise TrainingError(f"{out} is in use by a training run that is still going (in another process: one that trains there, or one that copies "
                                 "its checkpoints to go on elsewhere, while it copies); wait for it, or train into another folder (--out)") from None
         except OSError as e:  # a folder that cannot be made (_prepare or the first write says so), or no flock there (NFS)
-            if fd is not None: os.close(fd); fd = None
             if out.is_dir(): warnings.warn(f"{out} cannot be locked ({e.strerror}): a second run into it would not be refused")
     try: yield
     finally:
@@ -654,16 +658,11 @@ def _reading(src: Path | None, hold: bool = True):
     "Keep runs in other processes from training in the folder `src`, whose run this one reads and copies to go on elsewhere (shared: other readers may); a `TrainingError` when one trains there now. Yields a function that lets go of it before the block's end."
     fd = None
     if hold and src is not None and fcntl is not None:
-        try:
-            fd = os.open(src, os.O_RDONLY)
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        try: fd = _flock(src, fcntl.LOCK_SH)
         except BlockingIOError:
-            os.close(fd)
             raise TrainingError(f"{src} is in use by a training run that is still going (in another process), whose checkpoints change as they are read: "
                                 "wait for it to end (or stop it), then continue its run") from None
-        except OSError:  # no flock there (NFS), or a folder that cannot be read (the load says so)
-            if fd is not None: os.close(fd)
-            fd = None
+        except OSError: pass  # no flock there (NFS), or a folder that cannot be read (the load says so)
     def release():
         nonlocal fd
         if fd is not None: os.close(fd); fd = None
