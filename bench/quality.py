@@ -210,9 +210,10 @@ def score_test(model, built) -> dict:
     swapped = [tok.encode([items[(i + 1) % len(items)][0], segs[1]]) for i, segs in enumerate(items)]
     return test | {'caption_gain_bits': score(model, swapped, tok)['pixel_bits'] - test['pixel_bits']}
 
-def learned(name, built, data, work, minutes) -> dict:
-    cfg = recipe(name, minutes)
-    out = work/'models'/name
+def learned(name, built, data, work, minutes, overrides=None, label=None) -> dict:
+    "Train backbone `name` with the recipe (and `overrides` of its fields) into work/models/`label`, then score it."
+    cfg = {**recipe(name, minutes), **(overrides or {})}
+    out = work/'models'/(label or name)
     shutil.rmtree(out, ignore_errors=True)
     start = time.time()
     model, history = train(cfg, data, out, progress=False)
