@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/generate.html.md"""
 __all__ = ['allowed_tokens', 'Generation', 'Generations', 'build_prompt', 'generate', 'save_generations']
 
 # %% ../nbs/09_generate.ipynb #049a36cc
-import csv, json, numbers, os, warnings
+import csv, io, json, numbers, os, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -250,19 +250,48 @@ def _sprite(pixels, palette, scale: int, clear, shown) -> Image.Image:
 
 class _Meanwhile(Exception): "The files another writer put in the folder that `_save_folder` writes, as it wrote."
 
-def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False) -> Path:
-    "A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty: what `build` reads."
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
-        raise FileExistsError(f"{str(folder)!r} " + (f"holds files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})" if held else 'is a file')
-                              + ": save the samples into a new or empty folder")
+def _folder_refusal(folder: Path, append: bool = False):
+    "Why samples cannot be saved in `folder` (None where they can): it must be new or empty or, to `append` to it, hold a `metadata.csv`."
+    if not folder.exists(): return None
+    if not folder.is_dir(): return 'is a file'
+    held = sorted(p.name for p in folder.iterdir())  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
+    if not held or (append and 'metadata.csv' in held): return None
+    return f"holds files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})" + (' but no metadata.csv to add the samples to' if append else '')
+
+def _samples_before(folder: Path) -> tuple:
+    """What a folder of samples holds, to add to it: its `metadata.csv` as bytes and its columns (the caption's, the seed's
+    or None), and the number the next file takes, after every numbered file and row (a file deleted keeps its number)."""
+    from pixelbytes.data import CAPTION_COLUMNS  # here, not above: generating needs nothing of data
+    meta = folder/'metadata.csv'
+    raw = meta.read_bytes()
+    try: lines = list(csv.reader(io.StringIO(raw.decode('utf-8-sig'), newline='')))
+    except UnicodeDecodeError as e: raise ValueError(f"{meta}: not UTF-8 text ({e.reason} at byte {e.start}): samples are added only to a metadata.csv that build reads") from None
+    except csv.Error as e: raise ValueError(f"{meta}: not CSV that build reads ({e}): the samples are not added to it") from None
+    columns = lines[0] if lines else []
+    caption = next((c for c in CAPTION_COLUMNS if c in columns), None)
+    if 'file_name' not in columns or caption is None:
+        raise ValueError(f"{meta}: its first line ({', '.join(columns) or 'empty'}) names no file_name and caption columns, which build reads: not a folder of samples to add to")
+    at = columns.index('file_name')
+    names = [p.stem for p in folder.iterdir()] + [Path(r[at]).stem for r in lines[1:] if len(r) > at]
+    taken = [int(n) for n in names if n.isdecimal() and n.isascii()]
+    return raw, columns, caption, 'seed' if 'seed' in columns else None, max(taken, default=-1) + 1
+
+def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False, append: bool = False) -> Path:
+    """A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty
+    (or, to `append`, a folder of samples: its files and rows kept, the new ones numbered after them): what `build` reads."""
+    why = _folder_refusal(folder, append)
+    if why:
+        again = not append and why != 'is a file' and (folder/'metadata.csv').is_file()  # a folder of samples saved before
+        raise FileExistsError(f"{str(folder)!r} {why}: save the samples into a new or empty folder" + (', or add them to it (append=True)' if again else ''))
     check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
-    width, files, rows, imageless, blank, uncaptioned, made = max(4, len(str(len(gens) - 1))), {}, [], [], [], [], []
+    before = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    old, columns, caption, seed, first = _samples_before(folder) if before else (b'', ['file_name', 'caption', 'seed'], 'caption', 'seed', 0)
+    width, files, rows, imageless, blank, uncaptioned, made = max(4, len(str(first + len(gens) - 1))), {}, [], [], [], [], []
     for i, g in enumerate(gens):
         segments = g.segments
         image = next((s for s in segments if isinstance(s, ImageSegment) and s.height), None)
         if image is None: imageless.append(i); continue
-        name = f'{i:0{width}d}.png'
+        name = f'{first + i:0{width}d}.png'
         pal, clear, shown = g.tokenizer.palette, image.pixels < 0, (255, 255, 255)  # a short row's missing pixels
         if transparent:
             # the colour a transparent pixel is read as (over white), as build reads the file back
@@ -271,26 +300,31 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
             if keyed.all(): blank.append(i)  # all background (every sprite of a one-colour palette): transparent, nothing of it would show
             else: clear, shown = keyed, tuple(pal[background])
         files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): (made.append(tmp.name), sprite.save(tmp, 'PNG'))
-        rows.append({'file_name': name, 'caption': next((s.text for s in segments if isinstance(s, TextSegment)), ''), 'seed': g.seed})
-        if not rows[-1]['caption'].strip(): uncaptioned.append(i)  # an image completed without one, or a caption of spaces: build skips both as empty
+        rows.append({'file_name': name, caption: next((s.text for s in segments if isinstance(s, TextSegment)), ''), **({seed: g.seed} if seed else {})})
+        if not rows[-1][caption].strip(): uncaptioned.append(i)  # an image completed without one, or a caption of spaces: build skips both as empty
     if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
         # written last, the temporary files of this save all made, before any is renamed: a save into the folder by another (a second
-        # generate that found it empty too) shows now: of two saves at least one gives way (both, where they look at once), never both written
-        others = sorted(f.name for f in folder.iterdir() if f.name not in {*made, tmp.name})
+        # generate that found it as this one did) shows now: of two saves at least one gives way (both, where they look at once), never both written
+        others = sorted(f.name for f in folder.iterdir() if f.name not in {*before, *made, tmp.name})
+        if old and not others and (folder/'metadata.csv').read_bytes() != old: others = ['metadata.csv']  # rows added by another meanwhile
         if others: raise _Meanwhile(others)
-        with open(tmp, 'w', newline='', encoding='utf-8') as f:
-            w = csv.DictWriter(f, ['file_name', 'caption', 'seed']); w.writeheader(); w.writerows(rows)
+        text = io.StringIO(newline='')
+        w = csv.DictWriter(text, columns, restval='')
+        if not old: w.writeheader()
+        w.writerows(rows)
+        tmp.write_bytes(old + (b'\r\n' if old and not old.endswith(b'\n') else b'') + text.getvalue().encode('utf-8'))  # the rows there byte for byte
     folder.mkdir(parents=True, exist_ok=True)
     try: write_files({**files, folder/'metadata.csv': metadata})
     except _Meanwhile as e:
         some = ', '.join(e.args[0][:3]) + (', ...' if len(e.args[0]) > 3 else '')
         raise FileExistsError(f"{str(folder)!r} got files from elsewhere as the samples were saved ({some}: another save into it?): "
-                              "none of these samples is saved there; save them into a new or empty folder") from None
+                              "none of these samples is saved there; " + ('add them again' if append else 'save them into a new or empty folder')) from None
     which = lambda samples: f"{len(samples)} of the {len(gens)} samples (sample {', '.join(map(str, samples[:10]))}{', ...' if len(samples) > 10 else ''})"
     if imageless: warnings.warn(f"{which(imageless)} hold no image: they are not in {folder}")
     if blank: warnings.warn(f"{which(blank)} are all of the background colour, the palette's nearest to white: they are saved opaque, as transparent nothing of them would show")
     if uncaptioned: warnings.warn(f"{which(uncaptioned)} have no caption: their sprites are in {folder}, but build skips a row without one; write theirs in metadata.csv")
+    if not seed: warnings.warn(f"{folder/'metadata.csv'} has no seed column: the seeds of the samples added are not kept")
     return folder
 
 def _is_json(path, format=None) -> bool:
@@ -307,7 +341,8 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
                      grid:bool=False, # draw a 1-pixel grid line around every pixel (not in a folder's files)
                      text:str='right', # where a sample's text goes: 'right' of its images or 'below' them
                      columns:int=None, # samples in a row of the grid (None: about the square root of their number)
-                     transparent:bool=False): # in a folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent
+                     transparent:bool=False, # in a folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent
+                     append:bool=False): # in a folder: add the samples to a folder of samples saved before, numbered after its files, their rows to its metadata.csv
     """Render generations (one or several, as a grid) to `path` as PNG, JPG or SVG, and return the `Rendering`; or write what they hold as JSON (`Generation.to_dict` of each), and return that;
     or write each one's image as a PNG file of its own in the folder `path`, with `metadata.csv` (file_name, caption, seed), and return the folder."""
     if isinstance(gens, Generation): gens = [gens]
@@ -319,9 +354,10 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     folder = _is_folder(path, format)
     if scale is None: scale = 1 if folder else 8
     if transparent and not folder: raise ValueError("transparent=True makes a folder's sprites transparent (format='folder', or a name that ends in /); a picture or JSON of the samples has no background to clear")
+    if append and not folder: raise ValueError("append=True adds samples to a folder of sprites (format='folder', or a name that ends in /); a picture or JSON file is written whole")
     if folder:
         if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1: raise ValueError(f"scale must be a positive integer, got {scale!r}")
-        return _save_folder(gens, Path(path).expanduser(), int(scale), bool(transparent))
+        return _save_folder(gens, Path(path).expanduser(), int(scale), bool(transparent), bool(append))
     if _is_json(path, format):
         data = [g.to_dict() for g in gens]
         path = Path(path).expanduser()

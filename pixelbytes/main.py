@@ -212,11 +212,12 @@ def _generate_args(p):
     p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
     p.add_argument('--transparent', action='store_true', help="--format folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent")
     p.add_argument('--out', default=None, help='output file, or a new or empty folder for --format folder (default: generated.FORMAT, generated/ for a folder)')
+    p.add_argument('--append', action='store_true', help="--format folder: add the samples to a folder of samples saved before (numbered after its files, their rows added to its metadata.csv)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_generate(a):
     from pixelbytes.models import load_model
-    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder
+    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal
     from pixelbytes.render import output_format
     from pixelbytes.files import check_writable
     from pixelbytes.tokenizer import TextSegment, printable
@@ -230,8 +231,10 @@ def _run_generate(a):
     out = os.path.expanduser(a.out or ('generated' if folder else f'generated.{a.format or "png"}'))  # --out=~/x.png: the shell leaves ~ alone after '='
     # a bad name fails now, not after the samples are drawn
     there = out.rstrip('/' + os.sep) or out  # 'afile/' of a file exists to no one; a broken link is check_writable's to name, with its target
-    if folder and os.path.exists(there) and (not os.path.isdir(there) or os.listdir(there)):
-        raise ValueError(f"--out {out!r} {'holds files' if os.path.isdir(there) else 'is a file'}: name a new or empty folder for --format folder")
+    if folder and (why := _folder_refusal(Path(there), a.append)):
+        again = not a.append and why != 'is a file' and os.path.isfile(os.path.join(there, 'metadata.csv'))  # samples saved there before
+        raise ValueError(f"--out {out!r} {why}: name a new or empty folder for --format folder" + (', or add to it with --append' if again else ''))
+    if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): output_format(out, a.format)
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
@@ -243,7 +246,7 @@ def _run_generate(a):
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
-    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent)
+    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)
     except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again
         if drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
         raise

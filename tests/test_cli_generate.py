@@ -66,7 +66,7 @@ def test_out_is_a_file(trained, tmp_path):
         assert r.returncode == 1 and 'is not a regular file (a device, a pipe or a socket)' in r.stderr and (tmp_path/'pipe.png').is_fifo(), r.stderr
 
 def test_a_folder_of_sprites(trained, tmp_path):
-    "--out DIR/ (or --format folder): a PNG file per sample and metadata.csv, which build reads back; a folder that holds files is refused before drawing."
+    "--out DIR/ (or --format folder): a PNG file per sample and metadata.csv, which build reads back; a folder that holds files is refused before drawing, unless --append adds to a folder of samples."
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--out', f'{tmp_path}/sprites/')
     assert r.returncode == 0 and f"pixelbytes build --path {tmp_path}/sprites/ --like {trained/'m'/'best'} reads it as the model reads images" in r.stdout, (r.stdout, r.stderr)
     first = next(p for p in sorted((tmp_path/'sprites').iterdir()) if p.suffix == '.png')
@@ -76,7 +76,14 @@ def test_a_folder_of_sprites(trained, tmp_path):
     r = cli('build', '--path', tmp_path/'sprites', '--out', tmp_path/'rebuilt', '--test-size', '0', '--quiet')
     assert r.returncode == 0 and f"rows read {len(names) - 1}, written " in r.stdout, (r.stdout, r.stderr)  # each sprite read (an all-white one is skipped)
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', 'folder', '--out', tmp_path/'sprites')
-    assert r.returncode == 1 and 'holds files: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and 'holds files (0000.png, ' in r.stderr and ': name a new or empty folder for --format folder, or add to it with --append' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--append', '--out', f'{tmp_path}/sprites/')
+    assert r.returncode == 0 and len((tmp_path/'sprites'/'metadata.csv').read_text().splitlines()) == len(names) + 2, r.stderr  # two rows more
+    after = max(int(n[:4]) for n in names[:-1]) + 1
+    assert sorted(p.name for p in (tmp_path/'sprites').iterdir())[len(names) - 1:] == [f'{after:04d}.png', f'{after + 1:04d}.png', 'metadata.csv']  # numbered after the first ones
+    (tmp_path/'loose').mkdir(); (tmp_path/'loose'/'a.png').write_bytes(first.read_bytes())
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', f'{tmp_path}/loose/')
+    assert r.returncode == 1 and 'holds files (a.png) but no metadata.csv to add the samples to' in r.stderr and 'Generating' not in r.stderr, r.stderr
     (tmp_path/'afile').write_text('')
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', f'{tmp_path}/afile/')
     assert r.returncode == 1 and 'is a file: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
@@ -89,6 +96,8 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert (opaque[clear[..., 3] == 0][:, :3] == 252).all()  # only the background (the palette's white) is made transparent
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--transparent', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--transparent makes the sprites of --format folder transparent' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', tmp_path/'x.png')
+    assert r.returncode == 1 and '--append adds the samples to a folder of sprites' in r.stderr and 'Generating' not in r.stderr, r.stderr
 
 def test_out_is_not_an_image_given(trained, tmp_path):
     "An --out that is one of the --image files (the default generated.png, captioned) is refused before drawing, the image kept; a link there is replaced, not its target."
