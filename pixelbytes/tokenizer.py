@@ -9,7 +9,7 @@ __all__ = ['NUL', 'TAB', 'LF', 'V1_BYTES', 'PRESETS', 'PAD', 'STRUCTURE', 'TEXT'
            'ImageSegment', 'Tokenizer', 'normalize_text', 'clean_text', 'printable']
 
 # %% ../nbs/02_tokenizer.ipynb #429b6ceb
-import re, unicodedata
+import os, re, unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 import numpy as np
@@ -184,6 +184,8 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
 Tokenizer.encode_text = _encode_text
 
 # %% ../nbs/02_tokenizer.ipynb #51cc40f1
+_OPEN_IT = ": an image file is read with PIL.Image.open(path)"  # a path is not read here: a str is a text
+
 def _encode_image(self: Tokenizer, image, where: str = 'image') -> np.ndarray:
     "Token ids of one image segment (rows of colours, TAB after each row but the last, then LF)."
     if hasattr(image, 'getbands'):  # a PIL image
@@ -191,7 +193,7 @@ def _encode_image(self: Tokenizer, image, where: str = 'image') -> np.ndarray:
         image = pixelize(image, self.palette, self.max_size)
     px = np.asarray(image)
     if px.ndim == 0 or px.dtype == object:
-        raise TypeError(f"{where}: expected a str, a 2D array of palette indices or a PIL image, got {type(image).__name__}")
+        raise TypeError(f"{where}: expected a str, a 2D array of palette indices or a PIL image, got {type(image).__name__}{_OPEN_IT * isinstance(image, os.PathLike)}")
     if px.ndim != 2 or px.size == 0: raise ValueError(f"{where}: expected a non-empty 2D array of palette indices, got shape {px.shape}")
     if not np.issubdtype(px.dtype, np.integer): raise ValueError(f"{where}: palette indices must be integers, got {px.dtype}")
     bad = np.argwhere((px < 0) | (px >= self.n_colours))
@@ -214,6 +216,10 @@ def _encode(self: Tokenizer, segments) -> np.ndarray:
     # a NumPy array, or an array of two or more dimensions of another kind (a torch tensor), alone is one image, not a
     # list of its rows; a pandas row (one dimension) is a list of segments
     if isinstance(segments, (str, np.ndarray)) or hasattr(segments, 'getbands') or getattr(segments, 'ndim', 0) >= 2: segments = [segments]
+    # a path is not iterable, and bytes iterate as numbers: either failed with a message about something else
+    if isinstance(segments, (bytes, os.PathLike)) or not hasattr(segments, '__iter__'):
+        raise TypeError(f"segments must be a str, an image (a 2D array of palette indices or a PIL image) or a list of them, not a {type(segments).__name__}"
+                        + _OPEN_IT * isinstance(segments, os.PathLike))
     parts = [self.encode_text(s, f'segment {i}') if isinstance(s, str) else self.encode_image(s, f'segment {i}')
              for i, s in enumerate(segments)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
