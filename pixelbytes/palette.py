@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/palette.html.md"""
 __all__ = ['NES_PALETTE', 'PaletteError', 'load_palette', 'to_hex']
 
 # %% ../nbs/00_palette.ipynb #e4ccc8c3
-import ast, json
+import ast, json, re
 from pathlib import Path
 import numpy as np
 
@@ -49,15 +49,20 @@ def _parse_colour(c, where):
     return out
 
 # %% ../nbs/00_palette.ipynb #7052a9c4
+_COMMENT = re.compile(r'//|;|(?:^|\s)#(?=\s|$)')  # '#' begins a colour too: a comment's is followed by a space
+
 def _from_text(txt, name):
-    "Colours of a text file: `#rrggbb` or `r,g,b` lines."
+    "Colours of a text file: `#rrggbb`, `rrggbb`, `aarrggbb` or `r,g,b` lines; a comment begins with `//`, `;` or `# ` (after a colour too)."
     cols = []
     for i, line in enumerate(txt.splitlines(), 1):
-        s = line.strip()
-        if not s or s.startswith(('//', ';', '# ')): continue
+        s = _COMMENT.split(line, maxsplit=1)[0].strip()  # Aseprite reads a colour with words after it: 'ff0000 ; red'
+        if not s: continue
         if len(s) == 8 and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net puts alpha first; an 8-digit colour in a list stays an error
         parts = s.replace(',', ' ').split() if not s.startswith('#') else [s]
-        cols.append(_parse_colour(parts[0] if len(parts) == 1 else [_int(p, f'{name} line {i}') for p in parts], f'{name} line {i}'))
+        if len(parts) not in (1, 3) or (len(parts) == 3 and not all(p.isdecimal() for p in parts)):
+            raise PaletteError(f"{name} line {i}: {line.strip()!r} is not a colour; expected #rrggbb, rrggbb, aarrggbb or r,g,b, "
+                               "and a comment after it begins with //, ; or '# '")
+        cols.append(_parse_colour(parts[0] if len(parts) == 1 else [int(p) for p in parts], f'{name} line {i}'))
     return cols
 
 def _int(s, where):
