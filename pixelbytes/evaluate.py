@@ -91,6 +91,7 @@ class Evaluation:
     saved: Path = None  # the folder `evaluate` saved them in, if any
     settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
     per_item: dict = None  # {modality: {'tokens': [...], 'nll': [...], 'correct': [...]}}, one sum per test item: what `compare` resamples
+    save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk): the command line exits with an error after the scores
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
@@ -507,6 +508,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         try: ev.saved = ev.save(folder)
         except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
             warnings.warn(f"{e}; the evaluation is not saved, and the evaluation files in {folder} are as they were: make room, or pass out= (--out) to save it elsewhere")
+            ev.save_error = e
     if ev.saved is not None and saved_over():
         # after the look above, before these files were renamed into place: the run's save_checkpoint removed the evaluation files it
         # found, not these, which Evaluation.load would take for the new weights' scores (they are newer than the weights file)

@@ -186,8 +186,10 @@ def _run_evaluate(a):
                   out=a.out, split=a.split, progress=not a.quiet, device=a.device)
     print(ev)
     # said after the table too: the warning before the scores scrolls away
-    print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
+    if ev.save_error is None: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
     for other in against: print(f"\n{compare_table(other, ev, resamples=a.resamples, seed=a.seed)}")
+    # status 0 would tell a script the scores were saved; a folder that evaluate saves nothing in by design (a read-only model's, a Hub model) is no failure
+    if ev.save_error is not None: raise OSError(f"the scores above are not saved: {ev.save_error}; make room, or pass --out to save them elsewhere") from ev.save_error
 
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
