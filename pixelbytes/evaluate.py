@@ -19,7 +19,7 @@ import numpy as np
 from .tokenizer import ImageSegment, LF
 from .data import load_built, Built
 from .train import Windows, predict, summarize, load_state, item_hashes, MODALITIES, STATE_FILE, _fingerprint
-from .files import check_writable, write_files, clear_stale
+from .files import check_writable, write_files, clear_stale, hub_repo_id
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
 from . import __version__
@@ -341,15 +341,27 @@ def _scored_with(metrics) -> set:
     "The settings that the values of `metrics` (row metrics: `bits` too) depend on; all of them for a metric not known here."
     return {k for m in metrics for k in _SCORED_WITH.get('loss' if m == 'bits' else m, ('num', 'temperature', 'seed', 'resamples'))}
 
-def _added_to(ev: Evaluation, folder: Path, metrics) -> Evaluation | None:
-    "The evaluation saved in `folder` that `ev`, about to score `metrics`, adds to: one of the same weights and items whose other metrics were made with the settings `ev` has; None when there is none to keep (none there, one of other weights, one whose metrics `ev` all scores again); an error when `ev` would replace scores of these weights that it does not make again, made with other settings."
+def _model_named(settings: dict) -> str | None:
+    "The model that an evaluation's `settings` name: a folder, or a Hub id without its commit (the same model, pushed again since); None for one in memory, which no name tells from another."
+    m = settings.get('model')
+    if not m or m.startswith('in memory'): return None
+    return hub_repo_id(m, pinned=True) or m
+
+def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False) -> Evaluation | None:
+    "The evaluation saved in `folder` that `ev`, about to score `metrics`, adds to: one of the same weights and items whose other metrics were made with the settings `ev` has; None when there is none to keep (none there, one of other weights, one whose metrics `ev` all scores again); an error when `ev` would replace scores of these weights that it does not make again, made with other settings, or, where `folder` is an `out` given, the evaluation of another model."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # whether it scored the weights there now, the SHA-1s below say
             before = Evaluation.load(folder, ev.settings['split'])
     except (FileNotFoundError, ValueError): return None  # none, or no evaluation of evaluate's: written as before
     old, new = before.settings, ev.settings
-    if old.get('model_sha1') != new['model_sha1']: return None  # other weights' (the folder's model trained on since): no longer its scores
+    if old.get('model_sha1') != new['model_sha1']:
+        # a model's own folder holds its own scores, which its weights saved again make stale; a folder given as out may hold
+        # any model's, and two models scored into one would keep only the second's, without a word
+        if out and (theirs := _model_named(old)) and (ours := _model_named(new)) and theirs != ours:
+            raise ValueError(f"{folder/f'{before.name}.json'} holds the evaluation of another model, {theirs}, which that of {ours} would replace: "
+                             f"save it elsewhere (out=, --out), or remove {before.name}.csv and {before.name}.json there first")
+        return None  # other weights' (the folder's model trained on since): no longer its scores
     kept = sorted({r['metric'] for r in before.rows} - _rows_of(metrics))
     if not kept: return None  # all of them scored again: replaced
     # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
@@ -486,7 +498,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
-    before = None if folder is None else _added_to(ev, folder, metrics)  # now, not after minutes of scoring
+    before = None if folder is None else _added_to(ev, folder, metrics, out=bool(out))  # now, not after minutes of scoring
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
              (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
@@ -500,7 +512,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if saved_over(): unsaved('while it was scored'); folder = None
     if folder is not None:
         # read again now, not only before the scoring: another evaluation (another notebook) may have saved its metrics there meanwhile, which are kept
-        try: before = _added_to(ev, folder, metrics)
+        try: before = _added_to(ev, folder, metrics, out=bool(out))
         except ValueError as e:
             warnings.warn(f"the evaluation is not saved: {e}"); folder = None
     if before is not None and folder is not None: _merge(ev, before, metrics, [gives for gives, _ in steps])

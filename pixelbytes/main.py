@@ -163,7 +163,7 @@ def _evaluate_args(p):
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
     p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits and accuracy (default: 1000; 100 or more)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
-    p.add_argument('--out', default=None, help='folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder)')
+    p.add_argument('--out', default=None, help="folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder); one holding another model's is refused")
     p.add_argument('--compare', nargs='+', default=None, metavar='FOLDER', help="then compare with the scores saved in each FOLDER (another model's folder, or evaluate's --out) "
                    "of the same --split of the same --data: this model's bits and accuracy minus FOLDER's, per modality, with paired 95%% intervals over the items (--resamples, --seed)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
