@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB
-from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full
+from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS
 from .context import MAX_POSITION
 
@@ -696,21 +696,21 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  rows read {report['rows_read']}, written {report['rows_written']}, skipped {report['rows_skipped']}",
              f"  splits {report['splits']} (by image, seed {report['seed']})"
              + (f"; the source's own splits {report['source_splits']} were pooled first" if report.get('source_splits') else ''),
-             f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {len(report['palette'])} colours, max size {report['max_size']}",
+             f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {counted(len(report['palette']), 'colour')}, max size {report['max_size']}",
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if enlarged := report.get('unscaled'):
         n = sum(enlarged.values())
         lines.append(f"  {n} image{'s were' if n != 1 else ' was'} made of square blocks of pixels, as pixel art stored enlarged is "
                      f"({', '.join(f'{k}: {v}' for k, v in enlarged.items())}): each read at one pixel per block (unscale=False, --no-unscale, reads the pixels of the files)")
     if n := report.get('names_normalized'):
-        lines.append(f"  {n} file name{'s' if n != 1 else ''} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
+        lines.append(f"  {counted(n, 'file name')} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
     if n := report.get('unlisted_images'):
         some = printable(', '.join(report.get('unlisted_examples', []))) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")
     if (drops := report.get('clean_dropped')) and drops['rows']:
         most = ', '.join(f'{_named(c)} ({n})' for c, n in list(drops['most_dropped'].items())[:8])
-        lines.append(f"  the caption cleanup (--clean-text) dropped {drops['characters']} character{'s' if drops['characters'] != 1 else ''} "
-                     f"(beyond accents, case and spacing) from {drops['rows']} caption{'s' if drops['rows'] != 1 else ''}, most often {most}; "
+        lines.append(f"  the caption cleanup (--clean-text) dropped {counted(drops['characters'], 'character')} "
+                     f"(beyond accents, case and spacing) from {counted(drops['rows'], 'caption')}, most often {most}; "
                      "without it, the default vocabulary keeps them")
     for s in report['skipped'][:max_reasons]: lines.append(f"  skipped row {s['row']}: {printable(s['reason'])}")
     if report['rows_skipped'] > max_reasons: lines.append(f"  ... and {report['rows_skipped'] - max_reasons} more (see {REPORT_FILE})")
@@ -744,7 +744,7 @@ class Built:
         return self.splits['test']
     def __getitem__(self, split: str): return self.splits[split]
     def __repr__(self):
-        rows = ', '.join(f'{k} {len(v)} rows' for k, v in self.splits.items())
+        rows = ', '.join(f"{k} {counted(len(v), 'row')}" for k, v in self.splits.items())
         return f"Built({self.path or 'not saved'}: {rows}; vocabulary {self.report.get('vocab')}, {self.tokenizer.vocab_size} tokens)"
 
 def load_built(path) -> Built:
@@ -835,7 +835,7 @@ tags:
 # A PixelBytes dataset
 
 Captioned pixel-art images, pixelized and tokenized by [PixelBytes](https://github.com/pixelbytes/pixelbytes) from
-{source}: {splits}; {colours} colours, at most {max_size}x{max_size} pixels, the {vocab} vocabulary.
+{source}: {splits}; {colours}, at most {max_size}x{max_size} pixels, the {vocab} vocabulary.
 
 ```python
 from pixelbytes.data import load_built
@@ -854,8 +854,8 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
     if built.path is None: raise BuildError("push_built uploads a dataset's folder: give the folder that build wrote")
     if not (isinstance(repo_id, str) and repo_id.count('/') == 1): raise BuildError(f"repo_id must be owner/name, not {repo_id!r}")
     r = built.report
-    card = _DATASET_CARD.format(source=f"`{r.get('source', '?')}`" + (f" (configuration `{r['config_name']}`)" if r.get('config_name') else ''), splits=', '.join(f'{n:,} {k} rows' for k, n in r.get('splits', {}).items()),
-                                colours=built.tokenizer.n_colours, max_size=built.tokenizer.max_size, vocab=r.get('vocab', '?'), repo_id=repo_id)
+    card = _DATASET_CARD.format(source=f"`{r.get('source', '?')}`" + (f" (configuration `{r['config_name']}`)" if r.get('config_name') else ''), splits=', '.join(counted(n, f'{k} row', fmt=',') for k, n in r.get('splits', {}).items()),
+                                colours=counted(built.tokenizer.n_colours, 'colour'), max_size=built.tokenizer.max_size, vocab=r.get('vocab', '?'), repo_id=repo_id)
     root = Path(built.path)
     files = [CommitOperationAdd(f.relative_to(root).as_posix(), str(f)) for f in sorted(root.rglob('*')) if f.is_file()]
     api = huggingface_hub.HfApi(token=token)

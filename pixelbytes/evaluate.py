@@ -19,7 +19,7 @@ import numpy as np
 from .tokenizer import ImageSegment, LF
 from .data import load_built, Built
 from .train import Windows, predict, summarize, load_state, item_hashes, MODALITIES, STATE_FILE, _fingerprint
-from .files import check_writable, write_files, clear_stale, hub_repo_id
+from .files import check_writable, write_files, clear_stale, hub_repo_id, counted
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
 from . import __version__
@@ -424,7 +424,7 @@ def _trained_elsewhere(model, built) -> str | None:
         seen = set(was['item_hashes'])
         n = sum(h in seen for h in item_hashes(built.test['input_ids']))
         if n == 0: return None
-        return (f"{n} of the {len(built.test)} test items of {built.path or 'this dataset'} are among the {was.get('items')} items that the model in {source} "
+        return (f"{n} of the {counted(len(built.test), 'test item')} of {built.path or 'this dataset'} {'is' if n == 1 else 'are'} among the {counted(was.get('items'), 'item')} that the model in {source} "
                 f"trained on (in {was.get('path')}): their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites")
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
             "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
@@ -456,7 +456,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():
-        say = lambda t: f"{t.vocab}, {t.n_colours} colours, max size {t.max_size}"
+        say = lambda t: f"{t.vocab}, {counted(t.n_colours, 'colour')}, max size {t.max_size}"
         raise ValueError(f"the model's vocabulary ({say(tok)}) is not the dataset's ({say(built.tokenizer)})"
                          + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
                          + ": evaluate on data built for it, build(..., like=MODEL) (pixelbytes build --like MODEL)")
@@ -476,7 +476,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
     test = built[split]
     if len(test) == 0:
-        raise ValueError(f"the dataset has no {split} items (built from {built.report.get('rows_written', '?')} rows with test_size "
+        raise ValueError(f"the dataset has no {split} items (built from {counted(built.report.get('rows_written', '?'), 'row')} with test_size "
                          f"{built.report.get('test_size', '?')}): nothing {'held out ' if split == 'test' else ''}to evaluate on")
     folder = Path(out).expanduser() if out else model_dir
     if folder is None and source: warnings.warn(f"the evaluation of {source} is not saved: a Hub model has no folder here; pass out= (--out) to save it")
@@ -547,7 +547,7 @@ class Comparison:
     n_items: int
 
     def __repr__(self):
-        items = f"{self.n_items} item{'s' * (self.n_items != 1)}"
+        items = counted(self.n_items, 'item')
         # to three decimals, as the evaluation table gives its intervals: their ends move with the seed
         ci = f"no interval over {items} ({MIN_INTERVAL_ITEMS} needed)" if math.isnan(self.low) else f"95% CI [{self.low:+.3f}, {self.high:+.3f}] over {items}"
         return f"{self.metric} ({self.modality}), b - a: {self.diff:+.4f}, {ci} (below 0: b's is lower)"
@@ -573,7 +573,7 @@ def _comparisons(a, b, resamples, seed) -> tuple:
     resamples, seed = _checked_resamples(resamples), _as_kind(seed, int, 'seed')  # a seed, always: the interval is repeatable
     for x in (a, b): _check_per_item(x, _called(x))
     items = lambda x: (x.settings.get('data_sha1'), x.settings.get('split'), len(x.per_item['all']['tokens']))
-    say = lambda x: f"{len(x.per_item['all']['tokens'])} items of the {x.settings.get('split')} split of {x.settings.get('data')}"
+    say = lambda x: f"{counted(len(x.per_item['all']['tokens']), 'item')} of the {x.settings.get('split')} split of {x.settings.get('data')}"
     if items(a) != items(b):
         raise ValueError(f"{_called(a)} and {_called(b)} scored different items ({say(a)}; {say(b)}"
                          + (", other tokens" if items(a)[1:] == items(b)[1:] else '') + "): compare evaluations of the same split of the same data")
@@ -616,7 +616,7 @@ def compare_table(a, # an `Evaluation`, or a folder holding one of the test spli
     w = max(len('modality'), *map(len, MODALITIES)) + 2
     ci = lambda c: f"no interval ({MIN_INTERVAL_ITEMS} items needed)" if math.isnan(c.low) else f"[{c.low:+.3f}, {c.high:+.3f}]"
     lines = [f"b: {_called(b)}", f"a: {_called(a)}",
-             f"b - a on the same {len(a.per_item['all']['tokens'])} items of the {s.get('split')} split of {s.get('data')}; "
+             f"b - a on the same {counted(len(a.per_item['all']['tokens']), 'item')} of the {s.get('split')} split of {s.get('data')}; "
              f"95% CI: paired bootstrap over the items ({resamples} resamples, seed {seed}); below 0: b's is lower (better, for bits and loss; worse, for accuracy)",
              f"{'metric':<12}{'modality':<{w}}{'b - a':>9}{'items':>7}  95% CI"]
     lines += [f"{c.metric:<12}{c.modality:<{w}}{c.diff:>+9.4f}{c.n_items:>7}  {ci(c)}" for m in metrics for (metric, _), c in found.items() if metric == m]

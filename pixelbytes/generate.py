@@ -17,7 +17,7 @@ from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_im
 from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render
 from .palette import to_hex
-from .files import write_files, check_writable
+from .files import write_files, check_writable, counted
 from .models import PixelBytesModel, load_model, sample_seeds
 from PIL import Image
 
@@ -70,7 +70,7 @@ class Generation:
     def __repr__(self):
         # the prompt and the seed too: which sample of a list is which, and how to draw it again
         given = self.tokenizer.decode(self.ids[:self.n_prompt])
-        return (f"Generation({len(self.ids) - self.n_prompt} new tokens{f' after {given}' if given else ''}: {self.new_segments}; "
+        return (f"Generation({counted(len(self.ids) - self.n_prompt, 'new token')}{f' after {given}' if given else ''}: {self.new_segments}; "
                 f"{'greedy' if self.seed is None else f'seed {self.seed}'})")
 
 class Generations(list):
@@ -118,7 +118,7 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
     if not 1 <= rows <= px.shape[0]:
         read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side)"
-        raise ValueError(f"rows={rows}: the image has {px.shape[0]} rows{read}; give 1 to {px.shape[0]} of them")
+        raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; give 1 to {px.shape[0]} of them")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
 
@@ -194,7 +194,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
     if (many_p := _listed(prompt)) | (many_i := _listed(image, image=True)):
-        if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{len(prompt)} prompts and {len(image)} images: give as many of each, or one of either")
+        if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
         n = len(prompt) if many_p else len(image)
         if n == 0: raise ValueError(f"the list of {'prompts' if many_p else 'images'} is empty")
         out = []
@@ -302,7 +302,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): (made.append(tmp.name), sprite.save(tmp, 'PNG'))
         rows.append({'file_name': name, caption: next((s.text for s in segments if isinstance(s, TextSegment)), ''), **({seed: g.seed} if seed else {})})
         if not rows[-1][caption].strip(): uncaptioned.append(i)  # an image completed without one, or a caption of spaces: build skips both as empty
-    if not rows: raise ValueError(f"none of the {len(gens)} samples holds an image: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
+    if not rows: raise ValueError(f"{'the sample holds no image' if len(gens) == 1 else f'none of the {len(gens)} samples holds an image'}: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
         # written last, the temporary files of this save all made, before any is renamed: a save into the folder by another (a second
         # generate that found it as this one did) shows now: of two saves at least one gives way (both, where they look at once), never both written
@@ -320,10 +320,13 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         some = ', '.join(e.args[0][:3]) + (', ...' if len(e.args[0]) > 3 else '')
         raise FileExistsError(f"{str(folder)!r} got files from elsewhere as the samples were saved ({some}: another save into it?): "
                               "none of these samples is saved there; " + ('add them again' if append else 'save them into a new or empty folder')) from None
-    which = lambda samples: f"{len(samples)} of the {len(gens)} samples (sample {', '.join(map(str, samples[:10]))}{', ...' if len(samples) > 10 else ''})"
-    if imageless: warnings.warn(f"{which(imageless)} hold no image: they are not in {folder}")
-    if blank: warnings.warn(f"{which(blank)} are all of the background colour, the palette's nearest to white: they are saved opaque, as transparent nothing of them would show")
-    if uncaptioned: warnings.warn(f"{which(uncaptioned)} have no caption: their sprites are in {folder}, but build skips a row without one; write theirs in metadata.csv")
+    which = lambda samples: 'the sample' if len(gens) == 1 else f"{len(samples)} of the {len(gens)} samples (sample {', '.join(map(str, samples[:10]))}{', ...' if len(samples) > 10 else ''})"
+    one = lambda samples, singular, plural: singular if len(samples) == 1 else plural  # the words that agree with them
+    if imageless: warnings.warn(f"{which(imageless)} {one(imageless, 'holds', 'hold')} no image: {one(imageless, 'it is', 'they are')} not in {folder}")
+    if blank: warnings.warn(f"{which(blank)} {one(blank, 'is', 'are')} all of the background colour, the palette's nearest to white: {one(blank, 'it is', 'they are')} "
+                            f"saved opaque, as transparent nothing of {one(blank, 'it', 'them')} would show")
+    if uncaptioned: warnings.warn(f"{which(uncaptioned)} {one(uncaptioned, 'has', 'have')} no caption: {one(uncaptioned, 'its sprite is', 'their sprites are')} in {folder}, "
+                                  f"but build skips a row without one; write {one(uncaptioned, 'its caption', 'theirs')} in metadata.csv")
     if not seed: warnings.warn(f"{folder/'metadata.csv'} has no seed column: the seeds of the samples added are not kept")
     return folder
 

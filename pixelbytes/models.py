@@ -24,7 +24,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
 from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
-from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line
+from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line, counted
 
 # %% ../nbs/07_models.ipynb #a7c41e02
 BACKBONES = {}  # backbone name -> its class, as register_backbone adds them
@@ -176,7 +176,7 @@ class TransformerBackbone(nn.Module):
     "Causal transformer with rotary positions and a key/value cache for generation."
     state_batch_dim = 0
     @staticmethod
-    def sizes(cfg) -> str: return f', {cfg.n_heads} heads'
+    def sizes(cfg) -> str: return f", {counted(cfg.n_heads, 'head')}"
     @staticmethod
     def check(cfg):
         "A `ValueError` unless the heads of `cfg` split d_model into even sizes (rotary positions turn pairs)."
@@ -503,7 +503,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         "Logits `(batch, vocab)` for one position's context `ctx` `(batch, 6)`, and the new state."
         ctx = _as_ids(ctx, 2)
         n = _state_batch(state, self.backbone.state_batch_dim)
-        if n is not None and n != len(ctx): raise ValueError(f"ctx holds {len(ctx)} contexts and the state is for {n} sequences (init_state({len(ctx)}) makes one for them)")
+        if n is not None and n != len(ctx): raise ValueError(f"ctx holds {counted(len(ctx), 'context')} and the state is for {counted(n, 'sequence')} (init_state({len(ctx)}) makes one for them)")
         y, state = self.backbone.step(self.embed(ctx), state)
         return self.head(self.norm(y)), state
 
@@ -514,8 +514,8 @@ def _summary(self: PixelBytesModel) -> str:
     n = sum(p.numel() for p in self.parameters())
     kind = ('bidirectional ' if c.bidirectional else 'causal ') + c.backbone
     extra = type(self.backbone).sizes(c) if hasattr(self.backbone, 'sizes') else ''
-    return (f"PixelBytesModel: {kind}, {c.n_layers} layer{'s' * (c.n_layers != 1)}, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
-            f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {len(c.tokenizer['palette'])} colours); {n:,} parameters"
+    return (f"PixelBytesModel: {kind}, {counted(c.n_layers, 'layer')}, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
+            f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {counted(len(c.tokenizer['palette']), 'colour')}); {n:,} parameters"
             + (f"; fine-tuned from {c.base_model}" if c.base_model else ''))
 PixelBytesModel.summary = _summary
 
@@ -891,7 +891,7 @@ def _preceding_rows(preceding, prompts: list, batched: bool, vocab_size: int) ->
     "The ids before each prompt: none, one list for a single prompt, or one list for each prompt of a batch (a batch of one too)."
     if preceding is None: return [[] for _ in prompts]
     rows = list(preceding) if batched else [preceding]
-    if len(rows) != len(prompts): raise ValueError(f"preceding holds {len(rows)} lists of ids for {len(prompts)} prompts: give one for each")
+    if len(rows) != len(prompts): raise ValueError(f"preceding holds {counted(len(rows), 'list of ids', 'lists of ids')} for {counted(len(prompts), 'prompt')}: give one for each")
     try: rows = [np.asarray(r, np.int64) for r in rows]
     except (TypeError, ValueError): raise ValueError("preceding must be token ids (one list of them for each prompt of a batch)") from None
     if any(r.ndim != 1 for r in rows): raise ValueError("preceding must be one list of token ids for each prompt (a batch gives a list of them)")

@@ -11,6 +11,7 @@ __all__ = ['NES_PALETTE', 'PaletteError', 'load_palette', 'to_hex']
 import ast, json, re
 from pathlib import Path
 import numpy as np
+from .files import counted
 
 # %% ../nbs/00_palette.ipynb #6ccce725
 NES_PALETTE = np.array([
@@ -40,7 +41,7 @@ def _parse_colour(c, where):
     if hasattr(c, 'tolist'): c = c.tolist()  # a row of a numpy array or a torch tensor
     if not isinstance(c, (list, tuple)):  # a set, say, has no order of its r, g and b
         raise PaletteError(f"{where}: {shown} is not a colour; expected (r, g, b) or '#rrggbb'")
-    if len(c) != 3: raise PaletteError(f"{where}: {shown} has {len(c)} components, expected 3 (r, g, b)")
+    if len(c) != 3: raise PaletteError(f"{where}: {shown} has {counted(len(c), 'component')}, expected 3 (r, g, b)")
     out = []
     for v in c:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0 <= v <= 255 or not float(v).is_integer():
@@ -113,7 +114,7 @@ def _from_jasc(txt, name):
         raise PaletteError(f"{name}: a .pal file must be a JASC palette, starting with 'JASC-PAL'")
     n = _int(lines[2], f'{name} line 3')
     cols = [_parse_colour([_int(p, f'{name} line {i}') for p in l.split()[:3]], f'{name} line {i}') for i, l in enumerate(lines[3:], 4) if l]
-    if len(cols) != n: raise PaletteError(f"{name}: its header says {n} colours, and it lists {len(cols)}")
+    if len(cols) != n: raise PaletteError(f"{name}: its header says {counted(n, 'colour')}, and it lists {len(cols)}")
     return cols
 
 _readers = {'.json': _from_json, '.gpl': _from_gpl, '.pal': _from_jasc, '.py': _from_python}

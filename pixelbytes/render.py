@@ -17,7 +17,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from .palette import load_palette, to_hex
 from .tokenizer import TextSegment, ImageSegment
 from .pixelize import png_bytes
-from .files import write_files
+from .files import write_files, counted
 
 # %% ../nbs/10_render.ipynb #a657c541
 def _is_row(r) -> bool:
@@ -233,7 +233,7 @@ class Rendering:
         "What the backends draw: `(layer, rects, lines)` in order (see `_shapes`)."
         return _shapes(self.boxes, self.palette, self.scale, self.grid, _font(self.font_size))
 
-    def __repr__(self): return f'Rendering({len(self.samples)} sample{"s" * (len(self.samples) != 1)}, {self.size[0]}x{self.size[1]} px)'
+    def __repr__(self): return f"Rendering({counted(len(self.samples), 'sample')}, {self.size[0]}x{self.size[1]} px)"
 
 def _palette_of(samples):
     "The palette of the `Generation`s among `samples`, or None (NES) when there are none; an error when their models' palettes differ."

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 import numpy as np
 from .palette import load_palette, to_hex
+from .files import counted
 
 # %% ../nbs/02_tokenizer.ipynb #d18fe74d
 NUL, TAB, LF = 0, 1, 2
@@ -122,7 +123,7 @@ class Tokenizer:
         "The ASCII characters this vocabulary encodes (one byte each): what `clean_text(text, keep=...)` may keep."
         return {chr(b) for b in self.byte_values if b < 128}
     def __len__(self) -> int: return self.vocab_size
-    def __repr__(self): return f"Tokenizer(vocab={self.vocab!r}, {self.n_bytes} bytes + {self.n_colours} colours = {self.vocab_size} tokens)"
+    def __repr__(self): return f"Tokenizer(vocab={self.vocab!r}, {self.n_bytes} bytes + {counted(self.n_colours, 'colour')} = {self.vocab_size} tokens)"
 
 # %% ../nbs/02_tokenizer.ipynb #22d4cd73
 def normalize_text(text: str) -> str:

@@ -23,7 +23,7 @@ from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full
+from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted
 from .data import Built, load_built, _held_rows
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -148,7 +148,7 @@ class Windows:
         self.rows = _window_rows([len(s) for s in self.ids], cfg, offset, every_token)
 
     def __len__(self): return len(self.rows)
-    def __repr__(self): return f"Windows({len(self):,} windows of at most {self.cfg.seq_length} tokens, over {len(self.ids):,} sequences)"
+    def __repr__(self): return f"Windows({counted(len(self), 'window', fmt=',')} of at most {self.cfg.seq_length} tokens, over {counted(len(self.ids), 'sequence', fmt=',')})"
 
     def n_targets(self, idx) -> int:
         "Number of tokens that take a loss in windows `idx`."
@@ -409,7 +409,7 @@ def _changes(was: dict, now: dict) -> str:
         for t, tv in v.items():
             old = was[k].get(t)
             if old == tv: continue
-            out.append(f"palette {len(old)} colours -> {len(tv)}{' other' if len(old) == len(tv) else ''} colours" if t == 'palette'
+            out.append(f"palette {counted(len(old), 'colour')} -> {counted(len(tv), 'other colour' if len(old) == len(tv) else 'colour')}" if t == 'palette'
                        else f"tokenizer {t} {old!r} -> {tv!r}")
     return ', '.join(out)
 
@@ -447,7 +447,7 @@ def _base_model(init, built) -> PixelBytesModel:
     else: raise TypeError(f"init must be a PixelBytesModel, or a folder or Hub id to load one from, not {type(init).__name__}")
     mine, theirs = base.tokenizer, built.tokenizer
     differ = [what for what, same in ((f"vocabulary {mine.vocab!r} against {theirs.vocab!r}", mine.vocab == theirs.vocab),
-                                      (f"{mine.n_colours} colours against {theirs.n_colours}" if mine.n_colours != theirs.n_colours else "other colours",
+                                      (f"{counted(mine.n_colours, 'colour')} against {theirs.n_colours}" if mine.n_colours != theirs.n_colours else "other colours",
                                        np.array_equal(mine.palette, theirs.palette))) if not same]
     if differ:
         raise TrainingError(f"init {base.source or 'model'} reads other tokens than {built.hub or built.path or 'the dataset'} was built with "
@@ -514,23 +514,24 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     # at the default seq_length only (a shorter one is a choice), once: not when resuming
     if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length and not saved:
         n_long = sum(len(ids) > cfg.seq_length for ids in train_ids)
-        warnings.warn(f"{n_long} of the {len(train_ids)} items of the training split are longer than seq_length {cfg.seq_length}: their later "
-                      f"windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
+        warnings.warn(f"{n_long} of the {counted(len(train_ids), 'item')} of the training split {'is' if n_long == 1 else 'are'} longer than seq_length {cfg.seq_length}: "
+                      f"{'its' if n_long == 1 else 'their'} later windows start without the caption in view; a seq_length of {longest} (--seq-length) keeps every item whole")
     if n_windows < cfg.batch_size: raise TrainingError(_few_windows(n_windows, cfg))
     unswapped = sum(any(isinstance(s, str) and _UNSWAPPED.search(s) for s in segs) for segs in train_items) if cfg.augment_mirror and not saved else 0
     if unswapped:
-        warnings.warn(f"{unswapped} training captions hold 'rechts' or 'rechter', which mirroring leaves as they are (as it leaves 'links' and 'linker', "
-                      "English words too): their mirrored images contradict them; train with augment_mirror=False (--no-mirror), or, in German, name "
+        one = unswapped == 1
+        warnings.warn(f"{counted(unswapped, 'training caption')} {'holds' if one else 'hold'} 'rechts' or 'rechter', which mirroring leaves as they are (as it leaves 'links' and 'linker', "
+                      f"English words too): {'its mirrored image contradicts it' if one else 'their mirrored images contradict them'}; train with augment_mirror=False (--no-mirror), or, in German, name "
                       "sides with 'linke', 'rechte' and their forms, which it swaps")
     # a palette of greys has no hue to turn to: recolouring changes nothing, and draws no caption's image in other colours
     inert = bool(cfg.augment_recolour) and not saved and not len(_palette_turns(np.asarray(built.tokenizer.palette, np.uint8).tobytes()))
     named = sum(any(isinstance(s, str) and _COLOUR_WORDS.search(s) for s in segs) for segs in train_items) if cfg.augment_recolour and not saved and not inert else 0
     if named and named >= COLOUR_CAPTIONS * len(train_items):
-        warnings.warn(f"{named} of the {len(train_items)} training captions name a colour (red, blue, ... in English): recolouring (augment_recolour) draws "
-                      "their images in other colours, and teaches the model to heed such words less; train without it (augment_recolour=0, --recolour 0) "
+        warnings.warn(f"{named} of the {counted(len(train_items), 'training caption')} {'names' if named == 1 else 'name'} a colour (red, blue, ... in English): recolouring (augment_recolour) draws "
+                      f"{'its image' if named == 1 else 'their images'} in other colours, and teaches the model to heed such words less; train without it (augment_recolour=0, --recolour 0) "
                       "where captions name the colours a model should draw")
     if inert:
-        warnings.warn(f"recolouring (augment_recolour) changes nothing here: the palette's {built.tokenizer.n_colours} colours have no other hues to turn to "
+        warnings.warn(f"recolouring (augment_recolour) changes nothing here: the palette's {counted(built.tokenizer.n_colours, 'colour')} {'has' if built.tokenizer.n_colours == 1 else 'have'} no other hues to turn to "
                       "(greys, black and white stay as they are); train without it (augment_recolour=0, --recolour 0)")
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
     finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto') if saved else None
@@ -563,7 +564,7 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`; a warning where the learning rate jumps. With `finished_ok`, a run that has ended is no error: what ended it is returned."
     was = saved.get('data', data_id)
     if was['sha1'] != data_id['sha1']:
-        raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({was['items']} training items), and "
+        raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({counted(was['items'], 'training item')}), and "
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
     was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, **saved['config']}, cfg.to_dict()  # a field added since: what it meant then
     built = [f"{k} {was[k]!r} -> {now_fields[k]!r}" for k in ('crop', 'unscale') if was[k] != now_fields[k]]  # how build read the images
@@ -574,9 +575,9 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     finished = [why for why, hit in (
         (f"trained {saved['elapsed'] / 60:.2f} minutes, its whole time budget (max_minutes={cfg.max_minutes} counts the minutes "
          "already trained); give a larger max_minutes (--max-minutes)", cfg.max_minutes is not None and saved['elapsed'] >= 60 * cfg.max_minutes),
-        (f"stopped early, after {saved['bad_evals']} evaluations without improvement; give a patience (--patience) above {cfg.patience}",
+        (f"stopped early, after {counted(saved['bad_evals'], 'evaluation')} without improvement; give a patience (--patience) above {cfg.patience}",
          bool(cfg.patience and saved['bad_evals'] >= cfg.patience)),
-        (f"trained all its {cfg.epochs} epochs; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
+        (f"trained {'its' if cfg.epochs == 1 else 'all its'} {counted(cfg.epochs, 'epoch')}; give more epochs (--epochs)", saved['epoch'] >= cfg.epochs)) if hit]
     if finished and not finished_ok: raise TrainingError(f"cannot resume {out}: it has {finished[0]} to train on")
     try: PixelBytesModel.from_pretrained(out/'best')
     except ModelLoadError as e:
@@ -835,7 +836,7 @@ class History(list):
             vals = [r.get('val_loss', math.nan) for r in self]
             best = '' if all(map(math.isnan, vals)) else f"; the best (lowest validation loss) at step {self[int(np.nanargmin(vals))].get('step')}"
         except (TypeError, ValueError, AttributeError): return f"History({list.__repr__(self)})"  # rows of another making: shown whole, never an error
-        return '\n'.join([f"History of {len(self)} evaluation{'s' * (len(self) != 1)}{best} (each a dict of every figure: history[-1]['val_bits'])"]
+        return '\n'.join([f"History of {counted(len(self), 'evaluation')}{best} (each a dict of every figure: history[-1]['val_bits'])"]
                          + [f"  {l}" for l in lines])
     __str__ = __repr__
     def _repr_png_(self):
@@ -989,9 +990,9 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                         sums.zero_()
                         bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                         stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
-                        ended = (f"its time budget of {cfg.max_minutes:g} minutes ran out" if out_of_time else
-                                 f"this call's {stop_after:g} minutes (stop_after) are up; the run goes on with resume=True (--resume)" if paused else
-                                 f"stopped early: no better validation loss in {cfg.patience} evaluations" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
+                        ended = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
+                                 f"this call's {counted(stop_after, 'minute', fmt='g')} (stop_after) {'is' if stop_after == 1 else 'are'} up; the run goes on with resume=True (--resume)" if paused else
+                                 f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
                         st['elapsed'] = time.time() - start
                         if rank == 0:
                             save(improved)

@@ -18,6 +18,7 @@ from .render import render, _given
 from .generate import generate, _as_pixels
 from .tokenizer import ImageSegment
 from .train import describe_evaluation, read_metrics
+from .files import counted
 
 # %% ../nbs/12_widgets.ipynb #5f9cbb86
 def _uploaded(value):
@@ -40,12 +41,12 @@ def _alt_text(gens) -> str:
     "The picture of `gens` in words, for a screen reader: the size of each image, each text, and what the prompt gave."
     def said(seg, given):
         if isinstance(seg, ImageSegment):
-            of = f' (its first {given} rows given)' if 0 < given < seg.height else ' (given)' if given else ''
-            return f'an image of {seg.height} rows x {seg.width} columns{of}'
+            of = f" (its first {'row' if given == 1 else f'{given} rows'} given)" if 0 < given < seg.height else ' (given)' if given else ''
+            return f"an image of {counted(seg.height, 'row')} x {counted(seg.width, 'column')}{of}"
         return f"the text {textwrap.shorten(seg.text, 200, placeholder='…')!r}{' (given)' if given else ''}"
     samples = [', '.join(said(seg, given[j] if j < len(given) else 0) for j, seg in enumerate(g.segments)) or 'nothing'
                for g, given in zip(gens, _given(gens))]
-    return f"{len(gens)} sample{'s' * (len(gens) != 1)}: " + '; '.join(f'{i}: {s}' for i, s in enumerate(samples, 1))
+    return f"{counted(len(gens), 'sample')}: " + '; '.join(f'{i}: {s}' for i, s in enumerate(samples, 1))
 
 def _cell_id():
     "The id of the notebook cell that runs now, where the front end sends one (JupyterLab, Notebook 7, VS Code); None elsewhere."
@@ -121,7 +122,7 @@ class GenerateWidget:
 
     def _repr_mimebundle_(self, **kwargs): return _shown(self, self.ui, **kwargs)
     def __repr__(self):
-        drawn = f"; {len(self.generations)} sample{'s' * (len(self.generations) != 1)} drawn (w.generations)" if self.generations else ''
+        drawn = f"; {counted(len(self.generations), 'sample')} drawn (w.generations)" if self.generations else ''
         return f"GenerateWidget({self.model.summary()}{f'; loaded from {self.model.source}' if self.model.source else ''}{drawn})"
 
     _made = {}  # (model source, cell id) -> the panel that cell made, loading its model from there
@@ -162,7 +163,7 @@ class GenerateWidget:
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
         self.preview.value = png_bytes(thumb.resize((4 * thumb.width, 4 * thumb.height), Image.Resampling.NEAREST))
-        self.preview_info.value = f'{file[0]}: {px.shape[0]} rows x {px.shape[1]} columns, as the model reads it'  # the thumbnail in words
+        self.preview_info.value = f"{file[0]}: {counted(px.shape[0], 'row')} x {counted(px.shape[1], 'column')}, as the model reads it"  # the thumbnail in words
         self.rows.value = max(1, px.shape[0] // 2)  # a start that fits this image; the old value may not
 
     def arguments(self) -> dict:
@@ -187,7 +188,7 @@ class GenerateWidget:
         "Generate with the current settings and show the result, or the error."
         n = self.num.value
         self.button.disabled, self.button.description = True, 'Generating…'
-        self.status.value, self.error.value, self.warning.value = f"generating {n} sample{'s' * (n != 1)}…", '', ''
+        self.status.value, self.error.value, self.warning.value = f"generating {counted(n, 'sample')}…", '', ''
         self.log.outputs = ()
         start = time.time()
         try:
@@ -202,7 +203,7 @@ class GenerateWidget:
             self.warning.value = _notice('warning', '\n'.join(dict.fromkeys(str(w.message) for w in caught))) if caught else ''
             self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
             seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
-            self.status.value = f"{len(gens)} sample{'s' * (len(gens) != 1)} in {time.time() - start:.1f} s{seed}"
+            self.status.value = f"{counted(len(gens), 'sample')} in {time.time() - start:.1f} s{seed}"
         except (Exception, KeyboardInterrupt) as e:  # KeyboardInterrupt: the kernel interrupted
             # a stale picture under an error message would pass for the answer to the new settings
             self.generations, self.image.value, self.image_text.value, self.text.value = [], b'', '', ''
