@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment, LF
 from .data import load_built, Built
-from .train import Windows, predict, summarize, load_state, item_hashes, MODALITIES, STATE_FILE, _fingerprint
+from .train import Windows, predict, summarize, load_state, item_hashes, image_hashes, MODALITIES, STATE_FILE, _fingerprint
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
@@ -421,11 +421,19 @@ def _trained_elsewhere(model, built) -> str | None:
     except ValueError: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
     if not was.get('sha1') or was['sha1'] == _fingerprint(built.train['input_ids']): return None
     if 'item_hashes' in was:  # the items it trained on, one by one (a run of 0.2.0 has only their fingerprint): these, or none at all
-        seen = set(was['item_hashes'])
-        n = sum(h in seen for h in item_hashes(built.test['input_ids']))
-        if n == 0: return None
-        return (f"{n} of the {counted(len(built.test), 'test item')} of {built.path or 'this dataset'} {'is' if n == 1 else 'are'} among the {counted(was.get('items'), 'item')} that the model in {source} "
-                f"trained on (in {was.get('path')}): their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites")
+        test = built.test['input_ids']
+        seen, seen_sprites = set(was['item_hashes']), set(was.get('image_hashes', ()))
+        items = [h in seen for h in item_hashes(test)]
+        # a sprite it trained on under another caption (another build's, or a cleanup's), or facing the other way (which mirroring trains on)
+        sprites = [h in seen_sprites for h in image_hashes(test)]
+        n, m = sum(items), sum(s and not i for s, i in zip(sprites, items))
+        if n + m == 0: return None
+        where, advice = built.path or 'this dataset', "their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites"
+        if m == 0:
+            return (f"{n} of the {counted(len(test), 'test item')} of {where} {'is' if n == 1 else 'are'} among the {counted(was.get('items'), 'item')} that the model in {source} "
+                    f"trained on (in {was.get('path')}): {advice}")
+        return (f"{n + m} of the {counted(len(test), 'test item')} of {where} {'shows a sprite' if n + m == 1 else 'show sprites'} that the model in {source} trained on "
+                f"(among its {counted(was.get('items'), 'item')} in {was.get('path')}): {m} under another caption or mirrored{f', {n} the very items' if n else ''}; {advice}")
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
             "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
 

@@ -7,8 +7,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 # %% auto #0
 __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'ARCHITECTURE', 'BATCH_PLAN',
            'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict', 'summarize',
-           'save_checkpoint', 'load_state', 'item_hashes', 'curves_figure', 'write_metrics', 'read_metrics',
-           'lr_factor', 'describe_evaluation', 'History', 'train', 'launch']
+           'save_checkpoint', 'load_state', 'item_hashes', 'image_hashes', 'curves_figure', 'write_metrics',
+           'read_metrics', 'lr_factor', 'describe_evaluation', 'History', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, csv, hashlib, io, math, numbers, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
@@ -24,7 +24,7 @@ from .context import context
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
 from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted
-from .data import Built, load_built, _held_rows
+from .data import Built, load_built, _held_rows, _image_key
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
 class TrainingError(ValueError):
@@ -286,9 +286,16 @@ def _fingerprint(items) -> str:
         h.update(np.int64(len(ids)).tobytes()); h.update(ids.tobytes())
     return h.hexdigest()
 
+def _hash8(b: bytes) -> int: return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), 'little')
+
 def item_hashes(items) -> list:
     "An 8-byte hash of each item's token ids, saved with a run: which items it trained on, for `evaluate` to find them in a test split."
-    return [int.from_bytes(hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=8).digest(), 'little') for ids in items]
+    return [_hash8(np.asarray(ids, np.int64).tobytes()) for ids in items]
+
+def image_hashes(items) -> list:
+    """An 8-byte hash of each item's image, or of its mirror image, whichever sorts first (as `build` keeps the two in one split),
+    saved with a run: which sprites it trained on, for `evaluate` to find them in a test split under another caption or facing."""
+    return [_hash8(_image_key(ids)) for ids in items]
 
 # %% ../nbs/08_train.ipynb #8a1e90fb
 PLOT_EVERY = 10.0  # seconds between redraws of curves.png while training: a redraw takes ~0.1 s, a demo-set epoch on a GPU ~0.6 s
@@ -506,7 +513,8 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
     train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
-    data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids)}
+    data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids),
+               'image_hashes': image_hashes(train_ids)}
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
