@@ -398,7 +398,7 @@ def _split_items(input_ids, tok: Tokenizer, cfg):
     "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `val_seed` (else `seed`); the items of one image stay together."
     # whole images, as build holds out its test: the best checkpoint must not be chosen on sprites trained on under another caption
     seed = cfg.seed if cfg.val_seed is None else cfg.val_seed
-    n_val, val = _held_rows(input_ids, cfg.val_fraction, np.random.default_rng([seed, 0]).permutation(len(input_ids)))
+    n_val, val = _held_rows([_image_key(ids) for ids in input_ids], cfg.val_fraction, np.random.default_rng([seed, 0]).permutation(len(input_ids)))
     if n_val and not val: warnings.warn("every training item shows the same image: there is no validation split (the last evaluation is kept)")
     items = item_segments(input_ids, tok)
     return [it for i, it in enumerate(items) if i not in val], [it for i, it in enumerate(items) if i in val]
