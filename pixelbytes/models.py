@@ -459,6 +459,20 @@ def _state_batch(state, dim: int):
         if (n := _state_batch(v, dim)) is not None: return n
     return None
 
+def _checked(out, x, name: str, backbone, method: str, with_state: bool):
+    "`out`, what `backbone.method` gave for inputs `x`, where it is what every backbone gives: outputs of the inputs' shape (and with `with_state`, a pair of them and a state); else a `TypeError` that names the backbone and what it gave."
+    # a backbone of one's own that broke the contract failed deep in the model ('layer_norm(): argument must be Tensor, not tuple',
+    # 'Expected input batch_size (8) to match target batch_size (512)'), or generated as if all were well
+    pair = isinstance(out, (tuple, list)) and len(out) == 2
+    y = (out[0] if pair else None) if with_state else out
+    if torch.is_tensor(y) and y.shape == x.shape: return out
+    shape = lambda t: f"a tensor of shape {tuple(t.shape)}" if torch.is_tensor(t) else type(t).__name__
+    gave = (f"a pair of {shape(out[0])} and a state" if with_state and pair else f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list)) else shape(out))
+    dims = '(batch, L, d_model)' if x.ndim == 3 else '(batch, d_model)'
+    want = f"a pair: the outputs {dims} and the state after them" if with_state else f"the outputs {dims}"
+    raise TypeError(f"backbone {name!r} ({type(backbone).__qualname__}): {method} gave {gave} for inputs of shape {tuple(x.shape)}; it must give {want}, "
+                    "of the inputs' shape (see the models page, 'A backbone of your own')")
+
 class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes', tags=['pixelbytes', 'pixel-art'],
                       repo_url='https://github.com/pixelbytes/pixelbytes', docs_url='https://pixelbytes.github.io/pixelbytes/',
                       model_card_template=_MODEL_CARD):
@@ -487,7 +501,8 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         "Logits for `ctx` `(batch, L, 6)`: `(batch, L, vocab)` for a causal model, `(batch, vocab)` (the next token) for a bidirectional one."
         # return_state (causal models): also the generation state after the last position, the one `step` would reach
         if return_state and not self.causal: raise ValueError("return_state: a bidirectional model has no recurrent state")
-        x = self.backbone(self.drop(self.embed(_as_ids(ctx, 3))), return_state)
+        h = self.drop(self.embed(_as_ids(ctx, 3)))
+        x = _checked(self.backbone(h, return_state), h, self.config.backbone, self.backbone, 'forward', return_state)
         if return_state: x, state = x
         if not self.causal: x = x[:, -1]
         logits = self.head(self.norm(x))
@@ -504,7 +519,8 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         ctx = _as_ids(ctx, 2)
         n = _state_batch(state, self.backbone.state_batch_dim)
         if n is not None and n != len(ctx): raise ValueError(f"ctx holds {counted(len(ctx), 'context')} and the state is for {counted(n, 'sequence')} (init_state({len(ctx)}) makes one for them)")
-        y, state = self.backbone.step(self.embed(ctx), state)
+        h = self.embed(ctx)
+        y, state = _checked(self.backbone.step(h, state), h, self.config.backbone, self.backbone, 'step', True)
         return self.head(self.norm(y)), state
 
 # %% ../nbs/07_models.ipynb #b6fba588
