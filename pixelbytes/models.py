@@ -873,7 +873,9 @@ def _repeat_state(state, num: int, dim: int):
     "A generation state of one sample for `num` samples: each tensor in it repeated along its batch dimension `dim`."
     if torch.is_tensor(state): return state.repeat_interleave(num, dim)
     if isinstance(state, dict): return {k: _repeat_state(v, num, dim) for k, v in state.items()}
-    if isinstance(state, (list, tuple)): return type(state)(_repeat_state(v, num, dim) for v in state)
+    if isinstance(state, (list, tuple)):
+        parts = [_repeat_state(v, num, dim) for v in state]
+        return type(state)(*parts) if hasattr(state, '_fields') else type(state)(parts)  # a named tuple takes its fields one by one
     return state  # a count, as the transformer's cache holds
 
 def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
