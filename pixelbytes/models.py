@@ -320,7 +320,8 @@ class PixelBytesConfig:
             raise ValueError(f"backbone must be one of {tuple(BACKBONES)}, not {self.backbone!r}{hint}")
         both = [b for b in BACKBONES if b in _BOTH_WAYS]
         if self.bidirectional and self.backbone not in both:
-            raise ValueError(f"bidirectional=True is for the {' and '.join(both)} backbones, not {self.backbone}")
+            listed = ' and '.join(filter(None, (', '.join(both[:-1]), both[-1])))
+            raise ValueError(f"bidirectional=True is for the {listed} backbones, not {self.backbone}")
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
         if not 0 <= self.augment_recolour <= 1: raise ValueError(f"augment_recolour must be a share of the items, from 0 to 1, not {self.augment_recolour}")
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")
