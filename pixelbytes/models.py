@@ -265,6 +265,8 @@ def _as_kind(v, kind: type, name: str):
 # data built before unscale read the files' pixels
 SAVED_BEFORE = {'unscale': False}
 
+class _UnknownBackbone(ValueError): "A config's backbone that no code in this process registered (a ValueError, as every bad field's)."
+
 @dataclass
 class PixelBytesConfig:
     "Every hyperparameter of a PixelBytes model."
@@ -317,7 +319,7 @@ class PixelBytesConfig:
         if self.backbone not in BACKBONES:
             hint = (f" (for {self.backbone}: backbone={MODEL_NAMES[self.backbone][0]!r}, bidirectional={MODEL_NAMES[self.backbone][1]})" if MODEL_NAMES.get(self.backbone, ('',))[0] in BACKBONES
             else "; a backbone of your own is registered with register_backbone before a config names it, or installed with a package that declares it")
-            raise ValueError(f"backbone must be one of {tuple(BACKBONES)}, not {self.backbone!r}{hint}")
+            raise _UnknownBackbone(f"backbone must be one of {tuple(BACKBONES)}, not {self.backbone!r}{hint}")
         both = [b for b in BACKBONES if b in _BOTH_WAYS]
         if self.bidirectional and self.backbone not in both:
             listed = ' and '.join(filter(None, (', '.join(both[:-1]), both[-1])))
@@ -722,6 +724,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     except RecursionError: raise ModelLoadError(f"cannot load model {where}: config.json is invalid: nested too deeply") from None
     except RuntimeError as e:  # load_state_dict: missing, unexpected or mis-shaped weights
         raise ModelLoadError(f"cannot load model {where}: model.safetensors does not match config.json: {error_line(e, with_type=False, whole=True, limit=800)}") from None
+    except _UnknownBackbone as e:  # a backbone of one's own, whose code this process has not imported: the file is fine
+        raise ModelLoadError(f"cannot load model {where}: its config.json names a backbone not registered in this process: {e}") from None
     except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a config.json that is not an object
         raise ModelLoadError(f"cannot load model {where}: config.json is invalid: {e}") from None
     except OSError as e: raise _not_found(where, e, kwargs.get('revision')) from None  # not found locally or on the Hub, or the Hub is unreachable
