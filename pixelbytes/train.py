@@ -621,8 +621,11 @@ def _restore(saved: dict, model, opt, scaler, path: Path):
 
 # %% ../nbs/08_train.ipynb #049bfff2
 def _seed_process(seed: int, rank: int, step: int):
-    "Seed torch's generators (dropout's masks) of process `rank` for the steps from `step` on."
-    torch.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+    "Seed the generators of torch that dropout draws from in process `rank` (the CPU's, and the current GPU's) for step `step`."
+    s = int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+    # not torch.manual_seed, which looks for every kind of device: 75 us, at every step
+    torch.default_generator.manual_seed(s)
+    if torch.cuda.is_initialized(): torch.cuda.manual_seed(s)
 
 # %% ../nbs/08_train.ipynb #74dac09a
 try: import fcntl
@@ -930,7 +933,6 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         _restore(saved, model, opt, scaler, src/STATE_FILE)
         st = {k: saved[k] for k in st}
         if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
-    _seed_process(cfg.seed, rank, st['step'])
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
@@ -944,8 +946,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                'minutes': round((time.time() - start) / 60, 2), **scores}
         return row, _record(st, row, len(val) > 0)
 
-    def save(improved: bool):
-        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them; then the run holds them."
+    def save(improved: bool, held=None):
+        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them (with `held`, the training sums of a pause since it); then the run holds them."
         nonlocal last_plot, kept_step, aside
         # all or none: a run stopped between its first best/ and its state would leave files that no new run replaces unasked
         # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of. What the run
@@ -956,7 +958,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             plot = time.time() - last_plot >= PLOT_EVERY
             write_metrics(st['history'], out, plot=plot)
             if plot: last_plot = time.time()
-            _save_state(out, st, model, opt, scaler, cfg, data_id)
+            _save_state(out, st if held is None else {**st, 'train_sums': held.tolist()}, model, opt, scaler, cfg, data_id)
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
             _settle(out, aside, kept=True); aside = None
 
@@ -965,6 +967,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     called = time.time()  # stop_after counts this call's minutes, max_minutes the run's
     start = called - st['elapsed']
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
+    if saved and rank == 0 and saved.get('train_sums'): sums += torch.tensor(saved['train_sums'], dtype=torch.float64, device=device)  # a pause's, all processes' in one
+    pause_line = stop_after and f"this call's {counted(stop_after, 'minute', fmt='g')} (stop_after) {'is' if stop_after == 1 else 'are'} up; the run goes on with resume=True (--resume)"
     stop, ended, last_plot, last_look = False, None, 0.0, time.time()
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
@@ -977,6 +981,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                 wins = batches = None  # the last epoch's windows go before this one's are made
                 wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
                 while st['batch'] < len(batches) and not stop:
+                    _seed_process(cfg.seed, rank, st['step'])  # dropout's masks a function of the step: a run resumed at any step draws as the uninterrupted run
                     _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
                     now = time.time()
                     elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
@@ -993,20 +998,25 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     end_of_epoch = st['batch'] == len(batches)
                     if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
                     if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
-                            or st['epoch'] >= cfg.epochs or out_of_time or paused:
+                            or st['epoch'] >= cfg.epochs or out_of_time or (paused and not st['history']):  # a first evaluation, which resume needs (best/)
                         row, improved = run_eval(sums)
                         sums.zero_()
                         bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                         stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                         ended = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
-                                 f"this call's {counted(stop_after, 'minute', fmt='g')} (stop_after) {'is' if stop_after == 1 else 'are'} up; the run goes on with resume=True (--resume)" if paused else
+                                 pause_line if paused else
                                  f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
                         st['elapsed'] = time.time() - start
                         if rank == 0:
                             save(improved)
-                        _seed_process(cfg.seed, rank, st['step'])  # as a run resumed from this checkpoint seeds
                         if rank == 0 and progress:
                             with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
+                    elif paused:
+                        # between evaluations: the state as it is, with the training sums since the last one, and no evaluation of its own
+                        # (a row of the history, counted towards patience, maybe best/): the run resumed goes on as if never stopped
+                        stop, ended, st['elapsed'] = True, pause_line, time.time() - start
+                        held = _all_sum(sums, device) if world > 1 else sums
+                        if rank == 0: save(False, held)
                     if end_of_epoch: break
         finally:
             bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
