@@ -1,4 +1,4 @@
-"""One config, one model class, three backbones (LSTM, Transformer, Mamba), bidirectional variants, and constant-cost generation.
+"""One config, one model class, three backbones (LSTM, Transformer, Mamba), bidirectional variants, and generation that never re-reads the prefix.
 
 Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 
