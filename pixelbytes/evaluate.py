@@ -442,7 +442,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
              num:int=16, # items of the split used by the generation metrics (structure, copy, demo)
              temperature:float=1.0, # sampling temperature of structure and demo drawings
-             seed:int=0, # seed of those drawings (None: a random one, recorded in the settings)
+             seed:int=0, # seed of those drawings and of the intervals' resamples (None: a random one, recorded in the settings)
              batch_size:int=32,
              resamples:int=1000, # bootstrap resamples of the test items behind the 95% intervals of loss, bits and accuracy
              out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
