@@ -284,7 +284,8 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         again = not append and why != 'is a file' and (folder/'metadata.csv').is_file()  # a folder of samples saved before
         raise FileExistsError(f"{str(folder)!r} {why}: save the samples into a new or empty folder" + (', or add them to it (append=True)' if again else ''))
     check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
-    before = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    # only to append: a folder found new or empty holds nothing of this save's to keep, so what is there now is another save's, for the look below to see
+    before = {p.name for p in folder.iterdir()} if append and folder.is_dir() else set()
     old, columns, caption, seed, first = _samples_before(folder) if before else (b'', ['file_name', 'caption', 'seed'], 'caption', 'seed', 0)
     width, files, rows, imageless, blank, uncaptioned, made = max(4, len(str(first + len(gens) - 1))), {}, [], [], [], [], []
     for i, g in enumerate(gens):
