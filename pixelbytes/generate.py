@@ -264,9 +264,11 @@ def _samples_before(folder: Path) -> tuple:
     from pixelbytes.data import CAPTION_COLUMNS  # here, not above: generating needs nothing of data
     meta = folder/'metadata.csv'
     raw = meta.read_bytes()
-    try: lines = list(csv.reader(io.StringIO(raw.decode('utf-8-sig'), newline='')))
+    # strict, as build reads it: after a quote left open, the rows added would be read as part of its caption
+    try: lines = list(csv.reader(io.StringIO(raw.decode('utf-8-sig'), newline=''), strict=True))
     except UnicodeDecodeError as e: raise ValueError(f"{meta}: not UTF-8 text ({e.reason} at byte {e.start}): samples are added only to a metadata.csv that build reads") from None
     except csv.Error as e: raise ValueError(f"{meta}: not CSV that build reads ({e}): the samples are not added to it") from None
+    lines = [r for r in lines if r]  # build's header is the first line that holds fields: blank lines before it are no header
     columns = lines[0] if lines else []
     caption = next((c for c in CAPTION_COLUMNS if c in columns), None)
     if 'file_name' not in columns or caption is None:
