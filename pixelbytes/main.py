@@ -219,7 +219,7 @@ def _generate_args(p):
 
 def _run_generate(a):
     from pixelbytes.models import load_model
-    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal
+    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before
     from pixelbytes.render import output_format
     from pixelbytes.files import check_writable
     from pixelbytes.tokenizer import TextSegment, printable
@@ -236,6 +236,7 @@ def _run_generate(a):
     if folder and (why := _folder_refusal(Path(there), a.append)):
         again = not a.append and why != 'is a file' and os.path.isfile(os.path.join(there, 'metadata.csv'))  # samples saved there before
         raise ValueError(f"--out {out!r} {why}: name a new or empty folder for --format folder" + (', or add to it with --append' if again else ''))
+    if folder and a.append and os.path.isfile(os.path.join(there, 'metadata.csv')): _samples_before(Path(there))  # a metadata.csv it cannot add to, said before drawing too
     if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): output_format(out, a.format)

@@ -84,6 +84,9 @@ def test_a_folder_of_sprites(trained, tmp_path):
     (tmp_path/'loose').mkdir(); (tmp_path/'loose'/'a.png').write_bytes(first.read_bytes())
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', f'{tmp_path}/loose/')
     assert r.returncode == 1 and 'holds files (a.png) but no metadata.csv to add the samples to' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    (tmp_path/'notes').mkdir(); (tmp_path/'notes'/'metadata.csv').write_text('name,description\n')  # not the columns of a folder of samples
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', f'{tmp_path}/notes/')
+    assert r.returncode == 1 and 'names no file_name and caption columns' in r.stderr and 'Generating' not in r.stderr and 'drawn with seed' not in r.stderr, r.stderr
     (tmp_path/'afile').write_text('')
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', f'{tmp_path}/afile/')
     assert r.returncode == 1 and 'is a file: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
