@@ -997,10 +997,12 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                     paused = stop_after is not None and this_call > 60 * stop_after
                     end_of_epoch = st['batch'] == len(batches)
                     if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
-                    if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) \
-                            or st['epoch'] >= cfg.epochs or out_of_time or (paused and not st['history']):  # a first evaluation, which resume needs (best/)
+                    due = (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) or st['epoch'] >= cfg.epochs or out_of_time
+                    if due or (paused and not st['history']):  # a first evaluation, which resume needs (best/)
                         row, improved = run_eval(sums)
-                        sums.zero_()
+                        # the pause's own evaluation keeps the training sums for the one due: its row sums the steps the uninterrupted run's does
+                        held = None if due else _all_sum(sums, device) if world > 1 else sums
+                        if due: sums.zero_()
                         bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
                         stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
                         ended = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
@@ -1008,7 +1010,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                                  f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
                         st['elapsed'] = time.time() - start
                         if rank == 0:
-                            save(improved)
+                            save(improved, held)
                         if rank == 0 and progress:
                             with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
                     elif paused:
