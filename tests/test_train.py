@@ -249,6 +249,31 @@ if __name__ == '__main__':
     a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'killed'/'last')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+def test_two_processes_paused_and_resumed_match_an_uninterrupted_run(demo, tmp_path):
+    "Two processes with dropout, paused (stop_after) again and again and resumed: the weights of an uninterrupted run; a pause between evaluations keeps its training sums (both processes'), and the rows match."
+    run = lambda out, resume, pause: [sys.executable, '-c', f'''
+import torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    launch(dict(backbone='lstm', d_model=32, n_layers=1, seq_length=64, batch_size=16, epochs=1, eval_every=7, learning_rate=0.01,
+                dropout=0.3), {str(demo)!r}, {str(out)!r}, nprocs=2, resume={resume}, progress=False, stop_after={pause})
+''']
+    full = subprocess.run(run(tmp_path/'full', False, None), capture_output=True, text=True, env=ENV, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    states = []
+    while not states or states[-1]['epoch'] < 1:
+        r = subprocess.run(run(tmp_path/'paused', bool(states), 0.012), capture_output=True, text=True, env=ENV, timeout=600)
+        assert r.returncode == 0 and len(states) < 50, r.stderr[-3000:]
+        states.append(torch.load(tmp_path/'paused'/'train_state.pt', weights_only=True))
+    assert len(states) > 3, len(states)
+    a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'paused'/'last')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = lambda state: [{k: v for k, v in row.items() if k != 'minutes'} for row in state['history']]
+    whole = rows(torch.load(tmp_path/'full'/'train_state.pt', weights_only=True))
+    steps = {r['step'] for r in whole}  # all but the row of a pause before the first evaluation, which makes one
+    assert [r for r in rows(states[-1]) if r['step'] in steps] == whole and any('train_sums' in st for st in states[:-1])
+
 def test_launch_raises_a_workers_training_error(demo, tmp_path):
     code = f"""
 import torch
