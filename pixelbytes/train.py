@@ -620,12 +620,11 @@ def _restore(saved: dict, model, opt, scaler, path: Path):
     if saved['scaler'] or not scaler.is_enabled(): scaler.load_state_dict(saved['scaler'])
 
 # %% ../nbs/08_train.ipynb #049bfff2
-def _seed_process(seed: int, rank: int, step: int):
-    "Seed the generators of torch that dropout draws from in process `rank` (the CPU's, and the current GPU's) for step `step`."
+def _seed_process(seed: int, rank: int, step: int, gpu: bool = True):
+    "Seed the generators of torch that dropout draws from in process `rank` (the CPU's, and with `gpu` the current GPU's) for step `step`."
     s = int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
-    # not torch.manual_seed, which looks for every kind of device: 75 us, at every step
-    torch.default_generator.manual_seed(s)
-    if torch.cuda.is_initialized(): torch.cuda.manual_seed(s)
+    torch.default_generator.manual_seed(s)  # not torch.manual_seed, which looks for every kind of device: 75 us, at every step
+    if gpu and torch.cuda.is_initialized(): torch.cuda.manual_seed(s)
 
 # %% ../nbs/08_train.ipynb #74dac09a
 try: import fcntl
@@ -933,6 +932,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         _restore(saved, model, opt, scaler, src/STATE_FILE)
         st = {k: saved[k] for k in st}
         if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
+    _seed_process(cfg.seed, rank, st['step'])
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
@@ -981,7 +981,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                 wins = batches = None  # the last epoch's windows go before this one's are made
                 wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
                 while st['batch'] < len(batches) and not stop:
-                    _seed_process(cfg.seed, rank, st['step'])  # dropout's masks a function of the step: a run resumed at any step draws as the uninterrupted run
+                    _seed_process(cfg.seed, rank, st['step'], gpu=False)  # dropout's masks a function of the step: a run resumed at any step draws as the uninterrupted run
                     _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
                     now = time.time()
                     elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
@@ -1011,6 +1011,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                         st['elapsed'] = time.time() - start
                         if rank == 0:
                             save(improved, held)
+                        _seed_process(cfg.seed, rank, st['step'])  # a GPU's, as a run resumed from this checkpoint seeds it
                         if rank == 0 and progress:
                             with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
                     elif paused:
