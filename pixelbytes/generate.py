@@ -250,13 +250,16 @@ def _sprite(pixels, palette, scale: int, clear, shown) -> Image.Image:
 
 class _Meanwhile(Exception): "The files another writer put in the folder that `_save_folder` writes, as it wrote."
 
-def _folder_refusal(folder: Path, append: bool = False):
-    "Why samples cannot be saved in `folder` (None where they can): it must be new or empty or, to `append` to it, hold a `metadata.csv`."
+def _folder_refusal(folder: Path, append: bool = False, option: str = 'append=True'):
+    """Why samples cannot be saved in `folder`, and what to do (None where they can): it must be new or empty or, to `append`
+    to it, hold a `metadata.csv`; `option` names the way to append, where that would do."""
     if not folder.exists(): return None
-    if not folder.is_dir(): return 'is a file'
+    if not folder.is_dir(): return 'is a file: save the samples into a new or empty folder'
     held = sorted(p.name for p in folder.iterdir())  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
     if not held or (append and 'metadata.csv' in held): return None
-    return f"holds files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})" + (' but no metadata.csv to add the samples to' if append else '')
+    listed = f"holds files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})"
+    if append: return f"{listed} but no metadata.csv to add the samples to: save them into a new or empty folder"
+    return f"{listed}: save the samples into a new or empty folder" + (f", or add them to it ({option})" if 'metadata.csv' in held else '')
 
 def _samples_before(folder: Path) -> tuple:
     """What a folder of samples holds, to add to it: its `metadata.csv` as bytes and its columns (the caption's, the seed's
@@ -266,7 +269,7 @@ def _samples_before(folder: Path) -> tuple:
     raw = meta.read_bytes()
     # strict, as build reads it: after a quote left open, the rows added would be read as part of its caption
     try: lines = list(csv.reader(io.StringIO(raw.decode('utf-8-sig'), newline=''), strict=True))
-    except UnicodeDecodeError as e: raise ValueError(f"{meta}: not UTF-8 text ({e.reason} at byte {e.start}): samples are added only to a metadata.csv that build reads") from None
+    except UnicodeDecodeError as e: raise ValueError(f"{meta}: not UTF-8 text ({e.reason} at byte {e.start}): samples are added only to a metadata.csv in UTF-8") from None
     except csv.Error as e: raise ValueError(f"{meta}: not CSV that build reads ({e}): the samples are not added to it") from None
     lines = [r for r in lines if r]  # build's header is the first line that holds fields: blank lines before it are no header
     columns = lines[0] if lines else []
@@ -281,10 +284,7 @@ def _samples_before(folder: Path) -> tuple:
 def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False, append: bool = False) -> Path:
     """A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty
     (or, to `append`, a folder of samples: its files and rows kept, the new ones numbered after them): what `build` reads."""
-    why = _folder_refusal(folder, append)
-    if why:
-        again = not append and why != 'is a file' and (folder/'metadata.csv').is_file()  # a folder of samples saved before
-        raise FileExistsError(f"{str(folder)!r} {why}: save the samples into a new or empty folder" + (', or add them to it (append=True)' if again else ''))
+    if why := _folder_refusal(folder, append): raise FileExistsError(f"{str(folder)!r} {why}")
     check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
     # only to append: a folder found new or empty holds nothing of this save's to keep, so what is there now is another save's, for the look below to see
     before = {p.name for p in folder.iterdir()} if append and folder.is_dir() else set()

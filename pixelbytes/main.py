@@ -213,7 +213,7 @@ def _generate_args(p):
     p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
     p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
     p.add_argument('--transparent', action='store_true', help="--format folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent")
-    p.add_argument('--out', default=None, help='output file, or a new or empty folder for --format folder (default: generated.FORMAT, generated/ for a folder)')
+    p.add_argument('--out', default=None, help='output file, or a new or empty folder for --format folder, or with --append a folder of samples (default: generated.FORMAT, generated/ for a folder)')
     p.add_argument('--append', action='store_true', help="--format folder: add the samples to a folder of samples saved before (numbered after its files, their rows added to its metadata.csv)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
@@ -233,9 +233,7 @@ def _run_generate(a):
     out = os.path.expanduser(a.out or ('generated' if folder else f'generated.{a.format or "png"}'))  # --out=~/x.png: the shell leaves ~ alone after '='
     # a bad name fails now, not after the samples are drawn
     there = out.rstrip('/' + os.sep) or out  # 'afile/' of a file exists to no one; a broken link is check_writable's to name, with its target
-    if folder and (why := _folder_refusal(Path(there), a.append)):
-        again = not a.append and why != 'is a file' and os.path.isfile(os.path.join(there, 'metadata.csv'))  # samples saved there before
-        raise ValueError(f"--out {out!r} {why}: name a new or empty folder for --format folder" + (', or add to it with --append' if again else ''))
+    if folder and (why := _folder_refusal(Path(there), a.append, '--append')): raise ValueError(f"--out {out!r} {why}")
     if folder and a.append and os.path.isfile(os.path.join(there, 'metadata.csv')): _samples_before(Path(there))  # a metadata.csv it cannot add to, said before drawing too
     if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")

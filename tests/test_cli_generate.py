@@ -76,7 +76,7 @@ def test_a_folder_of_sprites(trained, tmp_path):
     r = cli('build', '--path', tmp_path/'sprites', '--out', tmp_path/'rebuilt', '--test-size', '0', '--quiet')
     assert r.returncode == 0 and f"rows read {len(names) - 1}, written " in r.stdout, (r.stdout, r.stderr)  # each sprite read (an all-white one is skipped)
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', 'folder', '--out', tmp_path/'sprites')
-    assert r.returncode == 1 and 'holds files (0000.png, ' in r.stderr and ': name a new or empty folder for --format folder, or add to it with --append' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and 'holds files (0000.png, ' in r.stderr and ': save the samples into a new or empty folder, or add them to it (--append)' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--append', '--out', f'{tmp_path}/sprites/')
     assert r.returncode == 0 and len((tmp_path/'sprites'/'metadata.csv').read_text().splitlines()) == len(names) + 2, r.stderr  # two rows more
     after = max(int(n[:4]) for n in names[:-1]) + 1
@@ -89,7 +89,7 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert r.returncode == 1 and 'names no file_name and caption columns' in r.stderr and 'Generating' not in r.stderr and 'drawn with seed' not in r.stderr, r.stderr
     (tmp_path/'afile').write_text('')
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', f'{tmp_path}/afile/')
-    assert r.returncode == 1 and 'is a file: name a new or empty folder for --format folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and 'is a file: save the samples into a new or empty folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--format', 'folder', cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path/'generated'/'metadata.csv').exists(), r.stderr  # the default: generated/
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--transparent', '--out', f'{tmp_path}/clear/')
