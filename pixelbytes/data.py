@@ -462,8 +462,9 @@ def _split(ds, test_size, seed, n_read=None):
     n_read = n_read or len(ds)
     index = np.full(n_read, -1); index[ds['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
     order = np.random.default_rng(seed).permutation(n_read)
-    built = _image_keys(ds)
-    n_test, test = _held_rows([None if i < 0 else built[i] for i in index], test_size if len(ds) > 1 else 0, order)  # one row built: nothing to test it against
+    size = test_size if len(ds) > 1 else 0  # one row built: nothing to test it against
+    built = _image_keys(ds) if size else [None] * len(ds)  # no test split: no row's image to read
+    n_test, test = _held_rows([None if i < 0 else built[i] for i in index], size, order)
     if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of {n_read}")
     if not test and n_test and len(set(built)) == 1:
         raise BuildError("every row shows the same image (or its mirror image): none can be tested without training on it; build with test_size=0")
