@@ -60,7 +60,8 @@ def _from_text(txt, name):
         if not s: continue
         if len(s) == 8 and all(ch in '0123456789abcdefABCDEF' for ch in s): s = s[2:]  # paint.net puts alpha first; an 8-digit colour in a list stays an error
         parts = s.replace(',', ' ').split() if not s.startswith('#') else [s]
-        if len(parts) not in (1, 3) or (len(parts) == 3 and not all(p.isdecimal() for p in parts)):
+        hexa = len(parts) == 1 and len(parts[0].lstrip('#')) == 6 and all(ch in '0123456789abcdefABCDEF' for ch in parts[0].lstrip('#'))
+        if (not hexa) if len(parts) == 1 else (len(parts) != 3 or not all(p.isdecimal() for p in parts)):  # 'fff ; red' quoted whole, as '255 0 0 red' is
             raise PaletteError(f"{name} line {i}: {line.strip()!r} is not a colour; expected #rrggbb, rrggbb, aarrggbb or r,g,b, "
                                "and a comment after it begins with //, ; or '# '")
         cols.append(_parse_colour(parts[0] if len(parts) == 1 else [int(p) for p in parts], f'{name} line {i}'))
