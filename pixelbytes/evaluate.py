@@ -19,7 +19,7 @@ import numpy as np
 from .tokenizer import ImageSegment, LF
 from .data import load_built, Built
 from .train import Windows, predict, summarize, load_state, item_hashes, image_hashes, MODALITIES, STATE_FILE, _fingerprint
-from .files import check_writable, write_files, clear_stale, hub_repo_id, counted
+from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds
 from . import __version__
@@ -527,7 +527,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if folder is not None:
         try: ev.saved = ev.save(folder)
         except OSError as e:  # a full disk, after minutes of scoring: the scores are returned (and printed), not lost with the error
-            warnings.warn(f"{e}; the evaluation is not saved, and the evaluation files in {folder} are as they were: make room, or pass out= (--out) to save it elsewhere")
+            warnings.warn(f"{e}; the evaluation is not saved, and the evaluation files in {folder} are as they were: {'make room, or ' if disk_full(e) else ''}pass out= (--out) to save it elsewhere")
             ev.save_error = e
     if ev.saved is not None and saved_over():
         # after the look above, before these files were renamed into place: the run's save_checkpoint removed the evaluation files it

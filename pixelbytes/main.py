@@ -172,6 +172,7 @@ def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS, _check_per_item
     from pixelbytes.data import load_built
     from pixelbytes.train import _fingerprint
+    from pixelbytes.files import disk_full
     # what --compare names is checked now, not after minutes of scoring
     against = [Evaluation.load(f, a.split) for f in a.compare or []]
     if against and a.metrics and not set(a.metrics) & set(TOKEN_METRICS):
@@ -189,7 +190,7 @@ def _run_evaluate(a):
     if ev.save_error is None: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
     for other in against: print(f"\n{compare_table(other, ev, resamples=a.resamples, seed=a.seed)}")
     # status 0 would tell a script the scores were saved; a folder that evaluate saves nothing in by design (a read-only model's, a Hub model) is no failure
-    if ev.save_error is not None: raise OSError(f"the scores above are not saved: {ev.save_error}; make room, or pass --out to save them elsewhere") from ev.save_error
+    if ev.save_error is not None: raise OSError(f"the scores above are not saved: {ev.save_error}; {'make room, or ' if disk_full(ev.save_error) else ''}pass --out to save them elsewhere") from ev.save_error
 
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
