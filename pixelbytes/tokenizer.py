@@ -104,7 +104,9 @@ class Tokenizer:
                  vocab:str='default', # vocabulary preset: 'default' (all 256 bytes) or 'v1' (the reference's 58 bytes)
                  palette=None, # the colours: None for NES, a list of colours, or a palette file (see `load_palette`)
                  max_size:int=25): # longest side of a PIL image after pixelization, 1 to 256
-        if vocab not in PRESETS: raise ValueError(f"unknown vocabulary preset {vocab!r}; choose one of {sorted(PRESETS)}")
+        if not isinstance(vocab, str) or vocab not in PRESETS:  # a palette given as the first argument: vocab is a preset's name
+            raise ValueError(f"unknown vocabulary preset {vocab if isinstance(vocab, str) else type(vocab).__name__!r}; choose one of {sorted(PRESETS)}"
+                             + ('' if isinstance(vocab, str) else " (the colours go in palette=)"))
         # at most 256: a model tells positions apart up to 63 only, and a generation may run to max_size * (max_size + 1) tokens
         if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or not 1 <= max_size <= 256:
             raise ValueError(f"max_size must be a whole number of pixels from 1 to 256, not {max_size!r}")
@@ -219,7 +221,7 @@ def _encode(self: Tokenizer, segments) -> np.ndarray:
     if isinstance(segments, (str, np.ndarray)) or hasattr(segments, 'getbands') or getattr(segments, 'ndim', 0) >= 2: segments = [segments]
     # a path is not iterable, and bytes iterate as numbers: either failed with a message about something else
     if isinstance(segments, (bytes, os.PathLike)) or not hasattr(segments, '__iter__'):
-        raise TypeError(f"segments must be a str, an image (a 2D array of palette indices or a PIL image) or a list of them, not a {type(segments).__name__}"
+        raise TypeError(f"segments must be a str, an image (a 2D array of palette indices or a PIL image) or a list of them, not {type(segments).__name__!r}"
                         + _OPEN_IT * isinstance(segments, os.PathLike))
     parts = [self.encode_text(s, f'segment {i}') if isinstance(s, str) else self.encode_image(s, f'segment {i}')
              for i, s in enumerate(segments)]
