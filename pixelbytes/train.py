@@ -286,16 +286,16 @@ def _fingerprint(items) -> str:
         h.update(np.int64(len(ids)).tobytes()); h.update(ids.tobytes())
     return h.hexdigest()
 
-def _hash8(b: bytes) -> int: return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), 'little')
-
 def item_hashes(items) -> list:
     "An 8-byte hash of each item's token ids, saved with a run: which items it trained on, for `evaluate` to find them in a test split."
-    return [_hash8(np.asarray(ids, np.int64).tobytes()) for ids in items]
+    return [int.from_bytes(hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=8).digest(), 'little') for ids in items]
+
+def _image_hash(key: bytes) -> int: return int.from_bytes(key[:8], 'little')  # an `_image_key`, already a digest, shortened
 
 def image_hashes(items) -> list:
     """An 8-byte hash of each item's image, or of its mirror image, whichever sorts first (as `build` keeps the two in one split),
     saved with a run: which sprites it trained on, for `evaluate` to find them in a test split under another caption or facing."""
-    return [_hash8(_image_key(ids)) for ids in items]
+    return [_image_hash(_image_key(ids)) for ids in items]
 
 # %% ../nbs/08_train.ipynb #8a1e90fb
 PLOT_EVERY = 10.0  # seconds between redraws of curves.png while training: a redraw takes ~0.1 s, a demo-set epoch on a GPU ~0.6 s
@@ -394,11 +394,11 @@ def _optimizer(model, cfg):
     return torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
                              lr=cfg.learning_rate, betas=(0.9, 0.95), fused=_on_gpu(model))
 
-def _split_items(input_ids, tok: Tokenizer, cfg):
-    "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `val_seed` (else `seed`); the items of one image stay together."
+def _split_items(input_ids, tok: Tokenizer, cfg, keys=None):
+    "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `val_seed` (else `seed`); the items of one image (`keys`: their `_image_key`s, where known) stay together."
     # whole images, as build holds out its test: the best checkpoint must not be chosen on sprites trained on under another caption
     seed = cfg.seed if cfg.val_seed is None else cfg.val_seed
-    n_val, val = _held_rows([_image_key(ids) for ids in input_ids], cfg.val_fraction, np.random.default_rng([seed, 0]).permutation(len(input_ids)))
+    n_val, val = _held_rows([_image_key(ids) for ids in input_ids] if keys is None else keys, cfg.val_fraction, np.random.default_rng([seed, 0]).permutation(len(input_ids)))
     if n_val and not val: warnings.warn("every training item shows the same image: there is no validation split (the last evaluation is kept)")
     items = item_segments(input_ids, tok)
     return [it for i, it in enumerate(items) if i not in val], [it for i, it in enumerate(items) if i in val]
@@ -512,9 +512,10 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
     train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
-    train_items, val_items = _split_items(train_ids, built.tokenizer, cfg)
+    keys = [_image_key(ids) for ids in train_ids]  # once, for the validation split and for the run's record of its sprites
+    train_items, val_items = _split_items(train_ids, built.tokenizer, cfg, keys)
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids),
-               'image_hashes': image_hashes(train_ids)}
+               'image_hashes': [_image_hash(k) for k in keys]}
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
