@@ -261,9 +261,10 @@ def _folder_refusal(folder: Path, append: bool = False, option: str = 'append=Tr
     if append: return f"{listed} but no metadata.csv to add the samples to: save them into a new or empty folder"
     return f"{listed}: save the samples into a new or empty folder" + (f", or add them to it ({option})" if 'metadata.csv' in held else '')
 
-def _samples_before(folder: Path) -> tuple:
-    """What a folder of samples holds, to add to it: its `metadata.csv` as bytes and its columns (the caption's, the seed's
-    or None), and the number the next file takes, after every numbered file and row (a file deleted keeps its number)."""
+def _samples_before(folder: Path, held: set) -> tuple:
+    """What a folder of samples holds (the names of its files `held`), to add to it: its `metadata.csv` as bytes and its columns
+    (the file names', the caption's, the seed's or None), and the number the next file takes, after every numbered file and row
+    (a file deleted keeps its number)."""
     from pixelbytes.data import CAPTION_COLUMNS  # here, not above: generating needs nothing of data
     meta = folder/'metadata.csv'
     raw = meta.read_bytes()
@@ -274,12 +275,13 @@ def _samples_before(folder: Path) -> tuple:
     lines = [r for r in lines if r]  # build's header is the first line that holds fields: blank lines before it are no header
     columns = lines[0] if lines else []
     caption = next((c for c in CAPTION_COLUMNS if c in columns), None)
-    if 'file_name' not in columns or caption is None:
+    file = next((c for c in ('file_name', 'image_file_name') if c in columns), None)  # the images' columns build reads by default
+    if file is None or caption is None:
         raise ValueError(f"{meta}: its first line ({', '.join(columns) or 'empty'}) names no file_name and caption columns, which build reads: not a folder of samples to add to")
-    at = columns.index('file_name')
-    names = [p.stem for p in folder.iterdir()] + [Path(r[at]).stem for r in lines[1:] if len(r) > at]
+    at = columns.index(file)
+    names = [Path(n).stem for n in held] + [Path(r[at]).stem for r in lines[1:] if len(r) > at]
     taken = [int(n) for n in names if n.isdecimal() and n.isascii()]
-    return raw, columns, caption, 'seed' if 'seed' in columns else None, max(taken, default=-1) + 1
+    return raw, columns, file, caption, 'seed' if 'seed' in columns else None, max(taken, default=-1) + 1
 
 def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False, append: bool = False) -> Path:
     """A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty
@@ -288,7 +290,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
     # only to append: a folder found new or empty holds nothing of this save's to keep, so what is there now is another save's, for the look below to see
     before = {p.name for p in folder.iterdir()} if append and folder.is_dir() else set()
-    old, columns, caption, seed, first = _samples_before(folder) if before else (b'', ['file_name', 'caption', 'seed'], 'caption', 'seed', 0)
+    old, columns, file, caption, seed, first = _samples_before(folder, before) if before else (b'', ['file_name', 'caption', 'seed'], 'file_name', 'caption', 'seed', 0)
     width, files, rows, imageless, blank, uncaptioned, made = max(4, len(str(first + len(gens) - 1))), {}, [], [], [], [], []
     for i, g in enumerate(gens):
         segments = g.segments
@@ -303,7 +305,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
             if keyed.all(): blank.append(i)  # all background (every sprite of a one-colour palette): transparent, nothing of it would show
             else: clear, shown = keyed, tuple(pal[background])
         files[folder/name] = lambda tmp, sprite=_sprite(image.pixels, pal, scale, clear, shown): (made.append(tmp.name), sprite.save(tmp, 'PNG'))
-        rows.append({'file_name': name, caption: next((s.text for s in segments if isinstance(s, TextSegment)), ''), **({seed: g.seed} if seed else {})})
+        rows.append({file: name, caption: next((s.text for s in segments if isinstance(s, TextSegment)), ''), **({seed: g.seed} if seed else {})})
         if not rows[-1][caption].strip(): uncaptioned.append(i)  # an image completed without one, or a caption of spaces: build skips both as empty
     if not rows: raise ValueError(f"{'the sample holds no image' if len(gens) == 1 else f'none of the {len(gens)} samples holds an image'}: nothing to save in {str(folder)!r} (max_tokens too few for one?)")
     def metadata(tmp):
