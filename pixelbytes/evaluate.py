@@ -91,7 +91,7 @@ class Evaluation:
     saved: Path = None  # the folder `evaluate` saved them in, if any
     settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
     per_item: dict = None  # {modality: {'tokens': [...], 'nll': [...], 'correct': [...]}}, one sum per test item: what `compare` resamples
-    save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk): the command line exits with an error after the scores
+    save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk, another's evaluation saved there as it scored): the command line exits with an error after the scores
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
@@ -523,6 +523,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
         try: before = _added_to(ev, folder, metrics, out=bool(out))
         except ValueError as e:
             warnings.warn(f"the evaluation is not saved: {e}"); folder = None
+            ev.save_error = FileExistsError(str(e))  # where it was to be saved: the command line must not end as if it were
     if before is not None and folder is not None: _merge(ev, before, metrics, [gives for gives, _ in steps])
     if folder is not None:
         try: ev.saved = ev.save(folder)
