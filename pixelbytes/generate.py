@@ -118,7 +118,7 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
     if not 1 <= rows <= px.shape[0]:
         read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side)"
-        raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; give 1 to {px.shape[0]} of them")
+        raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; {'give 1' if px.shape[0] == 1 else f'give 1 to {px.shape[0]} of them'}")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
 
