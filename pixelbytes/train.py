@@ -883,9 +883,21 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     # (a notebook's cell under torch.inference_mode or no_grad)
     first = _dist()[0] == 0
     # resume=FOLDER: FOLDER's run read whole, its state and checkpoints of one step, not while a run there saves others
-    with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(),
+    with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(), _in_float32(warn),
           torch.inference_mode(False), torch.enable_grad()):
         return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read)
+
+@contextlib.contextmanager
+def _in_float32(warn: bool):
+    "Torch's default dtype float32 in the block, whatever the caller set, and back after it; `warn`: say so where it was another."
+    was = torch.get_default_dtype()
+    # a model built under float64 trains at a fraction of the speed and saves checkpoints twice the size, which AMP and
+    # mamba_ssm's kernels do not take: a notebook's torch.set_default_dtype for other work must not reach the run
+    if was != torch.float32 and warn:
+        warnings.warn(f"torch's default dtype is {was}: the model trains in float32 all the same, as every run does; the default is {was} again after train")
+    torch.set_default_dtype(torch.float32)
+    try: yield
+    finally: torch.set_default_dtype(was)
 
 @contextlib.contextmanager
 def _callers_random_state():
