@@ -304,6 +304,7 @@ class PixelBytesConfig:
     val_seed: int = None             # which items those are (None: seed); fixed, runs of several seeds share one validation split
     eval_every: int = 0              # optimizer steps between evaluations (0: once per epoch)
     patience: int = 5                # evaluations without improvement before stopping
+    previews: int = 0                # samples drawn at each evaluation, the same draws each time, saved as one picture in the run's previews/ (0: none)
     max_minutes: float = None        # stop training after this long (the best checkpoint is kept)
     augment_mirror: bool = True      # also train on horizontally mirrored images (left/right swapped in captions)
     augment_order: bool = True       # also train on image->caption order, not only caption->image
@@ -346,6 +347,7 @@ class PixelBytesConfig:
                         (self.grad_clip > 0, f"grad_clip must be more than 0, not {self.grad_clip}"),
                         (self.eval_every >= 0, f"eval_every must be 0 (once an epoch) or more, not {self.eval_every}"),
                         (self.patience >= 0, f"patience must be 0 (no early stopping) or more, not {self.patience}"),
+                        (self.previews >= 0, f"previews must be 0 (none) or more samples, not {self.previews}"),
                         (self.max_minutes is None or 0 < self.max_minutes < math.inf, f"max_minutes must be more than 0 and finite (None: no limit), not {self.max_minutes}")):
             if not ok: raise ValueError(msg)
         self._tok = Tokenizer.from_dict(self.tokenizer)

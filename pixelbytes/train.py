@@ -347,6 +347,12 @@ def read_metrics(out) -> list:
         except ValueError: raise ValueError(f"{path}: {k} is {v!r}, not a number") from None
     with open(path, newline='') as f: return History({k: number(k, v) for k, v in row.items()} for row in csv.DictReader(f))
 
+def _save_previews(model, cfg: PixelBytesConfig, out: Path, step: int):
+    "Draw `cfg.previews` whole items from `model`, seeded with the run's seed, and save them as one picture in `out`: `previews/step-N.png`."
+    from pixelbytes.generate import generate, save_generations  # here: training needs nothing else of generation
+    # the same seeds at every evaluation: one preview differs from the last by what the weights learned, not by the luck of the draw
+    save_generations(generate(model, num=cfg.previews, seed=cfg.seed), out/'previews'/f'step-{step:07d}.png')
+
 # %% ../nbs/08_train.ipynb #9da4f3cd
 def _dist() -> tuple:
     "(rank, world size, local rank) of this process."
@@ -403,9 +409,9 @@ def _split_items(input_ids, tok: Tokenizer, cfg, keys=None):
     items = item_segments(input_ids, tok)
     return [it for i, it in enumerate(items) if i not in val], [it for i, it in enumerate(items) if i in val]
 
-# may change when resuming: the limits, how often to evaluate, the step size, and how steps run (not what they compute, but
-# for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout)
-_RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum'}
+# may change when resuming: the limits, how often to evaluate, the step size, how steps run (not what they compute, but
+# for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout), and the previews
+_RESUMABLE = {'epochs', 'patience', 'max_minutes', 'eval_every', 'learning_rate', 'amp', 'compile', 'grad_accum', 'previews'}
 
 def _changes(was: dict, now: dict) -> str:
     "The fields that differ between two config dicts, the tokenizer by its settings and a palette by its size."
@@ -691,7 +697,7 @@ def _end_with(launcher: int, out: Path, every: float = 1.0):
 
 # %% ../nbs/08_train.ipynb #e35d1cac
 # only what a run writes, and `evaluate`'s scores of it saved beside it (out=): anything else a user keeps in out stays
-_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png', *(f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')))
+_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png', 'previews', *(f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')))
 
 def _clean_out(out: Path, overwrite: bool) -> Path | None:
     "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
@@ -970,6 +976,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             if improved: save_checkpoint(model, out/'best')
             plot = time.time() - last_plot >= PLOT_EVERY
             write_metrics(st['history'], out, plot=plot)
+            if cfg.previews: _save_previews(model, cfg, out, st['step'])
             if plot: last_plot = time.time()
             _save_state(out, st if held is None else {**st, 'train_sums': held.tolist()}, model, opt, scaler, cfg, data_id)
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
