@@ -8,7 +8,7 @@ of blocks off the image's corner, and cut through its outer blocks (a tight crop
 size; where the grid starts at the corner, the sprite read back (`_one_per_block`) is compared with the sprite's own
 palette colours, pixel by pixel; with a margin or cut, `pixelize` must read it at its own size, no line more or less. The images that are not enlarged
 pixel art, which must come back with a block size of 1: every sprite as it is, the sampled ones at 1, 1.5 and 2.5 times
-their size as JPEGs, matplotlib's sample photograph at ten sizes and crops, its sample drawing, text, charts drawn on a
+their size as JPEGs, matplotlib's sample photograph at eight sizes and two crops, its sample drawing, text, charts drawn on a
 grid, smooth and noisy fields. Prints the counts and writes bench/out/noisy_blocks.json; exits with status 1 on any
 image taken for enlarged pixel art that is not.
 """

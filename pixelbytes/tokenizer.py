@@ -182,7 +182,7 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
         others = [ch for ch in dict.fromkeys(norm) if ch != text[pos] and (self.byte_to_id[np.frombuffer(ch.encode('utf-8'), np.uint8)] < 0).any()]
         nor = f", nor are {', '.join(map(_named, others[:8]))}{' and more' if len(others) > 8 else ''}" if others else ''
         raise ValueError(f"{where}: character {_named(text[pos])} at position {pos} is not in the {self.vocab!r} vocabulary{nor}"
-                         + ("; v1 holds only lowercase a-z, digits, space and \"'()*,-+.:[];/%! (lowercase the text, or drop the rest with clean_text(text, keep=Tokenizer('v1').characters), as build --clean-text does)" if self.vocab == 'v1' else ''))
+                         + ("; v1 holds only lowercase a-z, digits, space, the no-break space and \"'()*,-+.:[];/%! (lowercase the text, or drop the rest with clean_text(text, keep=Tokenizer('v1').characters), as build --clean-text does)" if self.vocab == 'v1' else ''))
     return np.append(ids, LF)
 Tokenizer.encode_text = _encode_text
 
