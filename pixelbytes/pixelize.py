@@ -6,11 +6,12 @@ Docs: https://pixelbytes.github.io/pixelbytes/pixelize.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'ORIENTATION', 'EXTERNAL_FORMATS', 'LFS_POINTER', 'WHITE_LEVEL', 'MIN_EDGES',
-           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'NOISY_WHITE', 'GREY_CHROMA', 'LIGHTNESS_WEIGHT',
-           'rgb_to_lab', 'nearest_colour', 'ImageError', 'open_image', 'png_bytes', 'pixelize', 'hue_turns', 'to_pil']
+           'HELD_FRAMES', 'STRONG_EDGE', 'ON_GRID', 'MAX_NOISY_BLOCK', 'NOISY_WHITE', 'RECOLOURED', 'IMAGE_SUFFIXES',
+           'GREY_CHROMA', 'LIGHTNESS_WEIGHT', 'rgb_to_lab', 'nearest_colour', 'ImageError', 'open_image', 'png_bytes',
+           'pixelize', 'palette_from_images', 'hue_turns', 'to_pil']
 
 # %% ../nbs/01_pixelize.ipynb #3027b351
-import io, stat, warnings
+import io, os, stat, warnings
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -330,8 +331,8 @@ def _sized(rgb: np.ndarray, opaque, cut, where: str, max_size: int, resample, cr
         raise ImageError(f"{where}: nothing of it is left at max_size {max_size}: its lines are thinner than one pixel at that size; "
                          "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
 
-def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from), one per frame."
+def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
+    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from), one per frame."
     resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     limit = None if isinstance(image, Image.Image) else MAX_PIXELS
@@ -347,7 +348,22 @@ def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, cro
     for where, rgb, opaque, cut in read():
         # after the crop: the border around a sprite need not be made of its blocks
         k, start = (1, None) if not unscale else (shared, None) if shared else _block_grid(rgb)
-        out.append((nearest_colour(_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), pal).astype(np.uint8), k))
+        out.append((_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), k))
+    return out
+
+RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
+
+def _recoloured(rgb: np.ndarray, mapped: np.ndarray) -> float:
+    "The share of pixels whose palette colour `mapped` looks another colour than their own `rgb`: more than `RECOLOURED` apart."
+    apart = ((_lab(rgb) - _lab(mapped)) ** 2).sum(-1)  # squared, as RECOLOURED is compared squared
+    return float((apart > RECOLOURED ** 2).mean())
+
+def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
+    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured), one per frame."
+    out = []
+    for rgb, k in _read_sized(image, max_size, frames, resample, crop, unscale, name):
+        idx = nearest_colour(rgb, pal)
+        out.append((idx.astype(np.uint8), k, _recoloured(rgb, pal[idx])))
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
@@ -357,8 +373,60 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     pal = load_palette(palette)
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
-    out = [pixels for pixels, _ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
+    out = [pixels for pixels, _, _ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
     return out if frames == 'all' else out[0]
+
+# %% ../nbs/01_pixelize.ipynb #pfi00002
+IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.tiff'})  # the files of a folder that build and palette_from_images read as images
+
+def palette_from_images(images, # a folder (its images, and those of its folders), or a list of what `pixelize` takes
+                        colours:int=55, # how many colours, white included (55: as many as the NES palette)
+                        max_size:int=25, crop:bool=True, unscale:bool=True, # how the images are read, as `pixelize` and `build` read them
+                        ) -> np.ndarray:
+    "A palette of the colours of `images`: white and `colours - 1` of their colours that stand for the others (k-means in CIELAB), `(n, 3)` uint8 RGB, darkest first (fewer where they hold fewer)."
+    if isinstance(colours, bool) or not isinstance(colours, (int, np.integer)) or not 2 <= colours <= 256:
+        raise ValueError(f"colours must be a whole number from 2 to 256 (a palette's indices are bytes), not {colours!r}")
+    if isinstance(images, (str, os.PathLike)):
+        folder = Path(images).expanduser()
+        if not folder.is_dir(): raise FileNotFoundError(f"{str(folder)!r} is not a folder of images; give a folder, or a list of images")
+        images = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not images: raise ValueError(f"{str(folder)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    pixels, unread = [], []
+    for i, image in enumerate(images):
+        try: pixels += [rgb.reshape(-1, 3) for rgb, _ in _read_sized(image, max_size, 'first', 'nearest', crop, unscale, None)]
+        except ImageError as e: unread.append(str(e) if isinstance(image, (str, os.PathLike)) else f"image {i}: {e}")
+    if unread: warnings.warn(f"{len(unread)} of the {len(images)} images could not be read, and their colours are not in the palette (first: {unread[0]})")
+    if not pixels: raise ValueError("no image could be read: no colours to make a palette of")
+    px = np.concatenate(pixels)
+    px = px[(px != 255).any(-1)]  # white is in every palette made here: the others are chosen from the rest
+    found, counts = np.unique(px, axis=0, return_counts=True)
+    picked = found if len(found) < colours else _standing_for(px, found, counts, colours - 1)
+    pal = np.unique(np.vstack([picked, np.full((1, 3), 255, np.uint8)]), axis=0)
+    return pal[np.argsort(_lab(pal)[:, 0], kind='stable')]
+
+def _nearest_lab(lab: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    "The index of the nearest of `centres` for each row of `lab` (both CIELAB), a chunk of rows at a time."
+    idx, squares = np.empty(len(lab), np.intp), (centres ** 2).sum(1)
+    for s in range(0, len(lab), chunk): idx[s:s + chunk] = (squares - 2 * lab[s:s + chunk] @ centres.T).argmin(1)
+    return idx
+
+def _standing_for(px: np.ndarray, found: np.ndarray, counts: np.ndarray, n: int, rounds: int = 20) -> np.ndarray:
+    "`n` of the colours `found` in the pixels `px` (held by `counts` pixels each) that stand for them all: k-means in CIELAB, weighted by pixels, from a median cut; each centre then the colour found nearest it."
+    # a median cut alone splits boxes in RGB, where distances are not what the eye sees: on pokemon-dev's sprites, 55 colours
+    # of its recolour 19% of the pixels visibly, and 11% after k-means in CIELAB
+    cut = Image.fromarray(px[None]).quantize(colors=n, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    used = sorted(i for _, i in cut.getcolors(n))
+    centres = _lab(np.asarray(cut.getpalette()[:3 * (max(used) + 1)], np.uint8).reshape(-1, 3)[used])
+    lab, weight = _lab(found), counts.astype(np.float64)
+    for _ in range(rounds):
+        near = _nearest_lab(lab, centres)
+        held = np.bincount(near, weight, minlength=len(centres))
+        moved = centres.copy()
+        moved[held > 0] = (np.stack([np.bincount(near, weight * lab[:, j], minlength=len(centres)) for j in range(3)], 1)[held > 0]
+                           / held[held > 0, None])
+        if np.allclose(moved, centres): break
+        centres = moved
+    return found[_nearest_lab(centres, lab)]  # colours of the sprites, not blends of them
 
 # %% ../nbs/01_pixelize.ipynb #swap0002
 GREY_CHROMA = 12  # a colour of CIELAB chroma below this has no hue to turn: white, black and greys stay as they are
