@@ -163,7 +163,7 @@ def _evaluate_args(p):
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
     p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits and accuracy (default: 1000; 100 or more)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
-    p.add_argument('--out', default=None, help="folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder); one holding another model's is refused")
+    p.add_argument('--out', default=None, help="folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder); one holding another model's scores is refused")
     p.add_argument('--compare', nargs='+', default=None, metavar='FOLDER', help="then compare with the scores saved in each FOLDER (another model's folder, or evaluate's --out) "
                    "of the same --split of the same --data: this model's bits and accuracy minus FOLDER's, per modality, with paired 95%% intervals over the items (--resamples, --seed)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -200,7 +200,7 @@ def _generate_args(p):
                         '(default: the extension of --out, a folder where it ends in /, else png)')
     p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times)')
     p.add_argument('--image', action='append', default=None, help='an image file: the model writes its caption, or completes it with --rows (repeat for several)')
-    p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (all of them at most), the model draws the rest')
+    p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (1 to its number of rows, as the model reads it), the model draws the rest')
     p.add_argument('--num', type=int, default=1, help='samples, rendered as a grid (default: 1)')
     p.add_argument('--temperature', type=float, default=1.0, help='0 is greedy (default: 1.0)')
     p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')
