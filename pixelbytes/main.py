@@ -307,8 +307,8 @@ def as_options(message: str, q: argparse.ArgumentParser) -> str:
     for action in q._actions:
         opt = next((o for o in action.option_strings if o.startswith('--')), None)
         if opt is None or action.help == argparse.SUPPRESS or opt in message: continue  # a message that says the option already, says it as meant
-        # names with '_' are never prose; a plain word (num, seed, rows) is a setting only when given a value
-        name = re.escape(action.dest) + ('' if '_' in action.dest else '(?==)')
+        # names with '_' are never prose; a plain word (num, seed, rows) is a setting only when given a value: `num=0`, or a change, `seed 0 -> 1`
+        name = re.escape(action.dest) + ('' if '_' in action.dest else r'(?==| \S+ -> )')
         message = re.sub(rf'(?<![\w-]){name}(?![\w-])', lambda m: m.group() if _in_path(message, m) else opt, message)
     return message
 
