@@ -15,6 +15,7 @@ from . import __version__
 
 # %% ../nbs/13_main.ipynb #2144484c
 TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
+         'palette': "make a palette of a folder of images' own colours, for build --palette",
          'train': 'train a model on a built dataset',
          'evaluate': 'score a trained model on a split of a built dataset (default: the held-out test split)',
          'generate': 'draw images and write captions with a trained model'}
@@ -85,6 +86,7 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('val-seed', 'val_seed', int, 'seed of the validation split: fixed, runs of several --seed share one'),
                   ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                   ('patience', 'patience', int, 'evaluations without improvement before stopping'),
+                  ('previews', 'previews', int, 'samples drawn at each evaluation, the same draws each time, saved in one picture as OUT/previews/step-N.png'),
                   ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'),
                   ('recolour', 'augment_recolour', float, 'share of items whose images are drawn in other hues, an epoch, where no caption follows them (leave 0 where captions name the colours to draw)'))
 
@@ -101,7 +103,7 @@ def _train_args(p):
                    help='continue the run saved in --out with its saved options; given a FOLDER, continue the run saved there (a read-only one, '
                    'such as a Kaggle input) in --out; given auto, continue the run in --out if there is one, else start it (a finished run is left '
                    'as it is), so that one command run again and again sees a run through. Only --epochs, --patience, --max-minutes, --eval-every, '
-                   '--learning-rate, --amp, --compile and --grad-accum may be given anew (the defaults below are for a new run)')
+                   '--learning-rate, --amp, --compile, --grad-accum and --previews may be given anew (the defaults below are for a new run)')
     p.add_argument('--init', default=None, metavar='MODEL', help="start from this model's weights (a folder saved by train, such as models/x/best, "
                    "or a Hub id): fine-tune it on --data. Its architecture (which cannot change), dropout and window options are the model's unless given; the others take their defaults")
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
@@ -260,8 +262,30 @@ def _run_generate(a):
           # a name without an extension, nor --format, is a PNG picture: one who meant a folder of sprites is told how
           + (f"; a PNG picture of them all (--out {shlex.quote(out)}/ writes a file per sample in a folder)" if not folder and a.format is None and not os.path.splitext(out)[1] else ''))
 
+# %% ../nbs/13_main.ipynb #pal00002
+def _palette_args(p):
+    p.add_argument('--path', required=True, help='a folder of images (and its folders): the sprites whose colours the palette keeps')
+    p.add_argument('--out', default='palette.hex', help='the palette file to write, a colour a line (default: palette.hex)')
+    p.add_argument('--colours', type=int, default=55, help='how many colours, white included, 2 to 256 (default: 55, as many as the NES palette)')
+    p.add_argument('--max-size', type=int, default=25, help='longest side the images are read at, as build --max-size (default: 25)')
+    p.add_argument('--no-crop', action='store_true', help='read whole images, as build --no-crop')
+    p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files, as build --no-unscale')
+    p.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+
+def _run_palette(a):
+    from pixelbytes.pixelize import palette_from_images
+    from pixelbytes.palette import to_hex
+    from pixelbytes.files import write_files
+    out = Path(a.out).expanduser()
+    if out.suffix.lower() not in ('.hex', '.txt'): raise ValueError(f"--out {a.out}: a palette is written as lines of rrggbb, a .hex (or .txt) file")
+    if out.exists() and not a.overwrite: raise FileExistsError(f"--out {a.out} exists: give another name, or --overwrite to replace it")
+    pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_files({out: lambda tmp: tmp.write_text(''.join(to_hex(c).lstrip('#') + '\n' for c in pal))})
+    print(f"saved {out}: {len(pal)} colours; pixelbytes build --path {shlex.quote(a.path)} --palette {shlex.quote(str(out))} reads the images in them")
+
 # %% ../nbs/13_main.ipynb #3ccb9800
-_COMMANDS = {'build': (_build_args, _run_build), 'train': (_train_args, _run_train),
+_COMMANDS = {'build': (_build_args, _run_build), 'palette': (_palette_args, _run_palette), 'train': (_train_args, _run_train),
              'evaluate': (_evaluate_args, _run_evaluate), 'generate': (_generate_args, _run_generate)}
 
 # %% ../nbs/13_main.ipynb #4200a00d
@@ -269,6 +293,8 @@ EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
                        'pixelbytes build --path my-sprites/ --palette pico-8.hex --max-size 32 --out data/mine',
                        'pixelbytes build --path ffurfaro/PixelBytes-Pokemon --out data/pokemon',
                        'pixelbytes build --path my-sprites/ --like models/pokemon/best --out data/mine   # for that model (fine-tuning)'],
+            'palette': ['pixelbytes palette --path my-sprites/ --out my-sprites.hex',
+                        'pixelbytes build --path my-sprites/ --palette my-sprites.hex --out data/mine   # then: the sprites in their own colours'],
             'train': ['pixelbytes train --data data/demo --out models/demo --max-minutes 5',
                       'pixelbytes train --data data/demo --out models/demo --resume auto   # start, or go on after a stop',
                       'pixelbytes train --data data/mine --out models/mine --init models/pokemon/best --learning-rate 1e-3 --batch-size 8   # fine-tune',
