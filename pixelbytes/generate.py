@@ -261,8 +261,8 @@ def _folder_refusal(folder: Path, append: bool = False, option: str = 'append=Tr
     if append: return f"{listed} but no metadata.csv to add the samples to: save them into a new or empty folder"
     return f"{listed}: save the samples into a new or empty folder" + (f", or add them to it ({option})" if 'metadata.csv' in held else '')
 
-def _samples_before(folder: Path, held: set) -> tuple:
-    """What a folder of samples holds (the names of its files `held`), to add to it: its `metadata.csv` as bytes and its columns
+def _samples_before(folder: Path, held: set = None) -> tuple:
+    """What a folder of samples holds (the names of its files `held`, where the caller has listed them), to add to it: its `metadata.csv` as bytes and its columns
     (the file names', the caption's, the seed's or None), and the number the next file takes, after every numbered file and row
     (a file deleted keeps its number)."""
     from pixelbytes.data import CAPTION_COLUMNS  # here, not above: generating needs nothing of data
@@ -279,7 +279,7 @@ def _samples_before(folder: Path, held: set) -> tuple:
     if file is None or caption is None:
         raise ValueError(f"{meta}: its first line ({', '.join(columns) or 'empty'}) names no file_name and caption columns, which build reads: not a folder of samples to add to")
     at = columns.index(file)
-    names = [Path(n).stem for n in held] + [Path(r[at]).stem for r in lines[1:] if len(r) > at]
+    names = [Path(n).stem for n in (os.listdir(folder) if held is None else held)] + [Path(r[at]).stem for r in lines[1:] if len(r) > at]
     taken = [int(n) for n in names if n.isdecimal() and n.isascii()]
     return raw, columns, file, caption, 'seed' if 'seed' in columns else None, max(taken, default=-1) + 1
 
