@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
 from .pixelize import pixelize, open_image, to_pil, nearest_colour
-from .render import render
+from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted
 from .models import PixelBytesModel, load_model, sample_seeds
@@ -335,6 +335,13 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     if not seed: warnings.warn(f"{folder/'metadata.csv'} has no seed column: the seeds of the samples added are not kept")
     return folder
 
+def _picture_format(path, format=None) -> str:
+    "`output_format` of a picture of the samples, whose error for an unknown format names the other ways `save_generations` writes them."
+    try: return output_format(path, format)
+    except ValueError as e:
+        if not str(e).startswith('unknown image format'): raise
+        raise ValueError(f"{e}; or .json (format='json') for what the samples hold, or a folder of PNG files, a name that ends in / (format='folder')") from None
+
 def _is_json(path, format=None) -> bool:
     "Whether `save_generations` writes `path` as JSON data (`format`, or else its extension), not as a picture."
     if format is not None and str(format).lower() == 'json':
@@ -372,6 +379,7 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
         path.parent.mkdir(parents=True, exist_ok=True)  # as a picture's folder is made
         write_files({path: lambda tmp: tmp.write_text(json.dumps(data), encoding='utf-8')})
         return data
+    _picture_format(path, format)  # before the drawing
     r = render(gens, scale=scale, grid=grid, text=text, columns=columns)
     r.save(path, format=format)
     return r

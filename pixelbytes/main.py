@@ -222,8 +222,7 @@ def _generate_args(p):
 
 def _run_generate(a):
     from pixelbytes.models import load_model
-    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before
-    from pixelbytes.render import output_format
+    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
     from pixelbytes.files import check_writable
     from pixelbytes.tokenizer import TextSegment, printable
     images = [os.path.expanduser(f) for f in a.image or []]
@@ -240,7 +239,7 @@ def _run_generate(a):
     if folder and a.append and os.path.isfile(os.path.join(there, 'metadata.csv')): _samples_before(Path(there))  # a metadata.csv it cannot add to, said before drawing too
     if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
-    if not folder and not _is_json(out, a.format): output_format(out, a.format)
+    if not folder and not _is_json(out, a.format): _picture_format(out, a.format)
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
     if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):

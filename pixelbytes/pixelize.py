@@ -412,8 +412,8 @@ def _nearest_lab(lab: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np
 
 def _standing_for(px: np.ndarray, found: np.ndarray, counts: np.ndarray, n: int, rounds: int = 20) -> np.ndarray:
     "`n` of the colours `found` in the pixels `px` (held by `counts` pixels each) that stand for them all: k-means in CIELAB, weighted by pixels, from a median cut; each centre then the colour found nearest it."
-    # a median cut alone splits boxes in RGB, where distances are not what the eye sees: on pokemon-dev's sprites, 55 colours
-    # of its recolour 19% of the pixels visibly, and 11% after k-means in CIELAB
+    # a median cut alone splits boxes in RGB, where distances are not what the eye sees: on pokemon-dev's sprites, the 55
+    # colours of a median cut recolour 19% of the pixels visibly, and 11% after k-means in CIELAB
     cut = Image.fromarray(px[None]).quantize(colors=n, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     used = sorted(i for _, i in cut.getcolors(n))
     centres = _lab(np.asarray(cut.getpalette()[:3 * (max(used) + 1)], np.uint8).reshape(-1, 3)[used])

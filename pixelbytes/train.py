@@ -965,8 +965,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                'minutes': round((time.time() - start) / 60, 2), **scores}
         return row, _record(st, row, len(val) > 0)
 
-    def save(improved: bool, held=None):
-        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them (with `held`, the training sums of a pause since it); then the run holds them."
+    def save(improved: bool, held=None, evaluated=True):
+        "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them (with `held`, the training sums of a pause since it), and the previews of one `evaluated` now; then the run holds them."
         nonlocal last_plot, kept_step, aside
         # all or none: a run stopped between its first best/ and its state would leave files that no new run replaces unasked
         # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of. What the run
@@ -976,11 +976,11 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             if improved: save_checkpoint(model, out/'best')
             plot = time.time() - last_plot >= PLOT_EVERY
             write_metrics(st['history'], out, plot=plot)
-            if cfg.previews: _save_previews(model, cfg, out, st['step'])
             if plot: last_plot = time.time()
             _save_state(out, st if held is None else {**st, 'train_sums': held.tolist()}, model, opt, scaler, cfg, data_id)
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
             _settle(out, aside, kept=True); aside = None
+            if cfg.previews and evaluated: _save_previews(model, cfg, out, st['step'])  # after the checkpoint: a preview that fails stops a run that resumes
 
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
@@ -1039,7 +1039,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                         # (a row of the history, counted towards patience, maybe best/): the run resumed goes on as if never stopped
                         stop, ended, st['elapsed'] = True, pause_line, time.time() - start
                         held = _all_sum(sums, device) if world > 1 else sums
-                        if rank == 0: save(False, held)
+                        if rank == 0: save(False, held, evaluated=False)
                     if end_of_epoch: break
         finally:
             bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
