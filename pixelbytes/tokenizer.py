@@ -194,7 +194,8 @@ def _encode_image(self: Tokenizer, image, where: str = 'image') -> np.ndarray:
     if hasattr(image, 'getbands'):  # a PIL image
         from pixelbytes.pixelize import pixelize
         image = pixelize(image, self.palette, self.max_size)
-    px = np.asarray(image)
+    try: px = np.asarray(image)
+    except ValueError: raise ValueError(f"{where}: nested lists of palette indices must be rows of one length") from None  # NumPy's says 'inhomogeneous shape'
     if px.ndim == 0 or px.dtype == object:
         raise TypeError(f"{where}: expected a str, a 2D array of palette indices or a PIL image, got {type(image).__name__}{_OPEN_IT * isinstance(image, os.PathLike)}")
     if px.ndim != 2 or px.size == 0: raise ValueError(f"{where}: expected a non-empty 2D array of palette indices, got shape {px.shape}")
