@@ -333,6 +333,7 @@ def _sized(rgb: np.ndarray, opaque, cut, where: str, max_size: int, resample, cr
 
 def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
     "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from), one per frame."
+    if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     limit = None if isinstance(image, Image.Image) else MAX_PIXELS
@@ -370,7 +371,6 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
              name: str | None = None, unscale: bool = True):
     "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`, pixel art stored enlarged read at its own size (if `unscale`); a list of them if `frames='all'`; errors name `name` (or the path)."
     if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
-    if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     pal = load_palette(palette)
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
     out = [pixels for pixels, _, _ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
