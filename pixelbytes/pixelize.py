@@ -404,9 +404,11 @@ def palette_from_images(images, # a folder (its images, and those of its folders
     pal = np.unique(np.vstack([picked, np.full((1, 3), 255, np.uint8)]), axis=0)
     return pal[np.argsort(_lab(pal)[:, 0], kind='stable')]
 
-def _nearest_lab(lab: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    "The index of the nearest of `centres` for each row of `lab` (both CIELAB), a chunk of rows at a time."
-    idx, squares = np.empty(len(lab), np.intp), (centres ** 2).sum(1)
+def _nearest_lab(lab: np.ndarray, centres: np.ndarray, cells: int = 1 << 20) -> np.ndarray:
+    "The index of the nearest of `centres` for each row of `lab` (both CIELAB), as many rows at a time as make `cells` distances."
+    # rows a chunk by the distances they make, not a fixed number: `_standing_for` also asks, for each of up to 255 centres,
+    # the nearest of every colour found, and photographs hold millions (250,000 of them, at once, took 1 GB)
+    idx, squares, chunk = np.empty(len(lab), np.intp), (centres ** 2).sum(1), max(1, cells // len(centres))
     for s in range(0, len(lab), chunk): idx[s:s + chunk] = (squares - 2 * lab[s:s + chunk] @ centres.T).argmin(1)
     return idx
 
