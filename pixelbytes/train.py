@@ -980,7 +980,9 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             _save_state(out, st if held is None else {**st, 'train_sums': held.tolist()}, model, opt, scaler, cfg, data_id)
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
             _settle(out, aside, kept=True); aside = None
-            if cfg.previews and evaluated: _save_previews(model, cfg, out, st['step'])  # after the checkpoint: a preview that fails stops a run that resumes
+        # after the checkpoint, so that a preview that fails stops a run that resumes; not in its block, which would hold a
+        # Ctrl-C (or a preemption's SIGTERM) for as long as the drawing takes: seconds, for a large model on a CPU
+        if cfg.previews and evaluated: _save_previews(model, cfg, out, st['step'])
 
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
