@@ -722,7 +722,8 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     if (far := report.get('recoloured')) and far['images']:
         rows = ', '.join(map(str, far['rows'])) + (', ...' if far['images'] > len(far['rows']) else '')
         lines.append(f"  the palette recoloured {far['pixels']:.0%} of the pixels (farther than {far['over']:g} in CIELAB from their own colour), more than "
-                     f"{far['share']:.0%} of them in {counted(far['images'], 'image')} (row {rows}): a palette of the images' own colours keeps them (palette_from_images)")
+                     f"{far['share']:.0%} of them in {counted(far['images'], 'image')} (row{'s' * (far['images'] > 1)} {rows}): a palette of the images' own colours keeps them "
+                     "(palette_from_images; pixelbytes palette --path FOLDER --out mine.hex writes one for --palette mine.hex)")
     if n := report.get('names_normalized'):
         lines.append(f"  {counted(n, 'file name')} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
     if n := report.get('unlisted_images'):
