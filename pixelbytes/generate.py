@@ -276,8 +276,8 @@ def _samples_before(folder: Path, held: set = None) -> tuple:
     columns = lines[0] if lines else []
     caption = next((c for c in CAPTION_COLUMNS if c in columns), None)
     file = next((c for c in ('file_name', 'image_file_name') if c in columns), None)  # the images' columns build reads by default
-    if file is None or caption is None:
-        raise ValueError(f"{meta}: its first line ({', '.join(columns) or 'empty'}) names no file_name and caption columns, which build reads: not a folder of samples to add to")
+    if missing := [what for what, found in (('file_name (nor image_file_name)', file), ('caption (nor text)', caption)) if found is None]:
+        raise ValueError(f"{meta}: its first line ({', '.join(columns) or 'empty'}) names no {' and no '.join(missing)} column, which build reads: not a folder of samples to add to")
     at = columns.index(file)
     names = [Path(n).stem for n in (os.listdir(folder) if held is None else held)] + [Path(r[at]).stem for r in lines[1:] if len(r) > at]
     taken = [int(n) for n in names if n.isdecimal() and n.isascii()]
