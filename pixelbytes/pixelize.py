@@ -412,14 +412,8 @@ def _nearest_lab(lab: np.ndarray, centres: np.ndarray, cells: int = 1 << 20) -> 
     for s in range(0, len(lab), chunk): idx[s:s + chunk] = (squares - 2 * lab[s:s + chunk] @ centres.T).argmin(1)
     return idx
 
-def _standing_for(px: np.ndarray, found: np.ndarray, counts: np.ndarray, n: int, rounds: int = 20) -> np.ndarray:
-    "`n` of the colours `found` in the pixels `px` (held by `counts` pixels each) that stand for them all: k-means in CIELAB, weighted by pixels, from a median cut; each centre then the colour found nearest it."
-    # a median cut alone splits boxes in RGB, where distances are not what the eye sees: on pokemon-dev's sprites, the 55
-    # colours of a median cut recolour 19% of the pixels visibly, and 11% after k-means in CIELAB
-    cut = Image.fromarray(px[None]).quantize(colors=n, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    used = sorted(i for _, i in cut.getcolors(n))
-    centres = _lab(np.asarray(cut.getpalette()[:3 * (max(used) + 1)], np.uint8).reshape(-1, 3)[used])
-    lab, weight = _lab(found), counts.astype(np.float64)
+def _k_means(lab: np.ndarray, weight: np.ndarray, centres: np.ndarray, rounds: int = 20) -> np.ndarray:
+    "`centres` moved to the weighted means of the colours `lab` nearest each, until they stay (at most `rounds` times)."
     for _ in range(rounds):
         near = _nearest_lab(lab, centres)
         held = np.bincount(near, weight, minlength=len(centres))
@@ -428,6 +422,28 @@ def _standing_for(px: np.ndarray, found: np.ndarray, counts: np.ndarray, n: int,
                            / held[held > 0, None])
         if np.allclose(moved, centres): break
         centres = moved
+    return centres
+
+def _standing_for(px: np.ndarray, found: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    "`n` of the colours `found` in the pixels `px` (held by `counts` pixels each) that stand for them all: k-means in CIELAB, weighted by pixels, from a median cut, no two centres alike; each centre then the colour found nearest it."
+    # a median cut alone splits boxes in RGB, where distances are not what the eye sees: on pokemon-dev's sprites, the 55
+    # colours of a median cut recolour 19% of the pixels visibly, and 11% after k-means in CIELAB
+    cut = Image.fromarray(px[None]).quantize(colors=n, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    used = sorted(i for _, i in cut.getcolors(n))
+    lab, weight = _lab(found), counts.astype(np.float64)
+    centres = _k_means(lab, weight, _lab(np.asarray(cut.getpalette()[:3 * (max(used) + 1)], np.uint8).reshape(-1, 3)[used]))
+    # the pixels weigh most where they are most alike: k-means spends several centres on the black of outlines, colours no eye
+    # tells apart, and leaves colours few pixels hold far from any. One of two such centres goes to the colour left farthest
+    # out, by the pixels it holds (55 colours of pokemon-dev's: 10.4% of the pixels recoloured, not 10.7%, none within 5)
+    for _ in range(n):
+        picked = lab[_nearest_lab(centres, lab)]  # as the palette will hold them: colours found, not the centres
+        apart = ((picked[:, None] - picked[None]) ** 2).sum(-1)
+        np.fill_diagonal(apart, np.inf)
+        alike = np.unravel_index(apart.argmin(), apart.shape)
+        gap = ((lab - picked[_nearest_lab(lab, picked)]) ** 2).sum(-1)
+        if apart[alike] >= (RECOLOURED / 2) ** 2 or not (gap > RECOLOURED ** 2).any(): break
+        centres[alike[1]] = lab[np.argmax(weight * (gap > RECOLOURED ** 2) * np.sqrt(gap))]
+        centres = _k_means(lab, weight, centres)
     return found[_nearest_lab(centres, lab)]  # colours of the sprites, not blends of them
 
 # %% ../nbs/01_pixelize.ipynb #swap0002
