@@ -133,6 +133,9 @@ class Evaluation:
             how = f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''
             lines.append(f"95% CI: bootstrap percentiles over the {len(self.per_item['all']['tokens'])} items of the {s.get('split', 'test')} split{how}, "
                          f"for loss, bits and accuracy; none where fewer than {MIN_INTERVAL_ITEMS} items hold the modality's tokens")
+        elif self.per_item and any(r['metric'] in ('loss', 'bits', 'accuracy') for r in self.rows):  # an empty column, said why: a small data set's test split
+            lines.append(f"95% CI: none, as fewer than {MIN_INTERVAL_ITEMS} items hold each modality's tokens ({counted(len(self.per_item['all']['tokens']), 'item')} "
+                         f"in the {self.settings.get('split', 'test')} split); a larger test split (build --test-size) gives them")
         return '\n'.join(lines)
     __repr__ = __str__
 

@@ -86,7 +86,7 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('val-seed', 'val_seed', int, 'seed of the validation split: fixed, runs of several --seed share one'),
                   ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
                   ('patience', 'patience', int, 'evaluations without improvement before stopping'),
-                  ('previews', 'previews', int, 'samples drawn at each evaluation, the same draws each time, saved in one picture as OUT/previews/step-N.png'),
+                  ('previews', 'previews', int, 'whole items drawn unprompted at each evaluation, the same draws each time, saved in one picture as OUT/previews/step-N.png; their time is not counted in --max-minutes'),
                   ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'),
                   ('recolour', 'augment_recolour', float, 'share of items whose images are drawn in other hues, an epoch, where no caption follows them (leave 0 where captions name the colours to draw)'))
 

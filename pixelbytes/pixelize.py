@@ -385,7 +385,7 @@ def palette_from_images(images, # a folder (its images, and those of its folders
                         ) -> np.ndarray:
     "A palette of the colours of `images`: white and `colours - 1` of their colours that stand for the others (k-means in CIELAB), `(n, 3)` uint8 RGB, darkest first (fewer where they hold fewer)."
     if isinstance(colours, bool) or not isinstance(colours, (int, np.integer)) or not 2 <= colours <= 256:
-        raise ValueError(f"colours must be a whole number from 2 to 256 (a palette's indices are bytes), not {colours!r}")
+        raise ValueError(f"colours={colours!r}: a palette holds a whole number of colours from 2 to 256 (its indices are bytes)")
     if isinstance(images, (str, os.PathLike)):
         folder = Path(images).expanduser()
         if not folder.is_dir(): raise FileNotFoundError(f"{str(folder)!r} is not a folder of images; give a folder, or a list of images")

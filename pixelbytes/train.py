@@ -967,7 +967,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
 
     def save(improved: bool, held=None, evaluated=True):
         "Save what the evaluation just recorded: `best/` if `improved`, the metrics, `last/` and the state that resumes them (with `held`, the training sums of a pause since it), and the previews of one `evaluated` now; then the run holds them."
-        nonlocal last_plot, kept_step, aside
+        nonlocal last_plot, kept_step, aside, start
         # all or none: a run stopped between its first best/ and its state would leave files that no new run replaces unasked
         # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of. What the run
         # knows of the save too: an interrupt held to the end of the save alone was said as no checkpoint saved, and the run
@@ -982,7 +982,10 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             _settle(out, aside, kept=True); aside = None
         # after the checkpoint, so that a preview that fails stops a run that resumes; not in its block, which would hold a
         # Ctrl-C (or a preemption's SIGTERM) for as long as the drawing takes: seconds, for a large model on a CPU
-        if cfg.previews and evaluated: _save_previews(model, cfg, out, st['step'])
+        if cfg.previews and evaluated:
+            began = time.time()
+            _save_previews(model, cfg, out, st['step'])
+            start += time.time() - began  # the run's clock (max_minutes, and the schedule it sets) leaves the drawing out: previews take no training from it
 
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
