@@ -349,7 +349,7 @@ def _hub_caches() -> list:
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
-    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'dropped', 'error')}
+    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
         if _web_address(ref): name = ref  # a web address whole: its last part names nothing
         elif isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
@@ -363,23 +363,23 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
                 dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
-            [(pixels, block, recoloured)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
+            [(pixels, block, recoloured, shrunk, backdrop)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
-            pixels, ids, block, recoloured = None, None, 0, 0.0
+            pixels, ids, block, recoloured, shrunk, backdrop = None, None, 0, 0.0, False, False
         out['row'].append(row); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
-        out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['dropped'].append(dropped); out['error'].append(error)
+        out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['shrunk'].append(shrunk); out['backdrop'].append(backdrop); out['dropped'].append(dropped); out['error'].append(error)
     return out
 
 # %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
-                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'dropped': Value('string'), 'error': Value('string')})
+                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('bool'), 'backdrop': Value('bool'), 'dropped': Value('string'), 'error': Value('string')})
 
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read (palette: NES)
 
@@ -667,7 +667,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
                     dropped = Counter(''.join(drops))
                     recoloured = _recoloured_report(good['row'], good['height'], good['width'], good['recoloured'])
-                    good = good.remove_columns(['block', 'recoloured', 'dropped'])
+                    shrunk, backdrop = int(sum(good['shrunk'])), sorted(int(r) for r, b in zip(good['row'], good['backdrop']) if b)
+                    good = good.remove_columns(['block', 'recoloured', 'shrunk', 'backdrop', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
                     splits = _split(good, test_size, seed, len(ds))
                     # an empty split saved as zero shards cannot be loaded back
@@ -680,7 +681,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk, 'backdrop': {'images': len(backdrop), 'rows': backdrop[:10]}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2)}
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -718,12 +719,18 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     if enlarged := report.get('unscaled'):
         n = sum(enlarged.values())
         lines.append(f"  {n} image{'s were' if n != 1 else ' was'} made of square blocks of pixels, as pixel art stored enlarged is "
-                     f"({', '.join(f'{k}: {v}' for k, v in enlarged.items())}): each read at one pixel per block (unscale=False, --no-unscale, reads the pixels of the files)")
+                     f"({', '.join(f'{k}: {v}' for k, v in enlarged.items())}): each read at one pixel per block (unscale=False, --no-unscale, would read the files' own pixels)")
     if (far := report.get('recoloured')) and far['images']:
         rows = ', '.join(map(str, far['rows'])) + (', ...' if far['images'] > len(far['rows']) else '')
         lines.append(f"  the palette recoloured {far['pixels']:.0%} of the pixels (farther than {far['over']:g} in CIELAB from their own colour), more than "
                      f"{far['share']:.0%} of them in {counted(far['images'], 'image')} (row{'s' * (far['images'] > 1)} {rows}): a palette of the images' own colours keeps them "
                      "(palette_from_images; pixelbytes palette --path FOLDER --out mine.hex writes one for --palette mine.hex)")
+    if n := report.get('shrunk'):
+        lines.append(f"  {counted(n, 'image')} had more pixels a side than max size {report['max_size']} once cropped, and {'were' if n > 1 else 'was'} scaled down to it (a larger --max-size keeps them)")
+    if (kept := report.get('backdrop')) and kept['images']:
+        rows = ', '.join(map(str, kept['rows'])) + (', ...' if kept['images'] > len(kept['rows']) else '')
+        lines.append(f"  {counted(kept['images'], 'image')} (row{'s' * (kept['images'] > 1)} {rows}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "
+                     "a background of their own, which crop leaves on (it takes off white and transparency): the sprites are drawn smaller, on it")
     if n := report.get('names_normalized'):
         lines.append(f"  {counted(n, 'file name')} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
     if n := report.get('unlisted_images'):

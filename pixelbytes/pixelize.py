@@ -332,7 +332,7 @@ def _sized(rgb: np.ndarray, opaque, cut, where: str, max_size: int, resample, cr
                          "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
 
 def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from), one per frame."
+    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from, whether it was scaled down to `max_size`, whether a border of one colour not white was left on it: `_backdrop`), one per frame."
     if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
@@ -349,8 +349,14 @@ def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale
     for where, rgb, opaque, cut in read():
         # after the crop: the border around a sprite need not be made of its blocks
         k, start = (1, None) if not unscale else (shared, None) if shared else _block_grid(rgb)
-        out.append((_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), k))
+        shrunk = max(rgb.shape[:2]) > max_size * k  # more pixels of its own than max_size, once one per block
+        out.append((_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), k, shrunk, crop and not any(cut) and _backdrop(rgb)))
     return out
+
+def _backdrop(rgb: np.ndarray) -> bool:
+    "Whether the border of `rgb` is all one colour, not white: a background of its own (a key colour, a Game Boy's lightest green), which cropping to what is not white leaves on."
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    return bool((edge == edge[0]).all() and (edge[0] < WHITE_LEVEL).any())
 
 RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
 
@@ -360,11 +366,11 @@ def _recoloured(rgb: np.ndarray, mapped: np.ndarray) -> float:
     return float((apart > RECOLOURED ** 2).mean())
 
 def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured), one per frame."
+    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured, whether it was scaled down, whether a background of one colour was left on it), one per frame."
     out = []
-    for rgb, k in _read_sized(image, max_size, frames, resample, crop, unscale, name):
+    for rgb, k, shrunk, backdrop in _read_sized(image, max_size, frames, resample, crop, unscale, name):
         idx = nearest_colour(rgb, pal)
-        out.append((idx.astype(np.uint8), k, _recoloured(rgb, pal[idx])))
+        out.append((idx.astype(np.uint8), k, _recoloured(rgb, pal[idx]), shrunk, backdrop))
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
@@ -373,7 +379,7 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
     if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")
     pal = load_palette(palette)
     if len(pal) > 256: raise PaletteError(f"pixelize returns uint8 indices, so the palette may hold 256 colours at most, not {len(pal)}")
-    out = [pixels for pixels, _, _ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
+    out = [pixels for pixels, *_ in _pixelized(image, pal, max_size, frames, resample, crop, unscale, name)]
     return out if frames == 'all' else out[0]
 
 # %% ../nbs/01_pixelize.ipynb #pfi00002
@@ -393,7 +399,7 @@ def palette_from_images(images, # a folder (its images, and those of its folders
         if not images: raise ValueError(f"{str(folder)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     pixels, unread = [], []
     for i, image in enumerate(images):
-        try: pixels += [rgb.reshape(-1, 3) for rgb, _ in _read_sized(image, max_size, 'first', 'nearest', crop, unscale, None)]
+        try: pixels += [rgb.reshape(-1, 3) for rgb, *_ in _read_sized(image, max_size, 'first', 'nearest', crop, unscale, None)]
         except ImageError as e: unread.append(str(e) if isinstance(image, (str, os.PathLike)) else f"image {i}: {e}")
     if unread: warnings.warn(f"{len(unread)} of the {len(images)} images could not be read, and their colours are not in the palette (first: {unread[0]})")
     if not pixels: raise ValueError("no image could be read: no colours to make a palette of")
