@@ -385,7 +385,7 @@ def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', res
 # %% ../nbs/01_pixelize.ipynb #pfi00002
 IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.tiff'})  # the files of a folder that build and palette_from_images read as images
 
-def palette_from_images(images, # a folder (its images, and those of its folders), or a list of what `pixelize` takes
+def palette_from_images(images, # a folder (its images and its folders', hidden ones aside), or an image or a list of them, as `pixelize` takes them
                         colours:int=55, # how many colours, white included (55: as many as the NES palette)
                         max_size:int=25, crop:bool=True, unscale:bool=True, # how the images are read, as `pixelize` and `build` read them
                         ) -> np.ndarray:
@@ -395,8 +395,11 @@ def palette_from_images(images, # a folder (its images, and those of its folders
     if isinstance(images, (str, os.PathLike)):
         folder = Path(images).expanduser()
         if not folder.is_dir(): raise FileNotFoundError(f"{str(folder)!r} is not a folder of images; give a folder, or a list of images")
-        images = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        # not in hidden folders: a notebook's .ipynb_checkpoints holds copies of what it shows, not sprites
+        images = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                        and not any(part.startswith('.') for part in p.relative_to(folder).parts))
         if not images: raise ValueError(f"{str(folder)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    else: images = [images] if isinstance(images, (Image.Image, bytes)) else list(images)  # one image, or any iterable of them
     pixels, unread = [], []
     for i, image in enumerate(images):
         try: pixels += [rgb.reshape(-1, 3) for rgb, *_ in _read_sized(image, max_size, 'first', 'nearest', crop, unscale, None)]
