@@ -86,7 +86,7 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert r.returncode == 1 and 'holds files (a.png) but no metadata.csv to add the samples to' in r.stderr and 'Generating' not in r.stderr, r.stderr
     (tmp_path/'notes').mkdir(); (tmp_path/'notes'/'metadata.csv').write_text('name,description\n')  # not the columns of a folder of samples
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', f'{tmp_path}/notes/')
-    assert r.returncode == 1 and 'names no file_name and caption columns' in r.stderr and 'Generating' not in r.stderr and 'drawn with seed' not in r.stderr, r.stderr
+    assert r.returncode == 1 and 'names no file_name (nor image_file_name) and no caption (nor text) column' in r.stderr and 'Generating' not in r.stderr and 'drawn with seed' not in r.stderr, r.stderr
     (tmp_path/'afile').write_text('')
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--out', f'{tmp_path}/afile/')
     assert r.returncode == 1 and 'is a file: save the samples into a new or empty folder' in r.stderr and 'Generating' not in r.stderr, r.stderr
