@@ -53,19 +53,37 @@ def rgb_to_lab(rgb) -> np.ndarray:
     return _lab(_colours(rgb, 'rgb_to_lab'))
 
 # %% ../nbs/01_pixelize.ipynb #41cd596b
+def _terms(lab: np.ndarray) -> tuple:
+    "`(-2 * lab.T, |lab|^2)` of CIELAB colours `lab`: what `_nearest_lab` measures against."
+    return -2 * lab.T, (lab ** 2).sum(1)
+
 @lru_cache(maxsize=64)
 def _palette_terms(key: bytes):
-    "`(-2 * lab.T, |lab|^2)` of the palette whose uint8 RGB bytes are `key` (cached: palettes are few, calls are many)."
-    lab = rgb_to_lab(np.frombuffer(key, np.uint8).reshape(-1, 3))
-    return -2 * lab.T, (lab ** 2).sum(1)
+    "`_terms` of the palette whose uint8 RGB bytes are `key` (cached: palettes are few, calls are many)."
+    return _terms(rgb_to_lab(np.frombuffer(key, np.uint8).reshape(-1, 3)))
+
+def _nearest_lab(lab: np.ndarray, terms: tuple, cells: int = 1 << 20) -> tuple:
+    "For each CIELAB colour of `lab`, the index of the nearest colour whose `_terms` are `terms`, and the squared distance to it."
+    # |x - p|^2 = |x|^2 - 2 x.p + |p|^2, and |x|^2 is the same for every p: one matrix product per chunk of rows, as many rows
+    # as make `cells` distances (a folder of photographs holds millions of colours)
+    minus_2_t, squares = terms
+    idx, apart, step = np.empty(len(lab), np.intp), np.empty(len(lab)), max(1, cells // len(squares))
+    for s in range(0, len(lab), step):
+        d = lab[s:s + step] @ minus_2_t + squares
+        idx[s:s + step] = d.argmin(1)
+        apart[s:s + step] = d[np.arange(len(d)), idx[s:s + step]]
+    return idx, np.maximum(apart + (lab ** 2).sum(1), 0)  # a colour on a palette colour: 0, not a rounding error below it
 
 _PACK = np.array([65536.0, 256.0, 1.0])  # colour -> one number, exact below 2**24 (and a fast BLAS product)
 
 def nearest_colour(rgb, palette, chunk: int = 65536) -> np.ndarray:
     "Index of the nearest `palette` colour (CIELAB distance) for each colour of `rgb` `(..., 3)`; `palette` is `(n, 3)` RGB."
+    return _nearest(rgb, palette, chunk)[0]
+
+def _nearest(rgb, palette, chunk: int = 65536) -> tuple:
+    "`nearest_colour`, and the squared CIELAB distance of each colour of `rgb` to it."
     rgb, pal = _colours(rgb, 'nearest_colour'), np.ascontiguousarray(palette, dtype=np.uint8)
     if pal.ndim != 2 or pal.shape[1] != 3 or len(pal) == 0: raise ValueError(f"nearest_colour: palette must be (n, 3), got {pal.shape}")
-    minus_2_lab_t, lab_sq = _palette_terms(pal.tobytes())
     colours, inverse = rgb.reshape(-1, 3), None
     if np.issubdtype(rgb.dtype, np.integer):  # keep the distinct colours, and where each pixel's colour is among them
         keys = colours @ _PACK
@@ -74,12 +92,9 @@ def nearest_colour(rgb, palette, chunk: int = 65536) -> np.ndarray:
         np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
         inverse = np.empty(len(keys), np.intp); inverse[order] = first.cumsum() - 1
         colours = colours[order[first]]
-    # |x - p|^2 = |x|^2 - 2 x.p + |p|^2, and |x|^2 is the same for every p: one matrix product per chunk.
-    idx = np.empty(len(colours), np.intp)
-    for s in range(0, len(colours), chunk):  # bounds the (chunk, n) distance matrix for huge inputs
-        idx[s:s + chunk] = (_lab(colours[s:s + chunk]) @ minus_2_lab_t + lab_sq).argmin(1)
-    if inverse is not None: idx = idx[inverse]
-    return idx.reshape(rgb.shape[:-1])
+    idx, apart = _nearest_lab(_lab(colours), _palette_terms(pal.tobytes()), chunk * len(pal))  # of the distinct colours only
+    if inverse is not None: idx, apart = idx[inverse], apart[inverse]
+    return idx.reshape(rgb.shape[:-1]), apart.reshape(rgb.shape[:-1])
 
 # %% ../nbs/01_pixelize.ipynb #a20f733c
 class ImageError(ValueError):
@@ -360,17 +375,12 @@ def _backdrop(rgb: np.ndarray) -> bool:
 
 RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
 
-def _recoloured(rgb: np.ndarray, mapped: np.ndarray) -> float:
-    "The share of pixels whose palette colour `mapped` looks another colour than their own `rgb`: more than `RECOLOURED` apart."
-    apart = ((_lab(rgb) - _lab(mapped)) ** 2).sum(-1)  # squared, as RECOLOURED is compared squared
-    return float((apart > RECOLOURED ** 2).mean())
-
 def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
     "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured, whether it was scaled down, whether a background of one colour was left on it), one per frame."
     out = []
     for rgb, k, shrunk, backdrop in _read_sized(image, max_size, frames, resample, crop, unscale, name):
-        idx = nearest_colour(rgb, pal)
-        out.append((idx.astype(np.uint8), k, _recoloured(rgb, pal[idx]), shrunk, backdrop))
+        idx, apart = _nearest(rgb, pal)  # the distances too, of the distinct colours the search measured anyway
+        out.append((idx.astype(np.uint8), k, float((apart > RECOLOURED ** 2).mean()), shrunk, backdrop))
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
@@ -413,18 +423,10 @@ def palette_from_images(images, # a folder (its images and its folders', hidden 
     pal = np.unique(np.vstack([picked, np.full((1, 3), 255, np.uint8)]), axis=0)
     return pal[np.argsort(_lab(pal)[:, 0], kind='stable')]
 
-def _nearest_lab(lab: np.ndarray, centres: np.ndarray, cells: int = 1 << 20) -> np.ndarray:
-    "The index of the nearest of `centres` for each row of `lab` (both CIELAB), as many rows at a time as make `cells` distances."
-    # rows a chunk by the distances they make, not a fixed number: `_standing_for` also asks, for each of up to 255 centres,
-    # the nearest of every colour found, and photographs hold millions (250,000 of them, at once, took 1 GB)
-    idx, squares, chunk = np.empty(len(lab), np.intp), (centres ** 2).sum(1), max(1, cells // len(centres))
-    for s in range(0, len(lab), chunk): idx[s:s + chunk] = (squares - 2 * lab[s:s + chunk] @ centres.T).argmin(1)
-    return idx
-
 def _k_means(lab: np.ndarray, weight: np.ndarray, centres: np.ndarray, rounds: int = 20) -> np.ndarray:
     "`centres` moved to the weighted means of the colours `lab` nearest each, until they stay (at most `rounds` times)."
     for _ in range(rounds):
-        near = _nearest_lab(lab, centres)
+        near = _nearest_lab(lab, _terms(centres))[0]
         held = np.bincount(near, weight, minlength=len(centres))
         moved = centres.copy()
         moved[held > 0] = (np.stack([np.bincount(near, weight * lab[:, j], minlength=len(centres)) for j in range(3)], 1)[held > 0]
@@ -445,15 +447,15 @@ def _standing_for(px: np.ndarray, found: np.ndarray, counts: np.ndarray, n: int)
     # tells apart, and leaves colours few pixels hold far from any. One of two such centres goes to the colour left farthest
     # out, by the pixels it holds (55 colours of pokemon-dev's: 10.4% of the pixels recoloured, not 10.7%, none within 5)
     for _ in range(n):
-        picked = lab[_nearest_lab(centres, lab)]  # as the palette will hold them: colours found, not the centres
+        picked = lab[_nearest_lab(centres, _terms(lab))[0]]  # as the palette will hold them: colours found, not the centres
         apart = ((picked[:, None] - picked[None]) ** 2).sum(-1)
         np.fill_diagonal(apart, np.inf)
         alike = np.unravel_index(apart.argmin(), apart.shape)
-        gap = ((lab - picked[_nearest_lab(lab, picked)]) ** 2).sum(-1)
+        gap = _nearest_lab(lab, _terms(picked))[1]
         if apart[alike] >= (RECOLOURED / 2) ** 2 or not (gap > RECOLOURED ** 2).any(): break
         centres[alike[1]] = lab[np.argmax(weight * (gap > RECOLOURED ** 2) * np.sqrt(gap))]
         centres = _k_means(lab, weight, centres)
-    return found[_nearest_lab(centres, lab)]  # colours of the sprites, not blends of them
+    return found[_nearest_lab(centres, _terms(lab))[0]]  # colours of the sprites, not blends of them
 
 # %% ../nbs/01_pixelize.ipynb #swap0002
 GREY_CHROMA = 12  # a colour of CIELAB chroma below this has no hue to turn: white, black and greys stay as they are
