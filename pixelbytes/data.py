@@ -349,11 +349,12 @@ def _hub_caches() -> list:
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
-    out = {k: [] for k in ('row', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped', 'error')}
+    out = {k: [] for k in ('row', 'file', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
-        if _web_address(ref): name = ref  # a web address whole: its last part names nothing
-        elif isinstance(ref, str) and ref: name = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
-        else: name = (ref.get('path') if isinstance(ref, dict) else None) or f'row {row}'  # a dict of bytes and path, or raw bytes
+        if _web_address(ref): file = ref  # a web address whole: its last part names nothing
+        elif isinstance(ref, str) and ref: file = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
+        else: file = (ref.get('path') or None) if isinstance(ref, dict) else None  # a dict of bytes and path, or raw bytes
+        name = file or f'row {row}'
         dropped = ''
         try:
             if problem: raise ValueError(problem)
@@ -369,7 +370,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
             error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
             pixels, ids, block, recoloured, shrunk, backdrop = None, None, 0, 0.0, False, False
-        out['row'].append(row); out['caption'].append(caption if error is None else None)
+        out['row'].append(row); out['file'].append(file); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
         out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['shrunk'].append(shrunk); out['backdrop'].append(backdrop); out['dropped'].append(dropped); out['error'].append(error)
@@ -378,7 +379,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
 # %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
-    return Features({'row': Value('int64'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
+    return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
                      'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('bool'), 'backdrop': Value('bool'), 'dropped': Value('string'), 'error': Value('string')})
 
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read (palette: NES)
@@ -454,12 +455,16 @@ def _held_rows(keys, size, order) -> tuple:
 
 RECOLOURED_SHARE = 0.25  # the share of an image's pixels recoloured by the palette past which the build report names it
 
-def _recoloured_report(rows, heights, widths, shares) -> dict:
-    "How much the palette recoloured the images built: the share of all pixels, and the images (their rows) with more than `RECOLOURED_SHARE` of theirs."
+def _some_images(rows, files, picked) -> dict:
+    "The images `picked` (one bool a row): how many, and the first ten by row, with the file of each (None: read from bytes)."
+    first = sorted((int(r), f) for r, f, p in zip(rows, files, picked) if p)
+    return {'images': len(first), 'rows': [r for r, _ in first[:10]], 'files': [n for _, n in first[:10]]}
+
+def _recoloured_report(rows, files, heights, widths, shares) -> dict:
+    "How much the palette recoloured the images built: the share of all pixels, and the images (`_some_images`) with more than `RECOLOURED_SHARE` of theirs."
     sizes, shares = np.asarray(heights, np.float64) * np.asarray(widths), np.asarray(shares, np.float64)
-    far = [r for r, s in zip(rows, shares) if s > RECOLOURED_SHARE]
     return {'over': RECOLOURED, 'pixels': round(float((sizes * shares).sum() / max(sizes.sum(), 1)), 4), 'share': RECOLOURED_SHARE,
-            'images': len(far), 'rows': sorted(far)[:10]}
+            **_some_images(rows, files, shares > RECOLOURED_SHARE)}
 
 def _split(ds, test_size, seed, n_read=None):
     """Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it.
@@ -666,9 +671,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
                     drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
                     dropped = Counter(''.join(drops))
-                    recoloured = _recoloured_report(good['row'], good['height'], good['width'], good['recoloured'])
-                    shrunk, backdrop = int(sum(good['shrunk'])), sorted(int(r) for r, b in zip(good['row'], good['backdrop']) if b)
-                    good = good.remove_columns(['block', 'recoloured', 'shrunk', 'backdrop', 'dropped'])
+                    recoloured = _recoloured_report(good['row'], good['file'], good['height'], good['width'], good['recoloured'])
+                    shrunk, backdrop = int(sum(good['shrunk'])), _some_images(good['row'], good['file'], good['backdrop'])
+                    good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
                     splits = _split(good, test_size, seed, len(ds))
                     # an empty split saved as zero shards cannot be loaded back
@@ -681,7 +686,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk, 'backdrop': {'images': len(backdrop), 'rows': backdrop[:10]}, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk, 'backdrop': backdrop, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2)}
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -706,6 +711,12 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         finally: _unlock_build(out, held)
 
 # %% ../nbs/04_data.ipynb #1b19561e
+def _listed(images: dict, most: int = 5) -> str:
+    "'row 3: a.png' or 'rows 3: a.png, 5: b.png, ...': the first `most` images a build report names, by row and, where it has them, by file; '...' past those."
+    rows, files = images['rows'][:most], (images.get('files') or [None] * len(images['rows']))[:most]  # a report of an older build names rows only
+    named = ', '.join(f'{r}: {printable(f)}' if f else str(r) for r, f in zip(rows, files))
+    return f"row{'s' * (images['images'] > 1)} {named}" + (', ...' if images['images'] > len(rows) else '')
+
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
@@ -721,15 +732,13 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
         lines.append(f"  {n} image{'s were' if n != 1 else ' was'} made of square blocks of pixels, as pixel art stored enlarged is "
                      f"({', '.join(f'{k}: {v}' for k, v in enlarged.items())}): each read at one pixel per block (unscale=False, --no-unscale, would read the files' own pixels)")
     if (far := report.get('recoloured')) and far['images']:
-        rows = ', '.join(map(str, far['rows'])) + (', ...' if far['images'] > len(far['rows']) else '')
         lines.append(f"  the palette recoloured {far['pixels']:.0%} of the pixels (farther than {far['over']:g} in CIELAB from their own colour), more than "
-                     f"{far['share']:.0%} of them in {counted(far['images'], 'image')} (row{'s' * (far['images'] > 1)} {rows}): a palette of the images' own colours keeps them "
+                     f"{far['share']:.0%} of them in {counted(far['images'], 'image')} ({_listed(far)}): a palette of the images' own colours keeps them "
                      "(palette_from_images; pixelbytes palette --path FOLDER --out mine.hex writes one for --palette mine.hex)")
     if n := report.get('shrunk'):
         lines.append(f"  {counted(n, 'image')} had more pixels a side than max size {report['max_size']} once cropped, and {'were' if n > 1 else 'was'} scaled down to it (a larger --max-size keeps them)")
     if (kept := report.get('backdrop')) and kept['images']:
-        rows = ', '.join(map(str, kept['rows'])) + (', ...' if kept['images'] > len(kept['rows']) else '')
-        lines.append(f"  {counted(kept['images'], 'image')} (row{'s' * (kept['images'] > 1)} {rows}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "
+        lines.append(f"  {counted(kept['images'], 'image')} ({_listed(kept)}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "
                      "a background of their own, which crop leaves on (it takes off white and transparency): the sprites are drawn smaller, on it")
     if n := report.get('names_normalized'):
         lines.append(f"  {counted(n, 'file name')} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
