@@ -91,7 +91,7 @@ class Evaluation:
     saved: Path = None  # the folder `evaluate` saved them in, if any
     settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
     per_item: dict = None  # {modality: {'tokens': [...], 'nll': [...], 'correct': [...]}}, one sum per test item: what `compare` resamples
-    save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk, another's evaluation saved there as it scored): the command line exits with an error after the scores
+    save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk, another's evaluation saved there as it scored, the model there saved again): the command line exits with an error after the scores
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
@@ -518,8 +518,10 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     # a run training into the folder (run/best) that saves other weights over these: their scores beside them would be taken for the new ones'
     saved_over = lambda: folder is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1)
-    unsaved = lambda when: warnings.warn(f"the evaluation is not saved in {folder}: the model there was saved again {when} (by a training run going on?), "
-                                         "so these scores are not of the weights it holds now; evaluate it again, or pass out= (--out) to save them elsewhere")
+    def unsaved(when):
+        why = f"the model there was saved again {when} (by a training run going on?), so these scores are not of the weights it holds now"
+        warnings.warn(f"the evaluation is not saved in {folder}: {why}; evaluate it again, or pass out= (--out) to save them elsewhere")
+        ev.save_error = OSError(f"{folder}: {why}")  # where they were to be saved: the command line must not end as if they were
     if saved_over(): unsaved('while it was scored'); folder = None
     if folder is not None:
         # read again now, not only before the scoring: another evaluation (another notebook) may have saved its metrics there meanwhile, which are kept
