@@ -198,7 +198,11 @@ def _encode_image(self: Tokenizer, image, where: str = 'image') -> np.ndarray:
     except ValueError: raise ValueError(f"{where}: nested lists of palette indices must be rows of one length") from None  # NumPy's says 'inhomogeneous shape'
     if px.ndim == 0 or px.dtype == object:
         raise TypeError(f"{where}: expected a str, a 2D array of palette indices or a PIL image, got {type(image).__name__}{_OPEN_IT * isinstance(image, os.PathLike)}")
-    if px.ndim != 2 or px.size == 0: raise ValueError(f"{where}: expected a non-empty 2D array of palette indices, got shape {px.shape}")
+    if px.ndim != 2 or px.size == 0:
+        # one row: most often an image given as a nested list where a list of segments was taken, its rows read as segments
+        whole = (": an image as nested lists goes in the list of segments whole, encode([rows]) (or encode(np.array(rows)) alone)" if where.startswith('segment')
+                 else ": an image is a list of rows, [[...], [...]]") if px.ndim == 1 and px.size else ''
+        raise ValueError(f"{where}: expected a non-empty 2D array of palette indices, got shape {px.shape}{whole}")
     if not np.issubdtype(px.dtype, np.integer): raise ValueError(f"{where}: palette indices must be integers, got {px.dtype}")
     bad = np.argwhere((px < 0) | (px >= self.n_colours))
     if len(bad):
