@@ -94,7 +94,9 @@ def naming_failures(path):
     try: yield
     except Exception as e:
         if not isinstance(e, (OSError, RuntimeError)) and type(e).__name__ != 'SafetensorError': raise
-        free = None if getattr(e, 'errno', None) == errno.ENOSPC else _free(Path(path).parent)  # ENOSPC says so itself
+        # an error that says nothing of its cause (torch's, safetensors') is taken for a full disk where the disk is; one that
+        # says its cause (ENOSPC, or ENOENT in /proc, whose disk has 0 bytes free) is that cause
+        free = _free(Path(path).parent) if getattr(e, 'errno', None) is None else None
         full = f" (the disk holding it is full: {free:,} bytes free)" if free is not None and free < FULL_BELOW else ''
         err = OSError(f"cannot write {path}: {error_line(e, with_type=False, whole=True)}{full}")
         if full: err.errno = errno.ENOSPC  # for `disk_full`, as torch.save's error does not say it (its message stays as written)
