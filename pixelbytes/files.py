@@ -148,6 +148,7 @@ def hub_repo_id(name, pinned: bool = False) -> str | None:
     if not isinstance(name, str): return None  # a Path is a folder's
     repo, _, revision = name.partition('@')  # an id holds no @, a branch's name may
     if pinned and not re.fullmatch('[0-9a-f]{40}', revision): return None  # a folder's last two names ('run/best') have the form of an id
+    if not repo.isascii(): return None  # ids are ASCII; huggingface_hub before 0.26 let a letter such as é through
     from huggingface_hub.utils import HFValidationError, validate_repo_id  # here: huggingface_hub takes a moment to import, and most callers never ask
     try: validate_repo_id(repo)
     except HFValidationError: return None
