@@ -402,14 +402,15 @@ def palette_from_images(images, # a folder (its images and its folders', hidden 
     "A palette of the colours of `images`: white and `colours - 1` of their colours that stand for the others (k-means in CIELAB), `(n, 3)` uint8 RGB, darkest first (fewer where they hold fewer)."
     if isinstance(colours, bool) or not isinstance(colours, (int, np.integer)) or not 2 <= colours <= 256:
         raise ValueError(f"colours={colours!r}: a palette holds a whole number of colours from 2 to 256 (its indices are bytes)")
-    if isinstance(images, (str, os.PathLike)):
+    if isinstance(images, (str, os.PathLike)) and not Path(images).expanduser().is_file():
         folder = Path(images).expanduser()
-        if not folder.is_dir(): raise FileNotFoundError(f"{str(folder)!r} is not a folder of images; give a folder, or a list of images")
+        if not folder.is_dir(): raise FileNotFoundError(f"{str(folder)!r} is not a folder of images, nor an image file; give a folder, an image or a list of images")
         # not in hidden folders: a notebook's .ipynb_checkpoints holds copies of what it shows, not sprites
         images = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                         and not any(part.startswith('.') for part in p.relative_to(folder).parts))
         if not images: raise ValueError(f"{str(folder)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    else: images = [images] if isinstance(images, (Image.Image, bytes)) else list(images)  # one image, or any iterable of them
+    # one image (a binary file and bytes iterate too: as lines and numbers), or any iterable of them
+    else: images = [images] if isinstance(images, (str, os.PathLike, Image.Image, bytes, bytearray, memoryview)) or hasattr(images, 'read') else list(images)
     pixels, unread = [], []
     for i, image in enumerate(images):
         try: pixels += [rgb.reshape(-1, 3) for rgb, *_ in _read_sized(image, max_size, 'first', 'nearest', crop, unscale, None)]
