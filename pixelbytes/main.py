@@ -22,6 +22,7 @@ TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
 
 # %% ../nbs/13_main.ipynb #d3245d1d
 def _build_args(p):
+    from pixelbytes.pixelize import MAX_PIXELS  # the default of build's max_pixels, said as it is
     p.add_argument('--path', default=None, help="Hub dataset id, image folder (images + metadata.csv/jsonl), saved dataset, or 'demo' "
                    "(default: the PixelBytes-Pokemon Hub dataset, or demo when the Hub cannot be reached)")
     p.add_argument('--out', default=None, help='output folder (default: data/<name>)')
@@ -29,7 +30,7 @@ def _build_args(p):
     p.add_argument('--like', default=None, metavar='MODEL', help="a model (its folder, such as models/x/best, or a Hub id) the data is for: "
                    "read as it reads, with its --vocab, --palette, --max-size and crop and unscale settings (to fine-tune it, or to score it on other sprites)")
     p.add_argument('--max-size', type=int, help='longest side of a pixelized image, 1 to 256 (default: 25; a model tells rows and columns apart up to 63)')
-    p.add_argument('--vocab', choices=['default', 'v1'], help="vocabulary preset (default: all 256 bytes; v1: the reference's 113 tokens)")
+    p.add_argument('--vocab', choices=['default', 'v1'], help="vocabulary preset (default: all 256 bytes; v1: the reference's 58 bytes)")
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
     p.add_argument('--image-column', default='image', help="image column of a dataset source (default: image)")
     p.add_argument('--revision', default=None, help="a Hub dataset's branch, tag or commit (default: its main branch); the commit read is recorded in build_report.json")
@@ -40,7 +41,7 @@ def _build_args(p):
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: NFKD, lowercase, ASCII only, and drop what the vocabulary cannot encode (the report counts what it drops)")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
-    p.add_argument('--max-pixels', type=int, default=None, help='refuse larger images (decompression-bomb guard)')
+    p.add_argument('--max-pixels', type=int, default=None, help=f'refuse images of more pixels (decompression-bomb guard) (default: {MAX_PIXELS:,})')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
@@ -80,12 +81,12 @@ _TRAIN_OPTIONS = (('dim', 'd_model', int, 'model width'), ('d-state', 'd_state',
                   ('learning-rate', 'learning_rate', float, 'peak learning rate'), ('batch-size', 'batch_size', int, 'windows per step'),
                   ('epochs', 'epochs', int, 'epochs'), ('seed', 'seed', int, 'random seed: initial weights, dropout, batches, augmentation and the validation split (unless --val-seed)'),
                   ('dropout', 'dropout', float, 'dropout'), ('weight-decay', 'weight_decay', float, 'AdamW weight decay'),
-                  ('warmup-steps', 'warmup_steps', int, 'learning-rate warmup'),
+                  ('warmup-steps', 'warmup_steps', int, 'steps of linear learning-rate warmup, at most a tenth of the planned steps'),
                   ('min-lr-ratio', 'min_lr_ratio', float, 'where the cosine schedule ends, as a share of the peak learning rate'), ('grad-accum', 'grad_accum', int, 'micro-batches per step'),
                   ('grad-clip', 'grad_clip', float, 'gradient norm clip'), ('val-fraction', 'val_fraction', float, 'validation share of the training items'),
                   ('val-seed', 'val_seed', int, 'seed of the validation split: fixed, runs of several --seed share one'),
                   ('eval-every', 'eval_every', int, 'steps between evaluations (0: every epoch)'),
-                  ('patience', 'patience', int, 'evaluations without improvement before stopping'),
+                  ('patience', 'patience', int, 'evaluations without improvement before stopping (0: never stop early)'),
                   ('previews', 'previews', int, 'whole items drawn unprompted at each evaluation, the same draws each time, saved in one picture as OUT/previews/step-N.png; their time is not counted in --max-minutes'),
                   ('max-minutes', 'max_minutes', float, 'time budget of the whole run, resumed parts included'),
                   ('recolour', 'augment_recolour', float, 'share of items whose images are drawn in other hues, an epoch, where no caption follows them (leave 0 where captions name the colours to draw)'))
@@ -95,7 +96,7 @@ def _train_args(p):
     load_plugins()  # the backbones of installed packages are models to choose from too
     d, bi = PixelBytesConfig(), PixelBytesConfig(backbone='lstm', bidirectional=True)
     # the window's defaults depend on the kind of model: the config's own rule, asked for both kinds
-    by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}', 'val_seed': '--seed'}
+    by_kind = {'seq_length': f'{d.seq_length}; bidirectional: {bi.seq_length}', 'stride': f'the window length; bidirectional: {bi.stride}', 'val_seed': '--seed', 'max_minutes': 'no limit'}
     p.add_argument('--data', required=True, help='a dataset folder written by `pixelbytes build`, or the Hub dataset it was pushed to (owner/name)')
     p.add_argument('--model', default=None, choices=list(MODEL_NAMES), help=f"backbone (default: {d.backbone}); rnn, ssm and att are the reference's names")
     p.add_argument('--out', default='models/pixelbytes', help='output folder (default: models/pixelbytes)')
@@ -159,7 +160,7 @@ def _evaluate_args(p):
     p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train, as built, includes the items train held out for validation)')
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
-    p.add_argument('--num', type=int, default=16, help='items of the split for the generation metrics (default: 16)')
+    p.add_argument('--num', type=int, default=16, help='items of the split that structure, copy and demo draw for (default: 16); hamming, cosine and bleu score every item')
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings (default: 1.0)')
     p.add_argument('--seed', type=int, default=0, help="seed of the drawings and of the intervals' resamples (default: 0)")
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
@@ -208,11 +209,11 @@ def _generate_args(p):
     p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
     p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: a random one, printed so that --seed can draw them again)')
-    p.add_argument('--max-tokens', type=int, default=None, help='at most this many new tokens per sample')
+    p.add_argument('--max-tokens', type=int, default=None, help="at most this many new tokens per sample (default: enough for an image of the model's max size, or a long caption)")
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=None, help="screen pixels per image pixel (default: 8; 1 for --format folder: each sprite at its own size, as build --like reads it back)")
-    p.add_argument('--grid', action='store_true', help='draw a 1-pixel grid between image pixels')
+    p.add_argument('--grid', action='store_true', help="draw a 1-pixel grid line around every image pixel (not in --format folder's files)")
     p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
     p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
     p.add_argument('--transparent', action='store_true', help="--format folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent")
@@ -264,7 +265,7 @@ def _run_generate(a):
 # %% ../nbs/13_main.ipynb #pal00002
 def _palette_args(p):
     p.add_argument('--path', required=True, help='a folder of images (and its folders): the sprites whose colours the palette keeps')
-    p.add_argument('--out', default='palette.hex', help='the palette file to write, a colour a line (default: palette.hex)')
+    p.add_argument('--out', default='palette.hex', help='the palette file to write, a .hex (or .txt) file of a colour a line (default: palette.hex)')
     p.add_argument('--colours', type=int, default=55, help='how many colours, white included, 2 to 256 (default: 55, as many as the NES palette)')
     p.add_argument('--max-size', type=int, default=25, help='longest side the images are read at, as build --max-size (default: 25)')
     p.add_argument('--no-crop', action='store_true', help='read whole images, as build --no-crop')

@@ -35,7 +35,7 @@ REFERENCE_NAMES = {'rnn': 'lstm', 'ssm': 'mamba', 'att': 'transformer'}  # the r
 
 def register_backbone(name: str, # what `PixelBytesConfig(backbone=...)` calls it
                       both_ways: bool = False): # it can also read a window both ways (`bidirectional=True`; model name 'bi' + name)
-    "A class decorator: the backbone class it decorates is one that `PixelBytesConfig(backbone=name)` builds."
+    "A class decorator: the backbone class it decorates (made from the config, with `forward`, `init_state`, `step` and `state_batch_dim`, as `LSTMBackbone`) is one that `PixelBytesConfig(backbone=name)` builds."
     def add(cls):
         if not (isinstance(name, str) and name.isidentifier()): raise ValueError(f"a backbone's name is one word, like 'gru', not {name!r}")
         missing = [a for a in ('forward', 'init_state', 'step', 'state_batch_dim') if not hasattr(cls, a)]

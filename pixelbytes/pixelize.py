@@ -383,7 +383,9 @@ def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, cro
         out.append((idx.astype(np.uint8), k, float((apart > RECOLOURED ** 2).mean()), shrunk, backdrop))
     return out
 
-def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first', resample='nearest', crop: bool = True,
+def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first',
+             resample='nearest', # how an image is scaled down to `max_size`: a PIL filter, or its name ('nearest', 'box', 'bilinear', 'hamming', 'bicubic', 'lanczos')
+             crop: bool = True, # cut the white or transparent border off first
              name: str | None = None, unscale: bool = True):
     "`(H, W)` uint8 palette indices of `image` (PIL image, path, bytes or file), longest side <= `max_size`, pixel art stored enlarged read at its own size (if `unscale`); a list of them if `frames='all'`; errors name `name` (or the path)."
     if frames not in ('first', 'all'): raise ValueError(f"frames must be 'first' or 'all', got {frames!r}")

@@ -230,7 +230,7 @@ class Rendering:
         return (0, 0, 0) if sum(self.background) >= 384 else (255, 255, 255)
 
     def shapes(self) -> list:
-        "What the backends draw: `(layer, rects, lines)` in order (see `_shapes`)."
+        "What the backends draw, in order: `(layer, rects, lines)`, rects as `(x, y, w, h, rgb)` and text lines as `(x, top, text, width)`."
         return _shapes(self.boxes, self.palette, self.scale, self.grid, _font(self.font_size))
 
     def __repr__(self): return f"Rendering({counted(len(self.samples), 'sample')}, {self.size[0]}x{self.size[1]} px)"

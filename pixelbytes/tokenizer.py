@@ -47,7 +47,9 @@ class TextSegment:
         return self.raw.decode('utf-8', errors='replace')
 
     @property
-    def value(self) -> str: return self.text
+    def value(self) -> str:
+        "The segment as a plain value: its `text`."
+        return self.text
     @property
     def valid_utf8(self) -> bool:
         "Whether the bytes decode as UTF-8 (a generated text may hold bytes that do not)."
@@ -89,7 +91,9 @@ class ImageSegment:
         for i, r in enumerate(self.rows): out[i, :len(r)] = r
         return out
     @property
-    def value(self) -> np.ndarray: return self.pixels
+    def value(self) -> np.ndarray:
+        "The segment as a plain value: its `pixels`."
+        return self.pixels
     @property
     def ok(self) -> bool:
         "Well formed: closed by LF, all rows of one width."
