@@ -83,6 +83,7 @@ class SelectiveScan(torch.autograd.Function):
     "The selective scan as an autograd function: a chunked forward that keeps one state per chunk, and a hand-written backward."
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, parallel):
+        "`(out, last state)` of the scan of `selective_scan`'s arguments (every one given, None where unused), in chunks of `SCAN_CHUNK` steps (`GPU_SCAN_CHUNK` if `parallel`), the state entering each kept for `backward`."
         dt_in = delta if delta_bias is None else delta + delta_bias[:, None]
         dt = F.softplus(dt_in) if delta_softplus else dt_in
         uT, dtT, BT, CT = _time_major(u, dt, B, C)
@@ -107,6 +108,7 @@ class SelectiveScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_last):  # grad_last is zero: the last state is not differentiable
+        "The gradients of `forward`'s tensors, a chunk at a time from the last: each chunk's states computed again from the one kept."
         u, dt_in, A, B, C, D, z, starts, y = ctx.saved_tensors
         dt = F.softplus(dt_in) if ctx.delta_softplus else dt_in
         grad_z = None
@@ -144,8 +146,7 @@ class SelectiveScan(torch.autograd.Function):
         return g_u, g_dt, g_A, g_B.permute(1, 2, 0), g_C.permute(1, 2, 0), grad_D, grad_z, grad_bias, None, None
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, parallel=None):
-    "The selective scan of `selective_scan_ref`, fast on CPU and GPU, with exact gradients; `parallel` (default: on a GPU) picks the parallel scan."
-    # return_last_state, as in mamba_ssm's selective_scan_fn: also the state (batch, d_inner, d_state) after the last step
+    "The selective scan of `selective_scan_ref`, fast on CPU and GPU, with exact gradients; `return_last_state`: also the state `(batch, d_inner, d_state)` after the last step, as `mamba_ssm`'s `selective_scan_fn` gives it; `parallel` (default: on a GPU) picks the parallel scan."
     out, last = SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, u.is_cuda if parallel is None else parallel)
     return (out, last) if return_last_state else out
 

@@ -394,6 +394,7 @@ class PxByEmbedding(nn.Module):
         if self.k > 1: self.row, self.col = nn.Embedding(MAX_POSITION + 1, cfg.d_model), nn.Embedding(MAX_POSITION + 1, cfg.d_model)
 
     def forward(self, ctx):
+        "The `(batch, L, d_model)` embeddings of the contexts `ctx` `(batch, L, 6)`; on the CPU, a token id, row or column out of range is a `ValueError` that names it."
         # nothing is checked up front, which would cost a GPU a sync at every step; on the CPU, an id out of range is named
         try: return self._embed(ctx)
         except IndexError as e: raise (_out_of_range(ctx, self.token.num_embeddings) or e) from None

@@ -73,7 +73,7 @@ class GenerateWidget:
     "A panel to generate with `model`: mode, caption, image upload, sampling settings, a Generate button, and the samples as a picture and text."
     def __init__(self, model, # a `PixelBytesModel`, or a folder or Hub id to load one from
                  mode:str='text to image', # the mode shown first, one of `MODES`
-                 scale:int=8, # output pixels per image pixel in the picture
+                 scale:int=8, # output pixels per image pixel in the picture, 1 to 16
                  device=None): # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
         if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if isinstance(scale, bool) or not (isinstance(scale, int) and 1 <= scale <= 16): raise ValueError(f"scale must be a whole number from 1 to 16, not {scale!r}")
