@@ -300,10 +300,16 @@ def image_hashes(items) -> list:
 # %% ../nbs/08_train.ipynb #8a1e90fb
 PLOT_EVERY = 10.0  # seconds between redraws of curves.png while training: a redraw takes ~0.1 s, a demo-set epoch on a GPU ~0.6 s
 
-def _write_view(path: Path, write):
-    "Write `path`, a view of the run (its state holds every figure), or warn where it cannot be replaced: a spreadsheet holding metrics.csv open on Windows stops no run."
+def _write_view(path: Path, write) -> bool:
+    "Write `path`, a view of the run (its state holds every figure), or warn where it cannot be replaced: a spreadsheet holding metrics.csv open on Windows stops no run. Whether it was written."
     try: write_files({path: write})
-    except PermissionError as e: warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
+    except PermissionError as e:
+        _not_updated(path, e); return False
+    return True
+
+def _not_updated(path: Path, e: OSError):
+    "Warn that the view `path` could not be written, for `e`."
+    warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
 
 def curves_figure(history: list):
     "The loss and per-modality accuracy curves of `history` (one dict per evaluation, as `train` gives them), as a matplotlib `Figure`: what `curves.png` shows."
@@ -326,16 +332,46 @@ def curves_figure(history: list):
     fig.tight_layout()
     return fig
 
-def write_metrics(history: list, out: Path, plot: bool = True):
-    "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in `out`."
+def _csv_write(path: Path, history: list) -> list | None:
+    "Write `metrics.csv` at `path` whole from `history`; its columns, or None where it could not be replaced."
     keys = list(dict.fromkeys(k for h in history for k in h))
     def csv_write(tmp):
         with open(tmp, 'w', newline='') as f:
             w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
-    _write_view(out/'metrics.csv', csv_write)
-    if not plot: return
+    return keys if _write_view(path, csv_write) else None
+
+def write_metrics(history: list, out: Path, plot: bool = True):
+    "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in `out`."
+    _csv_write(out/'metrics.csv', history)
+    if plot: _write_curves(history, out)
+
+def _write_curves(history: list, out: Path):
+    "`curves.png` of `history` in `out`."
     fig = curves_figure(history)
     _write_view(out/'curves.png', lambda tmp: fig.savefig(tmp, format='png', dpi=100))
+
+class _MetricsFile:
+    "The `metrics.csv` of a run that trains in `out`, kept as `write_metrics` writes it, but with the rows of new evaluations appended: rewritten whole at each, a long run's file made each evaluation slower (107 ms at the 2,640th of a tiny model, 14 ms at the first)."
+    def __init__(self, out: Path): self.path, self.keys, self.rows, self.left = out/'metrics.csv', None, 0, None
+
+    def _stamp(self):
+        try: st = self.path.stat()
+        except OSError: return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def write(self, history: list):
+        "Bring the file up to `history`, the run's evaluations so far, earlier ones unchanged since the last call."
+        new = history[self.rows:]
+        # appended only to the file as this run left it: its first write, or a file replaced, edited or not updated since, is written whole
+        if self.left is not None and self.left == self._stamp() and all(k in self.keys for r in new for k in r):
+            try:
+                with self.path.open('a', newline='') as f: csv.DictWriter(f, self.keys).writerows(new)
+            except PermissionError as e:
+                _not_updated(self.path, e); self.left = None; return
+        else:
+            self.keys = _csv_write(self.path, history)
+            if self.keys is None: self.left = None; return
+        self.rows, self.left = len(history), self._stamp()
 
 def read_metrics(out) -> list:
     "The evaluations of the run in `out` as `metrics.csv` holds them, as `train` returned them: a dict each, its figures as numbers (NaN where there is none)."
@@ -974,9 +1010,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         # replaced (overwrite) was put back over the first one
         with interrupts_deferred():
             if improved: save_checkpoint(model, out/'best')
-            plot = time.time() - last_plot >= PLOT_EVERY
-            write_metrics(st['history'], out, plot=plot)
-            if plot: last_plot = time.time()
+            metrics.write(st['history'])
+            if time.time() - last_plot >= PLOT_EVERY: _write_curves(st['history'], out); last_plot = time.time()
             _save_state(out, st if held is None else {**st, 'train_sums': held.tolist()}, model, opt, scaler, cfg, data_id)
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
             _settle(out, aside, kept=True); aside = None
@@ -995,6 +1030,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     if saved and rank == 0 and saved.get('train_sums'): sums += torch.tensor(saved['train_sums'], dtype=torch.float64, device=device)  # a pause's, all processes' in one
     pause_line = stop_after and f"this call's {counted(stop_after, 'minute', fmt='g')} (stop_after) {'is' if stop_after == 1 else 'are'} up; the run goes on with resume=True (--resume)"
     stop, ended, last_plot, last_look = False, None, 0.0, time.time()
+    metrics = _MetricsFile(out)
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     aside = _clean_out(out, overwrite) if rank == 0 else None  # _prepare refused resume with overwrite: a resumed run is never cleaned out
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
