@@ -3,6 +3,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
+from pixelbytes.train import load_state  # the history as train saves it (text) read back as dicts
 
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 TINY = ['--model', 'lstm', '--dim', '32', '--depth', '1', '--seq-length', '64', '--batch-size', '8', '--learning-rate', '0.01']
@@ -19,7 +20,7 @@ def kill_mid_epoch(cmd, state: Path, group: bool = False) -> dict:
         deadline = time.time() + 300
         while time.time() < deadline and p.poll() is None:
             if state.exists():
-                s = torch.load(state, weights_only=True)
+                s = load_state(state)
                 if s['step'] >= 14 and s['batch'] > 0: break
             time.sleep(0.05)
         assert p.poll() is None, 'training finished before it could be killed'
@@ -29,7 +30,7 @@ def kill_mid_epoch(cmd, state: Path, group: bool = False) -> dict:
             try: os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError: pass  # all gone already
         p.wait()
-    return torch.load(state, weights_only=True)
+    return load_state(state)
 
 # SIGKILL, process groups and a signal sent to a child as Ctrl-C would: POSIX only (Windows terminates the process)
 POSIX = pytest.mark.skipif(sys.platform == 'win32', reason='POSIX signals')
@@ -85,13 +86,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     full = cli('train', '--out', str(tmp_path/'full'), *args)
     assert full.returncode == 0, full.stderr
     killed_at = kill_mid_epoch([sys.executable, '-m', 'pixelbytes.main', 'train', '--out', str(tmp_path/'killed'), *args], tmp_path/'killed'/'train_state.pt')
-    assert 0 < killed_at['step'] < torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['step']
+    assert 0 < killed_at['step'] < load_state(tmp_path/'full'/'train_state.pt')['step']
     resumed = cli('train', '--out', str(tmp_path/'killed'), '--resume', *args)
     assert resumed.returncode == 0, resumed.stderr
     a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'killed'/'last')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ha = torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['history']
-    hb = torch.load(tmp_path/'killed'/'train_state.pt', weights_only=True)['history']
+    ha = load_state(tmp_path/'full'/'train_state.pt')['history']
+    hb = load_state(tmp_path/'killed'/'train_state.pt')['history']
     strip = lambda h: [{k: v for k, v in r.items() if k != 'minutes'} for r in h]
     assert strip(ha) == strip(hb)
 
@@ -114,9 +115,9 @@ def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
     assert p.returncode == -sig, err
     assert 'interrupted at step' in err and 'continue with resume=True (--resume)' in err and 'Traceback' not in err, err
     assert not list((tmp_path/'m').glob('.*.tmp-*')), list((tmp_path/'m').iterdir())
-    saved = torch.load(state, weights_only=True)
+    saved = load_state(state)
     r = cli('train', *args, '--epochs', str(saved['epoch'] + 1), '--resume')  # to the end of the epoch it was in
-    assert r.returncode == 0 and torch.load(state, weights_only=True)['step'] > saved['step'], r.stderr
+    assert r.returncode == 0 and load_state(state)['step'] > saved['step'], r.stderr
 
 @POSIX
 def test_ctrl_c_before_the_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
@@ -152,7 +153,7 @@ if __name__ == '__main__':
 '''
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    one, two = (torch.load(tmp_path/d/'train_state.pt', weights_only=True) for d in ('one', 'two'))
+    one, two = (load_state(tmp_path/d/'train_state.pt') for d in ('one', 'two'))
     assert one['step'] == two['step'] > 5
     for h1, h2 in zip(one['history'], two['history']):
         assert abs(h1['train_loss'] - h2['train_loss']) < 1e-4 and abs(h1['val_loss'] - h2['val_loss']) < 1e-4
@@ -243,7 +244,7 @@ if __name__ == '__main__':
     full = subprocess.run(run(tmp_path/'full', False), capture_output=True, text=True, env=ENV, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
     killed_at = kill_mid_epoch(run(tmp_path/'killed', False), tmp_path/'killed'/'train_state.pt', group=True)
-    assert 0 < killed_at['step'] < torch.load(tmp_path/'full'/'train_state.pt', weights_only=True)['step']
+    assert 0 < killed_at['step'] < load_state(tmp_path/'full'/'train_state.pt')['step']
     resumed = subprocess.run(run(tmp_path/'killed', True), capture_output=True, text=True, env=ENV, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'killed'/'last')
@@ -265,12 +266,12 @@ if __name__ == '__main__':
     while not states or states[-1]['epoch'] < 1:
         r = subprocess.run(run(tmp_path/'paused', bool(states), 0.012), capture_output=True, text=True, env=ENV, timeout=600)
         assert r.returncode == 0 and len(states) < 50, r.stderr[-3000:]
-        states.append(torch.load(tmp_path/'paused'/'train_state.pt', weights_only=True))
+        states.append(load_state(tmp_path/'paused'/'train_state.pt'))
     assert len(states) > 3, len(states)
     a, b = weights(tmp_path/'full'/'last'), weights(tmp_path/'paused'/'last')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = lambda state: [{k: v for k, v in row.items() if k != 'minutes'} for row in state['history']]
-    whole = rows(torch.load(tmp_path/'full'/'train_state.pt', weights_only=True))
+    whole = rows(load_state(tmp_path/'full'/'train_state.pt'))
     steps = {r['step'] for r in whole}  # all but the row of a pause before the first evaluation, which makes one
     assert [r for r in rows(states[-1]) if r['step'] in steps] == whole and any('train_sums' in st for st in states[:-1])
 
