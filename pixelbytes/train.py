@@ -6,9 +6,9 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 
 # %% auto #0
 __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'ARCHITECTURE', 'BATCH_PLAN',
-           'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict', 'summarize',
-           'save_checkpoint', 'load_state', 'item_hashes', 'image_hashes', 'curves_figure', 'write_metrics',
-           'read_metrics', 'lr_factor', 'describe_evaluation', 'History', 'train', 'launch']
+           'LOG_EVERY', 'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict',
+           'summarize', 'save_checkpoint', 'load_state', 'item_hashes', 'image_hashes', 'curves_figure',
+           'write_metrics', 'read_metrics', 'lr_factor', 'describe_evaluation', 'History', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, csv, hashlib, io, json, math, numbers, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
@@ -873,14 +873,20 @@ def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, 
     write_files({out/STATE_FILE: lambda tmp: torch.save(state, tmp)})
 
 # %% ../nbs/08_train.ipynb #e05d6750
+LOG_EVERY = 60.0  # seconds between two redraws of the progress bar where it goes to a file, not a terminal
+
 def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
-    "The tqdm bar of a run at state `st`, of `total` steps, or with a time budget of its seconds."
+    "The tqdm bar of a run at state `st`, of `total` steps, or with a time budget of its seconds; redrawn every `LOG_EVERY` seconds where stderr is a file."
     from tqdm.auto import tqdm
     # with a time budget the bar counts its seconds: the epoch ceiling, which time cuts short, would promise hours
     timed = cfg.max_minutes is not None
+    # a log (nohup ... > log, a Kaggle job's console) keeps every redraw, ten a second, as one line of carriage returns:
+    # 0.6 KB a second, 50 MB a day. A notebook's bar is a widget, whose redraws are not kept
+    logged = not (sys.stderr and sys.stderr.isatty()) and 'tqdm.notebook' not in {c.__module__ for c in tqdm.__mro__}
+    every = dict(mininterval=LOG_EVERY, maxinterval=LOG_EVERY) if logged else {}
     return tqdm(total=round(60 * cfg.max_minutes) if timed else total, initial=round(st['elapsed']) if timed else st['step'],
                 unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
-                disable=disable, desc=f'Training {cfg.backbone}')
+                disable=disable, desc=f'Training {cfg.backbone}', **every)
 
 def describe_evaluation(row: dict) -> str:
     "One line about an evaluation: a row of `train`'s history, or of `metrics.csv` (whose values are text)."
