@@ -8,7 +8,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 __all__ = ['SIDE_WORDS', 'COLOUR_CAPTIONS', 'IGNORE', 'MODALITIES', 'STATE_FILE', 'PLOT_EVERY', 'ARCHITECTURE', 'BATCH_PLAN',
            'LOG_EVERY', 'TrainingError', 'item_segments', 'mirror', 'epoch_sequences', 'Windows', 'predict',
            'summarize', 'save_checkpoint', 'load_state', 'item_hashes', 'image_hashes', 'curves_figure',
-           'write_metrics', 'read_metrics', 'lr_factor', 'describe_evaluation', 'History', 'train', 'launch']
+           'write_metrics', 'read_metrics', 'last_evaluation', 'lr_factor', 'describe_evaluation', 'History', 'train',
+           'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, csv, hashlib, io, json, math, numbers, os, re, shutil, signal, socket, sys, tempfile, threading, time, unicodedata, warnings
@@ -376,15 +377,37 @@ class _MetricsFile:
             if self.keys is None: self.left = None; return
         self.rows, self.left = len(history), self._stamp()
 
-def read_metrics(out) -> list:
-    "The evaluations of the run in `out` as `metrics.csv` holds them, as `train` returned them: a dict each, its figures as numbers (NaN where there is none)."
+def _metrics_path(out) -> Path:
+    "The `metrics.csv` of the run in `out`, or a `FileNotFoundError` naming it."
     path = Path(out).expanduser()/'metrics.csv'
     if not path.is_file(): raise FileNotFoundError(f"no metrics in {path.parent}: {path.name} is not there (train writes it at each evaluation)")
+    return path
+
+def _numbers(path: Path, rows) -> list:
+    "The `csv.DictReader` `rows` of `metrics.csv` at `path`, their figures as numbers (NaN where there is none)."
     def number(k, v):
         if v in ('', None): return math.nan  # an evaluation without that figure (no validation split)
         try: return int(v) if v.lstrip('-').isdigit() else float(v)
         except ValueError: raise ValueError(f"{path}: {k} is {v!r}, not a number") from None
-    with open(path, newline='') as f: return History({k: number(k, v) for k, v in row.items()} for row in csv.DictReader(f))
+    return [{k: number(k, v) for k, v in row.items()} for row in rows]
+
+def read_metrics(out) -> list:
+    "The evaluations of the run in `out` as `metrics.csv` holds them, as `train` returned them: a dict each, its figures as numbers (NaN where there is none)."
+    path = _metrics_path(out)
+    with open(path, newline='') as f: text = f.read()
+    # a row that a training run appends as this reads is not one yet: the file up to its last line end
+    return History(_numbers(path, csv.DictReader(io.StringIO(text[:text.rfind('\n') + 1]))))
+
+def last_evaluation(out) -> dict | None:
+    "The last evaluation of the run in `out`, as `read_metrics(out)[-1]` gives it, read from the end of `metrics.csv` (a long run's file is long); None where it has none yet."
+    path = _metrics_path(out)
+    with open(path, 'rb') as f:
+        header = f.readline()
+        end = f.seek(0, os.SEEK_END)
+        f.seek(max(len(header), end - 2**16))  # a row takes about 700 bytes
+        tail = f.read()
+    lines = tail[:tail.rfind(b'\n') + 1].splitlines()
+    return _numbers(path, csv.DictReader([header.decode(), lines[-1].decode()]))[0] if lines else None
 
 def _save_previews(model, cfg: PixelBytesConfig, out: Path, step: int):
     "Draw `cfg.previews` whole items from `model`, seeded with the run's seed, and save them as one picture in `out`: `previews/step-N.png`."
