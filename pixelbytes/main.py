@@ -41,7 +41,7 @@ def _build_args(p):
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: NFKD, lowercase, ASCII only, and drop what the vocabulary cannot encode (the report counts what it drops)")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
-    p.add_argument('--max-pixels', type=int, default=None, help=f'refuse images of more pixels (decompression-bomb guard) (default: {MAX_PIXELS:,})')
+    p.add_argument('--max-pixels', type=int, default=None, help=f'refuse images of more pixels, a guard against decompression bombs (default: {MAX_PIXELS:,})')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
