@@ -271,6 +271,7 @@ def _palette_args(p):
     p.add_argument('--no-crop', action='store_true', help='read whole images, as build --no-crop')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files, as build --no-unscale')
     p.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_palette(a):
     from pixelbytes.pixelize import palette_from_images
@@ -282,7 +283,7 @@ def _run_palette(a):
     # said now, not after every image is read: the command line gives a folder, where Python may give a list of images
     if not Path(a.path).expanduser().is_dir(): raise FileNotFoundError(f"--path {a.path}: not a folder; give the folder of images whose colours make the palette")
     check_writable(out, f'--out {a.out}')
-    pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale)
+    pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale, progress=not a.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_files({out: lambda tmp: tmp.write_text(''.join(to_hex(c).lstrip('#') + '\n' for c in pal))})
     print(f"saved {out}: {len(pal)} colours; pixelbytes build --path {shlex.quote(a.path)} --palette {shlex.quote(str(out))} reads the images in them")

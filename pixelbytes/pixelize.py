@@ -400,6 +400,7 @@ IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.
 def palette_from_images(images, # a folder (its images and its folders', hidden ones aside), or an image or a list of them, as `pixelize` takes them
                         colours:int=55, # how many colours, white included (55: as many as the NES palette)
                         max_size:int=25, crop:bool=True, unscale:bool=True, # how the images are read, as `pixelize` and `build` read them
+                        progress:bool=False, # a progress bar over the images read
                         ) -> np.ndarray:
     "A palette of the colours of `images`: white and `colours - 1` of their colours that stand for the others (k-means in CIELAB), `(n, 3)` uint8 RGB, darkest first (fewer where they hold fewer)."
     if isinstance(colours, bool) or not isinstance(colours, (int, np.integer)) or not 2 <= colours <= 256:
@@ -414,7 +415,8 @@ def palette_from_images(images, # a folder (its images and its folders', hidden 
     # one image (a binary file and bytes iterate too: as lines and numbers), or any iterable of them
     else: images = [images] if isinstance(images, (str, os.PathLike, Image.Image, bytes, bytearray, memoryview)) or hasattr(images, 'read') else list(images)
     pixels, unread = [], []
-    for i, image in enumerate(images):
+    from tqdm.auto import tqdm
+    for i, image in enumerate(tqdm(images, desc='Reading images', unit='image', disable=not progress)):
         try: pixels += [rgb.reshape(-1, 3) for rgb, *_ in _read_sized(image, max_size, 'first', 'nearest', crop, unscale, None)]
         except ImageError as e: unread.append(str(e) if isinstance(image, (str, os.PathLike)) else f"image {i}: {e}")
     if unread: warnings.warn(f"{len(unread)} of the {len(images)} images could not be read, and their colours are not in the palette (first: {unread[0]})")
