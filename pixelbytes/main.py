@@ -332,15 +332,22 @@ def parser(tasks=TASKS) -> argparse.ArgumentParser:
         q.set_defaults(task_parser=q)  # its options name the settings in what the task says
     return p
 
-def as_options(message: str, q: argparse.ArgumentParser) -> str:
-    "`message` with the Python names of the settings of task parser `q` written as its options: `top_p=0` as `--top-p=0`, `d_model` as `--dim`."
+def as_options(message: str, q: argparse.ArgumentParser, given=()) -> str:
+    "`message` with the Python names of the settings of task parser `q` written as its options: `top_p=0` as `--top-p=0`, `d_model` as `--dim`; the strings `given` (the values the command was given: its paths) are said as they are wherever they are in it."
     for action in q._actions:
         opt = next((o for o in action.option_strings if o.startswith('--')), None)
         if opt is None or action.help == argparse.SUPPRESS or opt in message: continue  # a message that says the option already, says it as meant
+        # a path with spaces ('My Drive/runs with max_minutes') is no word `_in_path` can see whole: where it is, it is known beforehand
+        kept = [(k.start(), k.end()) for g in given if g for k in re.finditer(re.escape(g), message)]
         # names with '_' are never prose; a plain word (num, seed, rows) is a setting only when given a value: `num=0`, or a change, `seed 0 -> 1`
         name = re.escape(action.dest) + ('' if '_' in action.dest else r'(?==| \S+ -> )')
-        message = re.sub(rf'(?<![\w-]){name}(?![\w-])', lambda m: m.group() if _in_path(message, m) else opt, message)
+        message = re.sub(rf'(?<![\w-]){name}(?![\w-])', lambda m: m.group() if _in_path(message, m) or any(a <= m.start() and m.end() <= b for a, b in kept) else opt, message)
     return message
+
+def _given(a: argparse.Namespace) -> list:
+    "The strings the parsed command `a` was given, as given and as a message may say them (with ~ expanded, absolute): the paths that `as_options` leaves alone."
+    said = [v for x in vars(a).values() for v in (x if isinstance(x, list) else [x]) if isinstance(v, str)]
+    return list(dict.fromkeys(f for v in said for f in (v, os.path.expanduser(v), os.path.abspath(os.path.expanduser(v)))))
 
 def _in_path(message: str, m: re.Match) -> bool:
     "Whether the match `m` lies in a path or a file name in `message` (`sweep/seed=1`, `'batch_size.png'`): those are said as they are."
@@ -348,14 +355,14 @@ def _in_path(message: str, m: re.Match) -> bool:
     word = message[start:None if end < 0 else end]
     return any(c in word for c in '/\\') or re.search(r'\.[A-Za-z]', word[m.end() - start:]) is not None
 
-def _say_warnings(task: str, q: argparse.ArgumentParser):
-    "A `warnings.showwarning` that says PixelBytes' own warnings in one line, with `q`'s option names, as the command says its errors; other libraries' as Python does."
+def _say_warnings(task: str, q: argparse.ArgumentParser, given=()):
+    "A `warnings.showwarning` that says PixelBytes' own warnings in one line, with `q`'s option names (the strings `given` as they are), as the command says its errors; other libraries' as Python does."
     python_way, package = warnings.showwarning, Path(pixelbytes.__file__).resolve().parent
     def show(message, category, filename, lineno, file=None, line=None):
         # PixelBytes warns with plain UserWarnings; another library's warning raised from our code (a FutureWarning of torch's) is its own
         if category is not UserWarning or not Path(filename).resolve().is_relative_to(package): return python_way(message, category, filename, lineno, file, line)
         from pixelbytes.tokenizer import printable
-        print(f"pixelbytes {task}: warning: {printable(as_options(str(message), q), newlines=True)}", file=sys.stderr)
+        print(f"pixelbytes {task}: warning: {printable(as_options(str(message), q, given), newlines=True)}", file=sys.stderr)
     return show
 
 def _reader_gone():
@@ -403,7 +410,7 @@ def _main(argv: list) -> int:
         return 2
     try:
         with warnings.catch_warnings(), _stopping_on_sigterm():
-            warnings.showwarning = _say_warnings(args.task, args.task_parser)
+            warnings.showwarning = _say_warnings(args.task, args.task_parser, _given(args))
             _COMMANDS[args.task][1](args)
     except BrokenPipeError:  # the reader of the output has gone (`| head -1`): what it wanted, it has
         _reader_gone()
@@ -411,7 +418,7 @@ def _main(argv: list) -> int:
     except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         from pixelbytes.tokenizer import printable  # a message may quote a file name or a caption from elsewhere
-        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser), newlines=True)}", file=sys.stderr)
+        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser, _given(args)), newlines=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise
