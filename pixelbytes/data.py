@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB
-from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted
+from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, shell_option
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
 
@@ -848,12 +848,12 @@ def _not_built(p: Path) -> str:
     "Why `p` is not a built dataset, and what to do instead."
     if not p.exists() and (left := _replaced(p)):
         return f"{str(p)!r} is missing: a build replacing it was stopped, and the dataset it replaced is in {str(left[0])!r}; build again there (it puts that back first)"
-    if not p.exists(): return f"{str(p)!r} does not exist; build a dataset there first (pixelbytes build --path SOURCE --out {p})"
+    if not p.exists(): return f"{str(p)!r} does not exist; build a dataset there first (pixelbytes build --path SOURCE {shell_option('--out', p)})"
     if not p.is_dir(): return f"{str(p)!r} is a file, not a dataset folder written by `pixelbytes build`"
     if _is_run(p):  # a run's folder holds images too: curves.png
         return f"{str(p)!r} holds a model or a training run, not a dataset; give the folder that build wrote"
     if any((p/f).exists() for f in ('metadata.csv', 'metadata.jsonl')) or any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()):
-        return f"{str(p)!r} holds captioned images, not a built dataset; build it first: build({str(p)!r}, out=...) (pixelbytes build --path {p} --out ...)"
+        return f"{str(p)!r} holds captioned images, not a built dataset; build it first: build({str(p)!r}, out=...) (pixelbytes build {shell_option('--path', p)} --out ...)"
     return f"{str(p)!r} is not a dataset written by `pixelbytes build` (no {TOKENIZER_FILE} / dataset_dict.json)"
 
 def _read_json(path: Path):

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/main.html.md"""
 __all__ = ['TASKS', 'EXAMPLES', 'ENVIRONMENT', 'train_config', 'parser', 'as_options', 'Terminated', 'main', 'run']
 
 # %% ../nbs/13_main.ipynb #06cf8221
-import argparse, contextlib, io, math, os, re, shlex, signal, sys, threading, warnings
+import argparse, contextlib, io, math, os, re, signal, sys, threading, warnings
 from pathlib import Path
 import pixelbytes
 from . import __version__
@@ -224,7 +224,7 @@ def _generate_args(p):
 def _run_generate(a):
     from pixelbytes.models import load_model
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
-    from pixelbytes.files import check_writable
+    from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import TextSegment, printable
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
@@ -258,9 +258,9 @@ def _run_generate(a):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         print(f"{i}: " + ' | '.join(shown))
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
-          + (f"; pixelbytes build --path {shlex.quote(out)} --like {shlex.quote(str(a.model))} reads it as the model reads images (to fine-tune it: train --init)" if folder else '')
+          + (f"; pixelbytes build {shell_option('--path', out)} {shell_option('--like', a.model)} reads it as the model reads images (to fine-tune it: train --init)" if folder else '')
           # a name without an extension, nor --format, is a PNG picture: one who meant a folder of sprites is told how
-          + (f"; a PNG picture of them all (--out {shlex.quote(out)}/ writes a file per sample in a folder)" if not folder and a.format is None and not os.path.splitext(out)[1] else ''))
+          + (f"; a PNG picture of them all ({shell_option('--out', out + '/')} writes a file per sample in a folder)" if not folder and a.format is None and not os.path.splitext(out)[1] else ''))
 
 # %% ../nbs/13_main.ipynb #pal00002
 def _palette_args(p):
@@ -276,7 +276,7 @@ def _palette_args(p):
 def _run_palette(a):
     from pixelbytes.pixelize import palette_from_images
     from pixelbytes.palette import to_hex
-    from pixelbytes.files import write_files, check_writable
+    from pixelbytes.files import write_files, check_writable, shell_option
     out = Path(a.out).expanduser()
     if out.suffix.lower() not in ('.hex', '.txt'): raise ValueError(f"--out {a.out}: a palette is written as lines of rrggbb, a .hex (or .txt) file")
     if out.exists() and not a.overwrite: raise FileExistsError(f"--out {a.out} exists: give another name, or --overwrite to replace it")
@@ -286,7 +286,7 @@ def _run_palette(a):
     pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale, progress=not a.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_files({out: lambda tmp: tmp.write_text(''.join(to_hex(c).lstrip('#') + '\n' for c in pal))})
-    print(f"saved {out}: {len(pal)} colours; pixelbytes build --path {shlex.quote(a.path)} --palette {shlex.quote(str(out))} reads the images in them")
+    print(f"saved {out}: {len(pal)} colours; pixelbytes build {shell_option('--path', a.path)} {shell_option('--palette', out)} reads the images in them")
 
 # %% ../nbs/13_main.ipynb #3ccb9800
 _COMMANDS = {'build': (_build_args, _run_build), 'palette': (_palette_args, _run_palette), 'train': (_train_args, _run_train),
