@@ -317,9 +317,17 @@ ENVIRONMENT = """environment:
   HF_TOKEN             a token for private or gated Hub models and datasets
   HF_HOME              where Hugging Face keeps what it downloads"""
 
+class _Parser(argparse.ArgumentParser):
+    "argparse's parser, whose error for an option without its value says how to give a value that begins with '-'."
+    def error(self, message):
+        # argparse takes '-x.png' after a space for an option, and says only that the option before it has no value
+        if opt := re.fullmatch(r"argument (?:-\w/)?(--[\w-]+): expected (?:one|at least one) argument", message):
+            message += f" (a value that begins with '-', such as a file -x.png, goes after '=': {opt[1]}=-x.png, or is written ./-x.png)"
+        super().error(message)
+
 def parser(tasks=TASKS) -> argparse.ArgumentParser:
     "The argument parser: every task by name, with the options of `tasks` (default: all)."
-    p = argparse.ArgumentParser(prog='pixelbytes', description='PixelBytes: text and pixel art as one token sequence.',
+    p = _Parser(prog='pixelbytes', description='PixelBytes: text and pixel art as one token sequence.',
                                 epilog=f"pixelbytes TASK --help lists a task's options, with examples.\n\n{ENVIRONMENT}",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
