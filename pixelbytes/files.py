@@ -25,7 +25,7 @@ def counted(n, noun: str, nouns: str = None, fmt: str = '') -> str:
     "`n`, formatted with `fmt`, and `noun`, or `nouns` (default: `noun` + 's') where `n` is not 1: '1 row', '3 rows', '1 entry', '2 entries'."
     return f"{n:{fmt}} {noun if n == 1 else nouns or noun + 's'}"
 
-# %% ../nbs/00_files.ipynb #6b401b92
+# %% ../nbs/00_files.ipynb #af9379a7
 def shell_option(option: str, value) -> str:
     "`option` and `value` as a shell command line to be copied takes them: `--out 'My Drive/x'`; a value that begins with '-' after '=' (`--image=-x.png`)."
     value = str(value)
@@ -76,10 +76,19 @@ def _newest(p: Path) -> float:
         for root, dirs, files in os.walk(p): times += [os.lstat(os.path.join(root, f)).st_mtime for f in dirs + files]
     return max(times)
 
+_NAME_MAX = 255  # bytes in a file's name on Linux and macOS; a name within it is within Windows' 255 UTF-16 units too
+
+def _tmp_prefix(path: Path) -> str:
+    "The start of the temporary names beside `path`, `.NAME.tmp-`, NAME cut where a long name (up to `_NAME_MAX`) would make them too long with mkstemp's 8 random characters."
+    name = path.name
+    # two names alike in their first 240 bytes share a prefix: `clear_stale` of one removes the other's stale litter too, no harm
+    while len(os.fsencode(f'.{name}.tmp-')) + 8 > _NAME_MAX: name = name[:-1]
+    return f'.{name}.tmp-'
+
 def clear_stale(path):
     "Remove the temporary files and folders that killed writers of `path` left beside it (`.NAME.tmp-*`, untouched for `STALE_AFTER`)."
     path = Path(path)
-    for left in path.parent.glob(glob.escape(f'.{path.name}.tmp-') + '*'):
+    for left in path.parent.glob(glob.escape(_tmp_prefix(path)) + '*'):
         try:
             if time.time() - _newest(left) > STALE_AFTER: remove(left)
         except OSError: pass  # gone meanwhile, or not ours to remove: it is litter, not an error
@@ -132,7 +141,7 @@ def write_files(files: dict):
             if path.is_dir(): raise OSError(f"{path} is a folder, where a file is to be written; move it, or write elsewhere")  # the rename would fail on it
             if path.exists() and not path.is_file(): raise OSError(f"{path} is not a regular file (a device, a pipe or a socket); write to a file")
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
-            with naming_failures(path): fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.tmp-')  # a read-only folder fails here
+            with naming_failures(path): fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path))  # a read-only folder fails here
             os.close(fd)
             tmps[path] = Path(tmp)
             tmps[path].chmod(new_file_mode())  # mkstemp's file is private: give it the mode any new file gets
