@@ -278,11 +278,11 @@ def _run_palette(a):
     from pixelbytes.palette import to_hex
     from pixelbytes.files import write_files, check_writable, shell_option
     out = Path(a.out).expanduser()
-    if out.suffix.lower() not in ('.hex', '.txt'): raise ValueError(f"--out {a.out}: a palette is written as lines of rrggbb, a .hex (or .txt) file")
-    if out.exists() and not a.overwrite: raise FileExistsError(f"--out {a.out} exists: give another name, or --overwrite to replace it")
+    if out.suffix.lower() not in ('.hex', '.txt'): raise ValueError(f"--out {a.out!r}: a palette is written as lines of rrggbb, a .hex (or .txt) file")
+    if out.exists() and not a.overwrite: raise FileExistsError(f"--out {a.out!r} exists: give another name, or --overwrite to replace it")
     # said now, not after every image is read: the command line gives a folder, where Python may give a list of images
-    if not Path(a.path).expanduser().is_dir(): raise FileNotFoundError(f"--path {a.path}: not a folder; give the folder of images whose colours make the palette")
-    check_writable(out, f'--out {a.out}')
+    if not Path(a.path).expanduser().is_dir(): raise FileNotFoundError(f"--path {a.path!r}: not a folder; give the folder of images whose colours make the palette")
+    check_writable(out, f'--out {a.out!r}')
     pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale, progress=not a.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_files({out: lambda tmp: tmp.write_text(''.join(to_hex(c).lstrip('#') + '\n' for c in pal))})
