@@ -318,11 +318,14 @@ ENVIRONMENT = """environment:
   HF_HOME              where Hugging Face keeps what it downloads"""
 
 class _Parser(argparse.ArgumentParser):
-    "argparse's parser, whose error for an option without its value says how to give a value that begins with '-'."
+    "argparse's parser, whose error for an option without its value, or for a word it does not know that begins with '-', says how to give a value that begins with '-'."
     def error(self, message):
-        # argparse takes '-x.png' after a space for an option, and says only that the option before it has no value
+        # argparse takes '-x.png' after a space for an option, and says only that the option before it has no value; after an
+        # option whose value may be left out (--resume), that it does not know -x.png
         if opt := re.fullmatch(r"argument (?:-\w/)?(--[\w-]+): expected (?:one|at least one) argument", message):
             message += f" (a value that begins with '-', such as a file -x.png, goes after '=': {opt[1]}=-x.png, or is written ./-x.png)"
+        elif (left := re.fullmatch(r"unrecognized arguments: (.*)", message)) and re.search(r"(?:^| )-[^-]", left[1]):
+            message += " (a value that begins with '-', such as a file -x.png, goes after '=' of its option, as --resume=-x.png, or is written ./-x.png)"
         super().error(message)
 
 def parser(tasks=TASKS) -> argparse.ArgumentParser:
