@@ -24,7 +24,7 @@ from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted
+from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
 from .data import Built, load_built, _held_rows, _image_key
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -541,7 +541,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     try: unwritable = check_writable(out)
     except OSError as e:
         there = src == out and (out/STATE_FILE).exists()  # a run in a read-only folder (a Kaggle input) goes on elsewhere
-        unwritable = TrainingError(f"cannot write to {out} ({e}); " + (f"continue its run in a folder you can write: resume={str(out)!r} (--resume {out}) "
+        unwritable = TrainingError(f"cannot write to {out} ({e}); " + (f"continue its run in a folder you can write: resume={str(out)!r} ({shell_option('--resume', out)}) "
                                    "with another out (--out)" if there else "choose another output folder (--out)"))
         if not (resume == 'auto' and there): raise unwritable from None  # 'auto' may find it finished: nothing to write then
     if src not in (None, out) and ((out/STATE_FILE).exists() or (out/'config.json').exists()):
@@ -753,7 +753,7 @@ def _reading(src: Path | None, hold: bool = True):
 def _end_with(launcher: int, out: Path, every: float = 1.0):
     "End this process once the process `launcher` is no longer its parent, saying so (`out`: the run's folder); a thread's target."
     while os.getppid() == launcher: time.sleep(every)
-    print(f"pixelbytes train: torchrun (process {launcher}) has gone, so this process ends; go on with --resume --out {out}",
+    print(f"pixelbytes train: torchrun (process {launcher}) has gone, so this process ends; go on with --resume {shell_option('--out', out)}",
           file=sys.stderr, flush=True)
     os._exit(1)  # at once: a peer that stopped may leave this process waiting in a collective that no error would end
 
