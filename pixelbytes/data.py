@@ -671,8 +671,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
                     drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
                     dropped = Counter(''.join(drops))
-                    recoloured = _recoloured_report(good['row'], good['file'], good['height'], good['width'], good['recoloured'])
-                    shrunk, backdrop = int(sum(good['shrunk'])), _some_images(good['row'], good['file'], good['backdrop'])
+                    rows, files = good['row'], good['file']  # each column read once, for both reports
+                    recoloured = _recoloured_report(rows, files, good['height'], good['width'], good['recoloured'])
+                    shrunk, backdrop = int(sum(good['shrunk'])), _some_images(rows, files, good['backdrop'])
                     good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
                     splits = _split(good, test_size, seed, len(ds))
