@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB
-from .files import check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, shell_option
+from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, shell_option
 from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
 
@@ -390,7 +390,7 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
     if not isinstance(like, (PixelBytesModel, str, os.PathLike)):
         raise BuildError(f"like must be a PixelBytesModel, or a folder or Hub id to load one from, not {type(like).__name__}")
     try: model = like if isinstance(like, PixelBytesModel) else PixelBytesModel.from_pretrained(like)
-    except ModelLoadError as e: raise BuildError(f"like: {e}") from None
+    except ModelLoadError as e: raise BuildError(f"like (--like): {e}") from None
     c, tok = model.config, model.tokenizer
     theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale}
     given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
@@ -497,12 +497,12 @@ def _is_litter(name: str) -> bool:
 
 def _replaced(out: Path) -> list:
     "The datasets that builds of `out` moved aside to replace them, newest first: a killed build leaves its own."
-    return sorted(out.parent.glob(glob.escape(f'.{out.name}.old-') + '*'), key=lambda p: p.lstat().st_mtime, reverse=True)
+    return sorted(out.parent.glob(glob.escape(_hidden_name(out, 'old-', 8)) + '*'), key=lambda p: p.lstat().st_mtime, reverse=True)
 
 def _move_in(tmp: Path, out: Path):
     "Rename the dataset built in `tmp` to `out`, replacing the one there, which is moved aside until the new one is in place."
     # moved, not deleted: where it cannot move (Windows keeps the files of a dataset loaded in this session open), it stays whole
-    old = out.parent/f'.{out.name}.old-{secrets.token_hex(8)}'
+    old = out.parent/(_hidden_name(out, 'old-', 8) + secrets.token_hex(4))
     if out.exists():
         try: out.rename(old)
         except OSError as e:  # a mount point cannot move either
@@ -543,7 +543,7 @@ def _check_out(out: Path, source):
 def _lock_build(out: Path):
     "The lock file beside `out`, open and held for this build; a `BuildError` when a build in another process holds it; None where files cannot be locked."
     if fcntl is None: return None  # Windows: a second build is not refused
-    lock = out.parent/f'.{out.name}.lock'
+    lock = out.parent/_hidden_name(out, 'lock')
     for _ in range(10):
         try: fd = os.open(lock, os.O_RDWR | os.O_CREAT, new_file_mode())
         except OSError: return None  # a folder where nothing can be made: the build says so
@@ -564,7 +564,7 @@ def _lock_build(out: Path):
 def _unlock_build(out: Path, fd):
     "Let go of the lock `_lock_build` took, and remove its file."
     if fd is None: return
-    with contextlib.suppress(OSError): (out.parent/f'.{out.name}.lock').unlink()
+    with contextlib.suppress(OSError): (out.parent/_hidden_name(out, 'lock')).unlink()
     os.close(fd)
 
 @contextlib.contextmanager
@@ -649,10 +649,10 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
             # held (no build is writing one), else those untouched for an hour
             if held is None: clear_stale(out)
             else:
-                for left in out.parent.glob(glob.escape(f'.{out.name}.tmp-') + '*'): remove(left)
+                for left in out.parent.glob(glob.escape(_tmp_prefix(out)) + '*'): remove(left)
             for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
             # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
-            tmp = out.parent/f'.{out.name}.tmp-{secrets.token_hex(8)}'; tmp.mkdir()
+            tmp = out.parent/(_tmp_prefix(out) + secrets.token_hex(4)); tmp.mkdir()
             start = time.time()
             with _datasets_bars(progress):
                 try:

@@ -607,7 +607,7 @@ def compare(a, # an `Evaluation`, or a folder holding one of the test split
             modality:str='all', # 'all', or one of MODALITIES
             resamples:int=1000, # bootstrap resamples of the items
             seed:int=0) -> Comparison: # seed of the resamples
-    "`metric` of `b` minus that of `a` over `modality`, on the same test items, with its 95% paired-bootstrap interval: the same resamples of the items for both."
+    "`metric` of `b` minus that of `a` over `modality`, on the same items, with its 95% paired-bootstrap interval: the same resamples of the items for both."
     if metric not in _COMPARED: raise ValueError(f"compare takes metric 'bits', 'loss' or 'accuracy' (the ratios of per-item sums), not {metric!r}")
     modalities = ('all', *MODALITIES)
     if modality not in modalities: raise ValueError(f"modality must be one of {list(modalities)}, not {modality!r}")

@@ -78,12 +78,16 @@ def _newest(p: Path) -> float:
 
 _NAME_MAX = 255  # bytes in a file's name on Linux and macOS; a name within it is within Windows' 255 UTF-16 units too
 
-def _tmp_prefix(path: Path) -> str:
-    "The start of the temporary names beside `path`, `.NAME.tmp-`, NAME cut where a long name (up to `_NAME_MAX`) would make them too long with mkstemp's 8 random characters."
+def _hidden_name(path: Path, tag: str, room: int = 0) -> str:
+    "The hidden name `.NAME.TAG` of a file beside `path`, NAME cut where a long name (up to `_NAME_MAX`) would leave no `room` for random characters after it."
     name = path.name
-    # two names alike in their first 240 bytes share a prefix: `clear_stale` of one removes the other's stale litter too, no harm
-    while len(os.fsencode(f'.{name}.tmp-')) + 8 > _NAME_MAX: name = name[:-1]
-    return f'.{name}.tmp-'
+    # two names alike in their first 240 bytes share it: `clear_stale` of one removes the other's stale litter too, no harm
+    while len(os.fsencode(f'.{name}.{tag}')) + room > _NAME_MAX: name = name[:-1]
+    return f'.{name}.{tag}'
+
+def _tmp_prefix(path: Path) -> str:
+    "The start of the temporary names beside `path`, `.NAME.tmp-`, with room for mkstemp's 8 random characters."
+    return _hidden_name(path, 'tmp-', 8)
 
 def clear_stale(path):
     "Remove the temporary files and folders that killed writers of `path` left beside it (`.NAME.tmp-*`, untouched for `STALE_AFTER`)."
@@ -163,7 +167,8 @@ HUB_ID_FORM = "owner/name, in ASCII letters, digits, '-', '_' and '.'"  # the fo
 def hub_repo_id(name, pinned: bool = False) -> str | None:
     "The Hub repository id (owner/name) that the string `name` is, alone or before `@revision` (with `pinned`, only before `@` and a 40-hex commit); None for any other name."
     if not isinstance(name, str): return None  # a Path is a folder's
-    repo, _, revision = name.partition('@')  # an id holds no @, a branch's name may
+    repo, at, revision = name.partition('@')  # an id holds no @, a branch's name may
+    if at and not revision: return None  # 'owner/name@' names no revision: a folder's name, or a revision left out by mistake
     if pinned and not re.fullmatch('[0-9a-f]{40}', revision): return None  # a folder's last two names ('run/best') have the form of an id
     if not repo.isascii(): return None  # ids are ASCII; huggingface_hub before 0.26 let a letter such as é through
     from huggingface_hub.utils import HFValidationError, validate_repo_id  # here: huggingface_hub takes a moment to import, and most callers never ask

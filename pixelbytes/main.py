@@ -175,17 +175,17 @@ def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS, _check_per_item
     from pixelbytes.data import load_built
     from pixelbytes.train import _fingerprint
-    from pixelbytes.files import disk_full
+    from pixelbytes.files import disk_full, shell_option
     # what --compare names is checked now, not after minutes of scoring
     against = [Evaluation.load(f, a.split) for f in a.compare or []]
     if against and a.metrics and not set(a.metrics) & set(TOKEN_METRICS):
         raise ValueError(f"--compare pairs per-item sums, which only the token metrics ({', '.join(TOKEN_METRICS)}) keep, and --metrics {' '.join(a.metrics)} names none: name loss or accuracy too")
     data = load_built(a.data) if against else a.data
     for f, other in zip(a.compare or [], against):
-        _check_per_item(other, f"--compare {f}: its {other.name}.json")
+        _check_per_item(other, f"{shell_option('--compare', f)}: its {other.name}.json")
         if a.split in data.splits and other.settings.get('data_sha1') != _fingerprint(data[a.split]['input_ids']):
-            raise ValueError(f"--compare {f}: it scored other items ({other.settings.get('items', len(other.per_item['all']['tokens']))} of the {other.settings.get('split')} split of "
-                             f"{other.settings.get('data')}) than the {a.split} split of --data {a.data}: compare evaluations of the same split of the same data")
+            raise ValueError(f"{shell_option('--compare', f)}: it scored other items ({other.settings.get('items', len(other.per_item['all']['tokens']))} of the {other.settings.get('split')} split of "
+                             f"{other.settings.get('data')}) than the {a.split} split of {shell_option('--data', a.data)}: compare evaluations of the same split of the same data")
     ev = evaluate(a.model, data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, resamples=a.resamples,
                   out=a.out, split=a.split, progress=not a.quiet, device=a.device)
     print(ev)
@@ -415,7 +415,10 @@ def _main(argv: list) -> int:
     # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for
     p = parser([next((a for a in argv if not a.startswith('-')), None)])
     first = os.environ.get('RANK', '0') == '0'  # under torchrun, what every process meets alike is said by the first
-    with contextlib.redirect_stderr(sys.stderr if first else io.StringIO()): args = p.parse_args(argv)  # argparse's errors too
+    with contextlib.redirect_stderr(sys.stderr if first else io.StringIO()):  # argparse's errors too
+        args, unknown = p.parse_known_args(argv)
+        # said by the task's parser, with the task's usage: the top parser's would name no task
+        if unknown: getattr(args, 'task_parser', p).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.task is None:  # a usage error, as argparse's own: the help goes to stderr and the status is 2
         p.print_help(sys.stderr)
         return 2

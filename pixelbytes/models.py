@@ -780,7 +780,7 @@ PixelBytesModel.push_to_hub = _push_to_hub
 
 # %% ../nbs/07_models.ipynb #dev0002
 def pick_device(device=None) -> torch.device:
-    "`device` ('cpu', 'cuda', 'cuda:N' or a `torch.device`), checked usable on this machine; None: the GPU when there is one, else the CPU."
+    "`device` ('cpu', 'cuda', 'cuda:N', Apple's 'mps', Intel's 'xpu', or a `torch.device`), checked usable on this machine; None: the GPU when there is one (CUDA), else the CPU."
     if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: dev = torch.device(device)
     except (RuntimeError, TypeError): raise ValueError(f"device {device!r} is not a device: give 'cpu', 'cuda' or 'cuda:N'") from None

@@ -24,7 +24,7 @@ from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
+from .files import _tmp_prefix, check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
 from .data import Built, load_built, _held_rows, _image_key
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -248,7 +248,7 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
 def save_checkpoint(model, folder: Path):
     "`save_pretrained` into `folder`, each file replaced atomically."
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))  # made new, as `write_files`' files
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_tmp_prefix(folder)))  # made new, as `write_files`' files
     try:
         with naming_failures(folder): model.save_pretrained(tmp)
         if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
