@@ -354,7 +354,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
         if _web_address(ref): file = ref  # a web address whole: its last part names nothing
         elif isinstance(ref, str) and ref: file = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: file = (ref.get('path') or None) if isinstance(ref, dict) else None  # a dict of bytes and path, or raw bytes
-        name = file or f'row {row}'
+        name = file or 'image'  # every report says the row before it
         dropped = ''
         try:
             if problem: raise ValueError(problem)
@@ -367,7 +367,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
             [(pixels, block, recoloured, shrunk, backdrop)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
             ids, error = tok.encode([caption, pixels]).astype(np.int32), None
         except ValueError as e:  # ImageError, vocabulary and caption problems
-            error = str(e) if isinstance(e, ImageError) or name == f'row {row}' else f'{name}: {e}'
+            error = str(e) if isinstance(e, ImageError) or file is None else f'{file}: {e}'  # an ImageError names its image already
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
             pixels, ids, block, recoloured, shrunk, backdrop = None, None, 0, 0.0, False, False
         out['row'].append(row); out['file'].append(file); out['caption'].append(caption if error is None else None)
@@ -605,6 +605,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     _load_datasets()
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1):
+        raise BuildError(f"max_pixels must be a whole number of pixels, at least 1, not {max_pixels!r}")
     test_size = _test_size(test_size)
     tok = Tokenizer(vocab, palette, max_size)
     if tok.n_colours > 256:

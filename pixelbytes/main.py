@@ -41,7 +41,7 @@ def _build_args(p):
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: NFKD, lowercase, ASCII only, and drop what the vocabulary cannot encode (the report counts what it drops)")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
-    p.add_argument('--max-pixels', type=int, default=None, help=f'refuse images of more pixels, a guard against decompression bombs (default: {MAX_PIXELS:,})')
+    p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help=f'refuse images of more pixels, a guard against decompression bombs (default: {MAX_PIXELS:,})')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
@@ -49,11 +49,11 @@ def _build_args(p):
     p.add_argument('--quiet', action='store_true', help='no progress bars: only the summary (rows read, written and skipped), warnings and errors')
 
 def _run_build(a):
-    from pixelbytes.data import build, push_built, format_report, MAX_PIXELS
+    from pixelbytes.data import build, push_built, format_report
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
                    image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None,
-                   max_pixels=a.max_pixels or MAX_PIXELS, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet)
+                   max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet)
     if a.quiet: print(format_report(report, report['out']))  # what a build skipped is said, bars or not
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 

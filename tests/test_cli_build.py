@@ -55,6 +55,7 @@ def test_on_error_raise_names_row_without_traceback(folder, tmp_path):
     (['--path', 'demo', '--test-size', '1.5'], '--test-size must be a fraction in [0, 1) or a whole number of items, not 1.5'),
     (['--path', 'demo', '--vocab', 'v1', '--on-error', 'raise'], None),
     (['--path', 'demo', '--revision', 'v1'], "revision='v1' is for a Hub dataset; 'demo' is the built-in demo set"),
+    (['--path', 'demo', '--max-pixels', '0'], '--max-pixels must be a whole number of pixels, at least 1, not 0'),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
     r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--out', str(tmp_path/'o'), *args)
