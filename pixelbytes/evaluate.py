@@ -279,7 +279,7 @@ def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_l
     for k in range(0, len(chunks), batch_size):  # the prompts have one length: a batch draws them together
         before, batch = [list(p) for p, _ in chunks[k:k + batch_size]], np.stack([x for _, x in chunks[k:k + batch_size]])
         # a prompt starting inside an image keeps its rows above, row and column, as a training window cut from the item does
-        for out, chunk in zip(model.generate(batch[:, :prompt_len], max_new_tokens=gen_len, temperature=0, preceding=before), batch):
+        for out, chunk in zip(model.generate(batch[:, :prompt_len], max_new_tokens=gen_len, temperature=0, preceding=before, batch_size=batch_size), batch):
             out, target = out[prompt_len:], chunk[prompt_len:].tolist()
             h.append(hamming(out, target)); c.append(cosine(out, target)); b.append(bleu(out, target))
     for name, vals in (('hamming', h), ('cosine', c), ('bleu', b)):

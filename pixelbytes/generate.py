@@ -18,7 +18,7 @@ from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted
-from .models import PixelBytesModel, load_model, sample_seeds
+from .models import PixelBytesModel, load_model, sample_seeds, GENERATE_BATCH
 from PIL import Image
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
@@ -185,7 +185,8 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)
              progress:bool=False,
-             device=None) -> list: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
+             device=None, # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
+             batch_size:int=GENERATE_BATCH) -> list: # samples drawn together, at most: memory grows with it, the samples are the same whatever it is
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation` (`Generations`, shown as their picture)."
     model = load_model(model, device)
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1):
@@ -200,7 +201,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
         out = []
         for k in range(n):
             try: out += generate(model, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, num, temperature, top_k, top_p,
-                                 seed, max_tokens, crop, rectangular, progress)
+                                 seed, max_tokens, crop, rectangular, progress, batch_size=batch_size)
             except ValueError as e: raise ValueError(f"{'prompt' if many_p else 'image'} {k}: {e}") from None
         return Generations(out)
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
@@ -212,7 +213,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
     else: mask, stop = _segment_rule(tok, kind), LF
     out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                         stop=stop, allowed=mask, num=num, progress=progress)
+                         stop=stop, allowed=mask, num=num, progress=progress, batch_size=batch_size)
     return Generations(Generation(o, len(ids), tok, s) for o, s in zip(out, sample_seeds(seed, len(out)) if temperature else [None] * len(out)))
 
 # %% ../nbs/09_generate.ipynb #0dbb0154

@@ -197,6 +197,7 @@ def _run_evaluate(a):
 
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
+    from pixelbytes.models import GENERATE_BATCH  # the default of batch_size, said as it is
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
     p.add_argument('--format', choices=['png', 'svg', 'jpg', 'json', 'folder'], default=None,
                    help='output format: json for what the samples hold, folder for a PNG file per sample and metadata.csv, which build reads '
@@ -210,6 +211,7 @@ def _generate_args(p):
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
     p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: a random one, printed so that --seed can draw them again)')
     p.add_argument('--max-tokens', type=int, default=None, help="at most this many new tokens per sample (default: enough for an image of the model's max size, or a long caption)")
+    p.add_argument('--batch-size', type=int, default=GENERATE_BATCH, help=f'samples drawn together, at most: memory grows with it; the samples are the same whatever it is (default: {GENERATE_BATCH})')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=None, help="screen pixels per image pixel (default: 8; 1 for --format folder: each sprite at its own size, as build --like reads it back)")
@@ -248,7 +250,7 @@ def _run_generate(a):
     check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-                    seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet)
+                    seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)
     except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again

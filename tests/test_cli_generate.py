@@ -47,6 +47,8 @@ def test_several_prompts_and_images(trained, tmp_path):
     one = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'b.png')
     drawn = lambda out: [l.split(':', 1)[1] for l in out.splitlines()[:-1]]
     assert drawn(r.stdout)[2:] == drawn(one.stdout)  # the second prompt's samples, as drawn alone
+    apart = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--max-tokens', '30', '--batch-size', '1', '--out', tmp_path/'b1.png')
+    assert apart.returncode == 0 and drawn(apart.stdout) == drawn(one.stdout), apart.stderr  # one at a time: the same samples
     w, h = Image.open(tmp_path/'p.png').size
     assert w > h  # four samples in one row
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--image', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i.png')
@@ -192,6 +194,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompt', 'x', '--temperature', '-1'], '--temperature=-1.0 must be 0'),
     (['--model', '{m}', '--prompt', 'x', '--num', '0'], '--num=0'),
     (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], '--max-tokens=-5'),
+    (['--model', '{m}', '--prompt', 'x', '--batch-size', '0'], '--batch-size=0: draw at least 1 sample at a time'),
     (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "format 'svg' does not match the extension"),
     (['--model', '{m}', '--prompt', 'x', '--device', 'gpu'], "device 'gpu' is not a device: give 'cpu', 'cuda' or 'cuda:N'"),
 ])
