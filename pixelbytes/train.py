@@ -1171,8 +1171,17 @@ def _own_backbones() -> dict:
                                 "put the class in a module (a .py file) and import it from there")
     return own
 
+def _stop_once(signum, frame):
+    "A handler of SIGINT that raises `KeyboardInterrupt` the first time, and does nothing at the next ones."
+    # a killed caller hands its workers from each of its dying threads to the next, and torch's spawn has Linux send them
+    # Ctrl-C at each hand-over (PR_SET_PDEATHSIG): a second one, in the middle of the first's report of what was kept,
+    # cut it short and ended the first process without a word (torch's spawn takes KeyboardInterrupt for a quiet exit)
+    signal.signal(signum, lambda signum, frame: None)
+    raise KeyboardInterrupt
+
 def _worker(rank, world, port, config, data, out, resume, overwrite, progress, stop_after, init, errors, backbones):
     "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise; `backbones`: those registered outside PixelBytes."
+    signal.signal(signal.SIGINT, _stop_once)
     for name, (cls, both_ways) in backbones.items(): register_backbone(name, both_ways)(cls)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     try: _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after, init=init)  # the parent's checks said their warnings
