@@ -12,6 +12,7 @@ import argparse, contextlib, io, math, os, re, signal, sys, threading, warnings
 from pathlib import Path
 import pixelbytes
 from . import __version__
+from .files import STOP_SIGNALS  # standard library alone: --help stays quick
 
 # %% ../nbs/13_main.ipynb #2144484c
 TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
@@ -383,20 +384,22 @@ def _reader_gone():
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 class Terminated(KeyboardInterrupt):
-    "SIGTERM, raised where the command was: it stops as Ctrl-C stops it, keeping and saying what it can."
+    "A stop signal (`STOP_SIGNALS`: SIGTERM, SIGUSR1), raised where the command was: it stops as Ctrl-C stops it, keeping and saying what it can; `signum` says which."
+    def __init__(self, signum: int): super().__init__(signum); self.signum = signum
 
 @contextlib.contextmanager
 def _stopping_on_sigterm():
-    "SIGTERM (a job's time limit, `kill`, `docker stop`, torchrun stopping its workers) raises `Terminated` in this block, where it would end the process on the spot, leaving temporary files and no word."
+    "SIGTERM (a job's time limit, `kill`, `docker stop`, torchrun stopping its workers) or SIGUSR1 (SLURM's warning before a job's time limit, `--signal=USR1@120`) raises `Terminated` in this block, where it would end the process on the spot, leaving temporary files and no word."
     # not over a handler of someone else's (main called from a program), and none can be set outside the main thread
-    ours = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ours = [k for k in STOP_SIGNALS if signal.getsignal(k) == signal.SIG_DFL] if threading.current_thread() is threading.main_thread() else []
     def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM (to a whole process group, say) must not cut the clean-up short
-        raise Terminated()
-    if ours: signal.signal(signal.SIGTERM, stop)
+        # once: a second stop (SIGTERM to a whole process group, or SLURM's at the time limit after its SIGUSR1) must not cut the clean-up short
+        for k in ours: signal.signal(k, signal.SIG_IGN)
+        raise Terminated(signum)
+    for k in ours: signal.signal(k, stop)
     try: yield
     finally:
-        if ours: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for k in ours: signal.signal(k, signal.SIG_DFL)
 
 @contextlib.contextmanager
 def _escaping_unencodable():
@@ -436,19 +439,19 @@ def _main(argv: list) -> int:
         from pixelbytes.tokenizer import printable  # a message may quote a file name or a caption from elsewhere
         if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser, _given(args)), newlines=True)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM: a stop, not a crash (train has said what it kept)
+    except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         terminated = isinstance(e, Terminated)
         if first: print(f"pixelbytes {args.task}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        return 128 + (e.signum if terminated else signal.SIGINT)
     return 0
 
 def run():
-    "The `pixelbytes` command: `main`, then exit with its status; stopped by Ctrl-C or SIGTERM, it ends by that signal, as a shell expects, so that a script running it stops too."
+    "The `pixelbytes` command: `main`, then exit with its status; stopped by Ctrl-C or a stop signal (SIGTERM, SIGUSR1), it ends by that signal, as a shell expects, so that a script running it stops too."
     status = main()
     try: sys.stdout.flush()  # what is still buffered, now: a reader gone at exit is no error either
     except BrokenPipeError: _reader_gone()
-    stopped_by = {128 + signal.SIGINT: signal.SIGINT, 128 + signal.SIGTERM: signal.SIGTERM}.get(status)
+    stopped_by = next((k for k in (signal.SIGINT, *STOP_SIGNALS) if status == 128 + k), None)
     if stopped_by and sys.platform != 'win32':  # status 130 alone reads as an error that a loop goes on after
         sys.stdout.flush(); sys.stderr.flush()
         signal.signal(stopped_by, signal.SIG_DFL)

@@ -97,9 +97,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
     assert strip(ha) == strip(hb)
 
 @POSIX
-@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['ctrl-c', 'sigterm'])
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, getattr(signal, 'SIGUSR1', None)], ids=['ctrl-c', 'sigterm', 'sigusr1'])
 def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
-    "SIGINT (Ctrl-C) or SIGTERM (a job's time limit) mid-training: the process ends by that signal (a shell loop stops too), a line saying what was kept and how to go on, no traceback, no temporary file; --resume goes on."
+    "SIGINT (Ctrl-C), SIGTERM (a job's time limit) or SIGUSR1 (SLURM's warning before it, `--signal=USR1@120`) mid-training: the process ends by that signal (a shell loop stops too), a line saying what was kept and how to go on, no traceback, no temporary file; --resume goes on."
     args = ['--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '50', '--eval-every', '5', *TINY]
     state = tmp_path/'m'/'train_state.pt'
     p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', *args], env=ENV, stdout=subprocess.PIPE,
