@@ -1226,13 +1226,15 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
         if not errors.empty(): raise TrainingError(errors.get()) from None  # the message, not a worker's traceback around it
         raise
     except KeyboardInterrupt:  # a notebook's interrupt reaches this process only: the workers must stop too, as train stops
-        for p in procs.processes:
-            if p.is_alive(): os.kill(p.pid, signal.SIGINT)
-        for p in procs.processes:
-            p.join(30)
-            if p.is_alive(): p.terminate()
-        kept = (f"{out} holds the last checkpoints, continue with resume=True" if state_of() not in (None, replaced) else
-                "nothing was saved yet" + ("; the run it was to replace is kept" if replaced else ''))
-        print(f"\ninterrupted: the {nprocs} processes stopped; {kept}", file=sys.stderr)
+        # an impatient second interrupt is held to the end: it would leave a worker that does not stop unterminated, and no word
+        with interrupts_deferred():
+            for p in procs.processes:
+                if p.is_alive(): os.kill(p.pid, signal.SIGINT)
+            for p in procs.processes:
+                p.join(30)
+                if p.is_alive(): p.terminate()
+            kept = (f"{out} holds the last checkpoints, continue with resume=True" if state_of() not in (None, replaced) else
+                    "nothing was saved yet" + ("; the run it was to replace is kept" if replaced else ''))
+            print(f"\ninterrupted: the {nprocs} processes stopped; {kept}", file=sys.stderr)
         raise
     return PixelBytesModel.from_pretrained(out/'best'), History(load_state(out/STATE_FILE)['history'])

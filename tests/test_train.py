@@ -298,6 +298,7 @@ if __name__ == '__main__':
     def interrupt():
         while not os.path.exists(state): time.sleep(0.2)  # a checkpoint: both workers are training
         os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5); os.kill(os.getpid(), signal.SIGINT)  # an impatient second interrupt, while the workers stop
     threading.Thread(target=interrupt, daemon=True).start()
     try: launch(dict(backbone='lstm', d_model=16, n_layers=1, epochs=1000, eval_every=5), {str(demo)!r}, {str(tmp_path/'int')!r}, nprocs=2, progress=False)
     except KeyboardInterrupt: print('alive', len(multiprocessing.active_children()))
