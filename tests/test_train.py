@@ -120,6 +120,27 @@ def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
     assert r.returncode == 0 and load_state(state)['step'] > saved['step'], r.stderr
 
 @POSIX
+def test_a_run_killed_in_its_first_save_is_replaced_by_the_next(demo, tmp_path):
+    "SIGKILL (a job's KillWait run out, the OOM killer) while the first checkpoint is saved: best/ with no state is left, and the requeued job's --resume auto starts again rather than refuse it."
+    out, args = tmp_path/'m', ['--data', str(demo), '--epochs', '1', '--resume', 'auto', *TINY]
+    killed = f"""
+import os, signal, sys
+import pixelbytes.train as t
+def killed(*a, **kw): os.kill(os.getpid(), signal.SIGKILL)
+t._save_state = killed  # after best/ and metrics.csv, before the state
+from pixelbytes.main import main
+main(['train', '--out', {str(out)!r}, *{args!r}])
+"""
+    r = subprocess.run([sys.executable, '-c', killed], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == -signal.SIGKILL and (out/'best').is_dir() and not (out/'train_state.pt').exists(), r.stderr[-3000:]
+    r = cli('train', '--out', str(out), *args)
+    assert r.returncode == 0 and load_state(out/'train_state.pt')['step'] > 0, r.stderr
+    assert not [p.name for p in out.iterdir() if p.name.startswith('.')]  # neither the mark nor the files set aside are left
+    (out/'train_state.pt').unlink()  # a finished run whose state was deleted: still refused, not replaced
+    r = cli('train', '--out', str(out), *args)
+    assert r.returncode == 1 and 'but no train_state.pt to resume from' in r.stderr, r.stderr
+
+@POSIX
 def test_ctrl_c_before_the_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
     "--overwrite over a run, then Ctrl-C before the new run's first checkpoint: the old run is back in --out, and the message says so."
     out = tmp_path/'m'
