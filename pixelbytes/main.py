@@ -198,7 +198,6 @@ def _run_evaluate(a):
 
 # %% ../nbs/13_main.ipynb #690869cd
 def _generate_args(p):
-    from pixelbytes.models import GENERATE_BATCH  # the default of batch_size, said as it is
     p.add_argument('--model', required=True, help='a model folder (saved by train) or a Hugging Face Hub id')
     p.add_argument('--format', choices=['png', 'svg', 'jpg', 'json', 'folder'], default=None,
                    help='output format: json for what the samples hold, folder for a PNG file per sample and metadata.csv, which build reads '
@@ -212,7 +211,8 @@ def _generate_args(p):
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
     p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples (default: a random one, printed so that --seed can draw them again)')
     p.add_argument('--max-tokens', type=int, default=None, help="at most this many new tokens per sample (default: enough for an image of the model's max size, or a long caption)")
-    p.add_argument('--batch-size', type=int, default=GENERATE_BATCH, help=f'samples drawn together, at most: memory grows with it; the samples are the same whatever it is (default: {GENERATE_BATCH})')
+    # its default said, not imported: pixelbytes.models imports torch, which generate --help need not wait for (a test keeps them alike)
+    p.add_argument('--batch-size', type=int, default=None, help='samples drawn together, at most: memory grows with it; the samples are the same whatever it is (default: 64)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=None, help="screen pixels per image pixel (default: 8; 1 for --format folder: each sprite at its own size, as build --like reads it back)")
@@ -225,7 +225,7 @@ def _generate_args(p):
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _run_generate(a):
-    from pixelbytes.models import load_model
+    from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
     from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import TextSegment, printable
@@ -251,7 +251,7 @@ def _run_generate(a):
     check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
     gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-                    seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=a.batch_size)
+                    seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)
     except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again

@@ -961,7 +961,7 @@ def _generate(self: PixelBytesModel,
         with tqdm(total=total, disable=progress is not True, desc='Generating') as bar:
             for first in batches:
                 rows = range(first, min(first + batch_size, num))
-                mine = [whole[0]] * len(rows) if one else whole[first:rows.stop]
+                mine, before = ([whole[0]] * len(rows), [pres[0]] * len(rows)) if one else (whole[first:rows.stop], pres[first:rows.stop])
                 trackers = [ContextTracker(self.config.n_bytes) for _ in rows]
                 for tr, ids in zip(trackers, mine): tr.extend(ids)
                 if temperature:  # each sample's uniform draws, one per new token, from its own stream: a sample depends on neither num nor batch_size
@@ -971,7 +971,7 @@ def _generate(self: PixelBytesModel,
                 if self.causal and prompts[0]:  # each prompt is read once
                     if one and read is None: read = self(torch.from_numpy(context(whole[0], self.config.n_bytes)[len(pres[0]):][None]).to(dev), return_state=True)[1]
                     if one: state = _repeat_state(read, len(rows), self.backbone.state_batch_dim)
-                    else: state = self(torch.from_numpy(np.stack([context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(pres[first:rows.stop], mine)])).to(dev), return_state=True)[1]
+                    else: state = self(torch.from_numpy(np.stack([context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(before, mine)])).to(dev), return_state=True)[1]
                 elif self.causal: state = self.init_state(len(rows))
                 else:  # each sample's window slides by one context a token
                     windows = np.stack([bidirectional_window(ids, self.config) for ids in (whole[:1] if one else mine)])
@@ -1002,6 +1002,6 @@ def _generate(self: PixelBytesModel,
                 # the samples mostly end before max_new_tokens: the bar ends full, and counts the batches after as they may go
                 total -= max_new_tokens - steps
                 bar.total = total
-                out += [tr.ids[len(pre):] for tr, pre in zip(trackers, [pres[0]] * len(rows) if one else pres[first:rows.stop])]
+                out += [tr.ids[len(pre):] for tr, pre in zip(trackers, before)]
         return out
 PixelBytesModel.generate = _generate
