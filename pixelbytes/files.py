@@ -6,8 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/files.html.md"""
 
 # %% auto #0
 __all__ = ['STOP_SIGNALS', 'STALE_AFTER', 'FULL_BELOW', 'HUB_ID_FORM', 'error_line', 'counted', 'shell_option',
-           'interrupts_deferred', 'new_file_mode', 'clear_stale', 'disk_full', 'naming_failures', 'check_writable',
-           'write_files', 'remove', 'hub_repo_id']
+           'interrupts_deferred', 'PolledInterrupts', 'interrupts_polled', 'new_file_mode', 'clear_stale', 'disk_full',
+           'naming_failures', 'check_writable', 'write_files', 'remove', 'hub_repo_id']
 
 # %% ../nbs/00_files.ipynb #901ac800
 import contextlib, errno, glob, os, re, shlex, shutil, signal, tempfile, threading, time
@@ -49,6 +49,35 @@ def interrupts_deferred():
     finally:
         for k, handler in previous.items(): signal.signal(k, handler)
         for k in dict.fromkeys(held): signal.raise_signal(k)  # to whatever handler was there: Python's raises KeyboardInterrupt
+
+# %% ../nbs/00_files.ipynb #poll0002
+class PolledInterrupts(list):
+    "The signals `interrupts_polled` holds, in the order they came; with `at_once` set, a new one is delivered as it comes."
+    at_once = False
+    def deliver(self):
+        "Deliver the first signal held now, to the handler it would have met (Python's raises `KeyboardInterrupt`)."
+        self.at_once = True
+        if self: signal.raise_signal(self[0])
+
+@contextlib.contextmanager
+def interrupts_polled():
+    "Hold a Ctrl-C (SIGINT), or a stop signal (`STOP_SIGNALS`) that a handler of Python's turns into an exception, that arrives in this block in the `PolledInterrupts` it yields, for the block to stop where its work is whole; deliver what it holds when it ends. A person's second Ctrl-C is delivered at once."
+    held = PolledInterrupts()
+    if threading.current_thread() is not threading.main_thread(): yield held; return  # only the main thread receives signals
+    # a person pressing Ctrl-C again; a handler of one's own has the first only (launch's workers, sent one at each of a dying caller's threads, ignore the rest)
+    impatient = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    def hold(signum, frame):
+        if held.at_once or (signum == signal.SIGINT and signum in held and impatient):
+            held.clear()  # the stop taken now: the signals held with it asked for it too
+            return previous[signum](signum, frame)
+        if signum not in held: held.append(signum)
+    # only the signals Python handles: an ignored Ctrl-C (nohup) stays ignored, and a SIGTERM at the system's default ends the process
+    previous = {k: signal.signal(k, hold) for k in (signal.SIGINT, *STOP_SIGNALS) if callable(signal.getsignal(k))}
+    try: yield held
+    finally:
+        for k, handler in previous.items():
+            if signal.getsignal(k) is hold: signal.signal(k, handler)  # not over one a handler delivered to set (a stop taken once)
+        for k in list(held): signal.raise_signal(k)  # the first raises, where a handler of Python's has it
 
 # %% ../nbs/00_files.ipynb #4df9c330
 def new_file_mode() -> int:

@@ -24,7 +24,7 @@ from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL, _check_ids
 from .context import context
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import _tmp_prefix, check_writable, interrupts_deferred, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
+from .files import _tmp_prefix, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
 from .data import Built, load_built, _held_rows, _image_key
 
 # %% ../nbs/08_train.ipynb #f34bc2c2
@@ -245,8 +245,9 @@ def summarize(pred: dict, tok: Tokenizer, prefix: str = '') -> dict:
     return _metrics(_pred_sums(pred, tok), prefix)
 
 # %% ../nbs/08_train.ipynb #4ea93c94
-def save_checkpoint(model, folder: Path):
+def save_checkpoint(model, folder):
     "`save_pretrained` into `folder`, each file replaced atomically."
+    folder = Path(folder).expanduser()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_tmp_prefix(folder)))  # made new, as `write_files`' files
     try:
@@ -262,8 +263,9 @@ STATE_FILE = 'train_state.pt'
 # no handler, and the files that a run killed there leaves with no state are replaced unasked by the next (a requeued job's)
 FIRST_SAVE = '.first-save'
 
-def load_state(path: Path, mmap: bool = False) -> dict:
-    "The training state saved in `path`, or a clear error naming the file when it is missing, truncated, corrupt, not plain data, or of the wrong kind; `mmap`: its tensors mapped from the file, not read (for a look at its other entries)."
+def load_state(path, mmap: bool = False) -> dict:
+    "The training state saved in `path` (a `train_state.pt`), or a clear error naming the file when it is missing, truncated, corrupt, not plain data, or of the wrong kind; `mmap`: its tensors mapped from the file, not read (for a look at its other entries)."
+    path = Path(path).expanduser()
     if not path.exists(): raise TrainingError(f"nothing to resume: {path} does not exist")
     try: state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
@@ -347,8 +349,9 @@ def _csv_write(path: Path, history: list) -> list | None:
             w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
     return keys if _write_view(path, csv_write) else None
 
-def write_metrics(history: list, out: Path, plot: bool = True):
-    "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in `out`."
+def write_metrics(history: list, out, plot: bool = True):
+    "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in the folder `out`."
+    out = Path(out).expanduser()
     _csv_write(out/'metrics.csv', history)
     if plot: _write_curves(history, out)
 
@@ -444,6 +447,13 @@ def _all_sum(x: torch.Tensor, device) -> torch.Tensor:
     t = x.to(device, copy=True)
     dist.all_reduce(t)
     return t
+
+def _stop_asked(interrupts: list, group) -> bool:
+    "Whether an interrupt is held (`interrupts_polled`) in any process of `group` (None: this process alone): all stop at the same step, or the others would wait in their next collective for ever."
+    if group is None: return bool(interrupts)
+    t = torch.tensor([len(interrupts)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    return bool(t.item())
 
 # %% ../nbs/08_train.ipynb #ae32cfc7
 def lr_factor(cfg: PixelBytesConfig, step: int, total_steps: int, elapsed: float = 0.0) -> float:
@@ -1011,6 +1021,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             raise
     cfg, built, saved, src, train_items = run['cfg'], run['built'], run['saved'], run['source'], run['train_items']
     device = _setup_device(world, local)
+    stop_group = dist.new_group(backend='gloo') if world > 1 else None  # the stop agreed at each step on the CPU: no wait for a GPU to finish
     if run['finished']: return PixelBytesModel.from_pretrained(out/'best').to(device), saved['history']  # resume='auto' of a run that has ended
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
@@ -1060,11 +1071,12 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             (out/FIRST_SAVE).unlink(missing_ok=True)  # at every save: a run killed just after its first state resumes, and leaves it
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
             _settle(out, aside, kept=True); aside = None
-        # after the checkpoint, so that a preview that fails stops a run that resumes; not in its block, which would hold a
-        # Ctrl-C (or a preemption's SIGTERM) for as long as the drawing takes: seconds, for a large model on a CPU
-        if cfg.previews and evaluated:
-            began = time.time()
-            _save_previews(model, cfg, out, st['step'])
+        # after the checkpoint, so that a preview that fails stops a run that resumes; a Ctrl-C (or a preemption's SIGTERM)
+        # stops the drawing at once, rather than at its end (seconds, for a large model on a CPU): the checkpoint holds all
+        if cfg.previews and evaluated and not interrupts:  # a stop asked for: it is taken now
+            began, interrupts.at_once = time.time(), True
+            try: _save_previews(model, cfg, out, st['step'])
+            finally: interrupts.at_once = False
             start += time.time() - began  # the run's clock (max_minutes, and the schedule it sets) leaves the drawing out: previews take no training from it
 
     timed = cfg.max_minutes is not None
@@ -1084,50 +1096,60 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)  # here: the try below closes it, whatever ends the run
     try:
         try:
-            while st['epoch'] < cfg.epochs and not stop:
-                wins = batches = None  # the last epoch's windows go before this one's are made
-                wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
-                while st['batch'] < len(batches) and not stop:
-                    _seed_process(cfg.seed, rank, st['step'], gpu=False)  # dropout's masks a function of the step: a run resumed at any step draws as the uninterrupted run
-                    _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
-                    now = time.time()
-                    elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
-                    _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, elapsed))
-                    st['step'] += 1; st['batch'] += 1
-                    if time.time() - last_look >= 1:
-                        watch.check()
-                        n, nll_sum = sums[:2].tolist()
-                        bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
-                        last_look = time.time()
-                    bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
-                    out_of_time = timed and elapsed > 60 * cfg.max_minutes
-                    paused = stop_after is not None and this_call > 60 * stop_after
-                    end_of_epoch = st['batch'] == len(batches)
-                    if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
-                    due = (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) or st['epoch'] >= cfg.epochs or out_of_time
-                    if due or (paused and not st['history']):  # a first evaluation, which resume needs (best/)
-                        row, improved = run_eval(sums)
-                        # the pause's own evaluation keeps the training sums for the one due: its row sums the steps the uninterrupted run's does
-                        held = None if due else _all_sum(sums, device) if world > 1 else sums
-                        if due: sums.zero_()
-                        bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
-                        stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
-                        ended = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
-                                 pause_line if paused else
-                                 f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
-                        st['elapsed'] = time.time() - start
-                        if rank == 0:
-                            save(improved, held)
-                        _seed_process(cfg.seed, rank, st['step'])  # a GPU's, as a run resumed from this checkpoint seeds it
-                        if rank == 0 and progress:
-                            with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
-                    elif paused:
-                        # between evaluations: the state as it is, with the training sums since the last one, and no evaluation of its own
-                        # (a row of the history, counted towards patience, maybe best/): the run resumed goes on as if never stopped
-                        stop, ended, st['elapsed'] = True, pause_line, time.time() - start
-                        held = _all_sum(sums, device) if world > 1 else sums
-                        if rank == 0: save(False, held, evaluated=False)
-                    if end_of_epoch: break
+            with interrupts_polled() as interrupts:
+                while st['epoch'] < cfg.epochs and not stop:
+                    wins = batches = None  # the last epoch's windows go before this one's are made
+                    wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
+                    while st['batch'] < len(batches) and not stop:
+                        _seed_process(cfg.seed, rank, st['step'], gpu=False)  # dropout's masks a function of the step: a run resumed at any step draws as the uninterrupted run
+                        _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
+                        now = time.time()
+                        elapsed, this_call = _agreed([now - start, now - called], device) if agree else (now - start, now - called)
+                        _optimizer_step(model, opt, scaler, cfg.grad_clip, cfg.learning_rate * lr_factor(cfg, st['step'], total, elapsed))
+                        st['step'] += 1; st['batch'] += 1
+                        if time.time() - last_look >= 1:
+                            watch.check()
+                            n, nll_sum = sums[:2].tolist()
+                            bar.set_postfix(step=st['step'], bits=f"{nll_sum / max(n, 1) / math.log(2):.3f}", epoch=st["epoch"], refresh=False)
+                            last_look = time.time()
+                        bar.update(min(bar.total, round(time.time() - start)) - bar.n if timed else 1)
+                        out_of_time = timed and elapsed > 60 * cfg.max_minutes
+                        paused = stop_after is not None and this_call > 60 * stop_after
+                        end_of_epoch = st['batch'] == len(batches)
+                        if end_of_epoch: st['epoch'], st['batch'] = st['epoch'] + 1, 0
+                        due = (cfg.eval_every and st['step'] % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch) or st['epoch'] >= cfg.epochs or out_of_time
+                        if due or (paused and not st['history']):  # a first evaluation, which resume needs (best/)
+                            row, improved = run_eval(sums)
+                            # the pause's own evaluation keeps the training sums for the one due: its row sums the steps the uninterrupted run's does
+                            held = None if due else _all_sum(sums, device) if world > 1 else sums
+                            if due: sums.zero_()
+                            bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
+                            stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
+                            ended = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
+                                     pause_line if paused else
+                                     f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
+                            st['elapsed'] = time.time() - start
+                            if rank == 0:
+                                save(improved, held)
+                            _seed_process(cfg.seed, rank, st['step'])  # a GPU's, as a run resumed from this checkpoint seeds it
+                            if rank == 0 and progress:
+                                with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
+                        elif paused:
+                            # between evaluations: the state as it is, with the training sums since the last one, and no evaluation of its own
+                            # (a row of the history, counted towards patience, maybe best/): the run resumed goes on as if never stopped
+                            stop, ended, st['elapsed'] = True, pause_line, time.time() - start
+                            held = _all_sum(sums, device) if world > 1 else sums
+                            if rank == 0: save(False, held, evaluated=False)
+                        if _stop_asked(interrupts, stop_group):
+                            # Ctrl-C or a stop signal, taken at the end of a step: the run as it stands is saved, as a pause saves it
+                            # (but before its first checkpoint: nothing, and the run an overwrite replaces is put back)
+                            if (saved or st['history']) and not (due or paused):  # else saved at this step already
+                                st['elapsed'] = time.time() - start
+                                held = _all_sum(sums, device) if world > 1 else sums
+                                if rank == 0: save(False, held, evaluated=False)
+                            interrupts.deliver()  # the command line's handler of SIGTERM, say, raises what ends it by that signal
+                            raise KeyboardInterrupt  # none held in this process: another's stop
+                        if end_of_epoch: break
         finally:
             bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
             _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back

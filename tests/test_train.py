@@ -99,8 +99,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(demo, tmp_path):
 @POSIX
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, getattr(signal, 'SIGUSR1', None)], ids=['ctrl-c', 'sigterm', 'sigusr1'])
 def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
-    "SIGINT (Ctrl-C), SIGTERM (a job's time limit) or SIGUSR1 (SLURM's warning before it, `--signal=USR1@120`) mid-training: the process ends by that signal (a shell loop stops too), a line saying what was kept and how to go on, no traceback, no temporary file; --resume goes on."
-    args = ['--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '50', '--eval-every', '5', *TINY]
+    "SIGINT (Ctrl-C), SIGTERM (a job's time limit) or SIGUSR1 (SLURM's warning before it, `--signal=USR1@120`) mid-training: the process ends by that signal (a shell loop stops too), a line saying what was kept (the run at the step it stopped at) and how to go on, no traceback, no temporary file; --resume goes on."
+    args = ['--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '50', '--eval-every', '20', *TINY]
     state = tmp_path/'m'/'train_state.pt'
     p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', *args], env=ENV, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -116,6 +116,7 @@ def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
     assert 'interrupted at step' in err and 'continue with resume=True (--resume)' in err and 'Traceback' not in err, err
     assert not list((tmp_path/'m').glob('.*.tmp-*')), list((tmp_path/'m').iterdir())
     saved = load_state(state)
+    assert re.search(rf"interrupted at step {saved['step']}: .* holds the checkpoints of step {saved['step']},", err), (saved['step'], err)
     r = cli('train', *args, '--epochs', str(saved['epoch'] + 1), '--resume')  # to the end of the epoch it was in
     assert r.returncode == 0 and load_state(state)['step'] > saved['step'], r.stderr
 
@@ -321,7 +322,7 @@ if __name__ == '__main__':
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.5); os.kill(os.getpid(), signal.SIGINT)  # an impatient second interrupt, while the workers stop
     threading.Thread(target=interrupt, daemon=True).start()
-    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, epochs=1000, eval_every=5), {str(demo)!r}, {str(tmp_path/'int')!r}, nprocs=2, progress=False)
+    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, epochs=1000, eval_every=25), {str(demo)!r}, {str(tmp_path/'int')!r}, nprocs=2, progress=False)
     except KeyboardInterrupt: print('alive', len(multiprocessing.active_children()))
     before = os.path.getmtime(state); time.sleep(3)
     print('unchanged', os.path.getmtime(state) == before)
@@ -329,6 +330,8 @@ if __name__ == '__main__':
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
     assert 'alive 0' in r.stdout and 'unchanged True' in r.stdout, (r.stdout, r.stderr[-3000:])
     assert 'interrupted: the 2 processes stopped' in r.stderr and 'continue with resume=True' in r.stderr  # the caller's own word
+    step = load_state(tmp_path/'int'/'train_state.pt')['step']  # both workers stopped at one step, and the first saved the run there
+    assert re.search(rf"interrupted at step {step}: .* holds the checkpoints of step {step},", r.stderr), (step, r.stderr[-3000:])
 
 @POSIX
 def test_interrupting_launch_before_its_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
