@@ -2,6 +2,7 @@
 them before it had `batch_size`) against batches of the default size, side by side, on CPU or a GPU.
 
     python bench/generate_memory.py [--models DIR] [--nums 16,128,512] [--sweep 16,32,64,128,256,512] [--device cuda]
+    python bench/generate_memory.py --against ../old --nums 512 --sweep '' --repeats 3   # this checkout against another
 
 Models: with --models DIR, the trained models DIR/lstm, DIR/transformer and DIR/mamba (a model folder, or a training
 run's folder, whose best/ is read); without it, those backbones at their default size (d_model 128, 2 layers),
@@ -21,6 +22,11 @@ drew different token ids (it compares a SHA-1 of them).
 --sweep: the batch sizes also measured at the largest num, for choosing the default (the speed a batch size gives
 against one batch of them all). torch.set_num_threads(--threads).
 
+--against DIR: another checkout of PixelBytes (`git worktree add ../old HEAD~1`, say), whose generate is measured on
+every case too, in the same run, beside this one's: a line per case gives both ms/sample and peak memory, and the
+script fails where the two drew different samples. --repeats N: each case run N times (the checkouts in turn), its
+fastest run kept: on a shared machine one run's time is noisy.
+
 Prints the tables and writes bench/out/generate_memory.json (generate_memory-cuda.json on a GPU).
 """
 import argparse, hashlib, json, os, platform, resource, subprocess, sys, time
@@ -33,6 +39,7 @@ BACKBONES, MODES = ('lstm', 'transformer', 'mamba'), ('prompt', 'caption')
 
 def child(case: dict) -> dict:
     "One generate call, measured in this process."
+    sys.path.insert(0, case['repo'])
     import numpy as np, torch
     from pixelbytes.models import PixelBytesConfig, PixelBytesModel
     from pixelbytes.generate import generate
@@ -65,6 +72,11 @@ def run(case: dict) -> dict:
     if out.returncode: sys.exit(f"case {case} failed:\n{out.stderr}")
     return json.loads(out.stdout.splitlines()[-1])
 
+def fastest(cases: list, repeats: int) -> list:
+    "The fastest of `repeats` runs of each of `cases`, run in turn (so that a slow spell of the machine falls on all of them)."
+    runs = [[run(c) for c in cases] for _ in range(repeats)]
+    return [min(rs, key=lambda r: r['seconds']) for rs in zip(*runs)]
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--models', default=None, help='a folder holding lstm/, transformer/ and mamba/ (trained models); default: untrained ones')
@@ -74,19 +86,26 @@ def main():
     ap.add_argument('--modes', default=','.join(MODES))
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--device', default='cpu')
+    ap.add_argument('--against', default=None, help='another checkout of PixelBytes, measured beside this one')
+    ap.add_argument('--repeats', type=int, default=1, help='runs of each case, the fastest kept')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: print(json.dumps(child(json.loads(a.child)))); return
     from pixelbytes.models import GENERATE_BATCH
     nums, sweep = [int(n) for n in a.nums.split(',')], [int(b) for b in a.sweep.split(',') if b]
+    repos = [REPO] + ([Path(a.against).resolve()] if a.against else [])
     rows = []
     for backbone in a.backbones.split(','):
         for mode in a.modes.split(','):
             for num in nums:
                 sizes = dict.fromkeys([num, min(GENERATE_BATCH, num)] + (sweep if num == max(nums) else []))
-                got = [run(dict(backbone=backbone, mode=mode, num=num, batch_size=b, models=a.models, device=a.device, threads=a.threads)) for b in sizes]
-                if len({g['sha1'] for g in got}) > 1: sys.exit(f"{backbone} {mode} num={num}: the batch sizes drew different samples: {[(g['batch_size'], g['sha1'][:10]) for g in got]}")
-                rows += got
+                cases = [dict(backbone=backbone, mode=mode, num=num, batch_size=b, models=a.models, device=a.device, threads=a.threads, repo=str(repo))
+                         for b in sizes for repo in repos]
+                measured = fastest(cases, a.repeats)
+                if len({g['sha1'] for g in measured}) > 1:
+                    sys.exit(f"{backbone} {mode} num={num}: the batch sizes or checkouts drew different samples: {[(g['batch_size'], g['repo'], g['sha1'][:10]) for g in measured]}")
+                rows += measured
+                got, other = measured[::len(repos)], measured[1::len(repos)]
                 by_size = {g['batch_size']: g for g in got}
                 one, default = by_size[num], by_size[min(GENERATE_BATCH, num)]
                 gpu = f" | gpu peak {one['gpu_peak_mb']:.0f} -> {default['gpu_peak_mb']:.0f} MB" if one['gpu_peak_mb'] is not None else ''
@@ -97,9 +116,12 @@ def main():
                 for g in got[len({num, default['batch_size']}):]:
                     print(f"{'':21s} batch_size={g['batch_size']:4d}: peak {g['peak_mb']:.0f} MB (+{g['added_mb']:.0f}), {g['ms_per_sample']:.1f} ms/sample, "
                           f"{g['ms_per_sample'] / one['ms_per_sample']:.2f}x one batch's time", flush=True)
+                for g, o in zip(got, other):
+                    print(f"{'':21s} batch_size={g['batch_size']:4d} against {a.against}: {o['ms_per_sample']:.1f} -> {g['ms_per_sample']:.1f} ms/sample "
+                          f"({g['ms_per_sample'] / o['ms_per_sample']:.2f}x the time), peak {o['peak_mb']:.0f} -> {g['peak_mb']:.0f} MB, the same samples", flush=True)
     out = REPO/'bench'/'out'/f"generate_memory{'-cuda' if a.device.startswith('cuda') else ''}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(dict(default_batch_size=GENERATE_BATCH, python=platform.python_version(), rows=rows), indent=1))
+    out.write_text(json.dumps(dict(default_batch_size=GENERATE_BATCH, python=platform.python_version(), against=a.against, repeats=a.repeats, rows=rows), indent=1))
     print(f"wrote {out}")
 
 if __name__ == '__main__': main()

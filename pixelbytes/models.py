@@ -877,14 +877,22 @@ def _prompt_rows(prompt, num: int) -> tuple:
     if len(arr) == 0: raise ValueError("the batch of prompts is empty")
     return arr.tolist(), True
 
-def _repeat_state(state, num: int, dim: int):
-    "A generation state of one sample for `num` samples: each tensor in it repeated along its batch dimension `dim`."
-    if torch.is_tensor(state): return state.repeat_interleave(num, dim)
-    if isinstance(state, dict): return {k: _repeat_state(v, num, dim) for k, v in state.items()}
+def _map_state(state, f):
+    "A generation state with `f` applied to each tensor in it (in tensors, lists, tuples, named tuples and dicts); anything else kept."
+    if torch.is_tensor(state): return f(state)
+    if isinstance(state, dict): return {k: _map_state(v, f) for k, v in state.items()}
     if isinstance(state, (list, tuple)):
-        parts = [_repeat_state(v, num, dim) for v in state]
+        parts = [_map_state(v, f) for v in state]
         return type(state)(*parts) if hasattr(state, '_fields') else type(state)(parts)  # a named tuple takes its fields one by one
     return state  # a count, as the transformer's cache holds
+
+def _repeat_state(state, num: int, dim: int):
+    "A generation state of one sample for `num` samples: each tensor in it repeated along its batch dimension `dim`."
+    return _map_state(state, lambda t: t.repeat_interleave(num, dim))
+
+def _select_state(state, rows: list, dim: int):
+    "The generation state of the sequences `rows` (their indices) of a batch: each tensor in it cut to them along its batch dimension `dim`."
+    return _map_state(state, lambda t: t.index_select(dim, torch.tensor(rows, device=t.device)) if t.ndim > dim else t)
 
 def bidirectional_window(ids, cfg: PixelBytesConfig) -> np.ndarray:
     "The `(seq_length, 6)` contexts a bidirectional model reads to predict the token after `ids`."
@@ -925,6 +933,46 @@ def _preceding_rows(preceding, prompts: list, batched: bool, vocab_size: int) ->
     return [ids.tolist() for ids in rows]
 
 GENERATE_BATCH = 64  # samples drawn at once, at most, by default: see bench/generate_memory.py
+_DROP_ENDED = 0.25  # a batch drops its finished samples once they are this share of the rows it runs: see bench/generate_memory.py
+
+def _batch_start(self: PixelBytesModel, mine: list, before: list, read=None):
+    "What a batch generates from, for the prompts `mine` (whole sequences, the ids `before` each prompt first): a causal model's state after the prompts, a bidirectional model's windows; `read`, that of a single prompt, is copied for each instead."
+    if read is not None: return _repeat_state(read, len(mine), self.backbone.state_batch_dim) if self.causal else np.repeat(read, len(mine), 0)
+    if not self.causal: return np.stack([bidirectional_window(ids, self.config) for ids in mine])
+    if len(mine[0]) == len(before[0]): return self.init_state(len(mine))  # no prompt to read
+    ctx = np.stack([context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(before, mine)])
+    return self(torch.from_numpy(ctx).to(next(self.parameters()).device), return_state=True)[1]  # every prompt in one pass
+
+def _draw_batch(self: PixelBytesModel, trackers: list, state, u, first: int, max_new_tokens: int, pick, ends, allowed, tick) -> int:
+    "Extend each of `trackers` (samples `first`, `first + 1`, ...) by up to `max_new_tokens` tokens, from `state` (`_batch_start`'s); the steps it took."
+    dev = next(self.parameters()).device
+    live = list(range(len(trackers)))  # the rows the model runs on: the unfinished samples, and finished ones not yet dropped
+    done = [False] * len(trackers)
+    for step in range(max_new_tokens):
+        if self.causal: logits, state = self.step(torch.from_numpy(np.stack([trackers[i].next_context() for i in live])).to(dev), state)
+        else: logits = self(torch.from_numpy(state).to(dev))
+        logits = logits.float().cpu()
+        if allowed is not None:  # a finished sample not yet dropped draws on, unused: its mask is asked no more
+            mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
+                                torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) for i in live])
+            if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
+                i = first + live[int((~any_left).nonzero()[0, 0])]
+                raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {step + 1}; it must allow at least one")
+            logits = logits.masked_fill(~mask, float('-inf'))
+        for i, t in zip(live, pick(logits, None if u is None else u[live, step]).tolist()):
+            if done[i]: continue
+            trackers[i].append(t)
+            done[i] = ends(t, trackers[i].ids)
+        tick()
+        keep = [j for j, i in enumerate(live) if not done[i]]
+        if not keep: return step + 1
+        # a finished sample costs every later step; dropping copies the others' state (a transformer's whole cache), so a
+        # causal model drops finished ones once they are _DROP_ENDED of its rows, a bidirectional one, which re-reads every window, at once
+        if len(keep) <= (1 - _DROP_ENDED) * len(live) or (not self.causal and len(keep) < len(live)):
+            live = [live[j] for j in keep]
+            state = _select_state(state, keep, self.backbone.state_batch_dim) if self.causal else state[keep]
+        if not self.causal: state = np.concatenate([state[:, 1:], np.stack([trackers[i].next_context() for i in live])[:, None]], 1)  # each window slides by the new token
+    return max_new_tokens
 
 @torch.no_grad()
 def _generate(self: PixelBytesModel,
@@ -943,7 +991,6 @@ def _generate(self: PixelBytesModel,
              ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts), drawn `batch_size` at a time; `generate` of `pixelbytes.generate` takes captions and images."
     with evaluating(self):
-        dev = next(self.parameters()).device
         _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed, batch_size)
         prompts, batched = _prompt_rows(prompt, num)
         for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if batched else 'prompt')
@@ -952,53 +999,28 @@ def _generate(self: PixelBytesModel,
         if temperature and seed is None: seed = int(torch.randint(2**62, ()))
         seeds = sample_seeds(int(seed), num) if temperature else None
         stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
+        ends = lambda t, ids: (stops is not None and t in stops) or (callable(stop) and stop(ids))
+        pick = lambda logits, u: _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u) if temperature else logits.argmax(-1)
         whole = [pre + p for pre, p in zip(pres, prompts)]
-        one = len(prompts) < num  # one prompt drawn num times, or each of a batch once
-        read = None  # the state after the one prompt, read once and copied for each batch
+        one = len(prompts) < num  # one prompt drawn num times (read once, its state copied for each batch), or each of a batch once
+        read = _batch_start(self, whole[:1], pres[:1]) if one else None
         batches = range(0, num, batch_size)
         total, taken, out = max_new_tokens * len(batches), 0, []  # steps at most (less as batches end early), steps taken
         from tqdm.auto import tqdm
         with tqdm(total=total, disable=progress is not True, desc='Generating') as bar:
+            def tick():
+                nonlocal taken
+                taken += 1
+                bar.update()
+                if callable(progress): progress(taken, total)
             for first in batches:
                 rows = range(first, min(first + batch_size, num))
                 mine, before = ([whole[0]] * len(rows), [pres[0]] * len(rows)) if one else (whole[first:rows.stop], pres[first:rows.stop])
                 trackers = [ContextTracker(self.config.n_bytes) for _ in rows]
                 for tr, ids in zip(trackers, mine): tr.extend(ids)
-                if temperature:  # each sample's uniform draws, one per new token, from its own stream: a sample depends on neither num nor batch_size
-                    u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(seeds[r]), dtype=torch.float64) for r in rows])
-                done = [False] * len(rows)
-                ctx = lambda: torch.from_numpy(np.stack([tr.next_context() for tr in trackers])).to(dev)
-                if self.causal and prompts[0]:  # each prompt is read once
-                    if one and read is None: read = self(torch.from_numpy(context(whole[0], self.config.n_bytes)[len(pres[0]):][None]).to(dev), return_state=True)[1]
-                    if one: state = _repeat_state(read, len(rows), self.backbone.state_batch_dim)
-                    else: state = self(torch.from_numpy(np.stack([context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(before, mine)])).to(dev), return_state=True)[1]
-                elif self.causal: state = self.init_state(len(rows))
-                else:  # each sample's window slides by one context a token
-                    windows = np.stack([bidirectional_window(ids, self.config) for ids in (whole[:1] if one else mine)])
-                    if one: windows = np.repeat(windows, len(rows), 0)
-                steps = 0
-                while steps < max_new_tokens and not all(done):
-                    if self.causal: logits, state = self.step(ctx(), state)
-                    else: logits = self(torch.from_numpy(windows).to(dev))
-                    logits = logits.float().cpu()
-                    if allowed is not None:  # a finished sample draws on, unused: its mask is asked no more
-                        mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
-                                            torch.as_tensor(allowed(tr.ids) if callable(allowed) else allowed, dtype=torch.bool) for i, tr in enumerate(trackers)])
-                        if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
-                            i = first + int((~any_left).nonzero()[0, 0])
-                            raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {steps + 1}; it must allow at least one")
-                        logits = logits.masked_fill(~mask, float('-inf'))
-                    if temperature == 0: nxt = logits.argmax(-1)
-                    else: nxt = _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u[:, steps])
-                    for i, (tr, t) in enumerate(zip(trackers, nxt.tolist())):
-                        if done[i]: continue
-                        tr.append(t)
-                        if not self.causal: windows[i] = np.concatenate([windows[i, 1:], tr.next_context()[None]])
-                        done[i] = (stops is not None and t in stops) or (callable(stop) and stop(tr.ids))
-                    steps += 1
-                    taken += 1
-                    bar.update()
-                    if callable(progress): progress(taken, total)
+                # each sample's uniform draws, one per new token, from its own stream: a sample depends on neither num nor batch_size
+                u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(seeds[r]), dtype=torch.float64) for r in rows]) if temperature else None
+                steps = _draw_batch(self, trackers, _batch_start(self, mine, before, read), u, first, max_new_tokens, pick, ends, allowed, tick)
                 # the samples mostly end before max_new_tokens: the bar ends full, and counts the batches after as they may go
                 total -= max_new_tokens - steps
                 bar.total = total
