@@ -1072,9 +1072,11 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             kept_step = st['step']  # once saved: an error in the middle of the save (or an interrupt, train in a thread of its own) keeps the one before
             _settle(out, aside, kept=True); aside = None
         # after the checkpoint, so that a preview that fails stops a run that resumes; a Ctrl-C (or a preemption's SIGTERM)
-        # stops the drawing at once, rather than at its end (seconds, for a large model on a CPU): the checkpoint holds all
+        # stops the drawing at once, rather than at its end (seconds, for a large model on a CPU): the checkpoint holds all.
+        # Not with several processes: the others wait for this one in the step's agreement on the stop, and would fail there
+        # with their peer gone; the stop is agreed at this step once the drawing is done
         if cfg.previews and evaluated and not interrupts:  # a stop asked for: it is taken now
-            began, interrupts.at_once = time.time(), True
+            began, interrupts.at_once = time.time(), world == 1
             try: _save_previews(model, cfg, out, st['step'])
             finally: interrupts.at_once = False
             start += time.time() - began  # the run's clock (max_minutes, and the schedule it sets) leaves the drawing out: previews take no training from it

@@ -455,3 +455,26 @@ if __name__ == '__main__':
         if caller.poll() is None: caller.kill(); caller.wait()
         for c in children:
             if (_stat(c) or ('Z',))[0] != 'Z': os.kill(c, signal.SIGKILL)
+
+@POSIX
+def test_a_stop_while_the_first_process_draws_previews_stops_all_at_one_step(demo, tmp_path):
+    "SIGTERM to the first of two processes (torchrun) as it draws the previews after a checkpoint: the other, waiting for it at the step's agreement, stops at that step too, rather than fail with its peer gone."
+    script = tmp_path/'stopped_in_previews.py'
+    script.write_text("""
+import os, signal
+import pixelbytes.train as t
+draw = t._save_previews
+def stopped(*a, **kw):
+    if os.environ['RANK'] == '0' and not os.path.exists(os.environ['STOPPED']):
+        open(os.environ['STOPPED'], 'w').close(); os.kill(os.getpid(), signal.SIGTERM)
+    return draw(*a, **kw)
+t._save_previews = stopped
+from pixelbytes.main import run
+run()
+""")
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script), 'train', '--data', str(demo),
+                        '--out', str(tmp_path/'m'), '--epochs', '1', '--eval-every', '7', '--previews', '1', *TINY],
+                       capture_output=True, text=True, env={**ENV, 'STOPPED': str(tmp_path/'stopped')}, timeout=600)
+    step = load_state(tmp_path/'m'/'train_state.pt')['step']
+    assert re.search(rf"interrupted at step {step}: .* holds the checkpoints of step {step},", r.stderr), r.stderr[-3000:]
+    assert '[rank1]' not in r.stderr and 'Connection closed' not in r.stderr, r.stderr[-3000:]
