@@ -1211,13 +1211,15 @@ def _stop_once(signum, frame):
     raise KeyboardInterrupt
 
 def _worker(rank, world, port, config, data, out, resume, overwrite, progress, stop_after, init, errors, backbones):
-    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise; `backbones`: those registered outside PixelBytes."
+    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise, and None for a stop (Ctrl-C); `backbones`: those registered outside PixelBytes."
     signal.signal(signal.SIGINT, _stop_once)
     for name, (cls, both_ways) in backbones.items(): register_backbone(name, both_ways)(cls)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     try: _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after, init=init)  # the parent's checks said their warnings
     except TrainingError as e:
         errors.put(str(e)); raise
+    except KeyboardInterrupt:
+        errors.put(None); raise  # torch's spawn ends the process as if its work were done: the parent must not return the run as ended
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 
@@ -1254,7 +1256,10 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     try:
         while not procs.join(): pass
     except mp.ProcessRaisedException:
-        if not errors.empty(): raise TrainingError(errors.get()) from None  # the message, not a worker's traceback around it
+        said = []
+        while not errors.empty(): said.append(errors.get())
+        said = [m for m in said if m is not None]  # not the stops of its peers
+        if said: raise TrainingError(said[0]) from None  # the message, not a worker's traceback around it
         raise
     except KeyboardInterrupt:  # a notebook's interrupt reaches this process only: the workers must stop too, as train stops
         # an impatient second interrupt is held to the end: it would leave a worker that does not stop unterminated, and no word
@@ -1268,4 +1273,6 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
                     "nothing was saved yet" + ("; the run it was to replace is kept" if replaced else ''))
             print(f"\ninterrupted: the {nprocs} processes stopped; {kept}", file=sys.stderr)
         raise
+    # the workers stopped by a signal sent to them, not to this process (the first has said what it kept): the run has not ended
+    if not errors.empty(): raise KeyboardInterrupt
     return PixelBytesModel.from_pretrained(out/'best'), History(load_state(out/STATE_FILE)['history'])

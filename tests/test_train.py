@@ -357,6 +357,28 @@ if __name__ == '__main__':
     assert 'interrupted' in r.stdout and 'nothing was saved yet; the run it was to replace is kept' in r.stderr, (r.stdout, r.stderr[-3000:])
     assert (out/'train_state.pt').read_bytes() == before and not list(out.glob('.replaced-*'))
 
+@POSIX
+def test_a_worker_stopped_by_a_signal_stops_launch(demo, tmp_path):
+    "Ctrl-C (SIGINT) sent to one of launch's workers, not to its caller: both stop at one step, and launch raises KeyboardInterrupt rather than return the unfinished run as if it had ended."
+    state = tmp_path/'one'/'train_state.pt'
+    code = f"""
+import multiprocessing, os, signal, threading, time, torch
+torch.set_num_threads(1)
+from pixelbytes.train import launch
+if __name__ == '__main__':
+    def interrupt():
+        while not os.path.exists({str(state)!r}): time.sleep(0.05)
+        os.kill(multiprocessing.active_children()[-1].pid, signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
+    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, epochs=1000, eval_every=25), {str(demo)!r}, {str(tmp_path/'one')!r}, nprocs=2, progress=False)
+    except KeyboardInterrupt: print('stopped')
+    else: print('returned')
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert 'stopped' in r.stdout, (r.stdout, r.stderr[-3000:])
+    step = load_state(state)['step']
+    assert re.search(rf"interrupted at step {step}: .* holds the checkpoints of step {step},", r.stderr), (step, r.stderr[-3000:])
+
 def test_torchrun_entry_point(demo, tmp_path):
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'pixelbytes.main',
                         'train', '--data', str(demo), '--out', str(tmp_path/'tr'), '--epochs', '1', *TINY],
