@@ -1088,7 +1088,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     if saved and rank == 0 and saved.get('train_sums'): sums += torch.tensor(saved['train_sums'], dtype=torch.float64, device=device)  # a pause's, all processes' in one
     pause_line = stop_after and f"this call's {counted(stop_after, 'minute', fmt='g')} (stop_after) {'is' if stop_after == 1 else 'are'} up; the run goes on with resume=True (--resume)"
-    stop, ended, last_plot, last_look = False, None, 0.0, time.time()
+    stop, ended, over, last_plot, last_look = False, None, None, 0.0, time.time()
     metrics, encoded = _MetricsFile(out), []
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     # _prepare refused resume with overwrite: a resumed run is never cleaned out; what a run killed in its first save left is replaced
@@ -1126,10 +1126,11 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                             held = None if due else _all_sum(sums, device) if world > 1 else sums
                             if due: sums.zero_()
                             bar.set_postfix(step=st['step'], bits=f"{row['train_bits']:.3f}", epoch=st['epoch'], refresh=False)
-                            stop = out_of_time or paused or bool(cfg.patience and st['bad_evals'] >= cfg.patience)
-                            ended = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
-                                     pause_line if paused else
-                                     f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if stop else f"epoch {cfg.epochs} of {cfg.epochs} is done")
+                            # what ends the run here, before a pause or a stop at this step: resume refuses a run that has ended
+                            over = (f"its time budget of {counted(cfg.max_minutes, 'minute', fmt='g')} ran out" if out_of_time else
+                                    f"stopped early: no better validation loss in {counted(cfg.patience, 'evaluation')}" if cfg.patience and st['bad_evals'] >= cfg.patience else
+                                    f"epoch {cfg.epochs} of {cfg.epochs} is done" if st['epoch'] >= cfg.epochs else None)
+                            stop, ended = bool(over) or paused, over or pause_line
                             st['elapsed'] = time.time() - start
                             if rank == 0:
                                 save(improved, held)
@@ -1157,7 +1158,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
     except KeyboardInterrupt:  # around the clean-up too: with several processes, one's Ctrl-C can land there, while the error of a peer that stopped first unwinds
         if rank == 0:
-            kept = (f"{out} holds the checkpoints of step {kept_step}, continue with resume=True (--resume)"
+            kept = (f"{out} holds the checkpoints of step {kept_step}" + (f", where the run ended ({over})" if over and kept_step == st['step'] else ", continue with resume=True (--resume)")
                     if kept_step is not None and aside is None else "no checkpoint to resume from was saved yet (the first evaluation saves one)" + ("; the run it was to replace is kept" if aside else ''))
             print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
         raise

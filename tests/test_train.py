@@ -121,6 +121,35 @@ def test_ctrl_c_stops_with_a_message(demo, tmp_path, sig):
     assert r.returncode == 0 and load_state(state)['step'] > saved['step'], r.stderr
 
 @POSIX
+@pytest.mark.parametrize('how', ['sigterm', 'pause'])
+def test_a_stop_at_the_last_step_says_the_run_ended(demo, tmp_path, how):
+    "SIGTERM, or stop_after's pause, that lands on the step where the run ends: the run is saved whole, and the words do not send one to --resume, which refuses a run that has ended."
+    script = tmp_path/'stopped_at_the_end.py'
+    script.write_text(f"""
+import os, signal, time, types
+import pixelbytes.train as t
+rate, late = t.lr_factor, types.SimpleNamespace(**vars(time))
+def stopped(cfg, step, total, elapsed=0.0):
+    if {how!r} == 'sigterm' and step == total - 1: os.kill(os.getpid(), signal.SIGTERM)  # in the last step
+    if {how!r} == 'pause' and step == total - 2: late.time = lambda: time.time() + 3600  # this call's minutes up at the last step's end
+    return rate(cfg, step, total, elapsed)
+t.lr_factor, t.time = stopped, late
+from pixelbytes.main import run
+run()
+""")
+    out = tmp_path/'m'
+    r = subprocess.run([sys.executable, str(script), 'train', '--data', str(demo), '--out', str(out), '--epochs', '1', '--eval-every', '50',
+                        '--stop-after', '30', *TINY], capture_output=True, text=True, env=ENV, timeout=600)
+    saved = load_state(out/'train_state.pt')
+    assert saved['epoch'] == 1 and saved['batch'] == 0 and saved['history'][-1]['step'] == saved['step'], r.stderr[-3000:]
+    assert 'with resume=True' not in r.stdout + r.stderr, (r.stdout, r.stderr[-3000:])
+    if how == 'sigterm':
+        assert r.returncode == -signal.SIGTERM, r.stderr[-3000:]
+        assert re.search(rf"interrupted at step {saved['step']}: .* holds the checkpoints of step {saved['step']}, where the run ended \(epoch 1 of 1 is done\)", r.stderr), r.stderr[-3000:]
+    else: assert r.returncode == 0 and f"ended at step {saved['step']}: epoch 1 of 1 is done" in r.stdout, (r.stdout, r.stderr[-3000:])
+    assert not [p.name for p in out.iterdir() if p.name.startswith('.')]
+
+@POSIX
 def test_a_run_killed_in_its_first_save_is_replaced_by_the_next(demo, tmp_path):
     "SIGKILL (a job's KillWait run out, the OOM killer) while the first checkpoint is saved: best/ with no state is left, and the requeued job's --resume auto starts again rather than refuse it."
     out, args = tmp_path/'m', ['--data', str(demo), '--epochs', '1', '--resume', 'auto', *TINY]
