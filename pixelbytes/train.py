@@ -1081,6 +1081,12 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             finally: interrupts.at_once = False
             start += time.time() - began  # the run's clock (max_minutes, and the schedule it sets) leaves the drawing out: previews take no training from it
 
+    def save_as_it_stands():
+        "Save the run between evaluations (a pause, a stop): the state as it is, with the training sums since the last evaluation, all processes' in one, and no evaluation of its own (a row of the history, counted towards patience, maybe best/), so that the run resumed goes on as if never stopped. Every process calls it."
+        st['elapsed'] = time.time() - start
+        held = _all_sum(sums, device) if world > 1 else sums
+        if rank == 0: save(False, held, evaluated=False)
+
     timed = cfg.max_minutes is not None
     agree = world > 1 and (timed or stop_after is not None)  # the clocks decide the learning rate or the stop: the first process's, for all
     called = time.time()  # stop_after counts this call's minutes, max_minutes the run's
@@ -1138,18 +1144,12 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                             if rank == 0 and progress:
                                 with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
                         elif paused:
-                            # between evaluations: the state as it is, with the training sums since the last one, and no evaluation of its own
-                            # (a row of the history, counted towards patience, maybe best/): the run resumed goes on as if never stopped
-                            stop, ended, st['elapsed'] = True, pause_line, time.time() - start
-                            held = _all_sum(sums, device) if world > 1 else sums
-                            if rank == 0: save(False, held, evaluated=False)
+                            stop, ended = True, pause_line
+                            save_as_it_stands()
                         if _stop_asked(interrupts, stop_group):
                             # Ctrl-C or a stop signal, taken at the end of a step: the run as it stands is saved, as a pause saves it
                             # (but before its first checkpoint: nothing, and the run an overwrite replaces is put back)
-                            if (saved or st['history']) and not (due or paused):  # else saved at this step already
-                                st['elapsed'] = time.time() - start
-                                held = _all_sum(sums, device) if world > 1 else sums
-                                if rank == 0: save(False, held, evaluated=False)
+                            if (saved or st['history']) and not (due or paused): save_as_it_stands()  # else saved at this step already
                             interrupts.deliver()  # the command line's handler of SIGTERM, say, raises what ends it by that signal
                             raise KeyboardInterrupt  # none held in this process: another's stop
                         if end_of_epoch: break
