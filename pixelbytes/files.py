@@ -54,10 +54,13 @@ def interrupts_deferred():
 class PolledInterrupts(list):
     "The signals `interrupts_polled` holds, in the order they came; with `at_once` set, a new one is delivered as it comes."
     at_once = False
-    def deliver(self):
-        "Deliver the first signal held now, to the handler it would have met (Python's raises `KeyboardInterrupt`)."
+    handled = frozenset()  # the signals the block holds; the others go to their own handlers as they come
+    def deliver(self, signum: int = None):
+        "Deliver signal `signum` where the block holds that kind, else the first one held now, to the handler it would have met (Python's raises `KeyboardInterrupt`)."
         self.at_once = True
-        if self: signal.raise_signal(self[0])
+        # `signum`: the one another process stopped by, for all to end by one signal (a scheduler reads the exit status)
+        if signum not in self.handled: signum = self[0] if self else None
+        if signum is not None: signal.raise_signal(signum)
 
 @contextlib.contextmanager
 def interrupts_polled():
@@ -73,6 +76,7 @@ def interrupts_polled():
         if signum not in held: held.append(signum)
     # only the signals Python handles: an ignored Ctrl-C (nohup) stays ignored, and a SIGTERM at the system's default ends the process
     previous = {k: signal.signal(k, hold) for k in (signal.SIGINT, *STOP_SIGNALS) if callable(signal.getsignal(k))}
+    held.handled = frozenset(previous)
     try: yield held
     finally:
         for k, handler in previous.items():

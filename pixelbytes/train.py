@@ -448,12 +448,13 @@ def _all_sum(x: torch.Tensor, device) -> torch.Tensor:
     dist.all_reduce(t)
     return t
 
-def _stop_asked(interrupts: list, group) -> bool:
-    "Whether an interrupt is held (`interrupts_polled`) in any process of `group` (None: this process alone): all stop at the same step, or the others would wait in their next collective for ever."
-    if group is None: return bool(interrupts)
-    t = torch.tensor([len(interrupts)])
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
-    return bool(t.item())
+def _stop_asked(interrupts: list, group) -> int:
+    "The signal to stop by, 0 for none: the first one held (`interrupts_polled`) in this process or, in the processes of `group`, the largest of theirs. All stop at the same step, or the others would wait in their next collective for ever."
+    asked = interrupts[0] if interrupts else 0
+    if group is None: return asked
+    t = torch.tensor([asked])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)  # the largest: every process picks the same one
+    return int(t.item())
 
 # %% ../nbs/08_train.ipynb #ae32cfc7
 def lr_factor(cfg: PixelBytesConfig, step: int, total_steps: int, elapsed: float = 0.0) -> float:
@@ -1021,8 +1022,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             raise
     cfg, built, saved, src, train_items = run['cfg'], run['built'], run['saved'], run['source'], run['train_items']
     device = _setup_device(world, local)
-    stop_group = dist.new_group(backend='gloo') if world > 1 else None  # the stop agreed at each step on the CPU: no wait for a GPU to finish
     if run['finished']: return PixelBytesModel.from_pretrained(out/'best').to(device), saved['history']  # resume='auto' of a run that has ended
+    stop_group = dist.new_group(backend='gloo') if world > 1 else None  # the stop agreed at each step on the CPU: no wait for a GPU to finish
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
     val_shard = np.arange(rank, len(val), world)
@@ -1146,12 +1147,13 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                         elif paused:
                             stop, ended = True, pause_line
                             save_as_it_stands()
-                        if _stop_asked(interrupts, stop_group):
+                        if signum := _stop_asked(interrupts, stop_group):
                             # Ctrl-C or a stop signal, taken at the end of a step: the run as it stands is saved, as a pause saves it
                             # (but before its first checkpoint: nothing, and the run an overwrite replaces is put back)
                             if (saved or st['history']) and not (due or paused): save_as_it_stands()  # else saved at this step already
-                            interrupts.deliver()  # the command line's handler of SIGTERM, say, raises what ends it by that signal
-                            raise KeyboardInterrupt  # none held in this process: another's stop
+                            # every process by the one signal, which the command line's handler (of SIGTERM, say) turns into its exit status
+                            interrupts.deliver(signum)
+                            raise KeyboardInterrupt  # a signal this process does not handle (launch's workers handle Ctrl-C alone)
                         if end_of_epoch: break
         finally:
             bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it

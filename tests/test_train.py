@@ -529,3 +529,25 @@ run()
     step = load_state(tmp_path/'m'/'train_state.pt')['step']
     assert re.search(rf"interrupted at step {step}: .* holds the checkpoints of step {step},", r.stderr), r.stderr[-3000:]
     assert '[rank1]' not in r.stderr and 'Connection closed' not in r.stderr, r.stderr[-3000:]
+
+@POSIX
+def test_processes_stopped_by_a_signal_to_one_end_by_that_signal(demo, tmp_path):
+    "SIGTERM to the second of two processes (torchrun) only: both stop at one step and both end by SIGTERM (the first ended by SIGINT), for a scheduler that reads their exit status."
+    script = tmp_path/'one_stopped.py'
+    script.write_text("""
+import os, signal
+import pixelbytes.train as t
+step, calls = t._optimizer_step, []
+def stepped(*a, **kw):
+    calls.append(1)
+    if os.environ['RANK'] == '1' and len(calls) == 12: os.kill(os.getpid(), signal.SIGTERM)
+    return step(*a, **kw)
+t._optimizer_step = stepped
+from pixelbytes.main import run
+run()
+""")
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script), 'train', '--data', str(demo),
+                        '--out', str(tmp_path/'m'), '--epochs', '1', '--eval-every', '5', *TINY], capture_output=True, text=True, env=ENV, timeout=600)
+    assert re.findall(r'exitcode\s*: (-?\d+) \(pid', r.stderr) == ['-15', '-15'], r.stderr[-3000:]  # torchrun's report of its two workers
+    assert re.search(r"interrupted at step 12: .* holds the checkpoints of step 12,", r.stderr), r.stderr[-3000:]
+    assert load_state(tmp_path/'m'/'train_state.pt')['step'] == 12
