@@ -289,8 +289,9 @@ def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_l
 def _structure(ev, model, items, temperature, seed):
     "Images drawn from captions: consistent rows, and the size of the item's image."
     rows_ok = size_ok = 0
-    for (caption, px), s in zip(items, sample_seeds(seed, len(items))):
-        g = generate(model, prompt=caption, temperature=temperature, seed=s, rectangular=False)[0]  # the model's own row ends
+    # all in one batch, each item's sample from its own seed: as drawn one at a time
+    gens = generate(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items)), rectangular=False) if items else []
+    for (_, px), g in zip(items, gens):  # the model's own row ends
         seg = next((s for s in g.new_segments if isinstance(s, ImageSegment)), None)
         consistent = seg is not None and seg.ok
         rows_ok += consistent
@@ -318,11 +319,11 @@ def _demo(ev, model, items, temperature, seed):
     "Demo set: drawings that match their caption, and captions that match their image, wholly and in colours only."
     from pixelbytes.demo import caption_matches, colours_match
     hits = np.zeros(4)  # text to image, its colours, image to text, its colours
-    for (caption, px), s in zip(items, sample_seeds(seed, len(items))):
-        img = generate(model, prompt=caption, temperature=temperature, seed=s)[0].image
-        if img is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
-        text = generate(model, image=px, temperature=temperature, seed=s)[0].text
-        if text is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
+    seeds = sample_seeds(seed, len(items))
+    drawn = (generate(model, prompt=[c for c, _ in items], temperature=temperature, seed=seeds), generate(model, image=[px for _, px in items], temperature=temperature, seed=seeds)) if items else ([], [])
+    for (caption, px), to_image, to_text in zip(items, *drawn):
+        if (img := to_image.image) is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
+        if (text := to_text.text) is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
     for name, h in zip(('text to image', 'text to image (colours)', 'image to text', 'image to text (colours)'), hits):
         ev.add('demo', name, h / max(1, len(items)), len(items))
 

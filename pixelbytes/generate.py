@@ -18,7 +18,7 @@ from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted
-from .models import PixelBytesModel, load_model, sample_seeds, GENERATE_BATCH
+from .models import PixelBytesModel, load_model, sample_seeds, GENERATE_BATCH, _check_sampling
 from PIL import Image
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
@@ -173,14 +173,14 @@ def _listed(x, image: bool = False) -> bool:
     return not (image and x and isinstance(x[0], (list, tuple, numbers.Number)))  # nested lists of indices are one image
 
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
-             prompt:str=None, # a caption: draw the image that follows it (a list of captions: each in turn)
-             image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: each in turn)
+             prompt:str=None, # a caption: draw the image that follows it (a list of captions: all in one batch)
+             image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: all in one batch)
              rows:int=None, # completion: how many rows of `image` are given
              num:int=1, # samples to draw
              temperature:float=1.0, # sampling temperature: 0 is greedy, higher is more varied
              top_k:int=None, # draw from the k most likely tokens only
              top_p:float=None, # draw from the smallest set of tokens whose probability reaches p (nucleus)
-             seed:int=None, # seed of the draws: the first sample's, the others' derived from it (`sample_seeds`); each `Generation` keeps its own; None: one drawn from torch's generator (at a temperature above 0)
+             seed:int=None, # seed of the draws: the first sample's, the others' derived from it (`sample_seeds`), or for lists one such seed for each prompt (image); each `Generation` keeps its own; None: one drawn from torch's generator (at a temperature above 0)
              max_tokens:int=None, # at most this many new tokens (default: enough for a max-size image, or a long caption)
              crop:bool=None, # crop an image file to its content (default: as the model's training images were read)
              rectangular:bool=True, # keep drawn images rectangular, at most max_size wide and high (False: the model alone ends rows)
@@ -194,27 +194,32 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
-    if (many_p := _listed(prompt)) | (many_i := _listed(image, image=True)):
+    tok, crop = model.tokenizer, model.config.crop if crop is None else crop
+    if listed := (many_p := _listed(prompt)) | (many_i := _listed(image, image=True)):
         if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
-        n = len(prompt) if many_p else len(image)
-        if n == 0: raise ValueError(f"the list of {'prompts' if many_p else 'images'} is empty")
-        out = []
+        n, what = (len(prompt), 'prompt') if many_p else (len(image), 'image')
+        if n == 0: raise ValueError(f"the list of {what}s is empty")
+        built = []
         for k in range(n):
-            try: out += generate(model, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, num, temperature, top_k, top_p,
-                                 seed, max_tokens, crop, rectangular, progress, batch_size=batch_size)
-            except ValueError as e: raise ValueError(f"{'prompt' if many_p else 'image'} {k}: {e}") from None
-        return Generations(out)
+            try: built.append(build_prompt(tok, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, crop, model.config.unscale))
+            except ValueError as e: raise ValueError(f"{what} {k}: {e}") from None
+    else: built, n, what = [build_prompt(tok, prompt, image, rows, crop, model.config.unscale)], 1, 'prompt'
+    firsts = list(seed) if isinstance(seed, (list, tuple)) else [seed] * n  # the first sample's seed, of each prompt
+    if len(firsts) != n: raise ValueError(f"seed holds {counted(len(firsts), 'seed')} for {counted(n, what)}: give one for each, or one seed for all")
+    for f in firsts: _check_sampling(1, temperature, top_k, top_p, num, f, batch_size)  # num before the prompts are repeated num times
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
-    tok = model.tokenizer
-    ids, kind = build_prompt(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale)
+    kind = built[0][1]  # the mode: one for every prompt of a list
     per_image = tok.max_size * (tok.max_size + 1)
     if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
     if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
     elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
     else: mask, stop = _segment_rule(tok, kind), LF
-    out = model.generate(ids, max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                         stop=stop, allowed=mask, num=num, progress=progress, batch_size=batch_size)
-    return Generations(Generation(o, len(ids), tok, s) for o, s in zip(out, sample_seeds(seed, len(out)) if temperature else [None] * len(out)))
+    prompts = [ids for ids, _ in built for _ in range(num)]  # each sample's
+    seeds = [s for f in firsts for s in sample_seeds(f, num)] if temperature else [None] * len(prompts)
+    # one prompt is read once for its samples; a list's are drawn together, each sample from its own seed
+    out = model.generate(prompts if listed else prompts[0], max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                         seed=seeds if listed and temperature else firsts[0], stop=stop, allowed=mask, num=1 if listed else num, progress=progress, batch_size=batch_size)
+    return Generations(Generation(o, len(p), tok, s) for o, p, s in zip(out, prompts, seeds))
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def _is_folder(path, format=None) -> bool:

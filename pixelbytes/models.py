@@ -858,24 +858,34 @@ def _draw(probs, u):
     last = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)  # rounding at the top must not reach a token of probability 0
     return torch.minimum(pick, last)
 
+def _prompt_ids(x, name: str) -> np.ndarray:
+    "`x` as an array of token ids, or a `ValueError` naming it (`name`) where it holds anything but whole numbers."
+    try: raw = np.asarray(x); arr = raw.astype(np.int64)
+    except (ValueError, TypeError): arr = raw = None
+    if arr is None or raw.dtype.kind not in 'iuf' or (raw.dtype.kind == 'f' and not (arr == raw).all()):  # 2.5, '7' or True is no token id
+        raise ValueError(f"{name} must be token ids (whole numbers), or a batch of them: got {str(x)[:60]}")
+    return arr
+
 def _prompt_rows(prompt, num: int) -> tuple:
-    "The prompts of a generation as lists of ids (one, or each row of a 2D batch of prompts of one length), and whether they are a batch."
+    "The prompts of a generation as lists of ids (one, or each of a batch: a 2D array, or a list of prompts of any lengths), and whether they are a batch."
     if isinstance(prompt, (str, bytes)):
         raise ValueError("prompt must be token ids, not text: model.tokenizer.encode([text]) gives them, and generate() of pixelbytes.generate takes text")
     # ids on the GPU, in a tensor that takes gradients, or in bfloat16, which numpy lacks
     to_cpu = lambda x: (x.detach().cpu().double() if x.is_floating_point() else x.detach().cpu()) if torch.is_tensor(x) else x
     prompt = [to_cpu(p) for p in prompt] if isinstance(prompt, (list, tuple)) else to_cpu(prompt)
-    rows = [len(p) for p in prompt if hasattr(p, '__len__') and getattr(p, 'ndim', 1) > 0 and not isinstance(p, (str, bytes))] if isinstance(prompt, (list, tuple)) else []
-    if rows and len(rows) == len(prompt) and len(set(rows)) > 1: raise ValueError("the prompts of a batch must have one length (a 2D array of token ids)")
-    try: raw = np.asarray(prompt); arr = raw.astype(np.int64)
-    except (ValueError, TypeError): arr = raw = None
-    if arr is None or raw.dtype.kind not in 'iuf' or (raw.dtype.kind == 'f' and not (arr == raw).all()):  # 2.5, '7' or True is no token id
-        raise ValueError(f"prompt must be token ids (whole numbers), or a 2D batch of them: got {str(prompt)[:60]}")
-    if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
-    if arr.ndim < 2: return [arr.reshape(-1).tolist()], False
+    is_row = lambda p: hasattr(p, '__len__') and getattr(p, 'ndim', 1) > 0 and not isinstance(p, (str, bytes))
+    if isinstance(prompt, (list, tuple)) and prompt and all(map(is_row, prompt)) and len({len(p) for p in prompt}) > 1:
+        rows = [_prompt_ids(p, f'prompt {r}') for r, p in enumerate(prompt)]  # a list of prompts of several lengths
+        if (bad := next((r for r, ids in enumerate(rows) if ids.ndim != 1), None)) is not None:
+            raise ValueError(f"prompt {bad} must be a list of token ids, not an array of shape {rows[bad].shape}")
+    else:
+        arr = _prompt_ids(prompt, 'prompt')
+        if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
+        if arr.ndim < 2: return [arr.reshape(-1).tolist()], False
+        rows = list(arr)
     if num != 1: raise ValueError(f"num={num}: a batch of prompts draws one sample from each (num=1)")
-    if len(arr) == 0: raise ValueError("the batch of prompts is empty")
-    return arr.tolist(), True
+    if not rows: raise ValueError("the batch of prompts is empty")
+    return [ids.tolist() for ids in rows], True
 
 def _map_state(state, f):
     "A generation state with `f` applied to each tensor in it (in tensors, lists, tuples, named tuples and dicts); anything else kept."
@@ -935,34 +945,40 @@ def _preceding_rows(preceding, prompts: list, batched: bool, vocab_size: int) ->
 GENERATE_BATCH = 64  # samples drawn at once, at most, by default: see bench/generate_memory.py
 _DROP_ENDED = 0.25  # a batch drops its finished samples once they are this share of the rows it runs: see bench/generate_memory.py
 
-def _batch_start(self: PixelBytesModel, mine: list, before: list, read=None):
-    "What a batch generates from, for the prompts `mine` (whole sequences, the ids `before` each prompt first): a causal model's state after the prompts, a bidirectional model's windows; `read`, that of a single prompt, is copied for each instead."
+def _batch_start(self: PixelBytesModel, mine: list, before: list, upto: int, read=None):
+    "What a batch generates from, for the prompts `mine` (whole sequences, the ids `before` each prompt first): a causal model's state after the first `upto` tokens of each prompt, a bidirectional model's windows after the whole prompts; `read`, that of a single prompt, is copied for each instead."
     if read is not None: return _repeat_state(read, len(mine), self.backbone.state_batch_dim) if self.causal else np.repeat(read, len(mine), 0)
     if not self.causal: return np.stack([bidirectional_window(ids, self.config) for ids in mine])
-    if len(mine[0]) == len(before[0]): return self.init_state(len(mine))  # no prompt to read
-    ctx = np.stack([context(ids, self.config.n_bytes)[len(pre):] for pre, ids in zip(before, mine)])
+    if not upto: return self.init_state(len(mine))  # no prompt to read
+    ctx = np.stack([context(ids, self.config.n_bytes)[len(pre):len(pre) + upto] for pre, ids in zip(before, mine)])
     return self(torch.from_numpy(ctx).to(next(self.parameters()).device), return_state=True)[1]  # every prompt in one pass
 
-def _draw_batch(self: PixelBytesModel, trackers: list, state, u, first: int, max_new_tokens: int, pick, ends, allowed, tick) -> int:
-    "Extend each of `trackers` (samples `first`, `first + 1`, ...) by up to `max_new_tokens` tokens, from `state` (`_batch_start`'s); the steps it took."
+def _draw_batch(self: PixelBytesModel, trackers: list, pending: list, state, u, rows: list, max_new_tokens: int, pick, ends, allowed, tick) -> int:
+    "Extend each of `trackers` (samples `rows`) by the rest of its prompt, `pending`, then by up to `max_new_tokens` drawn tokens, from `state` (`_batch_start`'s); the steps it took."
     dev = next(self.parameters()).device
     live = list(range(len(trackers)))  # the rows the model runs on: the unfinished samples, and finished ones not yet dropped
-    done = [False] * len(trackers)
-    for step in range(max_new_tokens):
+    done, made, pending = [False] * len(trackers), [0] * len(trackers), [list(q) for q in pending]  # made: the tokens drawn for each
+    for step in range(max_new_tokens + max(map(len, pending))):
         if self.causal: logits, state = self.step(torch.from_numpy(np.stack([trackers[i].next_context() for i in live])).to(dev), state)
         else: logits = self(torch.from_numpy(state).to(dev))
         logits = logits.float().cpu()
-        if allowed is not None:  # a finished sample not yet dropped draws on, unused: its mask is asked no more
-            mask = torch.stack([torch.ones(logits.shape[-1], dtype=torch.bool) if done[i] else
-                                torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) for i in live])
+        drawing = [not done[i] and not pending[i] for i in live]  # the others' logits go unused
+        if allowed is not None:  # so their masks are not asked for
+            mask = torch.stack([torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) if d else
+                                torch.ones(logits.shape[-1], dtype=torch.bool) for i, d in zip(live, drawing)])
             if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
-                i = first + live[int((~any_left).nonzero()[0, 0])]
-                raise ValueError(f"allowed leaves no token to draw for sample {i} at new token {step + 1}; it must allow at least one")
+                i = live[int((~any_left).nonzero()[0, 0])]
+                raise ValueError(f"allowed leaves no token to draw for sample {rows[i]} at new token {made[i] + 1}; it must allow at least one")
             logits = logits.masked_fill(~mask, float('-inf'))
-        for i, t in zip(live, pick(logits, None if u is None else u[live, step]).tolist()):
-            if done[i]: continue
+        # each sample's draw for its next new token (the draws of those still reading their prompt go unused)
+        now = None if u is None else u[live, [min(made[i], max_new_tokens - 1) for i in live]]
+        for i, t, d in zip(live, pick(logits, now).tolist(), drawing):
+            if not d:
+                if pending[i]: trackers[i].append(pending[i].pop(0))  # its prompt, read in step with the others' draws
+                continue
             trackers[i].append(t)
-            done[i] = ends(t, trackers[i].ids)
+            made[i] += 1
+            done[i] = ends(t, trackers[i].ids) or made[i] == max_new_tokens
         tick()
         keep = [j for j, i in enumerate(live) if not done[i]]
         if not keep: return step + 1
@@ -972,16 +988,16 @@ def _draw_batch(self: PixelBytesModel, trackers: list, state, u, first: int, max
             live = [live[j] for j in keep]
             state = _select_state(state, keep, self.backbone.state_batch_dim) if self.causal else state[keep]
         if not self.causal: state = np.concatenate([state[:, 1:], np.stack([trackers[i].next_context() for i in live])[:, None]], 1)  # each window slides by the new token
-    return max_new_tokens
+    return step + 1
 
 @torch.no_grad()
 def _generate(self: PixelBytesModel,
-              prompt=(), # token ids, or a 2D batch of prompts of one length, each drawn once (num=1)
+              prompt=(), # token ids, or a batch of prompts (a list of them, of any lengths, or a 2D array), each drawn once (num=1)
               max_new_tokens:int=256, # at most this many tokens after the prompt
               temperature:float=1.0, # 0: greedy
               top_k:int=None, # draw among the k likeliest tokens only
               top_p:float=None, # draw among the likeliest tokens whose probabilities add up to top_p only
-              seed:int=None, # repeatable draws: each sample from its own stream, seeded by `sample_seeds(seed, num)` (None: a seed drawn from torch's generator)
+              seed=None, # repeatable draws: each sample from its own stream, seeded by `sample_seeds(seed, num)`, or by a list of one seed for each sample (None: a seed drawn from torch's generator)
               stop=None, # a token id or a list of them (kept in the output), or a function of the ids so far, that ends a sequence
               allowed=None, # a boolean mask over the vocabulary, or a function of the ids so far returning one
               num:int=1, # sequences drawn
@@ -991,21 +1007,31 @@ def _generate(self: PixelBytesModel,
              ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts), drawn `batch_size` at a time; `generate` of `pixelbytes.generate` takes captions and images."
     with evaluating(self):
-        _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed, batch_size)
+        listed = isinstance(seed, (list, tuple))
+        _check_sampling(max_new_tokens, temperature, top_k, top_p, num, None if listed else seed, batch_size)
+        for s in (seed if listed else []): _check_sampling(0, 0, None, None, 1, s)
         prompts, batched = _prompt_rows(prompt, num)
         for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if batched else 'prompt')
         pres = _preceding_rows(preceding, prompts, batched, self.config.vocab_size)
         num = max(num, len(prompts))
+        if listed and len(seed) != num: raise ValueError(f"seed holds {counted(len(seed), 'seed')} for {counted(num, 'sample')}: give one for each, or one seed for all")
         if temperature and seed is None: seed = int(torch.randint(2**62, ()))
-        seeds = sample_seeds(int(seed), num) if temperature else None
+        seeds = (list(map(int, seed)) if listed else sample_seeds(int(seed), num)) if temperature else None
+        if not max_new_tokens: return [list(p) for p in prompts] * (num // len(prompts))  # nothing to draw
         stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
         ends = lambda t, ids: (stops is not None and t in stops) or (callable(stop) and stop(ids))
         pick = lambda logits, u: _draw(_filter_logits(logits, temperature, top_k, top_p).softmax(-1), u) if temperature else logits.argmax(-1)
         whole = [pre + p for pre, p in zip(pres, prompts)]
         one = len(prompts) < num  # one prompt drawn num times (read once, its state copied for each batch), or each of a batch once
-        read = _batch_start(self, whole[:1], pres[:1]) if one else None
-        batches = range(0, num, batch_size)
-        total, taken, out = max_new_tokens * len(batches), 0, []  # steps at most (less as batches end early), steps taken
+        read = _batch_start(self, whole[:1], pres[:1], len(prompts[0])) if one else None
+        length = lambda r: len(prompts[0 if one else r])
+        # a causal model reads a batch's prompts in step: the first tokens of each, as many as the shortest has, in one pass,
+        # then the rest of the longer ones one at a time, as the others draw; so batches go by length, for each to read few in step
+        order = sorted(range(num), key=length) if self.causal else range(num)
+        batches = [order[k:k + batch_size] for k in range(0, num, batch_size)]
+        upto = [min(map(length, b)) if self.causal else None for b in batches]
+        at_most = [max_new_tokens + (max(map(length, b)) - n if self.causal else 0) for b, n in zip(batches, upto)]  # each batch's steps
+        total, taken, out = sum(at_most), 0, [None] * num  # steps at most (less as batches end early), steps taken
         from tqdm.auto import tqdm
         with tqdm(total=total, disable=progress is not True, desc='Generating') as bar:
             def tick():
@@ -1013,17 +1039,18 @@ def _generate(self: PixelBytesModel,
                 taken += 1
                 bar.update()
                 if callable(progress): progress(taken, total)
-            for first in batches:
-                rows = range(first, min(first + batch_size, num))
-                mine, before = ([whole[0]] * len(rows), [pres[0]] * len(rows)) if one else (whole[first:rows.stop], pres[first:rows.stop])
+            for rows, n, most in zip(batches, upto, at_most):
+                mine, before = [whole[0 if one else r] for r in rows], [pres[0 if one else r] for r in rows]
                 trackers = [ContextTracker(self.config.n_bytes) for _ in rows]
-                for tr, ids in zip(trackers, mine): tr.extend(ids)
+                read_now = [len(pre) + (len(ids) - len(pre) if n is None else n) for pre, ids in zip(before, mine)]
+                for tr, ids, k in zip(trackers, mine, read_now): tr.extend(ids[:k])
                 # each sample's uniform draws, one per new token, from its own stream: a sample depends on neither num nor batch_size
                 u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(seeds[r]), dtype=torch.float64) for r in rows]) if temperature else None
-                steps = _draw_batch(self, trackers, _batch_start(self, mine, before, read), u, first, max_new_tokens, pick, ends, allowed, tick)
+                steps = _draw_batch(self, trackers, [ids[k:] for ids, k in zip(mine, read_now)], _batch_start(self, mine, before, n, read),
+                                    u, rows, max_new_tokens, pick, ends, allowed, tick)
                 # the samples mostly end before max_new_tokens: the bar ends full, and counts the batches after as they may go
-                total -= max_new_tokens - steps
+                total -= most - steps
                 bar.total = total
-                out += [tr.ids[len(pre):] for tr, pre in zip(trackers, before)]
+                for r, tr, pre in zip(rows, trackers, before): out[r] = tr.ids[len(pre):]
         return out
 PixelBytesModel.generate = _generate
