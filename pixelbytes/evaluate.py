@@ -302,16 +302,19 @@ def _structure(ev, model, items, temperature, seed):
 def _copy(ev, model, items, tok):
     "An image, the copy marker, then the model draws (greedy): share of pixels reproduced exactly, and of perfect copies."
     right = total = perfect = 0
-    for _, px in items:
-        ids = list(tok.encode([px, COPY_MARKER]))
-        out = model.generate(ids, max_new_tokens=px.size + px.shape[0], temperature=0, stop=LF,  # the end of the image
-                             allowed=allowed_tokens(tok, 'image'))[0][len(ids):]
-        seg = next((s for s in tok.decode(out) if isinstance(s, ImageSegment)), None)
-        got = np.full(px.shape, -1)
-        if seg is not None:
-            p = seg.pixels[:px.shape[0], :px.shape[1]]
-            got[:p.shape[0], :p.shape[1]] = p
-        right += (got == px).sum(); total += px.size; perfect += bool((got == px).all())
+    of_shape = {}  # images of one shape give prompts of one length, and the same room for their copy: drawn in one call
+    for _, px in items: of_shape.setdefault(px.shape, []).append(px)
+    for (h, w), group in of_shape.items():
+        prompts = [list(tok.encode([px, COPY_MARKER])) for px in group]
+        outs = model.generate(prompts, max_new_tokens=h * w + h, temperature=0, stop=LF, allowed=allowed_tokens(tok, 'image'))  # LF: the end of the image
+        for px, ids, out in zip(group, prompts, outs):
+            out = out[len(ids):]
+            seg = next((s for s in tok.decode(out) if isinstance(s, ImageSegment)), None)
+            got = np.full(px.shape, -1)
+            if seg is not None:
+                p = seg.pixels[:px.shape[0], :px.shape[1]]
+                got[:p.shape[0], :p.shape[1]] = p
+            right += (got == px).sum(); total += px.size; perfect += bool((got == px).all())
     ev.add('copy', 'pixels', right / max(1, total), total)
     ev.add('copy', 'perfect copies', perfect / max(1, len(items)), len(items))
 
