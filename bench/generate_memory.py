@@ -109,10 +109,11 @@ def main():
                 by_size = {g['batch_size']: g for g in got}
                 one, default = by_size[num], by_size[min(GENERATE_BATCH, num)]
                 gpu = f" | gpu peak {one['gpu_peak_mb']:.0f} -> {default['gpu_peak_mb']:.0f} MB" if one['gpu_peak_mb'] is not None else ''
+                by_default = ('' if default is one else  # num within the default batch size: the one batch is the default's
+                              f" | batch_size={default['batch_size']} peak {default['peak_mb']:.0f} MB (+{default['added_mb']:.0f}), {default['ms_per_sample']:.1f} ms/sample, "
+                              f"{default['ms_per_sample'] / one['ms_per_sample']:.2f}x the time")
                 print(f"{backbone:11s} {mode:7s} num {num:4d} (new tokens: mean {one['new_tokens_mean']:.0f}, max {one['new_tokens_max']}): "
-                      f"one batch peak {one['peak_mb']:.0f} MB (+{one['added_mb']:.0f}), {one['ms_per_sample']:.1f} ms/sample | "
-                      f"batch_size={default['batch_size']} peak {default['peak_mb']:.0f} MB (+{default['added_mb']:.0f}), {default['ms_per_sample']:.1f} ms/sample, "
-                      f"{default['ms_per_sample'] / one['ms_per_sample']:.2f}x the time{gpu}", flush=True)
+                      f"one batch peak {one['peak_mb']:.0f} MB (+{one['added_mb']:.0f}), {one['ms_per_sample']:.1f} ms/sample{by_default}{gpu}", flush=True)
                 for g in got[len({num, default['batch_size']}):]:
                     print(f"{'':21s} batch_size={g['batch_size']:4d}: peak {g['peak_mb']:.0f} MB (+{g['added_mb']:.0f}), {g['ms_per_sample']:.1f} ms/sample, "
                           f"{g['ms_per_sample'] / one['ms_per_sample']:.2f}x one batch's time", flush=True)
