@@ -874,10 +874,10 @@ def _prompt_rows(prompt, num: int) -> tuple:
     to_cpu = lambda x: (x.detach().cpu().double() if x.is_floating_point() else x.detach().cpu()) if torch.is_tensor(x) else x
     prompt = [to_cpu(p) for p in prompt] if isinstance(prompt, (list, tuple)) else to_cpu(prompt)
     is_row = lambda p: hasattr(p, '__len__') and getattr(p, 'ndim', 1) > 0 and not isinstance(p, (str, bytes))
-    if isinstance(prompt, (list, tuple)) and prompt and all(map(is_row, prompt)) and len({len(p) for p in prompt}) > 1:
-        rows = [_prompt_ids(p, f'prompt {r}') for r, p in enumerate(prompt)]  # a list of prompts of several lengths
+    if isinstance(prompt, (list, tuple)) and any(map(is_row, prompt)):  # a list of prompts: a bad one is named by its place in it
+        rows = [_prompt_ids(p, f'prompt {r}') for r, p in enumerate(prompt)]
         if (bad := next((r for r, ids in enumerate(rows) if ids.ndim != 1), None)) is not None:
-            raise ValueError(f"prompt {bad} must be a list of token ids, not an array of shape {rows[bad].shape}")
+            raise ValueError(f"prompt {bad} must be a list of token ids, not {f'an array of shape {rows[bad].shape}' if rows[bad].ndim else repr(prompt[bad])}")
     else:
         arr = _prompt_ids(prompt, 'prompt')
         if arr.ndim > 2: raise ValueError(f"prompt must be token ids or a 2D batch of them, not an array of shape {arr.shape}")
@@ -1009,7 +1009,10 @@ def _generate(self: PixelBytesModel,
     with evaluating(self):
         listed = isinstance(seed, (list, tuple))
         _check_sampling(max_new_tokens, temperature, top_k, top_p, num, None if listed else seed, batch_size)
-        for s in (seed if listed else []): _check_sampling(0, 0, None, None, 1, s)
+        for r, s in enumerate(seed if listed else []):  # named by its place in the list
+            if s is None: raise ValueError(f"seed {r} is None: a list of seeds gives each sample its own, a whole number")
+            try: _check_sampling(0, 0, None, None, 1, s)
+            except ValueError as e: raise ValueError(f"seed {r}: {e}") from None
         prompts, batched = _prompt_rows(prompt, num)
         for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if batched else 'prompt')
         pres = _preceding_rows(preceding, prompts, batched, self.config.vocab_size)
