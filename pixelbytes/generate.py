@@ -206,20 +206,33 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     else: built, n, what = [build_prompt(tok, prompt, image, rows, crop, model.config.unscale)], 1, 'prompt'
     firsts = list(seed) if isinstance(seed, (list, tuple)) else [seed] * n  # the first sample's seed, of each prompt
     if len(firsts) != n: raise ValueError(f"seed holds {counted(len(firsts), 'seed')} for {counted(n, what)}: give one for each, or one seed for all")
-    for f in firsts: _check_sampling(1, temperature, top_k, top_p, num, f, batch_size)  # num before the prompts are repeated num times
+    for k, f in enumerate(firsts):  # num before the prompts are repeated num times
+        try:
+            if f is None and isinstance(seed, (list, tuple)): raise ValueError("a list of seeds gives each its own, a whole number, not None")
+            _check_sampling(1, temperature, top_k, top_p, num, f, batch_size)
+        except ValueError as e: raise ValueError(f"{what} {k}: {e}" if isinstance(seed, (list, tuple)) else str(e)) from None
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
-    kind = built[0][1]  # the mode: one for every prompt of a list
     per_image = tok.max_size * (tok.max_size + 1)
-    if max_tokens is None: max_tokens = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind]
-    if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
-    elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
-    else: mask, stop = _segment_rule(tok, kind), LF
-    prompts = [ids for ids, _ in built for _ in range(num)]  # each sample's
-    seeds = [s for f in firsts for s in sample_seeds(f, num)] if temperature else [None] * len(prompts)
-    # one prompt is read once for its samples; a list's are drawn together, each sample from its own seed
-    out = model.generate(prompts if listed else prompts[0], max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                         seed=seeds if listed and temperature else firsts[0], stop=stop, allowed=mask, num=1 if listed else num, progress=progress, batch_size=batch_size)
-    return Generations(Generation(o, len(p), tok, s) for o, p, s in zip(out, prompts, seeds))
+    seeds = [s for f in firsts for s in sample_seeds(f, num)] if temperature else [None] * (n * num)  # each sample's, a prompt's num in a row
+    out, before = [None] * (n * num), [0, 0]  # before: the steps of the modes drawn before, and of this one so far
+    def tick(done, total):  # a progress function counts on over the modes of a list
+        before[1] = done
+        progress(before[0] + done, before[0] + total)
+    # a list may mix modes (a caption or an image, and None: a whole item): each mode's samples are drawn together, by its own rule
+    for kind in dict.fromkeys(k for _, k in built):
+        if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
+        elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
+        else: mask, stop = _segment_rule(tok, kind), LF
+        mine = [j for j in range(n * num) if built[j // num][1] == kind]
+        prompts = [built[j // num][0] for j in mine]
+        most = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind] if max_tokens is None else max_tokens
+        # one prompt is read once for its samples; a list's are drawn together, each sample from its own seed
+        drawn = model.generate(prompts if listed else prompts[0], max_new_tokens=most, temperature=temperature, top_k=top_k, top_p=top_p,
+                               seed=[seeds[j] for j in mine] if listed and temperature else firsts[0], stop=stop, allowed=mask, num=1 if listed else num,
+                               progress=tick if callable(progress) else progress, batch_size=batch_size)
+        for j, o in zip(mine, drawn): out[j] = o
+        before[:] = [before[0] + before[1], 0]
+    return Generations(Generation(o, len(built[j // num][0]), tok, s) for j, (o, s) in enumerate(zip(out, seeds)))
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def _is_folder(path, format=None) -> bool:
