@@ -858,12 +858,12 @@ def _draw(probs, u):
     last = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)  # rounding at the top must not reach a token of probability 0
     return torch.minimum(pick, last)
 
-def _prompt_ids(x, name: str) -> np.ndarray:
-    "`x` as an array of token ids, or a `ValueError` naming it (`name`) where it holds anything but whole numbers."
+def _prompt_ids(x, name: str, batch: bool = True) -> np.ndarray:
+    "`x` as an array of token ids, or a `ValueError` naming it (`name`) where it holds anything but whole numbers; `batch`: it may be a batch of prompts."
     try: raw = np.asarray(x); arr = raw.astype(np.int64)
     except (ValueError, TypeError): arr = raw = None
     if arr is None or raw.dtype.kind not in 'iuf' or (raw.dtype.kind == 'f' and not (arr == raw).all()):  # 2.5, '7' or True is no token id
-        raise ValueError(f"{name} must be token ids (whole numbers), or a batch of them: got {str(x)[:60]}")
+        raise ValueError(f"{name} must be token ids (whole numbers){', or a batch of them' if batch else ''}: got {str(x)[:60]}")
     return arr
 
 def _prompt_rows(prompt, num: int) -> tuple:
@@ -875,7 +875,7 @@ def _prompt_rows(prompt, num: int) -> tuple:
     prompt = [to_cpu(p) for p in prompt] if isinstance(prompt, (list, tuple)) else to_cpu(prompt)
     is_row = lambda p: hasattr(p, '__len__') and getattr(p, 'ndim', 1) > 0 and not isinstance(p, (str, bytes))
     if isinstance(prompt, (list, tuple)) and any(map(is_row, prompt)):  # a list of prompts: a bad one is named by its place in it
-        rows = [_prompt_ids(p, f'prompt {r}') for r, p in enumerate(prompt)]
+        rows = [_prompt_ids(p, f'prompt {r}', batch=False) for r, p in enumerate(prompt)]
         if (bad := next((r for r, ids in enumerate(rows) if ids.ndim != 1), None)) is not None:
             raise ValueError(f"prompt {bad} must be a list of token ids, not {f'an array of shape {rows[bad].shape}' if rows[bad].ndim else repr(prompt[bad])}")
     else:
@@ -1045,7 +1045,7 @@ def _generate(self: PixelBytesModel,
             for rows, n, most in zip(batches, upto, at_most):
                 mine, before = [whole[0 if one else r] for r in rows], [pres[0 if one else r] for r in rows]
                 trackers = [ContextTracker(self.config.n_bytes) for _ in rows]
-                read_now = [len(pre) + (len(ids) - len(pre) if n is None else n) for pre, ids in zip(before, mine)]
+                read_now = [len(ids) if n is None else len(pre) + n for pre, ids in zip(before, mine)]  # the rest is pending
                 for tr, ids, k in zip(trackers, mine, read_now): tr.extend(ids[:k])
                 # each sample's uniform draws, one per new token, from its own stream: a sample depends on neither num nor batch_size
                 u = torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(seeds[r]), dtype=torch.float64) for r in rows]) if temperature else None
