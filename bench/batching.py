@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, PixelBytesModel
-from pixelbytes.train import Windows, IGNORE, epoch_sequences, _split_items, _optimizer
+from pixelbytes.windows import Windows, IGNORE, epoch_sequences
+from pixelbytes.train import _split_items, _optimizer
 
 BATCH = 16
 

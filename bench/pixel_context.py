@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, MAX_POSITION
-from pixelbytes.train import item_segments, _split_items, mirror as train_mirror
+from pixelbytes.windows import item_segments, mirror as train_mirror
+from pixelbytes.train import _split_items
 from quality import TARGET_PIXEL_ACC
 
 def images(items) -> list:

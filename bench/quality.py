@@ -11,7 +11,7 @@ Learned models: for each backbone, `pixelbytes.train.train` on the TRAIN split w
 --threads); `train` holds out 10% of the training items (seed 0) as its validation split and returns the checkpoint
 with the lowest validation loss. That model is then scored on the TEST split (49 species it never saw): every token of
 every test item, in the dataset's stored order (caption, then image), `pixelbytes.train.predict` over
-`pixelbytes.train.Windows` of the model's own windows (causal: seq_length-token windows, each token scored once;
+`pixelbytes.windows.Windows` of the model's own windows (causal: seq_length-token windows, each token scored once;
 bidirectional: one window per token, stride 1), then `summarize`: bits per pixel token, bits per caption byte
 (bits = nats / ln 2 of the model's probability of the true token over the whole vocabulary), and accuracy (argmax
 = true token) per modality. Structure tokens (TAB, LF) are reported overall but belong to neither modality.
@@ -62,7 +62,8 @@ from pixelbytes.context import context, PREV, UP, UP_LEFT, UP_RIGHT
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, MODEL_NAMES
 from pixelbytes.tokenizer import TEXT, PIXEL, LF
-from pixelbytes.train import train, predict, summarize, Windows, item_segments, _split_items
+from pixelbytes.windows import Windows, item_segments
+from pixelbytes.train import train, predict, summarize, _split_items
 
 BACKBONES = ('lstm', 'transformer', 'mamba', 'bilstm', 'bimamba')
 # The recipe (chosen on train's validation split, see the docstring): PixelBytesConfig fields on top of its

@@ -15,7 +15,7 @@ transformer cannot have d_model 81: its d_model must be a multiple of 2 * n_head
 the rotary positions), and 81 is odd; it runs at the nearest valid size, d_model 80 with 4 heads (head size
 20), and the table says so.
 
-Windows: `pixelbytes.train.Windows` over the training items of epoch 0 as `train` makes them
+Windows: `pixelbytes.windows.Windows` over the training items of epoch 0 as `train` makes them
 (`_split_items` then `epoch_sequences`: mirrored / reversed in order at random), with the config's own
 windowing: a causal model gets 256-token windows covering each item, a bidirectional one gets one window per
 position (the 256 positions up to it, zero-padded in front). Batches of --batch-size windows are drawn at
@@ -64,7 +64,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
 from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, PixelBytesModel, MODEL_NAMES
-from pixelbytes.train import Windows, IGNORE, epoch_sequences, _split_items, _optimizer
+from pixelbytes.windows import Windows, IGNORE, epoch_sequences
+from pixelbytes.train import _split_items, _optimizer
 
 D_MODEL, D_STATE, N_LAYERS, SEQ = 81, 64, 2, 256
 TRANSFORMER = dict(d_model=80, n_heads=4)  # 81 is odd: no head count divides it into even-sized heads
