@@ -172,6 +172,30 @@ def _listed(x, image: bool = False) -> bool:
     if not isinstance(x, (list, tuple)): return False
     return not (image and x and isinstance(x[0], (list, tuple, numbers.Number)))  # nested lists of indices are one image
 
+def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: bool) -> tuple:
+    "The (ids, kind) of each prompt of a `generate` call (`build_prompt`'s), whether they were given as a list, and what each is called in errors."
+    if not ((many_p := _listed(prompt)) | (many_i := _listed(image, image=True))): return [build_prompt(tok, prompt, image, rows, crop, unscale)], False, 'prompt'
+    if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
+    n, what = (len(prompt), 'prompt') if many_p else (len(image), 'image')
+    if n == 0: raise ValueError(f"the list of {what}s is empty")
+    built = []
+    for k in range(n):
+        try: built.append(build_prompt(tok, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, crop, unscale))
+        except ValueError as e: raise ValueError(f"{what} {k}: {e}") from None
+    return built, True, what
+
+def _first_seeds(seed, n: int, what: str, temperature, top_k, top_p, num, batch_size) -> list:
+    "The seed of the first sample of each of `n` prompts: `seed`, or its items where it lists one for each; a `ValueError` for a bad one, or a bad sampling setting."
+    listed = isinstance(seed, (list, tuple))
+    firsts = list(seed) if listed else [seed] * n
+    if len(firsts) != n: raise ValueError(f"seed holds {counted(len(firsts), 'seed')} for {counted(n, what)}: give one for each, or one seed for all")
+    for k, f in enumerate(firsts):  # num before the prompts are repeated num times
+        try:
+            if f is None and listed: raise ValueError("a list of seeds gives each its own, a whole number, not None")
+            _check_sampling(1, temperature, top_k, top_p, num, f, batch_size)
+        except ValueError as e: raise ValueError(f"{what} {k}: {e}" if listed else str(e)) from None
+    return firsts
+
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
              prompt:str=None, # a caption: draw the image that follows it (a list of captions: all in one batch)
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: all in one batch)
@@ -194,23 +218,10 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # a seed of its own is drawn, and kept: a sample worth keeping can be drawn again (torch.manual_seed repeats the draw);
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
-    tok, crop = model.tokenizer, model.config.crop if crop is None else crop
-    if listed := (many_p := _listed(prompt)) | (many_i := _listed(image, image=True)):
-        if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
-        n, what = (len(prompt), 'prompt') if many_p else (len(image), 'image')
-        if n == 0: raise ValueError(f"the list of {what}s is empty")
-        built = []
-        for k in range(n):
-            try: built.append(build_prompt(tok, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, crop, model.config.unscale))
-            except ValueError as e: raise ValueError(f"{what} {k}: {e}") from None
-    else: built, n, what = [build_prompt(tok, prompt, image, rows, crop, model.config.unscale)], 1, 'prompt'
-    firsts = list(seed) if isinstance(seed, (list, tuple)) else [seed] * n  # the first sample's seed, of each prompt
-    if len(firsts) != n: raise ValueError(f"seed holds {counted(len(firsts), 'seed')} for {counted(n, what)}: give one for each, or one seed for all")
-    for k, f in enumerate(firsts):  # num before the prompts are repeated num times
-        try:
-            if f is None and isinstance(seed, (list, tuple)): raise ValueError("a list of seeds gives each its own, a whole number, not None")
-            _check_sampling(1, temperature, top_k, top_p, num, f, batch_size)
-        except ValueError as e: raise ValueError(f"{what} {k}: {e}" if isinstance(seed, (list, tuple)) else str(e)) from None
+    tok = model.tokenizer
+    built, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale)
+    n = len(built)
+    firsts = _first_seeds(seed, n, what, temperature, top_k, top_p, num, batch_size)
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
     per_image = tok.max_size * (tok.max_size + 1)
     seeds = [s for f in firsts for s in sample_seeds(f, num)] if temperature else [None] * (n * num)  # each sample's, a prompt's num in a row
