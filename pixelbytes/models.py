@@ -964,8 +964,11 @@ def _draw_batch(self: PixelBytesModel, trackers: list, pending: list, state, u, 
         logits = logits.float().cpu()
         drawing = [not done[i] and not pending[i] for i in live]  # the others' logits go unused
         if allowed is not None:  # so their masks are not asked for
-            mask = torch.stack([torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) if d else
-                                torch.ones(logits.shape[-1], dtype=torch.bool) for i, d in zip(live, drawing)])
+            masks = [torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) if d else
+                     torch.ones(logits.shape[-1], dtype=torch.bool) for i, d in zip(live, drawing)]
+            if (j := next((j for j, m in enumerate(masks) if m.shape != logits.shape[-1:]), None)) is not None:
+                raise ValueError(f"allowed gives a mask of shape {tuple(masks[j].shape)} for sample {rows[live[j]]}: it must hold one boolean for each of the vocabulary's {logits.shape[-1]} tokens")
+            mask = torch.stack(masks)
             if not (any_left := mask.any(-1)).all():  # nothing to draw from: greedy would draw NUL, sampling a token of probability 0
                 i = live[int((~any_left).nonzero()[0, 0])]
                 raise ValueError(f"allowed leaves no token to draw for sample {rows[i]} at new token {made[i] + 1}; it must allow at least one")
