@@ -63,7 +63,8 @@ from pixelbytes.data import build, load_built
 from pixelbytes.models import PixelBytesConfig, MODEL_NAMES
 from pixelbytes.tokenizer import TEXT, PIXEL, LF
 from pixelbytes.windows import Windows, item_segments
-from pixelbytes.train import train, predict, summarize, _split_items
+from pixelbytes.train import train, predict, _split_items
+from pixelbytes.metrics import summarize
 
 BACKBONES = ('lstm', 'transformer', 'mamba', 'bilstm', 'bimamba')
 # The recipe (chosen on train's validation split, see the docstring): PixelBytesConfig fields on top of its

@@ -19,7 +19,8 @@ import numpy as np
 from .tokenizer import ImageSegment, LF
 from .data import load_built, Built
 from .windows import Windows
-from .train import predict, summarize, load_state, item_hashes, image_hashes, MODALITIES, STATE_FILE, _fingerprint
+from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
+from .metrics import summarize, MODALITIES
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
 from .generate import generate, allowed_tokens
 from .models import PixelBytesModel, sample_seeds

@@ -139,7 +139,8 @@ def train_config(a) -> dict:
 
 # %% ../nbs/13_main.ipynb #ddfc6300
 def _run_train(a):
-    from pixelbytes.train import train, describe_evaluation, _dist
+    from pixelbytes.train import train, _dist
+    from pixelbytes.metrics import describe_evaluation
     try: config = train_config(a)
     except ValueError as e:
         e.every_process = True  # the options are the same in every process

@@ -17,7 +17,7 @@ from .pixelize import png_bytes, to_pil
 from .render import render, _given
 from .generate import generate, _as_pixels
 from .tokenizer import ImageSegment
-from .train import describe_evaluation, last_evaluation
+from .metrics import describe_evaluation, last_evaluation
 from .files import counted
 
 # %% ../nbs/12_widgets.ipynb #5f9cbb86

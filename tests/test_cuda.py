@@ -250,7 +250,7 @@ TINY_RUN = dict(backbone='lstm', d_model=32, n_layers=1, seq_length=64, batch_si
 def test_training_sums_on_the_gpu_equal_the_cpu_ones():
     "The loop's metrics are summed on the device, padding included; the same figures as on the CPU."
     from pixelbytes.windows import IGNORE
-    from pixelbytes.train import _kind_table, _sums
+    from pixelbytes.metrics import _kind_table, _sums
     tok, g = Tokenizer(), torch.Generator().manual_seed(0)
     targets = torch.randint(0, tok.vocab_size, (4, 64), generator=g)
     targets[:, 50:] = IGNORE
