@@ -18,7 +18,7 @@ from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted
-from .models import PixelBytesModel, load_model, sample_seeds, GENERATE_BATCH, _check_sampling
+from .models import PixelBytesModel, load_model, sample_seeds, _seed_list, GENERATE_BATCH, _check_sampling
 from PIL import Image
 
 # %% ../nbs/09_generate.ipynb #5e8808d7
@@ -186,8 +186,8 @@ def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: boo
 
 def _first_seeds(seed, n: int, what: str, temperature, top_k, top_p, num, batch_size) -> list:
     "The seed of the first sample of each of `n` prompts: `seed`, or its items where it lists one for each; a `ValueError` for a bad one, or a bad sampling setting."
-    listed = isinstance(seed, (list, tuple))
-    firsts = list(seed) if listed else [seed] * n
+    listed = (seeds := _seed_list(seed)) is not None
+    firsts = seeds if listed else [seed] * n
     if len(firsts) != n: raise ValueError(f"seed holds {counted(len(firsts), 'seed')} for {counted(n, what)}: give one for each, or one seed for all")
     for k, f in enumerate(firsts):  # num before the prompts are repeated num times
         try:

@@ -836,6 +836,11 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None, b
                     (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
         if not ok: raise ValueError(msg)
 
+def _seed_list(seed) -> list | None:
+    "`seed` as a list of seeds where it lists several (a list or tuple, or a 1D array or tensor), else None (one seed, or none)."
+    if isinstance(seed, np.ndarray) or torch.is_tensor(seed): return seed.tolist() if seed.ndim == 1 else None
+    return list(seed) if isinstance(seed, (list, tuple)) else None
+
 def sample_seeds(seed: int, num: int) -> list:
     "The seeds of the `num` samples that one call seeded with `seed` draws: `seed` itself first, then seeds derived from it, no two of them alike in their low 32 bits."
     # derived, not seed + i: calls seeded 0 and 1 would then share all but one of their samples. A sample's stream is torch's
@@ -1000,7 +1005,7 @@ def _generate(self: PixelBytesModel,
               temperature:float=1.0, # 0: greedy
               top_k:int=None, # draw among the k likeliest tokens only
               top_p:float=None, # draw among the likeliest tokens whose probabilities add up to top_p only
-              seed=None, # repeatable draws: each sample from its own stream, seeded by `sample_seeds(seed, num)`, or by a list of one seed for each sample (None: a seed drawn from torch's generator)
+              seed=None, # repeatable draws: each sample from its own stream, seeded by `sample_seeds(seed, num)`, or by a list (or 1D array) of one seed for each sample (None: a seed drawn from torch's generator)
               stop=None, # a token id or a list of them (kept in the output), or a function of the ids so far, that ends a sequence
               allowed=None, # a boolean mask over the vocabulary, or a function of the ids so far returning one
               num:int=1, # sequences drawn
@@ -1010,7 +1015,8 @@ def _generate(self: PixelBytesModel,
              ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts), drawn `batch_size` at a time; `generate` of `pixelbytes.generate` takes captions and images."
     with evaluating(self):
-        listed = isinstance(seed, (list, tuple))
+        listed = (seeds := _seed_list(seed)) is not None
+        seed = seeds if listed else seed
         _check_sampling(max_new_tokens, temperature, top_k, top_p, num, None if listed else seed, batch_size)
         for r, s in enumerate(seed if listed else []):  # named by its place in the list
             if s is None: raise ValueError(f"seed {r} is None: a list of seeds gives each sample its own, a whole number")
