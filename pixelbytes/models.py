@@ -1009,7 +1009,7 @@ def _generate(self: PixelBytesModel,
               stop=None, # a token id or a list of them (kept in the output), or a function of the ids so far, that ends a sequence
               allowed=None, # a boolean mask over the vocabulary, or a function of the ids so far returning one
               num:int=1, # sequences drawn
-              progress=False, # True for a progress bar, or a function called with (steps done, steps at most) after each step: a step draws a token of each sample of a batch
+              progress=False, # True for a progress bar, or a function called with (steps done, steps at most) after each step, and again when a batch ends early: a step draws a token of each sample of a batch
               preceding=None, # ids before the prompt in its sequence (one list, or one per prompt of a batch): they give the prompt its rows above, row and column; a causal model starts reading at the prompt (`stop` and `allowed` see them too)
               batch_size:int=GENERATE_BATCH, # sequences drawn together, at most: memory grows with it (a transformer's cache most), the samples are the same whatever it is
              ) -> list:
@@ -1063,6 +1063,7 @@ def _generate(self: PixelBytesModel,
                 # the samples mostly end before max_new_tokens: the bar ends full, and counts the batches after as they may go
                 total -= most - steps
                 bar.total = total
+                if callable(progress) and steps < most: progress(taken, total)  # so a function, like the bar, ends at (total, total)
                 for r, tr, pre in zip(rows, trackers, before): out[r] = tr.ids[len(pre):]
         return out
 PixelBytesModel.generate = _generate
