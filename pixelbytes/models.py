@@ -1015,10 +1015,10 @@ def _generate(self: PixelBytesModel,
              ) -> list:
     "Token id lists: `prompt` followed by up to `max_new_tokens` generated tokens, `num` of them (one each for a batch of prompts), drawn `batch_size` at a time; `generate` of `pixelbytes.generate` takes captions and images."
     with evaluating(self):
-        listed = (seeds := _seed_list(seed)) is not None
-        seed = seeds if listed else seed
+        given = _seed_list(seed)  # a seed for each sample, or None
+        listed = given is not None
         _check_sampling(max_new_tokens, temperature, top_k, top_p, num, None if listed else seed, batch_size)
-        for r, s in enumerate(seed if listed else []):  # named by its place in the list
+        for r, s in enumerate(given or []):  # named by its place in the list
             if s is None: raise ValueError(f"seed {r} is None: a list of seeds gives each sample its own, a whole number")
             try: _check_sampling(0, 0, None, None, 1, s)
             except ValueError as e: raise ValueError(f"seed {r}: {e}") from None
@@ -1026,9 +1026,9 @@ def _generate(self: PixelBytesModel,
         for r, p in enumerate(prompts): _check_ids(np.asarray(p, np.int64), self.config.vocab_size, f'prompt {r}' if batched else 'prompt')
         pres = _preceding_rows(preceding, prompts, batched, self.config.vocab_size)
         num = max(num, len(prompts))
-        if listed and len(seed) != num: raise ValueError(f"seed holds {counted(len(seed), 'seed')} for {counted(num, 'sample')}: give one for each, or one seed for all")
+        if listed and len(given) != num: raise ValueError(f"seed holds {counted(len(given), 'seed')} for {counted(num, 'sample')}: give one for each, or one seed for all")
         if temperature and seed is None: seed = int(torch.randint(2**62, ()))
-        seeds = (list(map(int, seed)) if listed else sample_seeds(int(seed), num)) if temperature else None
+        seeds = (list(map(int, given)) if listed else sample_seeds(int(seed), num)) if temperature else None
         if not max_new_tokens: return [list(p) for p in prompts] * (num // len(prompts))  # nothing to draw
         stops = None if stop is None or callable(stop) else set(np.atleast_1d(stop).tolist())
         ends = lambda t, ids: (stops is not None and t in stops) or (callable(stop) and stop(ids))
