@@ -204,6 +204,7 @@ def _generate_args(p):
                    help='output format: json for what the samples hold, folder for a PNG file per sample and metadata.csv, which build reads '
                         '(default: the extension of --out, a folder where it ends in /, else png)')
     p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times)')
+    p.add_argument('--prompts', default=None, metavar='FILE', help="a UTF-8 text file of captions, one a line (blank lines aside), drawn after any --prompt; '-' reads them from standard input")
     p.add_argument('--image', action='append', default=None, help='an image file: the model writes its caption, or completes it with --rows (repeat for several)')
     p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (1 to its number of rows, as the model reads it), the model draws the rest')
     p.add_argument('--num', type=int, default=1, help='samples, rendered as a grid (default: 1)')
@@ -225,6 +226,21 @@ def _generate_args(p):
     p.add_argument('--append', action='store_true', help="--format folder: add the samples to a folder of samples saved before (numbered after its files, their rows added to its metadata.csv)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
+def _caption_lines(path: str) -> list:
+    "(line number, caption) of each line of a `--prompts` file that holds one, in order; '-' reads standard input."
+    name = f"--prompts {path!r}"
+    try: raw = sys.stdin.buffer.read() if path == '-' else Path(os.path.expanduser(path)).read_bytes()
+    except FileNotFoundError: raise FileNotFoundError(f"{name}: no such file") from None
+    except IsADirectoryError: raise IsADirectoryError(f"{name} is a folder: name a text file of captions, one a line") from None
+    try: text = raw.decode('utf-8').removeprefix('\ufeff')  # the mark a Windows editor puts first is no caption's
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise ValueError(f"{name}, line {line}: byte {raw[e.start]:#04x} is not UTF-8; save the file as UTF-8 text") from None
+    # split at LF alone, not at every separator str.splitlines knows: a caption's form feed or U+2028 is the tokenizer's to read
+    lines = [(n, line.strip()) for n, line in enumerate(text.replace('\r\n', '\n').split('\n'), 1) if line.strip()]
+    if not lines: raise ValueError(f"{name} holds no captions: write one a line")
+    return lines
+
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
@@ -234,6 +250,7 @@ def _run_generate(a):
     for f in images:
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
+    read = _caption_lines(a.prompts) if a.prompts else []
     if a.out == '-': raise ValueError("--out -: generate writes a file, not to standard output; name a file (what each sample holds is printed, and .json writes it all)")
     folder = _is_folder(a.out or '', a.format)
     if a.out and a.out.endswith(('/', os.sep)) and not folder: raise ValueError(f"--out {a.out!r} names a folder; name a file in it, or give --format folder")
@@ -251,7 +268,9 @@ def _run_generate(a):
         raise ValueError(f"--out {out!r} is --image {given!r}, which the samples would replace; name another file (--out)")
     check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
-    gens = generate(model, prompt=one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+    for n, caption in read: model.tokenizer.encode_text(caption, f"--prompts {a.prompts!r}, line {n}")  # a bad caption named by its line, not its place in the list
+    captions = (a.prompt or []) + [caption for _, caption in read]
+    gens = generate(model, prompt=captions if read else one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)

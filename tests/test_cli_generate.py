@@ -7,8 +7,8 @@ from PIL import Image
 
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, '-m', 'pixelbytes.main', *map(str, args)], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+def cli(*args, cwd=None, input=None):
+    return subprocess.run([sys.executable, '-m', 'pixelbytes.main', *map(str, args)], capture_output=True, text=True, env=ENV, cwd=cwd, input=input, timeout=600)
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
@@ -56,6 +56,18 @@ def test_several_prompts_and_images(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'p.json')
     data = json.loads((tmp_path/'p.json').read_text())  # what the samples hold, for a script
     assert r.returncode == 0 and [d['seed'] for d in data] == [3, data[1]['seed']] and data[1]['seed'] != 3 and 'image' in data[0]['segments'][0], r.stderr
+
+def test_captions_from_a_file(trained, tmp_path):
+    "--prompts FILE: a caption a line (a BOM, CRLF, blank lines and spaces around aside), after any --prompt; '-' reads standard input."
+    (tmp_path/'captions.txt').write_bytes('\ufeffa blue square\r\n\n  a red circle  \n'.encode())
+    common = ('--model', trained/'m'/'best', '--num', '2', '--seed', '3', '--max-tokens', '30')
+    r = cli('generate', *common, '--prompt', 'a cross', '--prompts', tmp_path/'captions.txt', '--out', tmp_path/'f.json')
+    each = cli('generate', *common, '--prompt', 'a cross', '--prompt', 'a blue square', '--prompt', 'a red circle', '--out', tmp_path/'p.json')
+    assert r.returncode == 0 and each.returncode == 0, (r.stderr, each.stderr)
+    drawn = json.loads((tmp_path/'f.json').read_text())
+    assert len(drawn) == 6 and drawn == json.loads((tmp_path/'p.json').read_text())
+    piped = cli('generate', *common, '--prompts', '-', '--out', tmp_path/'s.json', input='a red circle\n')
+    assert piped.returncode == 0 and json.loads((tmp_path/'s.json').read_text()) == drawn[4:], piped.stderr
 
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
@@ -187,6 +199,10 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--image', '{red}', '--rows', '99'], '--rows=99: the image has'),
     (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
     (['--model', '{m}', '--image', '{red}', '--image', '/no/such.png'], "--image '/no/such.png': no such file"),
+    (['--model', '{m}', '--prompts', '/no/such.txt'], "--prompts '/no/such.txt': no such file"),
+    (['--model', '{m}', '--prompts', '{blank}'], 'holds no captions: write one a line'),
+    (['--model', '{m}', '--prompts', '{latin1}'], 'latin1.txt\', line 2: byte 0xe9 is not UTF-8'),
+    (['--model', '{m1}', '--prompts', '{upper}'], "upper.txt', line 3: character 'A' at position 0 is not in the 'v1' vocabulary"),
     (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'together need rows'),
     (['--model', '{run}'], 'it holds a training run: load'),
     (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], '--top-p=-0.1 must be in (0, 1]'),
@@ -200,7 +216,11 @@ def test_output_paths(trained, tmp_path):
 ])
 def test_generate_bad_input(trained, args, message, tmp_path):
     (tmp_path/'notimg.png').write_text('hello')
-    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'run': trained/'m', 'notimg': tmp_path/'notimg.png', 'red': trained/'red.png'}
+    (tmp_path/'blank.txt').write_text('\n  \n')
+    (tmp_path/'latin1.txt').write_bytes('a red circle\na café\n'.encode('latin-1'))
+    (tmp_path/'upper.txt').write_text('a red circle\n\nA Red Circle\n')
+    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'run': trained/'m', 'notimg': tmp_path/'notimg.png', 'red': trained/'red.png',
+            **{k: tmp_path/f'{k}.txt' for k in ('blank', 'latin1', 'upper')}}
     r = cli('generate', *[a.format(**subs) for a in args], '--out', tmp_path/'x.png')
     assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
