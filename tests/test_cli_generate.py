@@ -53,6 +53,8 @@ def test_several_prompts_and_images(trained, tmp_path):
     assert w > h  # four samples in one row
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--image', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i.png')
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, (r.stdout, r.stderr)
+    files = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i2.png')
+    assert files.returncode == 0 and files.stdout.splitlines()[:2] == r.stdout.splitlines()[:2], files.stderr  # several files after one --image (a shell's glob)
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'p.json')
     data = json.loads((tmp_path/'p.json').read_text())  # what the samples hold, for a script
     assert r.returncode == 0 and [d['seed'] for d in data] == [3, data[1]['seed']] and data[1]['seed'] != 3 and 'image' in data[0]['segments'][0], r.stderr
