@@ -365,7 +365,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
             [(pixels, block, recoloured, shrunk, backdrop)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
-            ids, error = tok.encode([caption, pixels]).astype(np.int32), None
+            ids, error = np.concatenate([tok.encode_text(caption, 'caption'), tok.encode_image(pixels)]).astype(np.int32), None  # a bad character named in the caption, not in 'segment 0'
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or file is None else f'{file}: {e}'  # an ImageError names its image already
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
