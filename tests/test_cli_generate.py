@@ -5,6 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+def opened(path):
+    "The image at `path`, read whole and its file closed: `Image.open` alone holds the file until the image is collected (a ResourceWarning)."
+    with Image.open(path) as im: im.load()
+    return im
+
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
 
 def cli(*args, cwd=None, input=None):
@@ -29,7 +34,7 @@ def test_text_to_image_in_every_format(trained, fmt, tmp_path):
             '--seed', '0', '--out', tmp_path/f'g.{fmt}')
     assert r.returncode == 0, r.stderr
     assert r.stdout.count('image') >= 4 and (tmp_path/f'g.{fmt}').stat().st_size > 0
-    if fmt != 'svg': assert Image.open(tmp_path/f'g.{fmt}').size[0] > 100
+    if fmt != 'svg': assert opened(tmp_path/f'g.{fmt}').size[0] > 100
     else: assert '<svg' in (tmp_path/'g.svg').read_text()
 
 def test_image_to_text_and_completion(trained, tmp_path):
@@ -49,7 +54,7 @@ def test_several_prompts_and_images(trained, tmp_path):
     assert drawn(r.stdout)[2:] == drawn(one.stdout)  # the second prompt's samples, as drawn alone
     apart = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--max-tokens', '30', '--batch-size', '1', '--out', tmp_path/'b1.png')
     assert apart.returncode == 0 and drawn(apart.stdout) == drawn(one.stdout), apart.stderr  # one at a time: the same samples
-    w, h = Image.open(tmp_path/'p.png').size
+    w, h = opened(tmp_path/'p.png').size
     assert w > h  # four samples in one row
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--image', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i.png')
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, (r.stdout, r.stderr)
@@ -86,7 +91,7 @@ def test_a_folder_of_sprites(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--out', f'{tmp_path}/sprites/')
     assert r.returncode == 0 and f"pixelbytes build --path {tmp_path}/sprites/ --like {trained/'m'/'best'} reads it as the model reads images" in r.stdout, (r.stdout, r.stderr)
     first = next(p for p in sorted((tmp_path/'sprites').iterdir()) if p.suffix == '.png')
-    assert max(Image.open(first).size) <= 25, Image.open(first).size  # a folder's sprites at their own size: the model's max_size at most
+    assert max(opened(first).size) <= 25, opened(first).size  # a folder's sprites at their own size: the model's max_size at most
     names = sorted(p.name for p in (tmp_path/'sprites').iterdir())
     assert names[-1] == 'metadata.csv' and 0 < len(names) - 1 <= 3 and (tmp_path/'sprites'/'metadata.csv').read_text().startswith('file_name,caption,seed\n')
     r = cli('build', '--path', tmp_path/'sprites', '--out', tmp_path/'rebuilt', '--test-size', '0', '--quiet')
@@ -110,7 +115,7 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert r.returncode == 0 and (tmp_path/'generated'/'metadata.csv').exists(), r.stderr  # the default: generated/
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '3', '--seed', '2', '--transparent', '--out', f'{tmp_path}/clear/')
     assert r.returncode == 0, r.stderr
-    clear, opaque = (np.asarray(Image.open(tmp_path/d/first.name).convert('RGBA')) for d in ('clear', 'sprites'))  # the same sample, drawn again
+    clear, opaque = (np.asarray(opened(tmp_path/d/first.name).convert('RGBA')) for d in ('clear', 'sprites'))  # the same sample, drawn again
     assert (clear[..., :3] == opaque[..., :3]).all() and (opaque[..., 3] == 255).all() and (clear[..., 3] == 0).any()
     assert (opaque[clear[..., 3] == 0][:, :3] == 252).all()  # only the background (the palette's white) is made transparent
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--transparent', '--out', tmp_path/'x.png')
@@ -146,7 +151,7 @@ def test_rendering_and_crop_options(trained, tmp_path):
     for name, opts in (('plain', []), ('small', ['--scale', '2']), ('grid', ['--grid']), ('cropped', ['--crop']), ('whole', ['--no-crop'])):
         r = cli('generate', '--model', trained/'m'/'best', '--image', framed, '--temperature', '0', '--max-tokens', '5', *opts, '--out', tmp_path/f'{name}.png')
         assert r.returncode == 0, r.stderr
-        size[name] = Image.open(tmp_path/f'{name}.png').size
+        size[name] = opened(tmp_path/f'{name}.png').size
     assert size['small'][0] < size['plain'][0] and size['whole'] == size['plain'] and size['cropped'][1] < size['plain'][1]
     assert (tmp_path/'grid.png').read_bytes() != (tmp_path/'plain.png').read_bytes()
 
@@ -175,7 +180,7 @@ def test_a_drawn_seed_is_told(trained, tmp_path):
 
 def test_output_name_sets_the_format(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'samples')
-    assert r.returncode == 0 and Image.open(tmp_path/'samples').format == 'PNG', r.stderr  # no extension: a PNG
+    assert r.returncode == 0 and opened(tmp_path/'samples').format == 'PNG', r.stderr  # no extension: a PNG
     assert f"a PNG picture of them all (--out {tmp_path/'samples'}/ writes a file per sample in a folder)" in r.stdout, r.stdout
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--format', 'svg', '--out', tmp_path/'vector')
     assert r.returncode == 0 and '<svg' in (tmp_path/'vector').read_text() and 'PNG picture' not in r.stdout, r.stdout  # --format names it: no hint of PNG
