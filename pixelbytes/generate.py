@@ -38,6 +38,7 @@ class Generation:
     n_prompt: int
     tokenizer: Tokenizer
     seed: int = None  # this sample's own: `generate(..., seed=g.seed)` with the same prompt and settings draws it again, alone (None: greedy)
+    source: dict = None  # what `generate` drew it from: the caption ('prompt') and the image file ('image'; an image given as pixels has no name)
 
     @property
     def segments(self) -> list:
@@ -61,10 +62,10 @@ class Generation:
         "The whole sample drawn as a PIL image (see `render`)."
         return render(self, scale=scale, grid=grid).to_pil()
     def to_dict(self) -> dict:
-        "What the sample holds, as JSON data: its seed, its token ids (the `n_prompt` given first), its new segments (texts, and images as rows of palette indices, -1 where a row is short) and the palette."
+        "What the sample holds, as JSON data: its seed, what it was drawn from (`source`), its token ids (the `n_prompt` given first), its new segments (texts, and images as rows of palette indices, -1 where a row is short) and the palette."
         segs = [{'text': s.text, 'complete': s.complete} if isinstance(s, TextSegment) else {'image': s.pixels.tolist(), 'complete': s.complete}
                 for s in self.new_segments]
-        return {'seed': self.seed, 'n_prompt': self.n_prompt, 'ids': [int(t) for t in self.ids], 'segments': segs,
+        return {'seed': self.seed, 'source': self.source, 'n_prompt': self.n_prompt, 'ids': [int(t) for t in self.ids], 'segments': segs,
                 'palette': [to_hex(c) for c in self.tokenizer.palette]}
     def _repr_png_(self): return render(self)._repr_png_()
     def __repr__(self):
@@ -243,7 +244,11 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
                                progress=tick if callable(progress) else progress, batch_size=batch_size)
         for j, o in zip(mine, drawn): out[j] = o
         before[:] = [before[0] + before[1], 0]
-    return Generations(Generation(o, len(built[j // num][0]), tok, s) for j, (o, s) in enumerate(zip(out, seeds)))
+    # a list's samples are told apart by what each was drawn from (a script reads them back from JSON): the caption, and the file by its path
+    pick = lambda x, many, k: x[k] if many else x
+    sources = [{**({'prompt': p} if isinstance(p := pick(prompt, _listed(prompt), k), str) else {}),
+                **({'image': str(i)} if isinstance(i := pick(image, _listed(image, image=True), k), (str, Path)) else {})} or None for k in range(n)]
+    return Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num]) for j, (o, s) in enumerate(zip(out, seeds)))
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def _is_folder(path, format=None) -> bool:

@@ -277,9 +277,11 @@ def _run_generate(a):
     except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again
         if drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
         raise
+    several = len(gens) > a.num  # several captions or images: each line names its own, a caption quoted, a file by its path
     for i, g in enumerate(gens):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
-        print(f"{i}: " + ' | '.join(shown))
+        given = ''.join(f' "{printable(v)}"' if k == 'prompt' else f' {printable(v)}' for k, v in (g.source or {}).items()) if several else ''
+        print(f"{i}{given}: " + ' | '.join(shown))
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
           + (f"; pixelbytes build {shell_option('--path', out)} {shell_option('--like', a.model)} reads it as the model reads images (to fine-tune it: train --init)" if folder else '')
           # a name without an extension, nor --format, is a PNG picture: one who meant a folder of sprites is told how

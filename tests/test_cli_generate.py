@@ -48,7 +48,7 @@ def test_several_prompts_and_images(trained, tmp_path):
     "--prompt and --image repeated: each is drawn --num times, in turn; --columns and --text lay out the picture."
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--prompt', 'a blue square', '--num', '2', '--seed', '3',
             '--max-tokens', '30', '--columns', '4', '--text', 'below', '--out', tmp_path/'p.png')
-    assert r.returncode == 0 and [l.split(':')[0] for l in r.stdout.splitlines()[:-1]] == ['0', '1', '2', '3'], (r.stdout, r.stderr)
+    assert r.returncode == 0 and [l.split(':')[0] for l in r.stdout.splitlines()[:-1]] == ['0 "a red circle"', '1 "a red circle"', '2 "a blue square"', '3 "a blue square"'], (r.stdout, r.stderr)
     one = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a blue square', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'b.png')
     drawn = lambda out: [l.split(':', 1)[1] for l in out.splitlines()[:-1]]
     assert drawn(r.stdout)[2:] == drawn(one.stdout)  # the second prompt's samples, as drawn alone
@@ -60,6 +60,9 @@ def test_several_prompts_and_images(trained, tmp_path):
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, (r.stdout, r.stderr)
     files = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', trained/'red.png', '--seed', '1', '--max-tokens', '10', '--out', tmp_path/'i2.png')
     assert files.returncode == 0 and files.stdout.splitlines()[:2] == r.stdout.splitlines()[:2], files.stderr  # several files after one --image (a shell's glob)
+    assert all(l.startswith(f"{i} {trained/'red.png'}: ") for i, l in enumerate(r.stdout.splitlines()[:2])), r.stdout  # each caption after its file
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a cross', '--image', trained/'red.png', trained/'red.png', '--rows', '1', '--seed', '1', '--max-tokens', '5', '--out', tmp_path/'i.json')
+    assert r.returncode == 0 and [d['source'] for d in json.loads((tmp_path/'i.json').read_text())] == [{'prompt': 'a cross', 'image': str(trained/'red.png')}] * 2, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--num', '2', '--seed', '3', '--max-tokens', '30', '--out', tmp_path/'p.json')
     data = json.loads((tmp_path/'p.json').read_text())  # what the samples hold, for a script
     assert r.returncode == 0 and [d['seed'] for d in data] == [3, data[1]['seed']] and data[1]['seed'] != 3 and 'image' in data[0]['segments'][0], r.stderr
