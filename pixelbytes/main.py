@@ -251,6 +251,12 @@ def _run_generate(a):
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
     read = _caption_lines(a.prompts) if a.prompts else []
+    # a bad setting is refused now, by its option, not after the model is loaded and the samples drawn
+    for opt, v in (('--scale', a.scale), ('--columns', a.columns)):
+        if v is not None and v < 1: raise ValueError(f"{opt}={v}: give 1 or more")
+    if a.rows is not None and not images: raise ValueError(f"--rows={a.rows}: completes the first rows of an --image; give the image file (--image FILE)")
+    if len(captions := (a.prompt or []) + [c for _, c in read]) > 1 and len(images) > 1 and len(captions) != len(images):
+        raise ValueError(f"--prompt/--prompts give {len(captions)} captions and --image {len(images)} files: give a caption for each image, in order, or one caption or one image for all")
     if a.out == '-': raise ValueError("--out -: generate writes a file, not to standard output; name a file (what each sample holds is printed, and .json writes it all)")
     folder = _is_folder(a.out or '', a.format)
     if a.out and a.out.endswith(('/', os.sep)) and not folder: raise ValueError(f"--out {a.out!r} names a folder; name a file in it, or give --format folder")
@@ -260,6 +266,7 @@ def _run_generate(a):
     if folder and (why := _folder_refusal(Path(there), a.append, '--append')): raise ValueError(f"--out {out!r} {why}")
     if folder and a.append and os.path.isfile(os.path.join(there, 'metadata.csv')): _samples_before(Path(there))  # a metadata.csv it cannot add to, said before drawing too
     if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
+    if a.columns is not None and folder: raise ValueError("--columns lays the samples out in one picture (a sprite sheet: --out sheet.png); --format folder writes a file per sample")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): _picture_format(out, a.format)
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
@@ -269,7 +276,6 @@ def _run_generate(a):
     check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
     for n, caption in read: model.tokenizer.encode_text(caption, f"--prompts {a.prompts!r}, line {n}")  # a bad caption named by its line, not its place in the list
-    captions = (a.prompt or []) + [caption for _, caption in read]
     gens = generate(model, prompt=captions if read else one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)

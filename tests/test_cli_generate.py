@@ -123,6 +123,8 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert (opaque[clear[..., 3] == 0][:, :3] == 252).all()  # only the background (the palette's white) is made transparent
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--transparent', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--transparent makes the sprites of --format folder transparent' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--columns', '4', '--out', f'{tmp_path}/sheet/')
+    assert r.returncode == 1 and '--columns lays the samples out in one picture (a sprite sheet: --out sheet.png)' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--append adds the samples to a folder of sprites' in r.stderr and 'Generating' not in r.stderr, r.stderr
 
@@ -222,6 +224,10 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], '--max-tokens=-5'),
     (['--model', '{m}', '--prompt', 'x', '--batch-size', '0'], '--batch-size=0: draw at least 1 sample at a time'),
     (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "format 'svg' does not match the extension"),
+    (['--model', '{m}', '--prompt', 'x', '--scale', '0'], '--scale=0: give 1 or more'),
+    (['--model', '{m}', '--prompt', 'x', '--columns', '0'], '--columns=0: give 1 or more'),
+    (['--model', '{m}', '--prompt', 'x', '--rows', '2'], '--rows=2: completes the first rows of an --image'),
+    (['--model', '{m}', '--prompt', 'a', '--prompt', 'b', '--image', '{red}', '{red}', '{red}', '--rows', '1'], '--prompt/--prompts give 2 captions and --image 3 files'),
     (['--model', '{m}', '--prompt', 'x', '--device', 'gpu'], "device 'gpu' is not a device: give 'cpu', 'cuda' or 'cuda:N'"),
 ])
 def test_generate_bad_input(trained, args, message, tmp_path):
