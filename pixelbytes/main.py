@@ -288,8 +288,10 @@ def _run_generate(a):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
         given = ''.join(f' "{printable(v)}"' if k == 'prompt' else f' {printable(v)}' for k, v in (g.source or {}).items()) if several else ''
         print(f"{i}{given}: " + ' | '.join(shown))
+    enlarged = folder and (a.scale or 1) > 1 and not model.config.unscale  # a sprite smaller than max_size would come back another size
     print(f"saved {out}" + (f" (seed {gens[0].seed}: --seed {gens[0].seed} draws them again)" if drawn else '')
-          + (f"; pixelbytes build {shell_option('--path', out)} {shell_option('--like', a.model)} reads it as the model reads images (to fine-tune it: train --init)" if folder else '')
+          + (f"; pixelbytes build {shell_option('--path', out)} {shell_option('--like', a.model)} reads it as the model reads images (to fine-tune it: train --init)" if folder and not enlarged else '')
+          + (f"; at --scale {a.scale}, which build --like reads as larger images, resized, not pixel for pixel (this model reads images as they are, not enlarged pixel art): --scale 1 writes sprites to fine-tune on" if enlarged else '')
           # a name without an extension, nor --format, is a PNG picture: one who meant a folder of sprites is told how
           + (f"; a PNG picture of them all ({shell_option('--out', out + '/')} writes a file per sample in a folder)" if not folder and a.format is None and not os.path.splitext(out)[1] else ''))
 

@@ -121,6 +121,8 @@ def test_a_folder_of_sprites(trained, tmp_path):
     clear, opaque = (np.asarray(opened(tmp_path/d/first.name).convert('RGBA')) for d in ('clear', 'sprites'))  # the same sample, drawn again
     assert (clear[..., :3] == opaque[..., :3]).all() and (opaque[..., 3] == 255).all() and (clear[..., 3] == 0).any()
     assert (opaque[clear[..., 3] == 0][:, :3] == 252).all()  # only the background (the palette's white) is made transparent
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--scale', '2', '--max-tokens', '30', '--out', f'{tmp_path}/big/')
+    assert r.returncode == 0 and 'at --scale 2, which build --like reads as larger images, resized, not pixel for pixel' in r.stdout and 'reads it as the model reads' not in r.stdout, r.stdout  # the demo model's images are read as they are
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--transparent', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--transparent makes the sprites of --format folder transparent' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--columns', '4', '--out', f'{tmp_path}/sheet/')
