@@ -275,7 +275,11 @@ def _run_generate(a):
         raise ValueError(f"--out {out!r} is --image {given!r}, which the samples would replace; name another file (--out)")
     check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
-    for n, caption in read: model.tokenizer.encode_text(caption, f"--prompts {a.prompts!r}, line {n}")  # a bad caption named by its line, not its place in the list
+    # a bad caption named as given, by its line of --prompts, not by its place in the list
+    for caption in a.prompt or []:
+        if not caption.strip(): raise ValueError(f"--prompt {caption!r} is blank: give a caption, or leave --prompt out to draw whole items")
+        model.tokenizer.encode_text(caption, f"--prompt {caption!r}")
+    for n, caption in read: model.tokenizer.encode_text(caption, f"--prompts {a.prompts!r}, line {n}")
     gens = generate(model, prompt=captions if read else one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)

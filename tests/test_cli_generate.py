@@ -217,6 +217,8 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompts', '{blank}'], 'holds no captions: write one a line'),
     (['--model', '{m}', '--prompts', '{latin1}'], 'latin1.txt\', line 2: byte 0xe9 is not UTF-8'),
     (['--model', '{m1}', '--prompts', '{upper}'], "upper.txt', line 3: character 'A' at position 0 is not in the 'v1' vocabulary"),
+    (['--model', '{m1}', '--prompt', 'a red circle', '--prompt', 'A cross'], "--prompt 'A cross': character 'A' at position 0 is not in the 'v1' vocabulary"),
+    (['--model', '{m}', '--prompt', 'a red circle', '--prompt', ' '], "--prompt ' ' is blank: give a caption, or leave --prompt out"),
     (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'together need rows'),
     (['--model', '{run}'], 'it holds a training run: load'),
     (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], '--top-p=-0.1 must be in (0, 1]'),
