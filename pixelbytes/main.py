@@ -255,7 +255,9 @@ def _run_generate(a):
     for opt, v in (('--scale', a.scale), ('--columns', a.columns)):
         if v is not None and v < 1: raise ValueError(f"{opt}={v}: give 1 or more")
     if a.rows is not None and not images: raise ValueError(f"--rows={a.rows}: completes the first rows of an --image; give the image file (--image FILE)")
-    if len(captions := (a.prompt or []) + [c for _, c in read]) > 1 and len(images) > 1 and len(captions) != len(images):
+    if (captions := (a.prompt or []) + [c for _, c in read]) and images and a.rows is None:
+        raise ValueError("a caption (--prompt, --prompts) and an --image together complete the image after the caption: give --rows, the rows of it given; to caption an image, give --image alone")
+    if len(captions) > 1 and len(images) > 1 and len(captions) != len(images):
         raise ValueError(f"--prompt/--prompts give {len(captions)} captions and --image {len(images)} files: give a caption for each image, in order, or one caption or one image for all")
     if a.out == '-': raise ValueError("--out -: generate writes a file, not to standard output; name a file (what each sample holds is printed, and .json writes it all)")
     folder = _is_folder(a.out or '', a.format)

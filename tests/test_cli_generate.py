@@ -219,7 +219,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m1}', '--prompts', '{upper}'], "upper.txt', line 3: character 'A' at position 0 is not in the 'v1' vocabulary"),
     (['--model', '{m1}', '--prompt', 'a red circle', '--prompt', 'A cross'], "--prompt 'A cross': character 'A' at position 0 is not in the 'v1' vocabulary"),
     (['--model', '{m}', '--prompt', 'a red circle', '--prompt', ' '], "--prompt ' ' is blank: give a caption, or leave --prompt out"),
-    (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'together need rows'),
+    (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'an --image together complete the image after the caption: give --rows'),
     (['--model', '{run}'], 'it holds a training run: load'),
     (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], '--top-p=-0.1 must be in (0, 1]'),
     (['--model', '{m}', '--prompt', 'x', '--top-k', '0'], '--top-k=0 must be 1 or more'),
