@@ -271,6 +271,8 @@ def _run_generate(a):
     if a.columns is not None and folder: raise ValueError("--columns lays the samples out in one picture (a sprite sheet: --out sheet.png); --format folder writes a file per sample")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): _picture_format(out, a.format)
+    if not folder and _is_json(out, a.format) and (drawing := [o for o, v in (('--scale', a.scale), ('--grid', a.grid), ('--columns', a.columns)) if v not in (None, False)]):
+        raise ValueError(f"{', '.join(drawing)}: .json writes what the samples hold, not a picture of them; leave {'it' if len(drawing) == 1 else 'them'} out, or name a picture (--out samples.png)")
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
     if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):

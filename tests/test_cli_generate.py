@@ -79,6 +79,11 @@ def test_captions_from_a_file(trained, tmp_path):
     piped = cli('generate', *common, '--prompts', '-', '--out', tmp_path/'s.json', input='a red circle\n')
     assert piped.returncode == 0 and json.loads((tmp_path/'s.json').read_text()) == drawn[4:], piped.stderr
 
+def test_picture_options_with_json_are_refused(trained, tmp_path):
+    "--scale, --grid and --columns lay out a picture: with .json they would do nothing, so they are refused before drawing."
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--grid', '--scale', '2', '--out', tmp_path/'s.json')
+    assert r.returncode == 1 and '--scale, --grid: .json writes what the samples hold' in r.stderr and 'Generating' not in r.stderr, r.stderr
+
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
     for out, fmt, message in (('-', 'png', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'png', 'names a folder; name a file in it, or give --format folder')):
