@@ -284,7 +284,8 @@ def _run_generate(a):
         if not caption.strip(): raise ValueError(f"--prompt {caption!r} is blank: give a caption, or leave --prompt out to draw whole items")
         model.tokenizer.encode_text(caption, f"--prompt {caption!r}")
     for n, caption in read: model.tokenizer.encode_text(caption, f"--prompts {a.prompts!r}, line {n}")
-    gens = generate(model, prompt=captions if read else one(a.prompt), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+    # one caption, by --prompt or by a line of --prompts, goes with every --image: a list of one would be matched against them one to one
+    gens = generate(model, prompt=one(captions), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
     try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)

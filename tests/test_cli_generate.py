@@ -78,6 +78,13 @@ def test_captions_from_a_file(trained, tmp_path):
     assert len(drawn) == 6 and drawn == json.loads((tmp_path/'p.json').read_text())
     piped = cli('generate', *common, '--prompts', '-', '--out', tmp_path/'s.json', input='a red circle\n')
     assert piped.returncode == 0 and json.loads((tmp_path/'s.json').read_text()) == drawn[4:], piped.stderr
+    # a file of one caption completes every --image after it, as --prompt does
+    (tmp_path/'one.txt').write_text('a cross\n')
+    completing = ('--model', trained/'m'/'best', '--image', trained/'red.png', trained/'red.png', '--rows', '1', '--seed', '1', '--max-tokens', '5')
+    r = cli('generate', *completing, '--prompts', tmp_path/'one.txt', '--out', tmp_path/'o.json')
+    given = cli('generate', *completing, '--prompt', 'a cross', '--out', tmp_path/'g.json')
+    assert r.returncode == 0 and given.returncode == 0, (r.stderr, given.stderr)
+    assert json.loads((tmp_path/'o.json').read_text()) == json.loads((tmp_path/'g.json').read_text())
 
 def test_picture_options_with_json_are_refused(trained, tmp_path):
     "--scale, --grid and --columns lay out a picture: with .json they would do nothing, so they are refused before drawing."
