@@ -229,6 +229,7 @@ def _generate_args(p):
 def _caption_lines(path: str) -> list:
     "(line number, caption) of each line of a `--prompts` file that holds one, in order; '-' reads standard input."
     name = f"--prompts {path!r}"
+    if not path: raise ValueError(f"{name}: name a text file of captions, one a line, or - to read them from standard input")  # an unset shell variable, most often
     try: raw = sys.stdin.buffer.read() if path == '-' else Path(os.path.expanduser(path)).read_bytes()
     except FileNotFoundError: raise FileNotFoundError(f"{name}: no such file") from None
     except IsADirectoryError: raise IsADirectoryError(f"{name} is a folder: name a text file of captions, one a line") from None
@@ -250,7 +251,7 @@ def _run_generate(a):
     for f in images:
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
-    read = _caption_lines(a.prompts) if a.prompts else []
+    read = _caption_lines(a.prompts) if a.prompts is not None else []
     # a bad setting is refused now, by its option, not after the model is loaded and the samples drawn
     for opt, v in (('--scale', a.scale), ('--columns', a.columns)):
         if v is not None and v < 1: raise ValueError(f"{opt}={v}: give 1 or more")

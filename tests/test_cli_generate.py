@@ -226,6 +226,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
     (['--model', '{m}', '--image', '{red}', '--image', '/no/such.png'], "--image '/no/such.png': no such file"),
     (['--model', '{m}', '--prompts', '/no/such.txt'], "--prompts '/no/such.txt': no such file"),
+    (['--model', '{m}', '--prompts', ''], "--prompts '': name a text file of captions"),  # an unset shell variable: not whole items drawn without a word
     (['--model', '{m}', '--prompts', '{blank}'], 'holds no captions: write one a line'),
     (['--model', '{m}', '--prompts', '{latin1}'], 'latin1.txt\', line 2: byte 0xe9 is not UTF-8'),
     (['--model', '{m1}', '--prompts', '{upper}'], "upper.txt', line 3: character 'A' at position 0 is not in the 'v1' vocabulary"),
