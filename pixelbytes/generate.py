@@ -248,7 +248,8 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     pick = lambda x, many, k: x[k] if many else x
     sources = [{**({'prompt': p} if isinstance(p := pick(prompt, _listed(prompt), k), str) else {}),
                 **({'image': str(i)} if isinstance(i := pick(image, _listed(image, image=True), k), (str, Path)) else {})} or None for k in range(n)]
-    return Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num]) for j, (o, s) in enumerate(zip(out, seeds)))
+    # each sample its own source: a script that edits one sample's changes no other's
+    return Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num] and dict(sources[j // num])) for j, (o, s) in enumerate(zip(out, seeds)))
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def _is_folder(path, format=None) -> bool:

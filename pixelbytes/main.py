@@ -230,15 +230,16 @@ def _caption_lines(path: str) -> list:
     "(line number, caption) of each line of a `--prompts` file that holds one, in order; '-' reads standard input."
     name = f"--prompts {path!r}"
     if not path: raise ValueError(f"{name}: name a text file of captions, one a line, or - to read them from standard input")  # an unset shell variable, most often
+    if path == '-' and sys.stdin is None: raise ValueError(f"{name}: standard input is closed; pipe the captions in, or name a file")
     try: raw = sys.stdin.buffer.read() if path == '-' else Path(os.path.expanduser(path)).read_bytes()
     except FileNotFoundError: raise FileNotFoundError(f"{name}: no such file") from None
     except IsADirectoryError: raise IsADirectoryError(f"{name} is a folder: name a text file of captions, one a line") from None
     try: text = raw.decode('utf-8').removeprefix('\ufeff')  # the mark a Windows editor puts first is no caption's
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1
+        line = len(re.split(rb'\r\n|\r|\n', raw[:e.start]))
         raise ValueError(f"{name}, line {line}: byte {raw[e.start]:#04x} is not UTF-8; save the file as UTF-8 text") from None
-    # split at LF alone, not at every separator str.splitlines knows: a caption's form feed or U+2028 is the tokenizer's to read
-    lines = [(n, line.strip()) for n, line in enumerate(text.replace('\r\n', '\n').split('\n'), 1) if line.strip()]
+    # lines end at LF, CRLF or CR (an old Mac editor's), not at every separator str.splitlines knows: a caption's form feed or U+2028 is the tokenizer's to read
+    lines = [(n, line.strip()) for n, line in enumerate(re.split(r'\r\n|\r|\n', text), 1) if line.strip()]
     if not lines: raise ValueError(f"{name} holds no captions: write one a line")
     return lines
 
