@@ -174,16 +174,21 @@ def _listed(x, image: bool = False) -> bool:
     return not (image and x and isinstance(x[0], (list, tuple, numbers.Number)))  # nested lists of indices are one image
 
 def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: bool) -> tuple:
-    "The (ids, kind) of each prompt of a `generate` call (`build_prompt`'s), whether they were given as a list, and what each is called in errors."
-    if not ((many_p := _listed(prompt)) | (many_i := _listed(image, image=True))): return [build_prompt(tok, prompt, image, rows, crop, unscale)], False, 'prompt'
+    "The (ids, kind) of each prompt of a `generate` call (`build_prompt`'s), what each was drawn from (`Generation.source`), whether they were given as a list, and what each is called in errors."
+    many_p, many_i = _listed(prompt), _listed(image, image=True)
     if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
-    n, what = (len(prompt), 'prompt') if many_p else (len(image), 'image')
+    n, what = (len(prompt), 'prompt') if many_p else (len(image), 'image') if many_i else (1, 'prompt')
     if n == 0: raise ValueError(f"the list of {what}s is empty")
+    given = [(prompt[k] if many_p else prompt, image[k] if many_i else image) for k in range(n)]
     built = []
-    for k in range(n):
-        try: built.append(build_prompt(tok, prompt[k] if many_p else prompt, image[k] if many_i else image, rows, crop, unscale))
-        except ValueError as e: raise ValueError(f"{what} {k}: {e}") from None
-    return built, True, what
+    for k, (p, i) in enumerate(given):
+        try: built.append(build_prompt(tok, p, i, rows, crop, unscale))
+        except ValueError as e:
+            if not (many_p or many_i): raise
+            raise ValueError(f"{what} {k}: {e}") from None
+    # a list's samples are told apart by what each was drawn from (a script reads them back from JSON): the caption, and the file by its path
+    sources = [{**({'prompt': p} if isinstance(p, str) else {}), **({'image': str(i)} if isinstance(i, (str, Path)) else {})} or None for p, i in given]
+    return built, sources, many_p or many_i, what
 
 def _first_seeds(seed, n: int, what: str, temperature, top_k, top_p, num, batch_size) -> list:
     "The seed of the first sample of each of `n` prompts: `seed`, or its items where it lists one for each; a `ValueError` for a bad one, or a bad sampling setting."
@@ -220,7 +225,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
     tok = model.tokenizer
-    built, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale)
+    built, sources, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale)
     n = len(built)
     firsts = _first_seeds(seed, n, what, temperature, top_k, top_p, num, batch_size)
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
@@ -244,10 +249,6 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
                                progress=tick if callable(progress) else progress, batch_size=batch_size)
         for j, o in zip(mine, drawn): out[j] = o
         before[:] = [before[0] + before[1], 0]
-    # a list's samples are told apart by what each was drawn from (a script reads them back from JSON): the caption, and the file by its path
-    pick = lambda x, many, k: x[k] if many else x
-    sources = [{**({'prompt': p} if isinstance(p := pick(prompt, _listed(prompt), k), str) else {}),
-                **({'image': str(i)} if isinstance(i := pick(image, _listed(image, image=True), k), (str, Path)) else {})} or None for k in range(n)]
     # each sample its own source: a script that edits one sample's changes no other's
     return Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num] and dict(sources[j // num])) for j, (o, s) in enumerate(zip(out, seeds)))
 
