@@ -222,6 +222,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', 'someone/missing-model'], 'cannot load model someone/missing-model'),
     (['--model', '{m1}', '--prompt', 'A Red Circle'], "character 'A' at position 0 is not in the 'v1' vocabulary"),
     (['--model', '{m}', '--image', '{notimg}'], 'not an image'),
+    (['--model', '{nomodel}', '--image', '{red}', '{notimg}'], "notimg.png': not an image"),  # before the model is loaded: no model is there
     (['--model', '{m}', '--image', '{red}', '--rows', '99'], '--rows=99: the image has'),
     (['--model', '{m}', '--image', '/no/such.png'], 'no such file'),
     (['--model', '{m}', '--image', '{red}', '--image', '/no/such.png'], "--image '/no/such.png': no such file"),
@@ -252,7 +253,7 @@ def test_generate_bad_input(trained, args, message, tmp_path):
     (tmp_path/'blank.txt').write_text('\n  \n')
     (tmp_path/'latin1.txt').write_bytes('a red circle\na café\n'.encode('latin-1'))
     (tmp_path/'upper.txt').write_text('a red circle\n\nA Red Circle\n')
-    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'run': trained/'m', 'notimg': tmp_path/'notimg.png', 'red': trained/'red.png',
+    subs = {'m': trained/'m'/'best', 'm1': trained/'m1'/'best', 'run': trained/'m', 'notimg': tmp_path/'notimg.png', 'nomodel': tmp_path/'no-model', 'red': trained/'red.png',
             **{k: tmp_path/f'{k}.txt' for k in ('blank', 'latin1', 'upper')}}
     r = cli('generate', *[a.format(**subs) for a in args], '--out', tmp_path/'x.png')
     assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
