@@ -218,9 +218,9 @@ def _generate_args(p):
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
     p.add_argument('--scale', type=int, default=None, help="screen pixels per image pixel (default: 8; 1 for --format folder: each sprite at its own size, as build --like reads it back)")
-    p.add_argument('--grid', action='store_true', help="draw a 1-pixel grid line around every image pixel (not in --format folder's files)")
+    p.add_argument('--grid', action='store_true', help="draw a 1-pixel grid line around every image pixel of the picture")
     p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
-    p.add_argument('--text', choices=['right', 'below'], default='right', help="where a sample's text goes: right of its images or below them (default: right)")
+    p.add_argument('--text', choices=['right', 'below'], default=None, help="where a sample's text goes in the picture: right of its images or below them (default: right)")
     p.add_argument('--transparent', action='store_true', help="--format folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent")
     p.add_argument('--out', default=None, help='output file, or a new or empty folder for --format folder, or with --append a folder of samples (default: generated.FORMAT, generated/ for a folder)')
     p.add_argument('--append', action='store_true', help="--format folder: add the samples to a folder of samples saved before (numbered after its files, their rows added to its metadata.csv)")
@@ -272,10 +272,11 @@ def _run_generate(a):
     if folder and (why := _folder_refusal(Path(there), a.append, '--append')): raise ValueError(f"--out {out!r} {why}")
     if folder and a.append and os.path.isfile(os.path.join(there, 'metadata.csv')): _samples_before(Path(there))  # a metadata.csv it cannot add to, said before drawing too
     if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
-    if a.columns is not None and folder: raise ValueError("--columns lays the samples out in one picture (a sprite sheet: --out sheet.png); --format folder writes a file per sample")
+    if folder and (laid := [o for o, v in (('--columns', a.columns), ('--grid', a.grid), ('--text', a.text)) if v not in (None, False)]):
+        raise ValueError(f"{' and '.join(filter(None, (', '.join(laid[:-1]), laid[-1])))} {'lays' if len(laid) == 1 else 'lay'} the samples out in one picture (a sprite sheet: --out sheet.png); --format folder writes a file per sample, each sprite alone")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): _picture_format(out, a.format)
-    if not folder and _is_json(out, a.format) and (drawing := [o for o, v in (('--scale', a.scale), ('--grid', a.grid), ('--columns', a.columns)) if v not in (None, False)]):
+    if not folder and _is_json(out, a.format) and (drawing := [o for o, v in (('--scale', a.scale), ('--grid', a.grid), ('--columns', a.columns), ('--text', a.text)) if v not in (None, False)]):
         raise ValueError(f"{', '.join(drawing)}: .json writes what the samples hold, not a picture of them; leave {'it' if len(drawing) == 1 else 'them'} out, or name a picture (--out samples.png)")
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
@@ -292,7 +293,7 @@ def _run_generate(a):
     gens = generate(model, prompt=one(captions), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
-    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)
+    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text or 'right', columns=a.columns, transparent=a.transparent, append=a.append)
     except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again
         if drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
         raise

@@ -87,9 +87,11 @@ def test_captions_from_a_file(trained, tmp_path):
     assert json.loads((tmp_path/'o.json').read_text()) == json.loads((tmp_path/'g.json').read_text())
 
 def test_picture_options_with_json_are_refused(trained, tmp_path):
-    "--scale, --grid and --columns lay out a picture: with .json they would do nothing, so they are refused before drawing."
+    "--scale, --grid, --columns and --text lay out a picture: with .json they would do nothing, so they are refused before drawing."
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--grid', '--scale', '2', '--out', tmp_path/'s.json')
     assert r.returncode == 1 and '--scale, --grid: .json writes what the samples hold' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--text', 'right', '--out', tmp_path/'s.json')
+    assert r.returncode == 1 and '--text: .json writes what the samples hold' in r.stderr, r.stderr  # even as the picture's default
 
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
@@ -139,6 +141,8 @@ def test_a_folder_of_sprites(trained, tmp_path):
     assert r.returncode == 1 and '--transparent makes the sprites of --format folder transparent' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--columns', '4', '--out', f'{tmp_path}/sheet/')
     assert r.returncode == 1 and '--columns lays the samples out in one picture (a sprite sheet: --out sheet.png)' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--grid', '--text', 'below', '--out', f'{tmp_path}/sheet/')
+    assert r.returncode == 1 and '--grid and --text lay the samples out in one picture' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--append adds the samples to a folder of sprites' in r.stderr and 'Generating' not in r.stderr, r.stderr
 
