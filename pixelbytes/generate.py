@@ -124,10 +124,6 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
 
 # %% ../nbs/09_generate.ipynb #47f796be
-def _open_segment(seq) -> list:
-    "The tokens after the last LF: the segment being written."
-    return seq[len(seq) - seq[::-1].index(LF):] if LF in seq else seq
-
 def _segment_rule(tok: Tokenizer, kind: str):
     "The `allowed` of a segment of `kind` ('image' or 'text') whose row ends are left to the model: it begins with a pixel or a byte, not with TAB or LF."
     inside = allowed_tokens(tok, kind)
@@ -135,15 +131,25 @@ def _segment_rule(tok: Tokenizer, kind: str):
     return lambda seq: first if not seq or seq[-1] == LF else inside
 
 def _rectangle_rule(tok: Tokenizer):
-    "The `allowed` of an image being drawn that keeps it rectangular, at most `max_size` wide and high."
+    "The `allowed` of an image being drawn that keeps it rectangular, at most `max_size` wide and high; a sequence given again is read on from where it was (it may grow, or be cut back, between calls; not changed in place)."
     pixel = np.arange(tok.vocab_size) >= tok.n_bytes
     only = lambda *ids: np.isin(np.arange(tok.vocab_size), ids)
     first_row, row_full, end_only = pixel | only(TAB, LF), only(TAB, LF), only(LF)
+    # a generation's ids grow by one token between calls: each call reads only the new ones, where reading the whole open
+    # segment at every token made a 128x128 image cost seconds a sample. Each sequence is held, so that its id is not another's
+    read = {}  # id(seq) -> [seq, tokens read, rows done, the first row's width, where the open row starts]
     def allowed(seq):
-        seg = _open_segment(seq)
-        rows_done = seg.count(TAB)
-        cols_done = seg[::-1].index(TAB) if rows_done else len(seg)
-        width = seg.index(TAB) if rows_done else tok.max_size  # the first row sets the width
+        k = read.get(id(seq))
+        if k is None or k[1] > len(seq): k = read[id(seq)] = [seq, 0, 0, None, 0]
+        _, n, rows_done, width, row_start = k
+        for i in range(n, len(seq)):
+            if seq[i] == LF: rows_done, width, row_start = 0, None, i + 1
+            elif seq[i] == TAB:
+                if width is None: width = i - row_start
+                rows_done, row_start = rows_done + 1, i + 1
+        k[1:] = len(seq), rows_done, width, row_start
+        cols_done = len(seq) - row_start
+        if width is None: width = tok.max_size  # the first row sets the width
         if cols_done == 0 and not rows_done: return pixel  # an image has a pixel
         if cols_done < width: return pixel if rows_done else first_row
         return row_full if rows_done + 1 < tok.max_size else end_only
@@ -237,7 +243,8 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
         progress(before[0] + done, before[0] + total)
     # a list may mix modes (a caption or an image, and None: a whole item): each mode's samples are drawn together, by its own rule
     for kind in dict.fromkeys(k for _, k in built):
-        if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq.count(LF) >= 2  # a caption and an image, in either order
+        # a caption and an image, in either order; counted at an LF only, not over the whole sequence at every token
+        if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq[-1] == LF and seq.count(LF) >= 2
         elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
         else: mask, stop = _segment_rule(tok, kind), LF
         mine = [j for j in range(n * num) if built[j // num][1] == kind]
