@@ -369,7 +369,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or file is None else f'{file}: {e}'  # an ImageError names its image already
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
-            pixels, ids, block, recoloured, shrunk, backdrop = None, None, 0, 0.0, False, False
+            pixels, ids, block, recoloured, shrunk, backdrop = None, None, 0, 0.0, 0, False
         out['row'].append(row); out['file'].append(file); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
@@ -380,7 +380,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
-                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('bool'), 'backdrop': Value('bool'), 'dropped': Value('string'), 'error': Value('string')})
+                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'dropped': Value('string'), 'error': Value('string')})
 
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read (palette: NES)
 
@@ -675,7 +675,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     dropped = Counter(''.join(drops))
                     rows, files = good['row'], good['file']  # each column read once, for both reports
                     recoloured = _recoloured_report(rows, files, good['height'], good['width'], good['recoloured'])
-                    shrunk, backdrop = int(sum(good['shrunk'])), _some_images(rows, files, good['backdrop'])
+                    sides = np.asarray(good['shrunk'], np.int64)  # each image's longest side where it was scaled down to max_size, else 0
+                    shrunk, backdrop = {**_some_images(rows, files, sides > 0), 'largest': int(sides.max(initial=0))}, _some_images(rows, files, good['backdrop'])
                     good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
                     splits = _split(good, test_size, seed, len(ds))
@@ -689,7 +690,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk, 'backdrop': backdrop, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2)}
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -738,7 +739,13 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
         lines.append(f"  the palette recoloured {far['pixels']:.0%} of the pixels (farther than {far['over']:g} in CIELAB from their own colour), more than "
                      f"{far['share']:.0%} of them in {counted(far['images'], 'image')} ({_listed(far)}): a palette of the images' own colours keeps them "
                      "(palette_from_images; pixelbytes palette --path FOLDER --out mine.hex writes one for --palette mine.hex)")
-    if n := report.get('shrunk'):
+    if (small := report.get('shrunk_images')) and small['images']:
+        n, keep = small['images'], min(small['largest'], 256)  # build's largest max_size: a larger image is scaled down to it whatever
+        lines.append(f"  {counted(n, 'image')} ({_listed(small)}) had more pixels a side than max size {report['max_size']} once cropped, up to {small['largest']}, "
+                     f"and {'were' if n > 1 else 'was'} scaled down to it: " + (f"--max-size {keep} (max_size={keep}) keeps {'them' if n > 1 else 'it'} whole" if keep == small['largest']
+                     else f"the largest --max-size, {keep}, keeps more of {'their' if n > 1 else 'its'} pixels")
+                     + (f" (a model tells rows and columns apart up to {MAX_POSITION})" if keep > MAX_POSITION else ''))
+    elif n := report.get('shrunk'):  # a report of an older build counts them only
         lines.append(f"  {counted(n, 'image')} had more pixels a side than max size {report['max_size']} once cropped, and {'were' if n > 1 else 'was'} scaled down to it (a larger --max-size keeps them)")
     if (kept := report.get('backdrop')) and kept['images']:
         lines.append(f"  {counted(kept['images'], 'image')} ({_listed(kept)}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "

@@ -347,7 +347,7 @@ def _sized(rgb: np.ndarray, opaque, cut, where: str, max_size: int, resample, cr
                          "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
 
 def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from, whether it was scaled down to `max_size`, whether a border of one colour not white was left on it: `_backdrop`), one per frame."
+    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from, its longest side once one pixel per block where that is more than `max_size` and it was scaled down to it (else 0), whether a border of one colour not white was left on it: `_backdrop`), one per frame."
     if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
@@ -364,7 +364,8 @@ def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale
     for where, rgb, opaque, cut in read():
         # after the crop: the border around a sprite need not be made of its blocks
         k, start = (1, None) if not unscale else (shared, None) if shared else _block_grid(rgb)
-        shrunk = max(rgb.shape[:2]) > max_size * k  # more pixels of its own than max_size, once one per block
+        side = -(-max(rgb.shape[:2]) // k)  # its own pixels, one per block: the max_size that would keep them all
+        shrunk = side if side > max_size else 0
         out.append((_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), k, shrunk, crop and not any(cut) and _backdrop(rgb)))
     return out
 
@@ -376,7 +377,7 @@ def _backdrop(rgb: np.ndarray) -> bool:
 RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
 
 def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured, whether it was scaled down, whether a background of one colour was left on it), one per frame."
+    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured, its longest side where it was scaled down (else 0), whether a background of one colour was left on it), one per frame."
     out = []
     for rgb, k, shrunk, backdrop in _read_sized(image, max_size, frames, resample, crop, unscale, name):
         idx, apart = _nearest(rgb, pal)  # the distances too, of the distinct colours the search measured anyway
