@@ -331,7 +331,7 @@ class PixelBytesConfig:
         if self.seq_length is None: self.seq_length = 16 if self.bidirectional else 1024
         if self.stride is None: self.stride = 1 if self.bidirectional else self.seq_length
         if not self.bidirectional and self.stride > self.seq_length:
-            raise ValueError(f"stride ({self.stride}) must not exceed seq_length ({self.seq_length}): tokens between windows would never be trained on")
+            raise ValueError(f"stride={self.stride} must not exceed seq_length={self.seq_length}: tokens between windows would never be trained on")
         for k in ('d_model', 'n_layers', 'd_state', 'd_conv', 'expand', 'n_heads', 'seq_length', 'stride', 'batch_size', 'grad_accum'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be a positive integer, not {getattr(self, k)}")
         if self.seq_length > MAX_SEQ_LENGTH:  # a window is allocated whole, for every sample: a shared config.json could ask for any size
