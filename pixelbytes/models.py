@@ -22,6 +22,7 @@ from torch.overrides import TorchFunctionMode
 import huggingface_hub
 from huggingface_hub import PyTorchModelHubMixin
 from .tokenizer import Tokenizer, LF, _check_ids
+from .pixelize import _resample_name
 from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line, counted
@@ -262,8 +263,8 @@ def _as_kind(v, kind: type, name: str):
     return v
 
 # fields added to the config since a model or a run may have been saved, and what one saved before them did:
-# data built before unscale read the files' pixels
-SAVED_BEFORE = {'unscale': False}
+# data built before unscale read the files' pixels; before resample, it scaled images down with nearest
+SAVED_BEFORE = {'unscale': False, 'resample': 'nearest'}
 
 class _UnknownBackbone(ValueError): "A config's backbone that no code in this process registered (a ValueError, as every bad field's)."
 
@@ -284,6 +285,7 @@ class PixelBytesConfig:
     tokenizer: dict = field(default_factory=lambda: Tokenizer().to_dict())
     crop: bool = True                # images are cropped to their content before they are read (the data decides: build's crop)
     unscale: bool = True             # pixel art stored enlarged is read at one pixel per block (the data decides: build's unscale)
+    resample: str = 'nearest'        # the filter that scales an image larger than max_size down to it (the data decides: build's resample)
     base_model: str = None           # the model whose weights its training started from (train's init): a Hub id@commit, or a folder by its last two names
     # training (see `train`)
     seq_length: int = None           # window length (default 1024: whole items, so that a caption and its image share a window;
@@ -328,6 +330,7 @@ class PixelBytesConfig:
         if self.context not in ('pxby', 'center'): raise ValueError(f"context must be 'pxby' or 'center', not {self.context!r}")
         if not 0 <= self.augment_recolour <= 1: raise ValueError(f"augment_recolour must be a share of the items, from 0 to 1, not {self.augment_recolour}")
         if self.mix not in ('linear', 'conv'): raise ValueError(f"mix must be 'linear' or 'conv', not {self.mix!r}")
+        self.resample = _resample_name(self.resample)
         if self.seq_length is None: self.seq_length = 16 if self.bidirectional else 1024
         if self.stride is None: self.stride = 1 if self.bidirectional else self.seq_length
         if not self.bidirectional and self.stride > self.seq_length:
