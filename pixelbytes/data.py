@@ -20,7 +20,7 @@ from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB
 from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, shell_option
-from .pixelize import _pixelized, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
+from .pixelize import _pixelized, _resample_name, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
 
 # %% ../nbs/04_data.ipynb #4f3191b5
@@ -347,7 +347,7 @@ def _hub_caches() -> list:
     from huggingface_hub import constants
     return [os.path.realpath(p) for p in (config.HF_DATASETS_CACHE, config.DOWNLOADED_DATASETS_PATH, config.EXTRACTED_DATASETS_PATH, constants.HF_HUB_CACHE)]
 
-def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, base=None, root=None, within=None):
+def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
     out = {k: [] for k in ('row', 'file', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
@@ -364,7 +364,7 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, on_error, 
                 dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
-            [(pixels, block, recoloured, shrunk, backdrop)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', 'nearest', crop, unscale, name)
+            [(pixels, block, recoloured, shrunk, backdrop)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', resample, crop, unscale, name)
             ids, error = np.concatenate([tok.encode_text(caption, 'caption'), tok.encode_image(pixels)]).astype(np.int32), None  # a bad character named in the caption, not in 'segment 0'
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or file is None else f'{file}: {e}'  # an ImageError names its image already
@@ -382,25 +382,30 @@ def _features():
     return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
                      'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'dropped': Value('string'), 'error': Value('string')})
 
-_READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True}  # build's defaults of how images and text are read (palette: NES)
+_READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest'}  # build's defaults of how images and text are read (palette: NES)
+_BUILT_BEFORE = {'crop': True, 'unscale': False, 'resample': 'nearest'}  # how a build made before each image setting was recorded read its images
 
-def _as_model_reads(like, vocab, palette, max_size, crop, unscale) -> tuple:
-    "build's `vocab, palette, max_size, crop, unscale` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
+def _reading(report: dict) -> dict:
+    "How the build of `report` read its images, as a model reads them: its crop, unscale and resample."
+    return {k: report.get(k, v) for k, v in _BUILT_BEFORE.items()}
+
+def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample) -> tuple:
+    "build's `vocab, palette, max_size, crop, unscale, resample` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
     from pixelbytes.models import PixelBytesModel, ModelLoadError, public_name  # torch, only for a build that asks for a model
     if not isinstance(like, (PixelBytesModel, str, os.PathLike)):
         raise BuildError(f"like must be a PixelBytesModel, or a folder or Hub id to load one from, not {type(like).__name__}")
     try: model = like if isinstance(like, PixelBytesModel) else PixelBytesModel.from_pretrained(like)
     except ModelLoadError as e: raise BuildError(f"like (--like): {e}") from None
     c, tok = model.config, model.tokenizer
-    theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale}
-    given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale}
+    theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale, 'resample': c.resample}
+    given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale, 'resample': resample}
     same = lambda k: np.array_equal(load_palette(given[k]), theirs[k]) if k == 'palette' else given[k] == theirs[k]
     said = lambda k: f"{k}={given[k]!r}" if k != 'palette' else f"palette {str(given[k])!r}" if isinstance(given[k], (str, os.PathLike)) else 'palette'  # a file by its name
     clash = [said(k) for k in given if given[k] is not None and not same(k)]
     name = public_name(model.source)
     if clash: raise BuildError(f"like={repr(name) if name else 'model'} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
                                f"{', '.join(clash)} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
-    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], name
+    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], theirs['resample'], name
 
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')
@@ -592,16 +597,20 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           clean:bool=False, # apply the reference's caption cleanup (NFKD, lowercase, ASCII) first, and drop what the vocabulary cannot encode (counted in the report)
           crop:bool=None, # crop images to their content (default: True; the demo set is never cropped: its captions say where shapes are)
           unscale:bool=None, # read pixel art stored enlarged (each pixel a k x k block) at its own size (default: True; the demo set is drawn at its own)
+          resample:str=None, # the filter that scales an image larger than max_size down to it, as `pixelize`'s (default: 'nearest', for pixel art; 'box' for drawings and photos)
           max_pixels:int=MAX_PIXELS, # larger images are refused (decompression-bomb guard)
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           progress:bool=True, # show progress bars and print a summary of the build
-          like=None): # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop and unscale
+          like=None): # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop, unscale and resample
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
     for_model = like is not None
     # None: not given, so that like= can tell a value given (and refuse one the model reads otherwise) from a default
-    if for_model: vocab, palette, max_size, crop, unscale, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale)
-    else: vocab, max_size, crop, unscale = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale'), (vocab, max_size, crop, unscale)))
+    if resample is not None:  # by its name, as the model it is compared with (like=) and the report record it
+        try: resample = _resample_name(resample)
+        except ValueError as e: raise BuildError(str(e)) from None
+    if for_model: vocab, palette, max_size, crop, unscale, resample, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample)
+    else: vocab, max_size, crop, unscale, resample = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale', 'resample'), (vocab, max_size, crop, unscale, resample)))
     _load_datasets()
     import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -663,7 +672,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     # downloaded sources only: a folder or a saved dataset of the user's own may link to images kept elsewhere
                     within = {'hub-layout folder': [base], 'hub': _hub_caches()}.get(info['kind'])
                     done = ds.map(_process, batched=True, batch_size=64, num_proc=num_proc, remove_columns=ds.column_names,
-                                  features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, on_error=on_error, base=base, within=within,
+                                  features=_features(), fn_kwargs=dict(tok=tok, max_pixels=max_pixels, clean=clean, crop=crop, unscale=unscale, resample=resample, on_error=on_error, base=base, within=within,
                                                  root=str(Path(str(path)).expanduser()) if info['kind'] == 'folder' else None),
                                   cache_file_name=str(tmp/'_cache'/'rows.arrow'), desc=f'Building {out.name}')
                     errors = done.select_columns(['row', 'error']).filter(lambda e: e is not None, input_columns='error', cache_file_name=str(tmp/'_cache'/'errors.arrow'),
@@ -688,7 +697,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                               'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                              'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'like': like,
+                              'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
                               'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2)}
@@ -729,7 +738,8 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  rows read {report['rows_read']}, written {report['rows_written']}, skipped {report['rows_skipped']}",
              f"  splits {report['splits']} (by image, seed {report['seed']})"
              + (f"; the source's own splits {report['source_splits']} were pooled first" if report.get('source_splits') else ''),
-             f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {counted(len(report['palette']), 'colour')}, max size {report['max_size']}",
+             f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {counted(len(report['palette']), 'colour')}, max size {report['max_size']}"
+             + (f", scaled down with {report['resample']}" if report.get('resample', 'nearest') != 'nearest' else ''),
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
     if enlarged := report.get('unscaled'):
         n = sum(enlarged.values())
@@ -745,6 +755,9 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
                      f"and {'were' if n > 1 else 'was'} scaled down to it: " + (f"--max-size {keep} (max_size={keep}) keeps {'them' if n > 1 else 'it'} whole" if keep == small['largest']
                      else f"the largest --max-size, {keep}, keeps more of {'their' if n > 1 else 'its'} pixels")
                      + (f" (a model tells rows and columns apart up to {MAX_POSITION})" if keep > MAX_POSITION else ''))
+        if report.get('resample', 'nearest') == 'nearest':
+            lines.append("  scaled down with nearest, which keeps the colours of pixel art; drawings, photos and screenshots come out speckled by it: "
+                         "--resample box (resample='box') averages their pixels")
     elif n := report.get('shrunk'):  # a report of an older build counts them only
         lines.append(f"  {counted(n, 'image')} had more pixels a side than max size {report['max_size']} once cropped, and {'were' if n > 1 else 'was'} scaled down to it (a larger --max-size keeps them)")
     if (kept := report.get('backdrop')) and kept['images']:
