@@ -385,7 +385,7 @@ def _features():
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest'}  # build's defaults of how images and text are read (palette: NES)
 _BUILT_BEFORE = {'crop': True, 'unscale': False, 'resample': 'nearest'}  # how a build made before each image setting was recorded read its images
 
-def _reading(report: dict) -> dict:
+def _images_read(report: dict) -> dict:
     "How the build of `report` read its images, as a model reads them: its crop, unscale and resample."
     return {k: report.get(k, v) for k, v in _BUILT_BEFORE.items()}
 

@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
 from .files import _tmp_prefix, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
-from .data import Built, load_built, _held_rows, _image_key
+from .data import Built, load_built, _held_rows, _image_key, _images_read, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
 from .metrics import MODALITIES, PLOT_EVERY, write_metrics, describe_evaluation, History, _sums, _kind_table, _metrics, _pred_sums, _write_curves, _MetricsFile
 
@@ -286,13 +286,12 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         moved = [f"{k} {getattr(base.config, k)!r} -> {getattr(cfg, k)!r}" for k in ARCHITECTURE if getattr(base.config, k) != getattr(cfg, k)]
         if moved: raise TrainingError(f"init {base.source or 'model'} has another architecture than the config ({', '.join(moved)}): its weights fit "
                                       "its own; leave these fields out (of a dict config, or the command line): they come from the model")
-        read = [f"{k}={getattr(base.config, k)} -> {built.report.get(k, k == 'crop')}" for k in ('crop', 'unscale') if getattr(base.config, k) != built.report.get(k, k == 'crop')]
+        read = [f"{k}={getattr(base.config, k)} -> {v}" for k, v in _images_read(built.report).items() if getattr(base.config, k) != v]
         if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
                                "the run teaches it this reading, and it generates from images read so" + ("" if built.report.get('like') else
                                "; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does"))
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
-    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), 'crop': built.report.get('crop', True),
-                                 'unscale': built.report.get('unscale', False),  # a build made before unscale was, read its files' pixels
+    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), **_images_read(built.report),
                                  'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None})
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
@@ -363,7 +362,7 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({counted(was['items'], 'training item')}), and "
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
     was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, **saved['config']}, cfg.to_dict()  # a field added since: what it meant then
-    built = [f"{k} {was[k]!r} -> {now_fields[k]!r}" for k in ('crop', 'unscale') if was[k] != now_fields[k]]  # how build read the images
+    built = [f"{k} {was[k]!r} -> {now_fields[k]!r}" for k in _BUILT_BEFORE if was[k] != now_fields[k]]  # how build read the images
     if built: raise TrainingError(f"cannot resume {out}: {data_id['path']} was built otherwise than the data it started on ({', '.join(built)}: "
                                   "build's options); resume on that data, or train into another folder")
     changes = _changes(was, now_fields)
