@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment, LF
-from .data import load_built, Built
+from .data import load_built, Built, _images_read
 from .windows import Windows
 from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
 from .metrics import summarize, MODALITIES
@@ -409,10 +409,10 @@ def _holds(folder, sha1: str) -> bool:
     except ValueError: return False  # no model there now
 
 def _read_otherwise(model, built) -> str | None:
-    "What is amiss where `built` read its images otherwise (build's `crop`, `unscale`) than `model` reads them; None where they agree."
-    if built.report.get('source') == 'demo': return None  # drawn, never cropped nor unscaled, whatever a build is told (like=MODEL too)
-    # a build made before unscale was read at the files' pixels
-    theirs = {'crop': built.report.get('crop', True), 'unscale': built.report.get('unscale', False)}
+    "What is amiss where `built` read its images otherwise (build's `crop`, `unscale`, `resample`) than `model` reads them; None where they agree."
+    # drawn, never cropped nor unscaled, whatever a build is told (like=MODEL too), and never scaled down at the default max_size
+    if built.report.get('source') == 'demo': return None
+    theirs = _images_read(built.report)
     ours = {k: getattr(model.config, k) for k in theirs}
     if ours == theirs: return None
     say = lambda d: ', '.join(f"{k}={d[k]}" for k in d if ours[k] != theirs[k])

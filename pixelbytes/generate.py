@@ -88,8 +88,8 @@ class Generations(list):
     __str__ = __repr__
 
 # %% ../nbs/09_generate.ipynb #0cc6fb39
-def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True) -> np.ndarray:
-    "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`, pixel art stored enlarged read at one pixel per block if `unscale`)."
+def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True, resample: str = 'nearest') -> np.ndarray:
+    "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`, pixel art stored enlarged read at one pixel per block if `unscale`, scaled down to `max_size` with the filter `resample`)."
     if isinstance(image, (list, tuple)):
         try: image = np.asarray(image)
         except ValueError: raise ValueError(f"{name}: nested lists of palette indices must be rows of one length") from None
@@ -102,10 +102,10 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: 
         return image
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
     if not hasattr(image, 'getbands'): image = open_image(image, name=label if isinstance(image, (bytes, str, Path)) else None)
-    return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, name=label)
+    return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, resample=resample, name=label)
 
-def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True):
-    "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop` and `unscale`: how an image file is read."
+def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True, resample: str = 'nearest'):
+    "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`, `unscale` and `resample`: how an image file is read."
     if rows is not None and image is None: raise ValueError("rows needs an image: the first rows of the image to complete")
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, numbers.Integral)): raise ValueError(f"rows={rows!r} must be a whole number of rows")
     if prompt is not None and image is not None and rows is None:
@@ -115,10 +115,10 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
         raise ValueError("the prompt is blank: give a caption, or leave the prompt out to draw whole items")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
     if image is None: return ids, ('image' if prompt is not None else None)
-    px = _as_pixels(image, tok, crop, unscale=unscale)
+    px = _as_pixels(image, tok, crop, unscale=unscale, resample=resample)
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
     if not 1 <= rows <= px.shape[0]:
-        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side)"
+        read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side{'' if resample == 'nearest' else f', scaled down with {resample}'})"
         raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; {'give 1' if px.shape[0] == 1 else f'give 1 to {px.shape[0]} of them'}")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
@@ -179,7 +179,7 @@ def _listed(x, image: bool = False) -> bool:
     if not isinstance(x, (list, tuple)): return False
     return not (image and x and isinstance(x[0], (list, tuple, numbers.Number)))  # nested lists of indices are one image
 
-def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: bool) -> tuple:
+def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: bool, resample: str) -> tuple:
     "The (ids, kind) of each prompt of a `generate` call (`build_prompt`'s), what each was drawn from (`Generation.source`), whether they were given as a list, and what each is called in errors."
     many_p, many_i = _listed(prompt), _listed(image, image=True)
     if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
@@ -188,7 +188,7 @@ def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: boo
     given = [(prompt[k] if many_p else prompt, image[k] if many_i else image) for k in range(n)]
     built = []
     for k, (p, i) in enumerate(given):
-        try: built.append(build_prompt(tok, p, i, rows, crop, unscale))
+        try: built.append(build_prompt(tok, p, i, rows, crop, unscale, resample))
         except ValueError as e:
             if not (many_p or many_i): raise
             raise ValueError(f"{what} {k}: {e}") from None
@@ -231,7 +231,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
     tok = model.tokenizer
-    built, sources, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale)
+    built, sources, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale, model.config.resample)
     n = len(built)
     firsts = _first_seeds(seed, n, what, temperature, top_k, top_p, num, batch_size)
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")

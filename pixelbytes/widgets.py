@@ -158,7 +158,7 @@ class GenerateWidget:
         file = _uploaded(change['new'])
         if file is None: return
         tok = self.model.tokenizer
-        try: px = _as_pixels(file[1], tok, self.model.config.crop, name=file[0], unscale=self.model.config.unscale)  # as generate reads an image
+        try: px = _as_pixels(file[1], tok, self.model.config.crop, name=file[0], unscale=self.model.config.unscale, resample=self.model.config.resample)  # as generate reads an image
         except Exception as e: return self._report(e)
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
