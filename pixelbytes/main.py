@@ -23,13 +23,13 @@ TASKS = {'build': 'pixelize and tokenize captioned images into a dataset',
 
 # %% ../nbs/13_main.ipynb #d3245d1d
 def _build_args(p):
-    from pixelbytes.pixelize import MAX_PIXELS  # the default of build's max_pixels, said as it is
+    from pixelbytes.pixelize import MAX_PIXELS, RESAMPLES  # the default of build's max_pixels, said as it is
     p.add_argument('--path', default=None, help="Hub dataset id, image folder (images + metadata.csv/jsonl), saved dataset, or 'demo' "
                    "(default: the PixelBytes-Pokemon Hub dataset, or demo when the Hub cannot be reached)")
     p.add_argument('--out', default=None, help='output folder (default: data/<name>)')
     p.add_argument('--palette', default=None, help='palette file: .json, .gpl, JASC .pal, .py list literal, or text lines of #rrggbb / rrggbb (.hex) / aarrggbb (paint.net) / r,g,b (default: NES)')
     p.add_argument('--like', default=None, metavar='MODEL', help="a model (its folder, such as models/x/best, or a Hub id) the data is for: "
-                   "read as it reads, with its --vocab, --palette, --max-size and crop and unscale settings (to fine-tune it, or to score it on other sprites)")
+                   "read as it reads, with its --vocab, --palette, --max-size, --resample and crop and unscale settings (to fine-tune it, or to score it on other sprites)")
     p.add_argument('--max-size', type=int, help='longest side of a pixelized image, 1 to 256 (default: 25; a model tells rows and columns apart up to 63)')
     p.add_argument('--vocab', choices=['default', 'v1'], help="vocabulary preset (default: all 256 bytes; v1: the reference's 58 bytes)")
     p.add_argument('--caption-column', default=None, help="caption column (default: 'caption', else 'text')")
@@ -42,6 +42,8 @@ def _build_args(p):
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: NFKD, lowercase, ASCII only, and drop what the vocabulary cannot encode (the report counts what it drops)")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
+    p.add_argument('--resample', choices=RESAMPLES, help='the filter that scales an image larger than --max-size down to it (default: nearest, for pixel art; '
+                   'box for drawings, screenshots and photos, which nearest leaves speckled); a model trained on the data reads images with it')
     p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help=f'refuse images of more pixels, a guard against decompression bombs (default: {MAX_PIXELS:,})')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
@@ -53,7 +55,7 @@ def _run_build(a):
     from pixelbytes.data import build, push_built, format_report
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
-                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None,
+                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None, resample=a.resample,
                    max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet)
     if a.quiet: print(format_report(report, report['out']))  # what a build skipped is said, bars or not
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
@@ -317,6 +319,8 @@ def _palette_args(p):
     p.add_argument('--max-size', type=int, default=25, help='longest side the images are read at, as build --max-size (default: 25)')
     p.add_argument('--no-crop', action='store_true', help='read whole images, as build --no-crop')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files, as build --no-unscale')
+    from pixelbytes.pixelize import RESAMPLES
+    p.add_argument('--resample', choices=RESAMPLES, default='nearest', help='the filter that scales the images down to --max-size, as build --resample (default: nearest)')
     p.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
@@ -330,7 +334,7 @@ def _run_palette(a):
     # said now, not after every image is read: the command line gives a folder, where Python may give a list of images
     if not Path(a.path).expanduser().is_dir(): raise FileNotFoundError(f"--path {a.path!r}: not a folder; give the folder of images whose colours make the palette")
     check_writable(out, f'--out {a.out!r}')
-    pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale, progress=not a.quiet)
+    pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale, resample=a.resample, progress=not a.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_files({out: lambda tmp: tmp.write_text(''.join(to_hex(c).lstrip('#') + '\n' for c in pal))})
     print(f"saved {out}: {len(pal)} colours; pixelbytes build {shell_option('--path', a.path)} {shell_option('--palette', out)} reads the images in them")

@@ -89,3 +89,30 @@ def test_build_like_a_model(tmp_path):
     assert r.returncode == 1 and '--max-size=20 says otherwise: give one or the other' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'e'), '--like', str(tmp_path/'m'), '--max-size', '25')
     assert r.returncode == 1 and '--max-size=25 says otherwise' in r.stderr, r.stderr  # build's default, given: not taken for one left out
+
+def test_resample_is_recorded_and_taken_from_the_model(tmp_path):
+    import numpy as np
+    from pixelbytes.models import PixelBytesConfig, PixelBytesModel
+    src = tmp_path/'photos'; src.mkdir()  # a photo's grain, 60 pixels a side: scaled down to 25, nearest and box read it otherwise
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60, 3), dtype=np.uint8)).save(src/'a.png')
+    (src/'metadata.csv').write_text('file_name,caption\na.png,grain\n')
+    reports, ids = {}, {}
+    for how in ('nearest', 'box'):
+        r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/how), '--test-size', '0', '--resample', how, '--quiet')
+        assert r.returncode == 0, r.stderr
+        reports[how] = json.loads((tmp_path/how/'build_report.json').read_text())
+    assert (reports['nearest']['resample'], reports['box']['resample']) == ('nearest', 'box')
+    from pixelbytes.data import load_built
+    assert load_built(tmp_path/'nearest').train[0]['input_ids'] != load_built(tmp_path/'box').train[0]['input_ids']
+    assert 'scaled down with box' in r.stdout
+    r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'bad'), '--resample', 'smooth')
+    assert r.returncode == 2 and "--resample: invalid choice: 'smooth'" in r.stderr and not (tmp_path/'bad').exists(), r.stderr
+    PixelBytesModel(PixelBytesConfig(backbone='lstm', d_model=8, n_layers=1, resample='box')).save_pretrained(tmp_path/'m')
+    r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'like'), '--test-size', '0', '--like', str(tmp_path/'m'), '--quiet')
+    assert r.returncode == 0 and json.loads((tmp_path/'like'/'build_report.json').read_text())['resample'] == 'box', r.stderr
+    r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'unlike'), '--like', str(tmp_path/'m'), '--resample', 'nearest')
+    assert r.returncode == 1 and "--resample='box', its palette); --resample='nearest' says otherwise" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_palette_resample(tmp_path):
+    r = run('pixelbytes', 'palette', '--path', str(tmp_path), '--resample', 'sharp')
+    assert r.returncode == 2 and "--resample: invalid choice: 'sharp'" in r.stderr, r.stderr
