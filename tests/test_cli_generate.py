@@ -302,3 +302,21 @@ def test_generated_text_cannot_act_on_the_terminal(trained, tmp_path):
     m.save_pretrained(tmp_path/'esc')
     r = cli('generate', '--model', tmp_path/'esc', '--image', trained/'red.png', '--max-tokens', '20', '--seed', '0', '--out', tmp_path/'o.png')
     assert r.returncode == 0 and r.stdout.startswith('0: ' + '?' * 20) and '\x1b' not in r.stdout, r.stdout
+
+def test_an_image_is_read_with_the_models_resample(trained, tmp_path):
+    import shutil
+    from pixelbytes.generate import build_prompt
+    from pixelbytes.models import PixelBytesModel
+    # the demo model, as if its data had been built with --resample box: it reads an image given as that data was read
+    shutil.copytree(trained/'m'/'best', tmp_path/'boxed')
+    config = json.loads((tmp_path/'boxed'/'config.json').read_text()); (tmp_path/'boxed'/'config.json').write_text(json.dumps({**config, 'resample': 'box'}))
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60, 3), dtype=np.uint8)).save(tmp_path/'grain.png')
+    prompts = {}
+    for name, model in (('nearest', trained/'m'/'best'), ('box', tmp_path/'boxed')):
+        r = cli('generate', '--model', model, '--image', tmp_path/'grain.png', '--seed', '1', '--max-tokens', '1', '--out', tmp_path/f'{name}.json')
+        assert r.returncode == 0, r.stderr
+        g, = json.loads((tmp_path/f'{name}.json').read_text())
+        prompts[name] = g['ids'][:g['n_prompt']]
+    model = PixelBytesModel.from_pretrained(tmp_path/'boxed')
+    assert model.config.resample == 'box' and prompts['box'] != prompts['nearest']
+    assert prompts['box'] == build_prompt(model.tokenizer, image=tmp_path/'grain.png', crop=model.config.crop, resample='box')[0]
