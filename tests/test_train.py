@@ -1,5 +1,5 @@
 "System tests of training: the command line, exact resume after SIGKILL, and two-process DDP (gloo, CPU)."
-import json, os, re, signal, subprocess, sys, time
+import json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
@@ -35,14 +35,31 @@ def kill_mid_epoch(cmd, state: Path, group: bool = False) -> dict:
 # SIGKILL, process groups and a signal sent to a child as Ctrl-C would: POSIX only (Windows terminates the process)
 POSIX = pytest.mark.skipif(sys.platform == 'win32', reason='POSIX signals')
 
-def test_train_command(demo, tmp_path):
-    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--epochs', '1', *TINY)
+@pytest.fixture(scope='module')
+def one_epoch(demo, tmp_path_factory):
+    "`train --epochs 1` of the tiny model on the demo set by the command line, run once for the tests that read or start from such a run: its folder and result."
+    out = tmp_path_factory.mktemp('one-epoch')/'m'
+    return out, cli('train', '--data', str(demo), '--out', str(out), '--epochs', '1', *TINY)
+
+@pytest.fixture(scope='module')
+def one_epoch_quiet(demo, tmp_path_factory):
+    "The same run with --quiet, in a folder named base (a model fine-tuned from it says so): its folder and result."
+    out = tmp_path_factory.mktemp('one-epoch-quiet')/'base'
+    return out, cli('train', '--data', str(demo), '--out', str(out), '--epochs', '1', '--quiet', *TINY)
+
+def a_copy_of(run, tmp_path) -> Path:
+    "A finished one-epoch run (a fixture's), copied to tmp_path/'m' for a test that changes it."
+    folder, r = run
+    assert r.returncode == 0, r.stderr
+    return Path(shutil.copytree(folder, tmp_path/'m', symlinks=True))
+
+def test_train_command(one_epoch, one_epoch_quiet):
+    (m, r), (_, q) = one_epoch, one_epoch_quiet
     assert r.returncode == 0 and 'Training lstm' in r.stderr, r.stderr
-    q = cli('train', '--data', str(demo), '--out', str(tmp_path/'q'), '--epochs', '1', '--quiet', *TINY)
     assert q.returncode == 0 and 'Training' not in q.stderr and 'best at step' in q.stdout, q.stderr  # --quiet: no progress bar
-    assert 'best at step' in r.stdout and (tmp_path/'m'/'best'/'model.safetensors').exists()
+    assert 'best at step' in r.stdout and (m/'best'/'model.safetensors').exists()
     assert 'ended at step' in r.stdout and 'epoch 1 of 1 is done' in r.stdout and 'ended at step' not in q.stdout  # why it stopped
-    assert (tmp_path/'m'/'curves.png').read_bytes()[:4] == b'\x89PNG'
+    assert (m/'curves.png').read_bytes()[:4] == b'\x89PNG'
 
 def test_train_errors_are_one_line(demo, tmp_path):
     r = cli('train', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path/'m'))
@@ -58,11 +75,12 @@ def test_resume_alone_goes_on_with_the_saved_options(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--resume', '--dim', '64')
     assert r.returncode == 1 and 'differs from the saved one: --dim 32 -> 64' in r.stderr, r.stderr
 
-def test_fine_tune_from_a_model(demo, tmp_path):
-    assert cli('train', '--data', str(demo), '--out', str(tmp_path/'base'), '--epochs', '1', '--quiet', *TINY).returncode == 0
-    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'tuned'), '--init', str(tmp_path/'base'/'best'), '--epochs', '1', '--learning-rate', '0.001', '--quiet')
+def test_fine_tune_from_a_model(demo, one_epoch_quiet, tmp_path):
+    base, made = one_epoch_quiet  # read only: a fine-tuned run starts from base/best and leaves it as it is
+    assert made.returncode == 0, made.stderr
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'tuned'), '--init', str(base/'best'), '--epochs', '1', '--learning-rate', '0.001', '--quiet')
     assert r.returncode == 0 and 'causal lstm, 1 layer, d_model 32' in r.stdout and 'fine-tuned from base/best' in r.stdout, r.stdout + r.stderr
-    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'other'), '--init', str(tmp_path/'base'/'best'), '--dim', '64')
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'other'), '--init', str(base/'best'), '--dim', '64')
     assert r.returncode == 1 and 'another architecture than the config (--dim 32 -> 64)' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_no_validation_split(demo, tmp_path):
@@ -171,10 +189,9 @@ main(['train', '--out', {str(out)!r}, *{args!r}])
     assert r.returncode == 1 and 'but no train_state.pt to resume from' in r.stderr, r.stderr
 
 @POSIX
-def test_ctrl_c_before_the_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
+def test_ctrl_c_before_the_first_checkpoint_keeps_the_run_it_replaces(demo, one_epoch, tmp_path):
     "--overwrite over a run, then Ctrl-C before the new run's first checkpoint: the old run is back in --out, and the message says so."
-    out = tmp_path/'m'
-    assert cli('train', '--data', str(demo), '--out', str(out), '--epochs', '1', *TINY).returncode == 0
+    out = a_copy_of(one_epoch, tmp_path)
     before = {p.name: p.read_bytes() for p in (out/'last').iterdir()}, (out/'train_state.pt').read_bytes()
     p = subprocess.Popen([sys.executable, '-m', 'pixelbytes.main', 'train', '--data', str(demo), '--out', str(out), '--overwrite',
                           '--epochs', '50', '--eval-every', '100000', *TINY], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -363,10 +380,9 @@ if __name__ == '__main__':
     assert re.search(rf"interrupted at step {step}: .* holds the checkpoints of step {step},", r.stderr), (step, r.stderr[-3000:])
 
 @POSIX
-def test_interrupting_launch_before_its_first_checkpoint_keeps_the_run_it_replaces(demo, tmp_path):
+def test_interrupting_launch_before_its_first_checkpoint_keeps_the_run_it_replaces(demo, one_epoch, tmp_path):
     "launch with overwrite over a run, then Ctrl-C before the first checkpoint: the workers put the old run back, and the message says so."
-    out = tmp_path/'m'
-    assert cli('train', '--data', str(demo), '--out', str(out), '--epochs', '1', *TINY).returncode == 0
+    out = a_copy_of(one_epoch, tmp_path)
     before = (out/'train_state.pt').read_bytes()
     code = f"""
 import os, signal, threading, time, torch
