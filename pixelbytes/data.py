@@ -349,7 +349,7 @@ def _hub_caches() -> list:
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
-    out = {k: [] for k in ('row', 'file', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped', 'error')}
+    out = {k: [] for k in ('row', 'file', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
         if _web_address(ref): file = ref  # a web address whole: its last part names nothing
         elif isinstance(ref, str) and ref: file = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
@@ -364,23 +364,23 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, 
                 dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
-            [(pixels, block, recoloured, shrunk, backdrop)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', resample, crop, unscale, name)
+            [(pixels, block, recoloured, shrunk, backdrop, frames)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', resample, crop, unscale, name)
             ids, error = np.concatenate([tok.encode_text(caption, 'caption'), tok.encode_image(pixels)]).astype(np.int32), None  # a bad character named in the caption, not in 'segment 0'
         except ValueError as e:  # ImageError, vocabulary and caption problems
             error = str(e) if isinstance(e, ImageError) or file is None else f'{file}: {e}'  # an ImageError names its image already
             if on_error == 'raise': raise BuildError(f"row {row}: {error}") from None
-            pixels, ids, block, recoloured, shrunk, backdrop = None, None, 0, 0.0, 0, False
+            pixels, ids, block, recoloured, shrunk, backdrop, frames = None, None, 0, 0.0, 0, False, 0
         out['row'].append(row); out['file'].append(file); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
-        out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['shrunk'].append(shrunk); out['backdrop'].append(backdrop); out['dropped'].append(dropped); out['error'].append(error)
+        out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['shrunk'].append(shrunk); out['backdrop'].append(backdrop); out['frames'].append(frames); out['dropped'].append(dropped); out['error'].append(error)
     return out
 
 # %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
-                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'dropped': Value('string'), 'error': Value('string')})
+                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'frames': Value('int32'), 'dropped': Value('string'), 'error': Value('string')})
 
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest'}  # build's defaults of how images and text are read (palette: NES)
 _BUILT_BEFORE = {'crop': True, 'unscale': False, 'resample': 'nearest'}  # how a build made before each image setting was recorded read its images
@@ -686,7 +686,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     recoloured = _recoloured_report(rows, files, good['height'], good['width'], good['recoloured'])
                     sides = np.asarray(good['shrunk'], np.int64)  # each image's longest side where it was scaled down to max_size, else 0
                     shrunk, backdrop = {**_some_images(rows, files, sides > 0), 'largest': int(sides.max(initial=0))}, _some_images(rows, files, good['backdrop'])
-                    good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'dropped'])
+                    in_file = np.asarray(good['frames'], np.int64)  # the frames each file holds: build reads the first
+                    animated = {**_some_images(rows, files, in_file > 1), 'frames_not_read': int((in_file - 1).sum())}
+                    good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
                     splits = _split(good, test_size, seed, len(ds))
                     # an empty split saved as zero shards cannot be loaded back
@@ -699,7 +701,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'animated': animated, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2)}
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -763,6 +765,11 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     if (kept := report.get('backdrop')) and kept['images']:
         lines.append(f"  {counted(kept['images'], 'image')} ({_listed(kept)}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "
                      "a background of their own, which crop leaves on (it takes off white and transparency): the sprites are drawn smaller, on it")
+    if (moving := report.get('animated')) and moving['images']:  # a report of an older build has none
+        n = moving['images']
+        lines.append(f"  {counted(n, 'image')} ({_listed(moving)}) {'hold' if n > 1 else 'holds'} more than one frame (an animation, or the pages of a TIFF): "
+                     f"only the first of each was read, {counted(moving['frames_not_read'], 'frame')} not; to build from the others too, "
+                     "save each frame as an image file of its own, with its caption in the metadata")
     if n := report.get('names_normalized'):
         lines.append(f"  {counted(n, 'file name')} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
     if n := report.get('unlisted_images'):

@@ -356,16 +356,17 @@ def _sized(rgb: np.ndarray, opaque, cut, where: str, max_size: int, resample, cr
                          "a larger max_size keeps them (build --max-size), or the whole canvas (crop=False: --no-crop)") from None
 
 def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from, its longest side once one pixel per block where that is more than `max_size` and it was scaled down to it (else 0), whether a border of one colour not white was left on it: `_backdrop`), one per frame."
+    "`pixelize`'s reading, before the palette: a list of (the RGB mapped to the palette, the `k` of the blocks each pixel was read from, its longest side once one pixel per block where that is more than `max_size` and it was scaled down to it (else 0), whether a border of one colour not white was left on it: `_backdrop`, how many frames the file holds), one per frame."
     if not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool) or max_size < 1: raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
     resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     limit = None if isinstance(image, Image.Image) else MAX_PIXELS
     im, name = _open(image, limit, name)
+    n_frames = getattr(im, 'n_frames', 1)  # from the file's header or a scan of its blocks, the other frames not decoded
     read = lambda: ((where, *_content(rgb, im, where, crop)) for where, rgb in _frames(im, name, frames, limit))
     shared = None
     if unscale and frames == 'all':  # one block size for every frame, so that an animation keeps one scale
-        if getattr(im, 'n_frames', 1) * im.width * im.height * 3 <= HELD_FRAMES:  # decoded once and held; a larger one is decoded twice
+        if n_frames * im.width * im.height * 3 <= HELD_FRAMES:  # decoded once and held; a larger one is decoded twice
             held = list(read()); read = lambda: iter(held)
         grids = [_grid(rgb) for _, rgb, _, _ in read()]
         shared = int(np.gcd.reduce([g for g, _ in grids])) if sum(n for _, n in grids) >= MIN_EDGES else 1
@@ -375,7 +376,7 @@ def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale
         k, start = (1, None) if not unscale else (shared, None) if shared else _block_grid(rgb)
         side = -(-max(rgb.shape[:2]) // k)  # its own pixels, one per block: the max_size that would keep them all
         shrunk = side if side > max_size else 0
-        out.append((_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), k, shrunk, crop and not any(cut) and _backdrop(rgb)))
+        out.append((_sized(rgb, opaque, cut, where, max_size, resample, crop, k, start), k, shrunk, crop and not any(cut) and _backdrop(rgb), n_frames))
     return out
 
 def _backdrop(rgb: np.ndarray) -> bool:
@@ -386,11 +387,11 @@ def _backdrop(rgb: np.ndarray) -> bool:
 RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
 
 def _pixelized(image, pal: np.ndarray, max_size: int, frames: str, resample, crop: bool, unscale: bool, name) -> list:
-    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured, its longest side where it was scaled down (else 0), whether a background of one colour was left on it), one per frame."
+    "`pixelize`'s work, its other arguments checked: a list of (palette indices, the `k` of the blocks each pixel was read from, the share of pixels the palette recoloured, its longest side where it was scaled down (else 0), whether a background of one colour was left on it, how many frames the file holds), one per frame."
     out = []
-    for rgb, k, shrunk, backdrop in _read_sized(image, max_size, frames, resample, crop, unscale, name):
+    for rgb, k, shrunk, backdrop, n_frames in _read_sized(image, max_size, frames, resample, crop, unscale, name):
         idx, apart = _nearest(rgb, pal)  # the distances too, of the distinct colours the search measured anyway
-        out.append((idx.astype(np.uint8), k, float((apart > RECOLOURED ** 2).mean()), shrunk, backdrop))
+        out.append((idx.astype(np.uint8), k, float((apart > RECOLOURED ** 2).mean()), shrunk, backdrop, n_frames))
     return out
 
 def pixelize(image, palette=None, max_size: int = 25, frames: str = 'first',
