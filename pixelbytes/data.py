@@ -18,7 +18,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
 from .palette import load_palette
-from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB
+from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB, MAX_SIZE
 from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, shell_option
 from .pixelize import _pixelized, _resample_name, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
@@ -752,7 +752,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
                      f"{far['share']:.0%} of them in {counted(far['images'], 'image')} ({_listed(far)}): a palette of the images' own colours keeps them "
                      "(palette_from_images; pixelbytes palette --path FOLDER --out mine.hex writes one for --palette mine.hex)")
     if (small := report.get('shrunk_images')) and small['images']:
-        n, keep = small['images'], min(small['largest'], 256)  # build's largest max_size: a larger image is scaled down to it whatever
+        n, keep = small['images'], min(small['largest'], MAX_SIZE)  # a larger image is scaled down to the largest max_size whatever
         lines.append(f"  {counted(n, 'image')} ({_listed(small)}) had more pixels a side than max size {report['max_size']} once cropped, up to {small['largest']}, "
                      f"and {'were' if n > 1 else 'was'} scaled down to it: " + (f"--max-size {keep} (max_size={keep}) keeps {'them' if n > 1 else 'it'} whole" if keep == small['largest']
                      else f"the largest --max-size, {keep}, keeps more of {'their' if n > 1 else 'its'} pixels")

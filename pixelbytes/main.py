@@ -313,13 +313,13 @@ def _run_generate(a):
 
 # %% ../nbs/13_main.ipynb #pal00002
 def _palette_args(p):
+    from pixelbytes.pixelize import RESAMPLES
     p.add_argument('--path', required=True, help='a folder of images (and its folders): the sprites whose colours the palette keeps')
     p.add_argument('--out', default='palette.hex', help='the palette file to write, a .hex (or .txt) file of a colour a line (default: palette.hex)')
     p.add_argument('--colours', type=int, default=55, help='how many colours, white included, 2 to 256 (default: 55, as many as the NES palette)')
     p.add_argument('--max-size', type=int, default=25, help='longest side the images are read at, as build --max-size (default: 25)')
     p.add_argument('--no-crop', action='store_true', help='read whole images, as build --no-crop')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files, as build --no-unscale')
-    from pixelbytes.pixelize import RESAMPLES
     p.add_argument('--resample', choices=RESAMPLES, default='nearest', help='the filter that scales the images down to --max-size, as build --resample (default: nearest)')
     p.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
