@@ -1,4 +1,4 @@
-"""Per-modality scores on the held-out split: loss, accuracy, precision, recall and F1 of every token kind, the reference's generation scores, image structure, copying, and, on the demo set, whether drawings and captions say the same thing.
+"""Per-modality scores on the held-out split: loss, accuracy, precision, recall and F1 of every token kind, the reference's generation scores, image structure, copying, captions written for test images, and, on the demo set, whether drawings and captions say the same thing.
 
 Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 
@@ -6,8 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 
 # %% auto #0
 __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS',
-           'COPY_MARKER', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming', 'cosine', 'Evaluation',
-           'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
+           'COPY_MARKER', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming', 'cosine', 'chrf',
+           'Evaluation', 'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
 import csv, hashlib, json, math, os, re, warnings
@@ -29,7 +29,7 @@ from . import __version__
 # %% ../nbs/11_evaluate.ipynb #e2627382
 TOKEN_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1')
 REFERENCE_METRICS = ('hamming', 'cosine', 'bleu')  # the reference's Table 1: 16 greedy tokens after 64
-DRAWN_METRICS = ('structure', 'copy', 'demo')  # whole segments drawn for test items
+DRAWN_METRICS = ('structure', 'copy', 'captions', 'demo')  # whole segments drawn or written for test items
 GENERATION_METRICS = REFERENCE_METRICS + DRAWN_METRICS
 METRICS = TOKEN_METRICS + GENERATION_METRICS
 DEFAULT_METRICS = ('loss', 'accuracy', 'precision', 'recall', 'f1', 'structure')
@@ -78,6 +78,20 @@ def cosine(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     d = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / d) if d else 0.0
+
+# %% ../nbs/11_evaluate.ipynb #chrf0002
+def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    "chrF of `hypothesis` against `reference`, 0 to 100: the F-beta score of their character 1- to `max_n`-grams, spaces left out."
+    h, r = (''.join(str(s).split()) for s in (hypothesis, reference))
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        hg, rg = (Counter(s[i:i + n] for i in range(len(s) - n + 1)) for s in (h, r))
+        if not hg or not rg: continue  # an order longer than either string counts for neither
+        match = sum((hg & rg).values())
+        precisions.append(match / sum(hg.values())); recalls.append(match / sum(rg.values()))
+    if not precisions: return 0.0
+    p, q, b2 = np.mean(precisions), np.mean(recalls), beta ** 2
+    return float(100 * (1 + b2) * p * q / (b2 * p + q)) if p + q else 0.0
 
 # %% ../nbs/11_evaluate.ipynb #a8cf2f34
 _FLOATS = ('value', 'low', 'high')  # a row's numbers that may be NaN: null in the JSON
@@ -320,6 +334,16 @@ def _copy(ev, model, items, tok):
     ev.add('copy', 'pixels', right / max(1, total), total)
     ev.add('copy', 'perfect copies', perfect / max(1, len(items)), len(items))
 
+def _captions(ev, model, items, temperature, seed):
+    "Captions written for the items' images: their chrF against their own item's caption, and against the other items' captions."
+    # each item's caption from its own seed, the seeds of demo's: the same captions when both are scored
+    gens = generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
+    written = [g.text or '' for g in gens]  # no caption written scores 0
+    own = [chrf(w, c) for w, (c, _) in zip(written, items)]
+    others = [np.mean([chrf(w, c) for j, (c, _) in enumerate(items) if j != i]) for i, w in enumerate(written)] if len(items) > 1 else []
+    ev.add('captions', 'chrF, own caption', np.mean(own) if own else math.nan, len(own))
+    ev.add('captions', 'chrF, other captions', np.mean(others) if others else math.nan, len(others))
+
 def _demo(ev, model, items, temperature, seed):
     "Demo set: drawings that match their caption, and captions that match their image, wholly and in colours only."
     from pixelbytes.demo import caption_matches, colours_match
@@ -340,7 +364,7 @@ def _weights_sha1(model) -> str:
     return h.hexdigest()
 
 _SCORED_WITH = {'loss': ('seed', 'resamples'), 'accuracy': ('seed', 'resamples'), **{m: () for m in ('precision', 'recall', 'f1', *REFERENCE_METRICS)},  # the settings a metric's values depend on, beyond the weights, the items and the device (seed and resamples: the intervals, which precision, recall and f1 have not)
-                'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
+                'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'captions': ('num', 'temperature', 'seed'), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
 
 def _rows_of(metrics) -> set:
     "The metrics of the rows that scoring `metrics` writes: `loss` writes `bits` too."
@@ -449,8 +473,8 @@ def _trained_elsewhere(model, built) -> str | None:
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or what `build` returned, or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
-             num:int=16, # items of the split used by the generation metrics (structure, copy, demo)
-             temperature:float=1.0, # sampling temperature of structure and demo drawings
+             num:int=16, # items of the split used by the generation metrics (structure, copy, captions, demo)
+             temperature:float=1.0, # sampling temperature of the structure and demo drawings and of captions
              seed:int=0, # seed of those drawings and of the intervals' resamples (None: a random one, recorded in the settings)
              batch_size:int=32,
              resamples:int=1000, # bootstrap resamples of the test items behind the 95% intervals of loss, bits and accuracy
@@ -520,6 +544,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
              (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
              (('copy',), lambda: _copy(ev, model, items, tok)),
+             (('captions',), lambda: _captions(ev, model, items, temperature, seed)),
              (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     # a run training into the folder (run/best) that saves other weights over these: their scores beside them would be taken for the new ones'
