@@ -152,6 +152,9 @@ class Evaluation:
         elif self.per_item and any(r['metric'] in ('loss', 'bits', 'accuracy') for r in self.rows):  # an empty column, said why: a small data set's test split
             lines.append(f"95% CI: none, as fewer than {MIN_INTERVAL_ITEMS} items hold each modality's tokens ({counted(len(self.per_item['all']['tokens']), 'item')} "
                          f"in the {self.settings.get('split', 'test')} split); a larger test split (build --test-size) gives them")
+        if (captioned := next((r['n'] for r in self.rows if r['metric'] == 'captions' and not math.isnan(r.get('low', math.nan))), None)):
+            s = self.settings
+            lines.append(f"95% CI of captions: bootstrap percentiles over the {captioned} items captioned" + (f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''))
         return '\n'.join(lines)
     __repr__ = __str__
 
@@ -334,15 +337,23 @@ def _copy(ev, model, items, tok):
     ev.add('copy', 'pixels', right / max(1, total), total)
     ev.add('copy', 'perfect copies', perfect / max(1, len(items)), len(items))
 
-def _captions(ev, model, items, temperature, seed):
-    "Captions written for the items' images: their chrF against their own item's caption, and against the other items' captions."
+def _mean_interval(values, resamples, seed) -> tuple:
+    "The mean of per-item `values` and its 95% bootstrap interval over the items (NaN: no items; an interval of NaNs: fewer than `MIN_INTERVAL_ITEMS`)."
+    v = np.asarray(values, np.float64)
+    if len(v) < MIN_INTERVAL_ITEMS: return (float(v.mean()) if len(v) else math.nan, math.nan, math.nan)
+    return (float(v.mean()), *_interval(np.concatenate([counts @ v / len(v) for counts in _resample_counts(len(v), resamples, seed)])))
+
+def _captions(ev, model, items, temperature, seed, resamples):
+    "Captions written for the items' images: their chrF against their own item's caption, against the other items' captions, and the difference, each with its 95% interval over the items."
     # each item's caption from its own seed, the seeds of demo's: the same captions when both are scored
     gens = generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
     written = [g.text or '' for g in gens]  # no caption written scores 0
     own = [chrf(w, c) for w, (c, _) in zip(written, items)]
     others = [np.mean([chrf(w, c) for j, (c, _) in enumerate(items) if j != i]) for i, w in enumerate(written)] if len(items) > 1 else []
-    ev.add('captions', 'chrF, own caption', np.mean(own) if own else math.nan, len(own))
-    ev.add('captions', 'chrF, other captions', np.mean(others) if others else math.nan, len(others))
+    # one seed, so the same resamples of the items for the three: the difference's interval is paired
+    for name, values in (('chrF, own caption', own), ('chrF, other captions', others), ('chrF, own minus other', np.subtract(own, others) if others else [])):
+        value, low, high = _mean_interval(values, resamples, seed)
+        ev.add('captions', name, value, len(values), low, high)
 
 def _demo(ev, model, items, temperature, seed):
     "Demo set: drawings that match their caption, and captions that match their image, wholly and in colours only."
@@ -364,7 +375,7 @@ def _weights_sha1(model) -> str:
     return h.hexdigest()
 
 _SCORED_WITH = {'loss': ('seed', 'resamples'), 'accuracy': ('seed', 'resamples'), **{m: () for m in ('precision', 'recall', 'f1', *REFERENCE_METRICS)},  # the settings a metric's values depend on, beyond the weights, the items and the device (seed and resamples: the intervals, which precision, recall and f1 have not)
-                'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'captions': ('num', 'temperature', 'seed'), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
+                'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'captions': ('num', 'temperature', 'seed', 'resamples'), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
 
 def _rows_of(metrics) -> set:
     "The metrics of the rows that scoring `metrics` writes: `loss` writes `bits` too."
@@ -544,7 +555,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
              (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
              (('copy',), lambda: _copy(ev, model, items, tok)),
-             (('captions',), lambda: _captions(ev, model, items, temperature, seed)),
+             (('captions',), lambda: _captions(ev, model, items, temperature, seed, resamples)),
              (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     # a run training into the folder (run/best) that saves other weights over these: their scores beside them would be taken for the new ones'
