@@ -344,14 +344,16 @@ def _mean_interval(values, resamples, seed) -> tuple:
     return (float(v.mean()), *_interval(np.concatenate([counts @ v / len(v) for counts in _resample_counts(len(v), resamples, seed)])))
 
 def _captions(ev, model, items, temperature, seed, resamples):
-    "Captions written for the items' images: their chrF against their own item's caption, against the other items' captions, and the difference, each with its 95% interval over the items."
+    "Captions written for the items' images: their chrF against their own item's caption, against the captions of the items that show other images, and the difference, each with its 95% interval over the items."
     # each item's caption from its own seed, the seeds of demo's: the same captions when both are scored
     gens = generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
     written = [g.text or '' for g in gens]  # no caption written scores 0
     own = [chrf(w, c) for w, (c, _) in zip(written, items)]
-    others = [np.mean([chrf(w, c) for j, (c, _) in enumerate(items) if j != i]) for i, w in enumerate(written)] if len(items) > 1 else []
-    # one seed, so the same resamples of the items for the three: the difference's interval is paired
-    for name, values in (('chrF, own caption', own), ('chrF, other captions', others), ('chrF, own minus other', np.subtract(own, others) if others else [])):
+    # another caption of the very image (build keeps a sprite's captions in one split) describes it too: no baseline; a mirror image's may not ('left' for 'right')
+    shown = [(px.shape, px.tobytes()) for _, px in items]
+    others = {i: np.mean(s) for i, w in enumerate(written) if (s := [chrf(w, c) for j, (c, _) in enumerate(items) if shown[j] != shown[i]])}
+    # the difference item by item, so its interval is paired
+    for name, values in (('chrF, own caption', own), ('chrF, other captions', list(others.values())), ('chrF, own minus other', [own[i] - o for i, o in others.items()])):
         value, low, high = _mean_interval(values, resamples, seed)
         ev.add('captions', name, value, len(values), low, high)
 
@@ -488,7 +490,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              temperature:float=1.0, # sampling temperature of the structure and demo drawings and of captions
              seed:int=0, # seed of those drawings and of the intervals' resamples (None: a random one, recorded in the settings)
              batch_size:int=32,
-             resamples:int=1000, # bootstrap resamples of the test items behind the 95% intervals of loss, bits and accuracy
+             resamples:int=1000, # bootstrap resamples of the test items behind the 95% intervals of loss, bits, accuracy and captions
              out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
              split:str='test', # the split scored: 'test' (held out), or 'train' (as built: with the items `train` held out for validation)
              progress:bool=True,
