@@ -165,10 +165,10 @@ def _evaluate_args(p):
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
     p.add_argument('--num', type=int, default=16, help='items of the split that structure, copy, captions and demo draw or caption (default: 16); hamming, cosine and bleu score every item')
-    p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings (default: 1.0)')
+    p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings and captions (default: 1.0)')
     p.add_argument('--seed', type=int, default=0, help="seed of the drawings and of the intervals' resamples (default: 0)")
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
-    p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits and accuracy (default: 1000; 100 or more)')
+    p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits, accuracy and captions (default: 1000; 100 or more)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     p.add_argument('--out', default=None, help="folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder); one holding another model's scores is refused")
     p.add_argument('--compare', nargs='+', default=None, metavar='FOLDER', help="then compare with the scores saved in each FOLDER (another model's folder, or evaluate's --out) "
