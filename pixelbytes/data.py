@@ -471,11 +471,11 @@ def _recoloured_report(rows, files, heights, widths, shares) -> dict:
     return {'over': RECOLOURED, 'pixels': round(float((sizes * shares).sum() / max(sizes.sum(), 1)), 4), 'share': RECOLOURED_SHARE,
             **_some_images(rows, files, shares > RECOLOURED_SHARE)}
 
-def _split(ds, test_size, seed, n_read=None):
+def _split(ds, test_size, seed, n_read=None, source='the data'):
     """Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it.
     The rows are drawn in an order of all `n_read` rows read, by their `row`, those the build skipped too: where each image
     has one row, a rebuild of the same rows that skips others (another `max_size`, a file mended) puts every row the two
-    builds keep in the same split."""
+    builds keep in the same split. `source` names the data in an error."""
     from datasets import Dataset, DatasetDict
     n_read = n_read or len(ds)
     index = np.full(n_read, -1); index[ds['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
@@ -483,9 +483,9 @@ def _split(ds, test_size, seed, n_read=None):
     size = test_size if len(ds) > 1 else 0  # one row built: nothing to test it against
     built = _image_keys(ds) if size else [None] * len(ds)  # no test split: no row's image to read
     n_test, test = _held_rows([None if i < 0 else built[i] for i in index], size, order)
-    if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of {n_read}")
+    if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of the {n_read} of {source}")
     if not test and n_test and len(set(built)) == 1:
-        raise BuildError("every row shows the same image (or its mirror image): none can be tested without training on it; build with test_size=0")
+        raise BuildError(f"every row of {source} shows the same image (or its mirror image): none can be tested without training on it; build with test_size=0")
     if not test:
         if n_test: warnings.warn(f"the test split is empty: the build skipped the rows drawn for it ({n_test} of {n_read}), which a rebuild that reads them "
                                  "would test; mend them, or build with another seed or a larger test_size")
@@ -690,7 +690,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     animated = {**_some_images(rows, files, in_file > 1), 'frames_not_read': int((in_file - 1).sum())}
                     good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped'])
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-                    splits = _split(good, test_size, seed, len(ds))
+                    splits = _split(good, test_size, seed, len(ds), path)
                     # an empty split saved as zero shards cannot be loaded back
                     splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
                     n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
