@@ -80,18 +80,25 @@ def cosine(a, b) -> float:
     return float(a @ b / d) if d else 0.0
 
 # %% ../nbs/11_evaluate.ipynb #chrf0002
-def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
-    "chrF of `hypothesis` against `reference`, 0 to 100: the F-beta score of their character 1- to `max_n`-grams, spaces left out."
-    h, r = (''.join(str(s).split()) for s in (hypothesis, reference))
+def _char_ngrams(text: str, max_n: int = 6) -> list:
+    "The character 1- to `max_n`-gram counts of `text`, spaces left out: what `chrf` compares, counted once for a caption scored against many."
+    s = ''.join(str(text).split())
+    return [Counter(s[i:i + n] for i in range(len(s) - n + 1)) for n in range(1, max_n + 1)]
+
+def _chrf_of(hyp: list, ref: list, beta: float = 2.0) -> float:
+    "`chrf` of the n-gram counts `_char_ngrams` gives."
     precisions, recalls = [], []
-    for n in range(1, max_n + 1):
-        hg, rg = (Counter(s[i:i + n] for i in range(len(s) - n + 1)) for s in (h, r))
+    for hg, rg in zip(hyp, ref):
         if not hg or not rg: continue  # an order longer than either string counts for neither
         match = sum((hg & rg).values())
-        precisions.append(match / sum(hg.values())); recalls.append(match / sum(rg.values()))
+        precisions.append(match / hg.total()); recalls.append(match / rg.total())
     if not precisions: return 0.0
     p, q, b2 = np.mean(precisions), np.mean(recalls), beta ** 2
     return float(100 * (1 + b2) * p * q / (b2 * p + q)) if p + q else 0.0
+
+def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    "chrF of `hypothesis` against `reference`, 0 to 100: the F-beta score of their character 1- to `max_n`-grams, spaces left out."
+    return _chrf_of(_char_ngrams(hypothesis, max_n), _char_ngrams(reference, max_n), beta)
 
 # %% ../nbs/11_evaluate.ipynb #a8cf2f34
 _FLOATS = ('value', 'low', 'high')  # a row's numbers that may be NaN: null in the JSON
@@ -348,10 +355,11 @@ def _captions(ev, model, items, temperature, seed, resamples):
     # each item's caption from its own seed, the seeds of demo's: the same captions when both are scored
     gens = generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
     written = [g.text or '' for g in gens]  # no caption written scores 0
-    own = [chrf(w, c) for w, (c, _) in zip(written, items)]
+    hyps, refs = [_char_ngrams(w) for w in written], [_char_ngrams(c) for c, _ in items]  # counted once each, for every pair they score in
+    own = [_chrf_of(h, r) for h, r in zip(hyps, refs)]
     # another caption of the very image (build keeps a sprite's captions in one split) describes it too: no baseline; a mirror image's may not ('left' for 'right')
     shown = [(px.shape, px.tobytes()) for _, px in items]
-    others = {i: np.mean(s) for i, w in enumerate(written) if (s := [chrf(w, c) for j, (c, _) in enumerate(items) if shown[j] != shown[i]])}
+    others = {i: np.mean(s) for i, h in enumerate(hyps) if (s := [_chrf_of(h, r) for j, r in enumerate(refs) if shown[j] != shown[i]])}
     # the difference item by item, so its interval is paired
     for name, values in (('chrF, own caption', own), ('chrF, other captions', list(others.values())), ('chrF, own minus other', [own[i] - o for i, o in others.items()])):
         value, low, high = _mean_interval(values, resamples, seed)
