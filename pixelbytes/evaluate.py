@@ -10,7 +10,7 @@ __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_ME
            'Evaluation', 'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import csv, hashlib, json, math, os, re, warnings
+import csv, functools, hashlib, json, math, os, re, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -350,11 +350,13 @@ def _mean_interval(values, resamples, seed) -> tuple:
     if len(v) < MIN_INTERVAL_ITEMS: return (float(v.mean()) if len(v) else math.nan, math.nan, math.nan)
     return (float(v.mean()), *_interval(np.concatenate([counts @ v / len(v) for counts in _resample_counts(len(v), resamples, seed)])))
 
-def _captions(ev, model, items, temperature, seed, resamples):
-    "Captions written for the items' images: their chrF against their own item's caption, against the captions of the items that show other images, and the difference, each with its 95% interval over the items."
-    # each item's caption from its own seed, the seeds of demo's: the same captions when both are scored
-    gens = generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
-    written = [g.text or '' for g in gens]  # no caption written scores 0
+def _caption_images(model, items, temperature, seed) -> list:
+    "A caption generated for each item's image, each from its own seed: what `captions` and `demo` both score, written once for the two."
+    return generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
+
+def _captions(ev, captioned, items, seed, resamples):
+    "`captioned`, the captions written for the items' images: their chrF against their own item's caption, against the captions of the items that show other images, and the difference, each with its 95% interval over the items."
+    written = [g.text or '' for g in captioned]  # no caption written scores 0
     hyps, refs = [_char_ngrams(w) for w in written], [_char_ngrams(c) for c, _ in items]  # counted once each, for every pair they score in
     own = [_chrf_of(h, r) for h, r in zip(hyps, refs)]
     # another caption of the very image (build keeps a sprite's captions in one split) describes it too: no baseline; a mirror image's may not ('left' for 'right')
@@ -365,13 +367,12 @@ def _captions(ev, model, items, temperature, seed, resamples):
         value, low, high = _mean_interval(values, resamples, seed)
         ev.add('captions', name, value, len(values), low, high)
 
-def _demo(ev, model, items, temperature, seed):
-    "Demo set: drawings that match their caption, and captions that match their image, wholly and in colours only."
+def _demo(ev, model, items, temperature, seed, captioned):
+    "Demo set: drawings that match their caption, and captions that match their image (`captioned`: those written for the items' images), wholly and in colours only."
     from pixelbytes.demo import caption_matches, colours_match
     hits = np.zeros(4)  # text to image, its colours, image to text, its colours
-    seeds = sample_seeds(seed, len(items))
-    drawn = (generate(model, prompt=[c for c, _ in items], temperature=temperature, seed=seeds), generate(model, image=[px for _, px in items], temperature=temperature, seed=seeds)) if items else ([], [])
-    for (caption, px), to_image, to_text in zip(items, *drawn):
+    drawn = generate(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
+    for (caption, px), to_image, to_text in zip(items, drawn, captioned):
         if (img := to_image.image) is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
         if (text := to_text.text) is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
     for name, h in zip(('text to image', 'text to image (colours)', 'image to text', 'image to text (colours)'), hits):
@@ -561,12 +562,13 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     before = None if folder is None else _added_to(ev, folder, metrics, out=bool(out))  # now, not after minutes of scoring
+    captioned = functools.cache(lambda: _caption_images(model, items, temperature, seed))  # captions and demo score the same captions: written once
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
              (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
              (('copy',), lambda: _copy(ev, model, items, tok)),
-             (('captions',), lambda: _captions(ev, model, items, temperature, seed, resamples)),
-             (('demo',), lambda: _demo(ev, model, items, temperature, seed))]
+             (('captions',), lambda: _captions(ev, captioned(), items, seed, resamples)),
+             (('demo',), lambda: _demo(ev, model, items, temperature, seed, captioned()))]
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     # a run training into the folder (run/best) that saves other weights over these: their scores beside them would be taken for the new ones'
     saved_over = lambda: folder is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1)
