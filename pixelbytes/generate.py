@@ -259,7 +259,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # each sample its own source: a script that edits one sample's changes no other's
     gens = Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num] and dict(sources[j // num])) for j, (o, s) in enumerate(zip(out, seeds)))
     # captions of thousands of bytes outrun the default budget: cut at it, they were printed (and scored by evaluate) as if whole
-    cut = [g for g in gens if max_tokens is None and (segs := g.new_segments) and isinstance(segs[-1], TextSegment) and not segs[-1].complete]
+    cut = [g for g in gens if (segs := g.new_segments) and isinstance(segs[-1], TextSegment) and not segs[-1].complete] if max_tokens is None else []
     if cut: warnings.warn(f"{len(cut)} of {counted(len(gens), 'sample')} {'ends' if len(cut) == 1 else 'end'} in a caption cut at "
                           f"{max(len(g.ids) - g.n_prompt for g in cut)} new tokens, the default budget, before it ended: generate's max_tokens (its --max-tokens) allows more")
     return gens
