@@ -208,8 +208,18 @@ def _first_seeds(seed, n: int, what: str, temperature, top_k, top_p, num, batch_
         except ValueError as e: raise ValueError(f"{what} {k}: {e}" if listed else str(e)) from None
     return firsts
 
+def _window_warning(built: list, window: int, listed: bool, what: str):
+    "The warning for the prompts of a `generate` call (`_built_prompts`' ids) longer than a causal model's training window of `window` tokens, or None where all fit."
+    over = [k for k, (ids, _) in enumerate(built) if len(ids) > window]
+    if not over: return None
+    longest = max(len(built[k][0]) for k in over)
+    which = (f"{len(over)} of the {counted(len(built), what)} ({what} {', '.join(map(str, over[:10]))}{', ...' if len(over) > 10 else ''}) "
+             f"{'is' if len(over) == 1 else 'are'} {'' if len(over) == 1 else 'up to '}{counted(longest, 'token')}") if listed else f"the {what} is {counted(longest, 'token')}"
+    return (f"{which}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
+            f"worse after them (a transformer most); a shorter prompt, or a model trained with a seq_length of {longest} or more (train's --seq-length), reads it as trained")
+
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
-             prompt:str=None, # a caption: draw the image that follows it (a list of captions: all in one batch)
+             prompt:str=None, # a caption: draw the image that follows it (a list of captions: all in one batch); its line breaks and tabs are read as spaces
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: all in one batch)
              rows:int=None, # completion: how many rows of `image` are given
              num:int=1, # samples to draw
@@ -234,6 +244,9 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     built, sources, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale, model.config.resample)
     n = len(built)
     firsts = _first_seeds(seed, n, what, temperature, top_k, top_p, num, batch_size)
+    # a causal model trains on windows that start afresh: a longer prompt is read whole all the same, past the positions a transformer
+    # learnt (given 5,200 caption tokens, one of 128 left to end its rows drew an image that did not end); a bidirectional one reads the last window, as in training
+    if model.causal and (why := _window_warning(built, model.config.seq_length, listed, what if listed or prompt is not None else 'image')): warnings.warn(why)
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
     per_image = tok.max_size * (tok.max_size + 1)
     seeds = [s for f in firsts for s in sample_seeds(f, num)] if temperature else [None] * (n * num)  # each sample's, a prompt's num in a row

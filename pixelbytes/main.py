@@ -205,7 +205,7 @@ def _generate_args(p):
     p.add_argument('--format', choices=['png', 'svg', 'jpg', 'json', 'folder'], default=None,
                    help='output format: json for what the samples hold, folder for a PNG file per sample and metadata.csv, which build reads '
                         '(default: the extension of --out, a folder where it ends in /, else png)')
-    p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times)')
+    p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times); its line breaks and tabs are read as spaces')
     p.add_argument('--prompts', default=None, metavar='FILE', help="a UTF-8 text file of captions, one a line (blank lines aside), drawn after any --prompt; '-' reads them from standard input")
     p.add_argument('--image', action='extend', nargs='+', default=None, metavar='FILE', help='image files (sprites/*.png; --image may be repeated too): the model writes the caption of each, or completes it with --rows')
     p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (1 to its number of rows, as the model reads it), the model draws the rest')
