@@ -213,8 +213,10 @@ def _window_warning(built: list, window: int, listed: bool, what: str):
     over = [k for k, (ids, _) in enumerate(built) if len(ids) > window]
     if not over: return None
     longest = max(len(built[k][0]) for k in over)
-    which = (f"{len(over)} of the {counted(len(built), what)} ({what} {', '.join(map(str, over[:10]))}{', ...' if len(over) > 10 else ''}) "
-             f"{'is' if len(over) == 1 else 'are'} {'' if len(over) == 1 else 'up to '}{counted(longest, 'token')}") if listed else f"the {what} is {counted(longest, 'token')}"
+    if not listed: which = f"the {what} is {counted(longest, 'token')}"
+    elif len(over) == len(built): which = f"the {counted(len(built), what)} {'is' if len(over) == 1 else 'are'} {'' if len(over) == 1 else 'up to '}{counted(longest, 'token')}"  # all: none to name
+    else: which = (f"{len(over)} of the {counted(len(built), what)} ({what} {', '.join(map(str, over[:10]))}{', ...' if len(over) > 10 else ''}) "
+                   f"{'is' if len(over) == 1 else 'are'} {'' if len(over) == 1 else 'up to '}{counted(longest, 'token')}")
     return (f"{which}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
             f"worse after them (a transformer most); a shorter prompt, or a model trained with a seq_length of {longest} or more (train's --seq-length), reads it as trained")
 
