@@ -29,7 +29,7 @@ def is_image_token(ids, n_bytes: int):
     return (ids >= n_bytes) | (ids == TAB)
 
 # %% ../nbs/02_tokenizer.ipynb #37830177
-@dataclass(eq=False)
+@dataclass
 class TextSegment:
     "A decoded text segment; `complete` is False when no LF closed it."
     raw: bytes
@@ -98,6 +98,11 @@ class ImageSegment:
     def ok(self) -> bool:
         "Well formed: closed by LF, all rows of one width."
         return self.complete and not self.ragged
+    def __eq__(self, other):
+        "Equal to an image segment of the same `complete` and the same rows, whether lists or arrays hold them."
+        if not isinstance(other, ImageSegment): return NotImplemented
+        as_lists = lambda seg: [[int(p) for p in r] for r in seg.rows]
+        return self.complete == other.complete and as_lists(self) == as_lists(other)
     def __repr__(self):
         return f"ImageSegment({self.height}x{self.width}{'' if self.ok else ', ragged' if self.ragged else ', unterminated'})"
 
