@@ -12,12 +12,15 @@ batches, so batch lengths vary, and a kernel that sets itself up for each new le
 
 Prints a table of median milliseconds per step and writes bench/out/new_lengths-cuda.json.
 """
-import argparse, json, statistics, time
+import argparse, json, statistics, sys, time
 from contextlib import nullcontext
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
 from pixelbytes.context import CONTEXT_WIDTH, ROW
 from pixelbytes.models import PixelBytesConfig, PixelBytesModel
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 import matplotlib
-from pixelbytes.palette import NES_PALETTE
-from pixelbytes.pixelize import _block_grid, _box, _content, _frames, _one_per_block, _open, MAX_PIXELS, nearest_colour, pixelize
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
+from pixelbytes.palette import NES_PALETTE
+from pixelbytes.pixelize import _block_grid, _box, _content, _frames, _one_per_block, _open, MAX_PIXELS, nearest_colour, pixelize
 
 def as_jpeg(rgb, quality, subsampling=2):
     "`rgb` saved as a JPEG (subsampling 2: colour at half resolution, as most encoders do; 0: none) and read back."

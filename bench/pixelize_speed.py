@@ -19,10 +19,11 @@ import argparse, json, platform, sys, time
 from pathlib import Path
 import numpy as np
 import PIL
-from pixelbytes.palette import NES_PALETTE
-from pixelbytes.pixelize import _block_grid, _content, _frames, _open, _pixelized, _resampling, _sized, MAX_PIXELS, nearest_colour, pixelize
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # measure this checkout, whatever copy of pixelbytes is installed
+from pixelbytes.palette import NES_PALETTE
+from pixelbytes.pixelize import _block_grid, _content, _frames, _open, _pixelized, _resampling, _sized, MAX_PIXELS, nearest_colour, pixelize
 
 def lab_of_pixel(rgb):
     "CIELAB (D65) of one sRGB pixel, written out for one pixel with the standard formulas."

@@ -49,6 +49,7 @@ def main():
     args = ap.parse_args()
     if args.worker: return worker(json.loads(args.worker))
 
+    sys.path.insert(0, str(ROOT))  # build with this checkout; not at import, where it would hide --compare's package from its workers
     from pixelbytes.data import build
     short, long = (int(e) for e in args.epochs.split(','))
     checkouts = {'this': ROOT} | ({'compare': Path(args.compare).resolve()} if args.compare else {})
