@@ -10,7 +10,7 @@ x + mixer(RMSNorm(x))). The pixelbytes model is the same model with each layer's
 on the same weights (the script checks that the outputs agree) and differ only in the mixer's code.
 
 Throughput: one training step is forward + backward of mean(y**2) on a (8, 1024, 128) batch, with
-torch.set_num_threads(2). After one warm-up step each, --repeat timed steps of each model alternate
+torch.set_num_threads(--threads). After one warm-up step each, --repeat timed steps of each model alternate
 (pixelbytes, mambapy, pixelbytes, ...) so that both see the same machine state; tokens/s is
 8 * 1024 / the median step time.
 
