@@ -20,7 +20,7 @@ caption byte, caption byte accuracy.
 Prints a table, writes bench/out/fine_tune.json and bench/out/fine_tune.png. About --base-minutes + 2 x --minutes plus
 a minute of building and scoring.
 """
-import argparse, csv, json, platform, sys, tempfile, time
+import argparse, csv, json, platform, shutil, sys, tempfile, time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -91,29 +91,32 @@ def main():
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix='pixelbytes-fine-tune-'))
-    base_data = build(split_folder(data, work/'base-images', own=False), out=work/'base', test_size=0, overwrite=True, progress=False)
-    own_images = split_folder(data, work/'own-images', own=True)
-    n_own = sum(1 for _ in open(own_images/'metadata.csv', encoding='utf-8')) - 1
-    build(own_images, out=work/'own', test_size=n_own - args.own, overwrite=True, progress=False)
-    own = load_built(work/'own')
-    recipe = quality.recipe('lstm', args.base_minutes)
-    base, base_s, base_h = run(recipe, base_data, work/'models'/'base')
-    results = [scored('base as it is', base, own)]
-    scratch, s_s, s_h = run({**recipe, 'max_minutes': args.minutes}, own, work/'models'/'scratch')
-    results.append(scored('from scratch', scratch, own, s_s, s_h))
-    # the recipe's schedule, as from scratch, at a lower rate and with a shorter warmup: the weights are not random
-    fine = {**recipe, 'max_minutes': args.minutes, 'learning_rate': recipe['learning_rate'] / 3, 'warmup_steps': 20}
-    tuned, t_s, t_h = run(fine, own, work/'models'/'fine-tuned', init=work/'models'/'base'/'best')
-    results.append(scored('fine-tuned', tuned, own, t_s, t_h))
-    for r in results: r['test_items'] = len(own.test)
-    print('\n' + table(results, args))
-    out = quality.REPO/'bench'/'out'; out.mkdir(exist_ok=True)
-    meta = {'command': ' '.join(sys.argv), 'threads': args.threads, 'machine': platform.processor() or platform.machine(), 'torch': torch.__version__,
-            'base_minutes': args.base_minutes, 'minutes': args.minutes, 'own_train': args.own, 'own_test': len(own.test),
-            'base_items': len(load_built(work/'base').train), 'base_seconds': round(base_s, 1), 'base_epochs': base_h[-1]['epoch'], 'recipe': recipe}
-    (out/'fine_tune.json').write_text(json.dumps({'meta': meta, 'results': results}, indent=1, default=float))
-    figure(results, out/'fine_tune.png')
-    print(f"wrote {out/'fine_tune.json'} and {out/'fine_tune.png'}")
+    try:
+        base_data = build(split_folder(data, work/'base-images', own=False), out=work/'base', test_size=0, overwrite=True, progress=False)
+        own_images = split_folder(data, work/'own-images', own=True)
+        n_own = sum(1 for _ in open(own_images/'metadata.csv', encoding='utf-8')) - 1
+        build(own_images, out=work/'own', test_size=n_own - args.own, overwrite=True, progress=False)
+        own = load_built(work/'own')
+        recipe = quality.recipe('lstm', args.base_minutes)
+        base, base_s, base_h = run(recipe, base_data, work/'models'/'base')
+        results = [scored('base as it is', base, own)]
+        scratch, s_s, s_h = run({**recipe, 'max_minutes': args.minutes}, own, work/'models'/'scratch')
+        results.append(scored('from scratch', scratch, own, s_s, s_h))
+        # the recipe's schedule, as from scratch, at a lower rate and with a shorter warmup: the weights are not random
+        fine = {**recipe, 'max_minutes': args.minutes, 'learning_rate': recipe['learning_rate'] / 3, 'warmup_steps': 20}
+        tuned, t_s, t_h = run(fine, own, work/'models'/'fine-tuned', init=work/'models'/'base'/'best')
+        results.append(scored('fine-tuned', tuned, own, t_s, t_h))
+        for r in results: r['test_items'] = len(own.test)
+        print('\n' + table(results, args))
+        out = quality.REPO/'bench'/'out'; out.mkdir(exist_ok=True)
+        meta = {'command': ' '.join(sys.argv), 'threads': args.threads, 'machine': platform.processor() or platform.machine(), 'torch': torch.__version__,
+                'base_minutes': args.base_minutes, 'minutes': args.minutes, 'own_train': args.own, 'own_test': len(own.test),
+                'base_items': len(load_built(work/'base').train), 'base_seconds': round(base_s, 1), 'base_epochs': base_h[-1]['epoch'], 'recipe': recipe}
+        (out/'fine_tune.json').write_text(json.dumps({'meta': meta, 'results': results}, indent=1, default=float))
+        figure(results, out/'fine_tune.png')
+        print(f"wrote {out/'fine_tune.json'} and {out/'fine_tune.png'}")
+    finally:
+        if not args.keep: shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == '__main__':
     main()

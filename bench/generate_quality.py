@@ -10,7 +10,7 @@ captions and saves them as a grid.
 
 Writes bench/out/generate_quality.json and bench/out/generate_quality.png.
 """
-import argparse, json, os, sys, tempfile, time
+import argparse, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,22 +34,25 @@ def main():
     torch.set_num_threads(a.threads)
     out = ROOT/'bench'/'out'; out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix='genq-'))
-    build(a.data, out=work/'data', progress=False)
-    data = load_built(work/'data')
-    if a.model: model, trained_for = PixelBytesModel.from_pretrained(a.model), None
-    else:
-        start = time.time()
-        model, _ = train({'max_minutes': a.minutes}, work/'data', out=work/'model', progress=False)
-        trained_for = round((time.time() - start) / 60, 2)
-    ev = evaluate(model, data, metrics=['hamming', 'cosine', 'bleu', 'structure'], num=a.num, seed=0, out=work/'eval', progress=False)
-    print(model.summary())
-    print(ev)
-    captions = data.test['caption'][:a.samples]
-    gens = [generate(model, prompt=c, seed=i)[0] for i, c in enumerate(captions)]
-    save_generations(gens, out/'generate_quality.png', scale=6, text='below')
-    result = {'model': model.summary(), 'config': model.config.to_dict(), 'trained_minutes': trained_for,
-              'test_items': len(data.test), 'evaluation': ev.rows, 'samples_png': str(out/'generate_quality.png')}
-    (out/'generate_quality.json').write_text(json.dumps(result, indent=1))
-    print(f"wrote {out/'generate_quality.json'} and {out/'generate_quality.png'}")
+    try:
+        build(a.data, out=work/'data', progress=False)
+        data = load_built(work/'data')
+        if a.model: model, trained_for = PixelBytesModel.from_pretrained(a.model), None
+        else:
+            start = time.time()
+            model, _ = train({'max_minutes': a.minutes}, work/'data', out=work/'model', progress=False)
+            trained_for = round((time.time() - start) / 60, 2)
+        ev = evaluate(model, data, metrics=['hamming', 'cosine', 'bleu', 'structure'], num=a.num, seed=0, out=work/'eval', progress=False)
+        print(model.summary())
+        print(ev)
+        captions = data.test['caption'][:a.samples]
+        gens = [generate(model, prompt=c, seed=i)[0] for i, c in enumerate(captions)]
+        save_generations(gens, out/'generate_quality.png', scale=6, text='below')
+        result = {'model': model.summary(), 'config': model.config.to_dict(), 'trained_minutes': trained_for,
+                  'test_items': len(data.test), 'evaluation': ev.rows, 'samples_png': str(out/'generate_quality.png')}
+        (out/'generate_quality.json').write_text(json.dumps(result, indent=1))
+        print(f"wrote {out/'generate_quality.json'} and {out/'generate_quality.png'}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == '__main__': main()
