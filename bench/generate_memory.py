@@ -1,7 +1,7 @@
 """Peak memory and speed of drawing many samples: `generate(num=N)` in one batch (`batch_size=N`, as generate drew
 them before it had `batch_size`) against batches of the default size, side by side, on CPU or a GPU.
 
-    python bench/generate_memory.py [--models DIR] [--nums 16,128,512] [--sweep 16,32,64,128,256,512] [--device cuda]
+    python bench/generate_memory.py [--models DIR] [--nums 16,128,512] [--sweep 16,32,64,128,256] [--device cuda]
     python bench/generate_memory.py --against ../old --nums 512 --sweep '' --repeats 3   # this checkout against another
 
 Models: with --models DIR, the trained models DIR/lstm, DIR/transformer and DIR/mamba (a model folder, or a training

@@ -137,7 +137,7 @@ def figure(rows, curve, quality, path):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('data', nargs='?', default=str(REPO.parent/'shared'/'data'/'pokemon-dev'))
-    p.add_argument('--sizes', default='1,2,3,5', help='neighbourhood sizes k')
+    p.add_argument('--sizes', default='1,2,3,5', help="neighbourhood sizes k ('' for none)")
     p.add_argument('--colours-seen', type=int, default=3, help='also probe this size with the colours seen so far (0: no)')
     p.add_argument('--fractions', default='0.25,0.5', help='shares of the training sprites for the size-2 learning curve (empty: none)')
     p.add_argument('--epochs', type=int, default=8)
@@ -154,7 +154,7 @@ def main():
         test = images(item_segments(built.test['input_ids'], tok))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    runs = [(int(k), False) for k in a.sizes.split(',')] + ([(a.colours_seen, True)] if a.colours_seen else [])
+    runs = [(int(k), False) for k in a.sizes.split(',') if k] + ([(a.colours_seen, True)] if a.colours_seen else [])
     rows = []
     for k, seen in runs:
         rows.append(probe(fit, val, test, k, tok.n_colours, seen, a.epochs))
