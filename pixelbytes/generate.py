@@ -213,11 +213,11 @@ def _window_warning(built: list, window: int, listed: bool, what: str):
     over = [k for k, (ids, _) in enumerate(built) if len(ids) > window]
     if not over: return None
     longest = max(len(built[k][0]) for k in over)
-    if not listed: which = f"the {what} is {counted(longest, 'token')}"
-    elif len(over) == len(built): which = f"the {counted(len(built), what)} {'is' if len(over) == 1 else 'are'} {'' if len(over) == 1 else 'up to '}{counted(longest, 'token')}"  # all: none to name
-    else: which = (f"{len(over)} of the {counted(len(built), what)} ({what} {', '.join(map(str, over[:10]))}{', ...' if len(over) > 10 else ''}) "
-                   f"{'is' if len(over) == 1 else 'are'} {'' if len(over) == 1 else 'up to '}{counted(longest, 'token')}")
-    return (f"{which}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
+    size = f"is {counted(longest, 'token')}" if len(over) == 1 else f"are up to {counted(longest, 'token')}"
+    if not listed: which = f"the {what}"
+    elif len(over) == len(built): which = f"the {counted(len(built), what)}"  # all of them: none to name
+    else: which = f"{len(over)} of the {counted(len(built), what)} ({what} {', '.join(map(str, over[:10]))}{', ...' if len(over) > 10 else ''})"
+    return (f"{which} {size}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
             f"worse after them (a transformer most); a shorter prompt, or a model trained with a seq_length of {longest} or more (train's --seq-length), reads it as trained")
 
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
@@ -247,7 +247,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     n = len(built)
     firsts = _first_seeds(seed, n, what, temperature, top_k, top_p, num, batch_size)
     # a causal model trains on windows that start afresh: a longer prompt is read whole all the same, past the positions a transformer
-    # learnt (given 5,200 caption tokens, one of 128 left to end its rows drew an image that did not end); a bidirectional one reads the last window, as in training
+    # learnt (one trained on windows of 128, given 5,200 caption tokens, drew an image that did not end); a bidirectional one reads the last window, as in training
     if model.causal and (why := _window_warning(built, model.config.seq_length, listed, what if listed or prompt is not None else 'image')): warnings.warn(why)
     if temperature == 0 and num > 1: warnings.warn(f"temperature=0 is greedy: the {num} samples are the same")
     per_image = tok.max_size * (tok.max_size + 1)
