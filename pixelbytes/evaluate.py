@@ -104,18 +104,20 @@ def _chrf_of(hyp: list, ref: list, beta: float = 2.0) -> float:
     return _f_score([sum((hg & rg).values()) for hg, rg in zip(hyp, ref)], _totals(hyp), _totals(ref), beta)
 
 def _chrf_pairs(hyps: list, refs: list, beta: float = 2.0) -> list:
-    "`_chrf_of` of every hypothesis of `hyps` against every reference of `refs` (`_char_ngrams`' counts): a row for each hypothesis."
-    matches = np.zeros((len(hyps), len(refs), len(refs[0]) if refs else 0), np.int64)
-    for n in range(matches.shape[2]):
-        # the references' counts of the n-grams a hypothesis has too (the others match nothing) in one array, an n-gram a
-        # column: a hypothesis meets every reference in one minimum (a Counter intersection a pair took most of the metric's time)
+    "`_chrf_of` of each hypothesis against each reference (`_char_ngrams`' counts): a row of scores for each hypothesis."
+    orders = len(refs[0]) if refs else 0
+    matches = np.zeros((len(hyps), len(refs), orders), np.int64)
+    for n in range(orders):
+        # the references' counts in one array, a column for each n-gram that some hypothesis has too (no other can match), so a
+        # hypothesis meets every reference in one np.minimum: a Counter intersection for each pair took most of the metric's time
         column = {g: k for k, g in enumerate(set().union(*(r[n] for r in refs)) & set().union(*(h[n] for h in hyps)))}
         counts = np.zeros((len(refs), len(column)), np.int32)
         for j, r in enumerate(refs):
-            if (mine := [(column[g], c) for g, c in r[n].items() if g in column]): counts[j, [k for k, _ in mine]] = [c for _, c in mine]
+            for g, c in r[n].items():
+                if g in column: counts[j, column[g]] = c
         for i, h in enumerate(hyps):
-            if (mine := [(column[g], c) for g, c in h[n].items() if g in column]):
-                matches[i, :, n] = np.minimum(counts[:, [k for k, _ in mine]], [c for _, c in mine]).sum(1)
+            mine = {column[g]: c for g, c in h[n].items() if g in column}
+            matches[i, :, n] = np.minimum(counts[:, list(mine)], list(mine.values())).sum(1)
     ref_totals = [_totals(r) for r in refs]
     return [[_f_score(m, _totals(h), t, beta) for m, t in zip(row.tolist(), ref_totals)] for h, row in zip(hyps, matches)]
 
@@ -351,10 +353,9 @@ def _structure(ev, model, items, temperature, seed):
 def _copy(ev, model, items, tok):
     "An image, the copy marker, then the model draws (greedy): share of pixels reproduced exactly, and of perfect copies."
     right = total = perfect = 0
-    prompts, room = [list(tok.encode([px, COPY_MARKER])) for _, px in items], [px.size + px.shape[0] for _, px in items]  # room: its rows and their ends
-    # every image in one call, not one call a shape, each a few samples drawn step by step (2.4x to 8x the time on pokemon-dev's 49
-    # test sprites, of 37 sizes: bench/evaluate_speed.py); a greedy sample's first tokens do not depend on how many come after them,
-    # so each is cut to its own room
+    prompts, room = [list(tok.encode([px, COPY_MARKER])) for _, px in items], [px.size + px.shape[0] for _, px in items]  # room: its pixels and row ends
+    # all in one call (one call for each size of image drew a few samples at a time: pokemon-dev's 49 test sprites come in 37
+    # sizes); a greedy sample's first tokens do not depend on the budget, so each is cut to its own room, as if drawn alone
     outs = model.generate(prompts, max_new_tokens=max(room), temperature=0, stop=LF, allowed=allowed_tokens(tok, 'image')) if items else []  # LF: the end of the image
     for (_, px), ids, out, most in zip(items, prompts, outs, room):
         out = out[len(ids):len(ids) + most]
