@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB, MAX_SIZE
-from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, shell_option
+from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, first_few, shell_option
 from .pixelize import _pixelized, _resample_name, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
 
@@ -542,7 +542,7 @@ def _check_out(out: Path, source):
         raise BuildError(f"output folder {str(out)!r} is not a dataset built by pixelbytes (no {TOKENIZER_FILE}, {REPORT_FILE} and dataset_dict.json), and overwrite replaces "
                          "only a built dataset; choose another out (--out)")
     others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES and not _is_litter(f.name))
-    if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}), "
+    if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({first_few(others)}), "
                                 "and overwrite would delete them; move them, or choose another out (--out)")
 
 def _lock_build(out: Path):
@@ -931,7 +931,7 @@ def push_built(data, # a built dataset: its folder, the report `build` returned,
     there = set(api.list_repo_files(repo_id, repo_type='dataset')) - {'.gitattributes'}  # which the Hub makes with every repository
     if there and not {TOKENIZER_FILE, REPORT_FILE} <= there:  # a dataset of its own: two in one repository, and its card replaced
         some = sorted(there)
-        raise BuildError(f"the Hub dataset {repo_id} holds files that push_built did not write ({', '.join(some[:5])}{', ...' if len(some) > 5 else ''}); "
+        raise BuildError(f"the Hub dataset {repo_id} holds files that push_built did not write ({first_few(some)}); "
                          "it writes a dataset and its card, so it pushes to a new repository or to one it pushed to before: choose another repo_id")
     # pushed before: the files of that build that this one lacks (a split's shards, more of them then) go; files of the user's stay
     now = {op.path_in_repo for op in files}

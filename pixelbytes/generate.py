@@ -17,7 +17,7 @@ from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_im
 from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render, output_format
 from .palette import to_hex
-from .files import write_files, check_writable, counted
+from .files import write_files, check_writable, counted, first_few
 from .models import PixelBytesModel, load_model, sample_seeds, _seed_list, GENERATE_BATCH, _check_sampling
 from PIL import Image
 
@@ -216,7 +216,7 @@ def _window_warning(built: list, window: int, listed: bool, what: str):
     size = f"is {counted(longest, 'token')}" if len(over) == 1 else f"are up to {counted(longest, 'token')}"
     if not listed: which = f"the {what}"
     elif len(over) == len(built): which = f"the {counted(len(built), what)}"  # all of them: none to name
-    else: which = f"{len(over)} of the {counted(len(built), what)} ({what} {', '.join(map(str, over[:10]))}{', ...' if len(over) > 10 else ''})"
+    else: which = f"{len(over)} of the {counted(len(built), what)} ({what} {first_few(over, 10)})"
     return (f"{which} {size}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
             f"worse after them (a transformer most); a shorter prompt, or a model trained with a seq_length of {longest} or more (train's --seq-length), reads it as trained")
 
@@ -321,7 +321,7 @@ def _folder_refusal(folder: Path, append: bool = False, option: str = 'append=Tr
     if not folder.is_dir(): return 'is a file: save the samples into a new or empty folder'
     held = sorted(p.name for p in folder.iterdir())  # hidden ones too: a save that was stopped leaves .NAME.tmp-*
     if not held or (append and 'metadata.csv' in held): return None
-    listed = f"holds files ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})"
+    listed = f"holds files ({first_few(held, 3)})"
     if append: return f"{listed} but no metadata.csv to add the samples to: save them into a new or empty folder"
     return f"{listed}: save the samples into a new or empty folder" + (f", or add them to it ({option})" if 'metadata.csv' in held else '')
 
@@ -386,10 +386,9 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     folder.mkdir(parents=True, exist_ok=True)
     try: write_files({**files, folder/'metadata.csv': metadata})
     except _Meanwhile as e:
-        some = ', '.join(e.args[0][:3]) + (', ...' if len(e.args[0]) > 3 else '')
-        raise FileExistsError(f"{str(folder)!r} got files from elsewhere as the samples were saved ({some}: another save into it?): "
+        raise FileExistsError(f"{str(folder)!r} got files from elsewhere as the samples were saved ({first_few(e.args[0], 3)}: another save into it?): "
                               "none of these samples is saved there; " + ('add them again' if append else 'save them into a new or empty folder')) from None
-    which = lambda samples: 'the sample' if len(gens) == 1 else f"{len(samples)} of the {len(gens)} samples (sample {', '.join(map(str, samples[:10]))}{', ...' if len(samples) > 10 else ''})"
+    which = lambda samples: 'the sample' if len(gens) == 1 else f"{len(samples)} of the {len(gens)} samples (sample {first_few(samples, 10)})"
     one = lambda samples, singular, plural: singular if len(samples) == 1 else plural  # the words that agree with them
     if imageless: warnings.warn(f"{which(imageless)} {one(imageless, 'holds', 'hold')} no image: {one(imageless, 'it is', 'they are')} not in {folder}")
     if blank: warnings.warn(f"{which(blank)} {one(blank, 'is', 'are')} all of the background colour, the palette's nearest to white: {one(blank, 'it is', 'they are')} "
