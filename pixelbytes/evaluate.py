@@ -520,7 +520,7 @@ def _trained_elsewhere(model, built) -> str | None:
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or what `build` returned, or its `load_built`)
              metrics=None, # names from METRICS (default: the cheap ones, and `demo` on the demo set)
-             num:int=16, # items of the split used by the generation metrics (structure, copy, captions, demo)
+             num:int=16, # items of the split used by the generation metrics (structure, copy, captions, demo); all of them in a smaller split
              temperature:float=1.0, # sampling temperature of the structure and demo drawings and of captions
              seed:int=0, # seed of those drawings and of the intervals' resamples (None: a random one, recorded in the settings)
              batch_size:int=32,
@@ -566,6 +566,9 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if len(test) == 0:
         raise ValueError(f"the dataset has no {split} items (built from {counted(built.report.get('rows_written', '?'), 'row')} with test_size "
                          f"{built.report.get('test_size', '?')}): nothing {'held out ' if split == 'test' else ''}to evaluate on")
+    # a split of fewer items draws them all whatever num says: recorded as what it draws, so that the settings of two runs that drew
+    # the same items agree (a saved evaluation is added to only where they do)
+    num = min(num, len(test))
     folder = Path(out).expanduser() if out else model_dir
     if folder is None and source: warnings.warn(f"the evaluation of {source} is not saved: a Hub model has no folder here; pass out= (--out) to save it")
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
