@@ -326,6 +326,9 @@ def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_l
     "The reference's Table 1: consecutive (64 prompt + 16 target) chunks of each item, 16 greedy tokens each."
     size = prompt_len + gen_len
     chunks = [(s[:i], s[i:i + size]) for s in seqs for i in range(0, len(s) - size + 1, size)]
+    if not chunks:  # small sprites with short captions: NaN scores, which the table gives without a word of why
+        warnings.warn(f"{', '.join(m for m in REFERENCE_METRICS if m in metrics)}: every item ({counted(len(seqs), 'item')}) is shorter than {size} "
+                      f"tokens (a {prompt_len}-token prompt and the {gen_len} after it), so there is nothing to score (NaN)")
     h, c, b = [], [], []
     for k in range(0, len(chunks), batch_size):  # the prompts have one length: a batch draws them together
         before, batch = [list(p) for p, _ in chunks[k:k + batch_size]], np.stack([x for _, x in chunks[k:k + batch_size]])

@@ -164,7 +164,7 @@ def _evaluate_args(p):
     p.add_argument('--split', choices=['test', 'train'], default='test', help='the split scored (default: test; train, as built, includes the items train held out for validation)')
     p.add_argument('--metrics', nargs='+', choices=METRICS, default=None, metavar='METRIC',
                    help=f"any of {' '.join(METRICS)} (default: loss accuracy precision recall f1 structure, and demo on the demo set)")
-    p.add_argument('--num', type=int, default=16, help='items of the split that structure, copy, captions and demo draw or caption (default: 16; all of them in a smaller split); hamming, cosine and bleu score every item')
+    p.add_argument('--num', type=int, default=16, help='items of the split that structure, copy, captions and demo draw or caption (default: 16; all of them in a smaller split); hamming, cosine and bleu score every 80-token chunk of every item (64 of prompt, 16 generated; an item shorter has none)')
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature of the drawings and captions (default: 1.0)')
     p.add_argument('--seed', type=int, default=0, help="seed of the drawings and of the intervals' resamples (default: 0)")
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
