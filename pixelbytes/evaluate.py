@@ -187,6 +187,8 @@ class Evaluation:
         if (captioned := next((r['n'] for r in self.rows if r['metric'] == 'captions' and not math.isnan(r.get('low', math.nan))), None)):
             s = self.settings
             lines.append(f"95% CI of captions: bootstrap percentiles over the {captioned} items captioned" + (f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''))
+        elif (captioned := next((r['n'] for r in self.rows if r['metric'] == 'captions'), None)) is not None:  # an empty column, said why: a small num
+            lines.append(f"95% CI of captions: none, as fewer than {MIN_INTERVAL_ITEMS} items were captioned ({captioned}); num= (--num) {MIN_INTERVAL_ITEMS} or more gives them")
         return '\n'.join(lines)
     __repr__ = __str__
 
