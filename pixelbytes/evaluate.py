@@ -329,7 +329,7 @@ def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_l
     size = prompt_len + gen_len
     chunks = [(s[:i], s[i:i + size]) for s in seqs for i in range(0, len(s) - size + 1, size)]
     if not chunks:  # small sprites with short captions: NaN scores, which the table gives without a word of why
-        warnings.warn(f"{', '.join(m for m in REFERENCE_METRICS if m in metrics)}: every item ({counted(len(seqs), 'item')}) is shorter than {size} "
+        warnings.warn(f"{', '.join(m for m in REFERENCE_METRICS if m in metrics)}: {'the item is' if len(seqs) == 1 else f'all {len(seqs)} items are'} shorter than {size} "
                       f"tokens (a {prompt_len}-token prompt and the {gen_len} after it), so there is nothing to score (NaN)")
     h, c, b = [], [], []
     for k in range(0, len(chunks), batch_size):  # the prompts have one length: a batch draws them together
