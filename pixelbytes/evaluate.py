@@ -550,7 +550,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():
         say = lambda t: f"{t.vocab}, {counted(t.n_colours, 'colour')}, max size {t.max_size}"
-        raise ValueError(f"the model's vocabulary ({say(tok)}) is not the dataset's ({say(built.tokenizer)})"
+        raise ValueError(f"the vocabulary of {f'the model in {model.source}' if model.source else 'the model'} ({say(tok)}) is not that of {built.hub or built.path or 'the dataset'} ({say(built.tokenizer)})"
                          + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
                          + ": evaluate on data built for it, build(..., like=MODEL) (pixelbytes build --like MODEL)")
     if (why := _read_otherwise(model, built)): warnings.warn(why)

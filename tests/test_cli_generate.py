@@ -281,7 +281,7 @@ def test_evaluate_command(trained, tmp_path):
 
 def test_evaluate_bad_input(trained):
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo-v1')
-    assert r.returncode == 1 and "is not the dataset's" in r.stderr
+    assert r.returncode == 1 and f"is not that of {trained/'demo-v1'}" in r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--metrics', 'perplexity')
     assert r.returncode == 2 and 'invalid choice' in r.stderr
     r = cli('evaluate', '--model', trained/'m'/'best', '--data', trained/'demo', '--out', trained/'red.png')
