@@ -516,8 +516,8 @@ def _trained_elsewhere(model, built) -> str | None:
         where, advice = built.path or 'this dataset', "their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites"
         if m == 0:
             return (f"{n} of the {counted(len(test), 'test item')} of {where} {'is' if n == 1 else 'are'} among the {counted(was.get('items'), 'item')} that the model in {source} "
-                    f"trained on (in {was.get('path')}): {advice}")
-        return (f"{n + m} of the {counted(len(test), 'test item')} of {where} {'shows a sprite' if n + m == 1 else 'show sprites'} that the model in {source} trained on "
+                    f"was trained and validated on (in {was.get('path')}): {advice}")
+        return (f"{n + m} of the {counted(len(test), 'test item')} of {where} {'shows a sprite' if n + m == 1 else 'show sprites'} that the model in {source} was trained and validated on "
                 f"(among its {counted(was.get('items'), 'item')} in {was.get('path')}): {m} under another caption or mirrored{f', {n} the very items' if n else ''}; {advice}")
     return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
             "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")

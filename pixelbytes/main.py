@@ -181,7 +181,10 @@ def _run_evaluate(a):
     from pixelbytes.train import _fingerprint
     from pixelbytes.files import disk_full, shell_option
     # what --compare names is checked now, not after minutes of scoring
-    against = [Evaluation.load(f, a.split) for f in a.compare or []]
+    def saved(f):
+        try: return Evaluation.load(f, a.split)
+        except (FileNotFoundError, ValueError) as e: raise type(e)(f"{shell_option('--compare', f)}: {e}") from None  # the option named, as below
+    against = [saved(f) for f in a.compare or []]
     if against and a.metrics and not set(a.metrics) & set(TOKEN_METRICS):
         raise ValueError(f"--compare pairs per-item sums, which only the token metrics ({', '.join(TOKEN_METRICS)}) keep, and --metrics {' '.join(a.metrics)} names none: name loss or accuracy too")
     data = load_built(a.data) if against else a.data
