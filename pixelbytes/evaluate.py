@@ -22,7 +22,7 @@ from .windows import Windows
 from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
 from .metrics import summarize, MODALITIES
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
-from .generate import generate, allowed_tokens
+from .generate import generate, allowed_tokens, CUT_ADVICE
 from .models import PixelBytesModel, sample_seeds
 from . import __version__
 
@@ -188,7 +188,7 @@ class Evaluation:
             s = self.settings
             lines.append(f"95% CI of captions: bootstrap percentiles over the {captioned} items captioned" + (f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''))
         elif (captioned := next((r['n'] for r in self.rows if r['metric'] == 'captions'), None)) is not None:  # an empty column, said why: a small num
-            lines.append(f"95% CI of captions: none, as fewer than {MIN_INTERVAL_ITEMS} items were captioned ({captioned}); num= (--num) {MIN_INTERVAL_ITEMS} or more gives them")
+            lines.append(f"95% CI of captions: none, as fewer than {MIN_INTERVAL_ITEMS} items were captioned ({captioned}); num={MIN_INTERVAL_ITEMS} or more (--num) gives them")
         return '\n'.join(lines)
     __repr__ = __str__
 
@@ -342,11 +342,19 @@ def _reference_scores(ev, model, seqs, metrics, batch_size, prompt_len=64, gen_l
         if name in metrics: ev.add(name, 'generated ids', np.mean(vals) if vals else math.nan, len(vals))
 
 # %% ../nbs/11_evaluate.ipynb #054d5125
+def _drawn(model, **kw) -> list:
+    "`generate(model, **kw)`, its warnings said for `evaluate`, which has no budget to raise: captions cut at the default budget are scored as cut."
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter('always')
+        gens = generate(model, **kw)
+    for w in said: warnings.warn_explicit(str(w.message).replace(CUT_ADVICE, 'they are scored as they are'), w.category, w.filename, w.lineno)
+    return gens
+
 def _structure(ev, model, items, temperature, seed):
     "Images drawn from captions: consistent rows, and the size of the item's image."
     rows_ok = size_ok = 0
     # all in one batch, each item's sample from its own seed: as drawn one at a time
-    gens = generate(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items)), rectangular=False) if items else []
+    gens = _drawn(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items)), rectangular=False) if items else []
     for (_, px), g in zip(items, gens):  # the model's own row ends
         seg = next((s for s in g.new_segments if isinstance(s, ImageSegment)), None)
         consistent = seg is not None and seg.ok
@@ -381,7 +389,7 @@ def _mean_interval(values, resamples, seed) -> tuple:
 
 def _caption_images(model, items, temperature, seed) -> list:
     "A caption generated for each item's image, each from its own seed: what `captions` and `demo` both score, written once for the two."
-    return generate(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
+    return _drawn(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
 
 def _captions(ev, captioned, items, seed, resamples):
     "`captioned`, the captions written for the items' images: their chrF against their own item's caption, against the captions of the items that show other images, and the difference, each with its 95% interval over the items."
@@ -401,7 +409,7 @@ def _demo(ev, model, items, temperature, seed, captioned):
     "Demo set: drawings that match their caption, and captions that match their image (`captioned`: those written for the items' images), wholly and in colours only."
     from pixelbytes.demo import caption_matches, colours_match
     hits = np.zeros(4)  # text to image, its colours, image to text, its colours
-    drawn = generate(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
+    drawn = _drawn(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
     for (caption, px), to_image, to_text in zip(items, drawn, captioned):
         if (img := to_image.image) is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
         if (text := to_text.text) is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
@@ -563,9 +571,9 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if 'demo' in metrics and not is_demo: raise ValueError("the demo metric needs the built-in demo set (pixelbytes build --path demo)")
     drawn = [m for m in metrics if m in DRAWN_METRICS]
     num, batch_size, resamples = _as_kind(num, int, 'num'), _as_kind(batch_size, int, 'batch_size'), _checked_resamples(resamples)
-    if drawn and num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more")
+    if num < 1: raise ValueError(f"num={num}: the generation metrics {drawn} need 1 test item or more" if drawn else f"num={num} must be 1 or more: the items the generation metrics draw")
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
-    if drawn: _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring
+    _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring; and the settings saved are sound, used or not
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
     test = built[split]
     if len(test) == 0:

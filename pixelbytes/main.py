@@ -117,12 +117,17 @@ def _train_args(p):
     for name, key, typ, help in _TRAIN_OPTIONS:
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {by_kind.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
-    _flag(p, 'pxby', "mix the neighbours with a learned convolution, in the spirit of the reference's, instead of a linear projection (not context 'pxby': that is --grid)")
+    _flag(p, 'pxby', "mix the 2D context's neighbours with a learned convolution, in the spirit of the reference's, instead of a linear projection (not context 'pxby': that is --grid)")
     _flag(p, 'bidirect', 'bidirectional backbone (lstm, mamba)')
     _flag(p, 'mirror', 'augment with mirrored images (default: true; --no-mirror turns it off)')
     _flag(p, 'both-orders', 'augment with image->caption order (default: true; --no-both-orders turns it off)')
     _flag(p, 'amp', 'fp16 mixed precision on CUDA (default: true; --no-amp turns it off)')
     _flag(p, 'compile', 'torch.compile the model')
+    p.switches = _TRAIN_SWITCHES  # for `as_options`: a message's `context 'pxby' -> 'center'` is the command's --grid -> --no-grid
+
+# train's switches of config fields: (switch, field, the field's value with the switch on, and off)
+_TRAIN_SWITCHES = (('grid', 'context', 'pxby', 'center'), ('pxby', 'mix', 'conv', 'linear'), ('mirror', 'augment_mirror', True, False),
+                   ('both-orders', 'augment_order', True, False), ('amp', 'amp', True, False), ('compile', 'compile', True, False))
 
 # %% ../nbs/13_main.ipynb #438d184b
 def train_config(a) -> dict:
@@ -133,10 +138,10 @@ def train_config(a) -> dict:
     if a.model and cfg['bidirectional'] and a.bidirect is False:
         raise ValueError(f"--model {a.model} is bidirectional, and --bidirect false says it is not; give --model {cfg['backbone']} for a causal one")
     if a.bidirect is not None: cfg['bidirectional'] = a.bidirect
-    if a.grid is not None: cfg['context'] = 'pxby' if a.grid else 'center'
-    if a.pxby is not None: cfg['mix'] = 'conv' if a.pxby else 'linear'
-    for flag, key in (('mirror', 'augment_mirror'), ('both_orders', 'augment_order'), ('amp', 'amp'), ('compile', 'compile')):
-        if getattr(a, flag) is not None: cfg[key] = getattr(a, flag)
+    if a.pxby and a.grid is False:
+        raise ValueError("--pxby mixes the neighbours of the 2D context, and --no-grid reads the previous token alone, with nothing to mix: give one of them")
+    for switch, key, on, off in _TRAIN_SWITCHES:
+        if (v := getattr(a, switch.replace('-', '_'))) is not None: cfg[key] = on if v else off
     return cfg
 
 # %% ../nbs/13_main.ipynb #ddfc6300
@@ -264,6 +269,7 @@ def _run_generate(a):
     for opt, v in (('--scale', a.scale), ('--columns', a.columns)):
         if v is not None and v < 1: raise ValueError(f"{opt}={v}: give 1 or more")
     if a.rows is not None and not images: raise ValueError(f"--rows={a.rows}: completes the first rows of an --image; give the image file (--image FILE)")
+    if a.crop is not None and not images: raise ValueError(f"--{'' if a.crop else 'no-'}crop: says how an --image is read, and there is none; give the image file (--image FILE), or leave it out")
     if (captions := (a.prompt or []) + [c for _, c in read]) and images and a.rows is None:
         raise ValueError("a caption (--prompt, --prompts) and an --image together complete the image after the caption: give --rows, the rows of it given; to caption an image, give --image alone")
     if len(captions) > 1 and len(images) > 1 and len(captions) != len(images):
@@ -398,16 +404,25 @@ def parser(tasks=TASKS) -> argparse.ArgumentParser:
     return p
 
 def as_options(message: str, q: argparse.ArgumentParser, given=()) -> str:
-    "`message` with the Python names of the settings of task parser `q` written as its options: `top_p=0` as `--top-p=0`, `d_model` as `--dim`; the strings `given` (the values the command was given: its paths) are said as they are wherever they are in it."
+    "`message` with the Python names of the settings of task parser `q` written as its options: `top_p=0` as `--top-p=0`, `d_model` as `--dim`, a field that a switch sets as the switch, `context 'pxby' -> 'center'` as `--grid -> --no-grid`; the strings `given` (the values the command was given: its paths) are said as they are wherever they are in it."
+    for switch, field, on, off in getattr(q, 'switches', ()):
+        values, said = '|'.join(re.escape(repr(v)) for v in (on, off)), lambda v: f'--{switch}' if v == repr(on) else f'--no-{switch}'
+        message = re.sub(rf'(?<![\w-]){field} ({values}) -> ({values})', lambda m: f'{said(m[1])} -> {said(m[2])}', message)
+    options = {}
     for action in q._actions:
         opt = next((o for o in action.option_strings if o.startswith('--')), None)
-        if opt is None or action.help == argparse.SUPPRESS or opt in message: continue  # a message that says the option already, says it as meant
+        if opt is None or action.help == argparse.SUPPRESS: continue
+        options.setdefault(action.dest, opt)
+        if opt in message: continue  # a message that says the option already, says it as meant
         # a path with spaces ('My Drive/runs with max_minutes') is no word `_in_path` can see whole: where it is, it is known beforehand
         kept = [(k.start(), k.end()) for g in given if g for k in re.finditer(re.escape(g), message)]
-        # names with '_' are never prose; a plain word (num, seed, rows) is a setting only when given a value: `num=0`, or a change, `seed 0 -> 1`
-        name = re.escape(action.dest) + ('' if '_' in action.dest else r'(?==| \S+ -> )')
+        # names with '_' are never prose; a plain word (num, seed, rows) is a setting only when given a value, `num=0`, or a change,
+        # `seed 0 -> 1`, or when a rule follows it: `epochs must be 1 or more`
+        name = re.escape(action.dest) + ('' if '_' in action.dest else r'(?==| \S+ -> | must )')
         message = re.sub(rf'(?<![\w-]){name}(?![\w-])', lambda m: m.group() if _in_path(message, m) or any(a <= m.start() and m.end() <= b for a, b in kept) else opt, message)
-    return message
+    # and in a list of settings said as options: `only amp, compile, --eval-every may change`
+    listed = lambda m: ', '.join(options.get(w, w) for w in m[0].split(', ')) if '--' in m[0] else m[0]
+    return re.sub(r'(?<![\w/\\.-])[\w-]+(?:, [\w-]+)+(?![\w/\\.])', listed, message)
 
 def _given(a: argparse.Namespace) -> list:
     "The strings the parsed command `a` was given, as given and as a message may say them (with ~ expanded, absolute): the paths that `as_options` leaves alone."

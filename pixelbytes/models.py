@@ -81,6 +81,7 @@ def load_plugins() -> list:
 class LSTMBackbone(nn.Module):
     "Stacked LSTM; bidirectional runs both directions and projects them back to `d_model`."
     state_batch_dim = 1  # (h, c) are (layers, batch, d_model), as nn.LSTM wants them
+    reads = ()
     def __init__(self, cfg: 'PixelBytesConfig'):
         super().__init__()
         self.rnn = nn.LSTM(cfg.d_model, cfg.d_model, cfg.n_layers, batch_first=True, bidirectional=cfg.bidirectional,
@@ -176,12 +177,13 @@ class _Block(nn.Module):
 class TransformerBackbone(nn.Module):
     "Causal transformer with rotary positions and a key/value cache for generation."
     state_batch_dim = 0
+    reads = ('n_heads',)
     @staticmethod
     def sizes(cfg) -> str: return f", {counted(cfg.n_heads, 'head')}"
     @staticmethod
     def check(cfg):
         "A `ValueError` unless the heads of `cfg` split d_model into even sizes (rotary positions turn pairs)."
-        if cfg.d_model % (2 * cfg.n_heads): raise ValueError(f"d_model ({cfg.d_model}) must be a multiple of 2 * n_heads ({2 * cfg.n_heads}) for the transformer")
+        if cfg.d_model % (2 * cfg.n_heads): raise ValueError(f"d_model={cfg.d_model} must be a multiple of twice n_heads={cfg.n_heads}, {2 * cfg.n_heads}, for the transformer")
     def __init__(self, cfg: 'PixelBytesConfig'):
         super().__init__()
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
@@ -211,6 +213,7 @@ class TransformerBackbone(nn.Module):
 class MambaBackbone(nn.Module):
     "Stacked residual Mamba blocks; bidirectional adds a backward block per layer."
     state_batch_dim = 0
+    reads = ('d_state', 'd_conv', 'expand')
     @staticmethod
     def sizes(cfg) -> str: return f', d_state {cfg.d_state}, expand {cfg.expand}'
     def __init__(self, cfg: 'PixelBytesConfig'):
@@ -340,11 +343,16 @@ class PixelBytesConfig:
         if self.seq_length > MAX_SEQ_LENGTH:  # a window is allocated whole, for every sample: a shared config.json could ask for any size
             raise ValueError(f"seq_length must be at most {MAX_SEQ_LENGTH}, not {self.seq_length}")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        for k in ('seed', 'val_seed'):  # numpy's generators refuse a negative seed, torch's one of 2**64 or more, and previews (generate) one of 2**63 or more
+            if (v := getattr(self, k)) is not None and not 0 <= v < 2**63: raise ValueError(f"{k}={v} must be 0 or more, and below 2**63")
         # the training settings too: a sweep's configs are checked when made, not each when its run starts
         for ok, msg in ((self.epochs >= 1, f"epochs must be 1 or more, not {self.epochs}"),
                         (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1) (0: no validation, the last evaluation is kept), not {self.val_fraction}"),
                         (0 < self.learning_rate < math.inf, f"learning_rate must be more than 0 and finite, not {self.learning_rate}"),
                         (self.weight_decay >= 0, f"weight_decay must be 0 or more, not {self.weight_decay}"),
+                        # AdamW takes learning_rate x weight_decay of every weight off it at each step: at 1 or more, it wipes them out
+                        (self.learning_rate * self.weight_decay < 1, f"weight_decay={self.weight_decay} with learning_rate={self.learning_rate}: AdamW multiplies every weight "
+                         f"by {1 - self.learning_rate * self.weight_decay:g} at each step (1 - their product); lower either, so that their product is below 1"),
                         (self.warmup_steps >= 0, f"warmup_steps must be 0 or more, not {self.warmup_steps}"),
                         (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], not {self.min_lr_ratio}"),
                         (self.grad_clip > 0, f"grad_clip must be more than 0, not {self.grad_clip}"),
@@ -539,7 +547,7 @@ def _summary(self: PixelBytesModel) -> str:
     n = sum(p.numel() for p in self.parameters())
     kind = ('bidirectional ' if c.bidirectional else 'causal ') + c.backbone
     extra = type(self.backbone).sizes(c) if hasattr(self.backbone, 'sizes') else ''
-    return (f"PixelBytesModel: {kind}, {counted(c.n_layers, 'layer')}, d_model {c.d_model}{extra}; context {c.context} ({c.mix} mix); "
+    return (f"PixelBytesModel: {kind}, {counted(c.n_layers, 'layer')}, d_model {c.d_model}{extra}; context {c.context}{f' ({c.mix} mix)' if c.context == 'pxby' else ''}; "
             f"vocabulary {c.vocab_size} ({c.tokenizer['vocab']}, {counted(len(c.tokenizer['palette']), 'colour')}); {n:,} parameters"
             + (f"; fine-tuned from {c.base_model}" if c.base_model else ''))
 PixelBytesModel.summary = _summary

@@ -247,6 +247,18 @@ def _base_model(init, built) -> PixelBytesModel:
                             f"({', '.join(differ)}): build the data for the model, build(..., like=MODEL) (pixelbytes build --like MODEL)")
     return base
 
+def _warn_unused(given: set, cfg: PixelBytesConfig):
+    "Warn of the fields `given` for a new run that change nothing in it: sizes its backbone does not read (`n_heads` for an LSTM), patience without validation."
+    reads = getattr(BACKBONES[cfg.backbone], 'reads', None)  # one that does not say what it reads may read any
+    owners = {f.name: [b for b, cls in BACKBONES.items() if f.name in getattr(cls, 'reads', ())] for f in fields(PixelBytesConfig) if f.name in given}
+    unread = [k for k, bs in owners.items() if bs and reads is not None and k not in reads]
+    if unread:
+        warnings.warn(f"the {cfg.backbone} backbone does not read {', '.join(unread)} ({'a setting' if len(unread) == 1 else 'settings'} of "
+                      f"{', '.join(sorted({b for k in unread for b in owners[k]}))}): {'it changes' if len(unread) == 1 else 'they change'} nothing, and the config keeps {'it' if len(unread) == 1 else 'them'}")
+    if 'patience' in given and cfg.patience and not cfg.val_fraction:
+        warnings.warn(f"patience={cfg.patience} stops a run whose validation loss no longer falls, and val_fraction=0 leaves no validation items: the run goes on to its last epoch"
+                      + (" or its max_minutes" if cfg.max_minutes else ''))
+
 def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=None) -> dict:
     "What `train` needs, checked before anything is written in `out`: the config (given as a dict, it goes on from the saved one when resuming, or from `init`'s), the data, the state to resume, the model to start from."
     src = _resumed(resume, out)
@@ -276,8 +288,10 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
                                 "or start from the model in another folder (--out)")
     base = _base_model(init, built) if init is not None and not saved else None
     names = {f.name for f in fields(PixelBytesConfig)}
-    if saved and isinstance(config, dict):  # a field left out keeps its saved value
-        config = {**{k: v for k, v in saved['config'].items() if k in names}, **config}
+    given = set(config) if isinstance(config, dict) else set()  # what the call (the command line) set itself
+    if saved and isinstance(config, dict):  # a field left out keeps its saved value; a window of another length steps by itself, as in a new run (and is refused by name below)
+        window = saved['config'].get('seq_length')
+        config = {**{k: v for k, v in saved['config'].items() if k in names and (k != 'stride' or config.get('seq_length', window) == window)}, **config}
     if base and isinstance(config, dict):  # or the model's; a window of another length steps by itself, as in a new run
         taken = [k for k in _FROM_MODEL if k not in config and not (k == 'stride' and 'seq_length' in config)]
         config = {**{k: getattr(base.config, k) for k in taken}, **config}
@@ -293,6 +307,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), **_images_read(built.report),
                                  'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None})
+    if not saved: _warn_unused(given, cfg)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token

@@ -249,6 +249,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompt', 'x', '--scale', '0'], '--scale=0: give 1 or more'),
     (['--model', '{m}', '--prompt', 'x', '--columns', '0'], '--columns=0: give 1 or more'),
     (['--model', '{m}', '--prompt', 'x', '--rows', '2'], '--rows=2: completes the first rows of an --image'),
+    (['--model', '{m}', '--prompt', 'x', '--no-crop'], '--no-crop: says how an --image is read, and there is none'),
     (['--model', '{m}', '--prompt', 'a', '--prompt', 'b', '--image', '{red}', '{red}', '{red}', '--rows', '1'], '--prompt/--prompts give 2 captions and --image 3 files'),
     (['--model', '{m}', '--prompt', 'x', '--device', 'gpu'], "device 'gpu' is not a device: give 'cpu', 'cuda' or 'cuda:N'"),
 ])

@@ -65,7 +65,7 @@ def test_train_errors_are_one_line(demo, tmp_path):
     r = cli('train', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path/'m'))
     assert r.returncode == 1 and 'does not exist; build a dataset there first' in r.stderr and 'Traceback' not in r.stderr
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--model', 'transformer', '--dim', '30', '--heads', '4')
-    assert r.returncode == 1 and 'multiple of 2 * --heads' in r.stderr
+    assert r.returncode == 1 and '--dim=30 must be a multiple of twice --heads=4, 8, for the transformer' in r.stderr
 
 def test_resume_alone_goes_on_with_the_saved_options(demo, tmp_path):
     r = cli('train', '--data', str(demo), '--out', str(tmp_path/'m'), '--max-minutes', '0.02', *TINY)
@@ -349,7 +349,7 @@ import torch
 torch.set_num_threads(1)
 from pixelbytes.train import launch, TrainingError
 if __name__ == '__main__':
-    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, learning_rate=1e12, warmup_steps=0, grad_clip=1e30), {str(demo)!r}, {str(tmp_path/'nan')!r}, nprocs=2, progress=False)
+    try: launch(dict(backbone='lstm', d_model=16, n_layers=1, learning_rate=1e30, weight_decay=0.0, warmup_steps=0, grad_clip=1e30), {str(demo)!r}, {str(tmp_path/'nan')!r}, nprocs=2, progress=False)
     except TrainingError as e: print('TrainingError:', e)
 """
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=600)
