@@ -22,7 +22,7 @@ from .windows import Windows
 from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
 from .metrics import summarize, MODALITIES
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
-from .generate import generate, allowed_tokens, CUT_ADVICE
+from .generate import generate, allowed_tokens, _CUT_ADVICE
 from .models import PixelBytesModel, sample_seeds
 from . import __version__
 
@@ -347,7 +347,7 @@ def _drawn(model, **kw) -> list:
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter('always')
         gens = generate(model, **kw)
-    for w in said: warnings.warn_explicit(str(w.message).replace(CUT_ADVICE, 'they are scored as they are'), w.category, w.filename, w.lineno)
+    for w in said: warnings.warn_explicit(str(w.message).replace(_CUT_ADVICE, 'they are scored as they are'), w.category, w.filename, w.lineno)
     return gens
 
 def _structure(ev, model, items, temperature, seed):
