@@ -242,7 +242,7 @@ class Evaluation:
         folder.mkdir(parents=True, exist_ok=True)
         def write_csv(path):
             with open(path, 'w', newline='') as f:
-                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(self.rows)
+                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(_json_rows(self.rows))  # NaN as an empty cell, as the JSON's null: 'nan' is text to a spreadsheet
         saved = {'settings': self.settings, 'rows': _json_rows(self.rows)} | ({'per_item': self.per_item} if self.per_item else {})
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))

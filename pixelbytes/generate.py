@@ -381,10 +381,12 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         if old and not others and (folder/'metadata.csv').read_bytes() != old: others = ['metadata.csv']  # rows added by another meanwhile
         if others: raise _Meanwhile(others)
         text = io.StringIO(newline='')
-        w = csv.DictWriter(text, columns, restval='')
+        # the rows added end their lines as the file's rows do (LF, as pandas or an editor on Linux writes it), not a mix of LF and CRLF
+        ending = '\n' if b'\n' in old and b'\r\n' not in old else '\r\n'
+        w = csv.DictWriter(text, columns, restval='', lineterminator=ending)
         if not old: w.writeheader()
         w.writerows(rows)
-        tmp.write_bytes(old + (b'\r\n' if old and not old.endswith(b'\n') else b'') + text.getvalue().encode('utf-8'))  # the rows there byte for byte
+        tmp.write_bytes(old + (ending.encode() if old and not old.endswith(b'\n') else b'') + text.getvalue().encode('utf-8'))  # the rows there byte for byte
     folder.mkdir(parents=True, exist_ok=True)
     try: write_files({**files, folder/'metadata.csv': metadata})
     except _Meanwhile as e:

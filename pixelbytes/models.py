@@ -25,6 +25,7 @@ from .tokenizer import Tokenizer, LF, _check_ids
 from .pixelize import _resample_name
 from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
+from . import __version__
 from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line, counted
 
 # %% ../nbs/07_models.ipynb #a7c41e02
@@ -760,7 +761,8 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     # cuDNN keeps an LSTM's weights as views into one flat buffer, which safetensors refuses to save: copy each out
     weights = {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
     path = Path(save_directory)/SAFETENSORS_SINGLE_FILE
-    save_file(weights, str(path), metadata={'format': 'pt'})
+    # the version that wrote them, in the header that any language's safetensors reader shows: config.json holds no version
+    save_file(weights, str(path), metadata={'format': 'pt', 'pixelbytes': __version__})
     path.chmod(new_file_mode())  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
 PixelBytesModel._save_pretrained = _save_pretrained
 

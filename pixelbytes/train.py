@@ -66,9 +66,11 @@ def save_checkpoint(model, folder):
         with naming_failures(folder): model.save_pretrained(tmp)
         if folder.is_symlink(): folder.unlink()  # a run's checkpoints are its own: never written into a folder elsewhere
         folder.mkdir(parents=True, exist_ok=True)
+        # `evaluate`'s scores of the weights replaced go first: a process killed between the renames, or a dashboard reading the
+        # folder meanwhile, would otherwise find the old weights' scores beside the new weights
+        for f in (f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')): (folder/f).unlink(missing_ok=True)
         for f in tmp.iterdir(): os.replace(f, folder/f.name)
     finally: shutil.rmtree(tmp, ignore_errors=True)  # an interrupt in the middle leaves nothing behind either
-    for f in (f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')): (folder/f).unlink(missing_ok=True)  # `evaluate`'s scores of the model replaced
 
 STATE_FILE = 'train_state.pt'
 # a mark in a run's folder while its first checkpoint is saved: SIGKILL (a job's KillWait run out, the OOM killer) is held by
