@@ -302,6 +302,11 @@ def _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed):
     "Loss, accuracy and macro P/R/F1, overall and per modality, over every token of `seqs`; loss, bits and accuracy with their 95% interval over the items, whose sums go to `ev.per_item`."
     windows = Windows(seqs, model.config, every_token=True)
     pred = predict(model, windows, batch_size=batch_size)
+    # a float16 model that overflows scored every item, then failed at the save with "Out of range float values are not JSON compliant: nan"
+    if not np.isfinite(pred['nll']).all():
+        from pixelbytes.models import _overflow_hint
+        n = int((~np.isfinite(pred['nll'])).sum())
+        raise ValueError(f"the model's loss is NaN or infinite at {n:,} of the {len(pred['nll']):,} tokens: {_overflow_hint(model, next(model.parameters()).device)}")
     s = summarize(pred, tok)
     kinds = tok.kinds(pred['targets'])
     # every token of every item scored once, item after item (windows at every token, in order): the per-item sums count on it

@@ -91,8 +91,18 @@ class LSTMBackbone(nn.Module):
 
     def forward(self, x, return_state=False):
         "`(batch, time, d_model)` outputs of `(batch, time, d_model)` inputs; with `return_state`, also the state `step` goes on from."
-        y, state = self.rnn(x)
+        y, state = self._rnn(x)
         return (self.proj(y), state) if return_state else self.proj(y)
+
+    def _rnn(self, x, *state):
+        "`self.rnn` of `x` (and a state), where a failure of PyTorch's CPU LSTM under float16 autocast says what to do."
+        try: return self.rnn(x, *state)
+        except RuntimeError as e:
+            # oneDNN has no float16 LSTM on most CPUs: its message ('could not create a primitive descriptor') names neither autocast nor a remedy
+            if x.device.type == 'cpu' and torch.is_autocast_enabled('cpu') and torch.get_autocast_dtype('cpu') == torch.float16:
+                raise RuntimeError("the LSTM cannot run under torch.autocast('cpu', dtype=torch.float16): PyTorch's CPU LSTM has no float16 kernel here "
+                                   f"({error_line(e, with_type=False)}); use dtype=torch.bfloat16, or no autocast (model.half() runs)") from None
+            raise
 
     def init_state(self, batch, device=None, dtype=None):
         "The state before any input, for `batch` sequences (its batch axis is `state_batch_dim`)."
@@ -102,7 +112,7 @@ class LSTMBackbone(nn.Module):
 
     def step(self, x, state):
         "`(batch, d_model)` outputs of one more input per sequence, and the state after it."
-        y, state = self.rnn(x[:, None], state)
+        y, state = self._rnn(x[:, None], state)
         return y[:, 0], state
 
 # %% ../nbs/07_models.ipynb #e3d212b9
@@ -684,9 +694,24 @@ def _not_found(where: str, e: Exception, revision=None) -> ModelLoadError:
             if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
     return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{error_line(e)}{hint}")
 
+# what the mixin's from_pretrained takes (some huggingface_hub versions also proxies and resume_download); what it does not take it passes to PixelBytesModel()
+_LOAD_OPTIONS = {'revision', 'cache_dir', 'token', 'local_files_only', 'force_download', 'proxies', 'resume_download', 'map_location', 'strict'}
+
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
     from safetensors import SafetensorError
+    # anything else reached PixelBytesModel(...) and was said as "config.json is invalid: unexpected keyword argument 'torch_dtype'"
+    unknown = sorted(set(kwargs) - _LOAD_OPTIONS)
+    if unknown:
+        hint = {'torch_dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
+                'dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
+                'device': "load_model(path, device=...) loads onto a device (or map_location='cpu', or .to(device) after the load)",
+                'device_map': "load_model(path, device=...) loads onto a device"}.get(unknown[0], f"it takes {', '.join(sorted(_LOAD_OPTIONS))}")
+        raise TypeError(f"from_pretrained got an option it does not take: {', '.join(map(repr, unknown))}; {hint}")
+    # inside `with torch.device('meta')` the mixin builds the model there, and load_state_dict then copies nothing into it
+    if torch.get_default_device().type == 'meta':
+        raise ModelLoadError(f"cannot load model {path} inside `with torch.device('meta')`: weights there hold no values; load it outside the block "
+                             "(load_model(path, device=...) puts it on a device)")
     kwargs.setdefault('strict', True)
     where = os.path.expanduser(str(path))
     hub = None if Path(where).exists() else hub_repo_id(where)
@@ -779,8 +804,16 @@ def _check_config_describes_weights(self: PixelBytesModel):
                      f"{held.get(k, 'none')}): was model.config changed after the model was built? Set the field back to save this model; "
                      "a model of the new shape is PixelBytesModel(new_config), trained anew")
 
+def _check_has_values(model, doing: str):
+    "A `ValueError` when `model`'s weights are on the meta device (shapes without values), which `doing` cannot use."
+    # PyTorch said only "Cannot copy out of meta tensor; no data!", from deep inside the save, the generation or the scoring
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(f"cannot {doing} a model whose weights are on the meta device (shapes without values, after .to('meta') or a build under "
+                         "torch.device('meta')): give them values first, model.to_empty(device='cpu') then model.load_state_dict(weights), or load one with from_pretrained")
+
 def _save_pretrained_to(self: PixelBytesModel, save_directory, **kwargs):
     "The mixin's `save_pretrained` into `save_directory`, where `~` is the home folder as it is for `from_pretrained`."
+    _check_has_values(self, 'save')
     _check_config_describes_weights(self)  # before anything is written
     return PyTorchModelHubMixin.save_pretrained(self, Path(save_directory).expanduser(), **kwargs)
 PixelBytesModel.save_pretrained = _save_pretrained_to
@@ -814,7 +847,9 @@ def load_model(model, # a `PixelBytesModel`, or a folder or Hub id to load one f
     while isinstance(inner, nn.Module) and not isinstance(inner, PixelBytesModel):  # wrappers in any order: DataParallel(compile(model))
         inner = getattr(inner, '_orig_mod', None) or getattr(inner, 'module', None)
     if isinstance(inner, PixelBytesModel): model = inner
-    if isinstance(model, PixelBytesModel): return model if device is None else model.to(pick_device(device))
+    if isinstance(model, PixelBytesModel):
+        _check_has_values(model, 'run')  # generate and evaluate both come here first
+        return model if device is None else model.to(pick_device(device))
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a PixelBytesModel, or a folder or Hub id to load one from; got {type(model).__name__}")
     dev = pick_device(device)  # a wrong device is said before the load, which may be a download
@@ -971,6 +1006,12 @@ def _batch_start(self: PixelBytesModel, mine: list, before: list, upto: int, rea
     ctx = np.stack([context(ids, self.config.n_bytes)[len(pre):len(pre) + upto] for pre, ids in zip(before, mine)])
     return self(torch.from_numpy(ctx).to(next(self.parameters()).device), return_state=True)[1]  # every prompt in one pass
 
+def _overflow_hint(model, device) -> str:
+    "What to do about NaN or infinite outputs of `model` on `device`, by the precision it runs in."
+    low = next(model.parameters()).dtype == torch.float16 or (torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == torch.float16)
+    return ("float16, which it runs in (its weights, or torch.autocast), overflows past 65504: run it in float32 (model.float(), no autocast) or bfloat16" if low else
+            "its weights or its activations overflowed: check the weights (torch.isfinite), or run it in float32 (model.float())")
+
 def _draw_batch(self: PixelBytesModel, trackers: list, pending: list, state, u, rows: list, max_new_tokens: int, pick, ends, allowed, tick) -> int:
     "Extend each of `trackers` (samples `rows`) by the rest of its prompt, `pending`, then by up to `max_new_tokens` drawn tokens, from `state` (`_batch_start`'s); the steps it took."
     dev = next(self.parameters()).device
@@ -981,6 +1022,9 @@ def _draw_batch(self: PixelBytesModel, trackers: list, pending: list, state, u, 
         else: logits = self(torch.from_numpy(state).to(dev))
         logits = logits.float().cpu()
         drawing = [not done[i] and not pending[i] for i in live]  # the others' logits go unused
+        # NaN logits drew the last token of the vocabulary at every step, +inf ones the same few: samples silently wrong
+        if (bad := next((j for j, d in enumerate(drawing) if d and not torch.isfinite(logits[j]).all()), None)) is not None:
+            raise ValueError(f"the model gave NaN or infinite logits for sample {rows[live[bad]]} at new token {made[live[bad]] + 1}: {_overflow_hint(self, dev)}")
         if allowed is not None:  # so their masks are not asked for
             masks = [torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) if d else
                      torch.ones(logits.shape[-1], dtype=torch.bool) for i, d in zip(live, drawing)]

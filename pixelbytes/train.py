@@ -671,7 +671,7 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     # (a notebook's cell under torch.inference_mode or no_grad)
     first = _dist()[0] == 0
     # resume=FOLDER: FOLDER's run read whole, its state and checkpoints of one step, not while a run there saves others
-    with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(), _in_float32(warn),
+    with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(), _in_float32(warn), _without_callers_autocast(warn),
           torch.inference_mode(False), torch.enable_grad()):
         return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read)
 
@@ -686,6 +686,20 @@ def _in_float32(warn: bool):
     torch.set_default_dtype(torch.float32)
     try: yield
     finally: torch.set_default_dtype(was)
+
+@contextlib.contextmanager
+def _without_callers_autocast(warn: bool):
+    "No autocast in the block that the caller opened around `train`; `warn`: say so where there was one."
+    # the training steps open their own (fp16 on CUDA with amp, none on the CPU), but the validation ran under the caller's: its
+    # loss, which picks the best checkpoint and stops the run, in other precision than the steps', and an LSTM under CPU float16
+    # autocast failed there after a whole epoch, with oneDNN's "could not create a primitive descriptor"
+    kinds = [k for k in ('cpu', 'cuda') if torch.is_autocast_enabled(k)]
+    if kinds and warn:
+        warnings.warn(f"train was called inside torch.autocast ({', '.join(f'{k}: {torch.get_autocast_dtype(k)}' for k in kinds)}): the run "
+                      "does not use it; its precision is amp's (--amp, config amp=True: float16 autocast on CUDA; the CPU trains in float32)")
+    with contextlib.ExitStack() as stack:
+        for k in kinds: stack.enter_context(torch.autocast(k, enabled=False))
+        yield
 
 @contextlib.contextmanager
 def _callers_random_state():
