@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
+from . import __version__
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
 from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render, output_format
@@ -39,6 +40,7 @@ class Generation:
     tokenizer: Tokenizer
     seed: int = None  # this sample's own: `generate(..., seed=g.seed)` with the same prompt and settings draws it again, alone (None: greedy)
     source: dict = None  # what `generate` drew it from: the caption ('prompt') and the image file ('image'; an image given as pixels has no name)
+    settings: dict = None  # how `generate` drew it: the model (where it was loaded from; None for one built in this process), temperature, top_k, top_p, max_tokens, rows, crop, rectangular, and the PixelBytes version
 
     @property
     def segments(self) -> list:
@@ -62,10 +64,10 @@ class Generation:
         "The whole sample drawn as a PIL image (see `render`)."
         return render(self, scale=scale, grid=grid).to_pil()
     def to_dict(self) -> dict:
-        "What the sample holds, as JSON data: its seed, what it was drawn from (`source`), its token ids (the `n_prompt` given first), its new segments (texts, and images as rows of palette indices, -1 where a row is short) and the palette."
+        "What the sample holds, as JSON data: its seed, what it was drawn from (`source`) and how (`settings`), its token ids (the `n_prompt` given first), its new segments (texts, and images as rows of palette indices, -1 where a row is short) and the palette."
         segs = [{'text': s.text, 'complete': s.complete} if isinstance(s, TextSegment) else {'image': s.pixels.tolist(), 'complete': s.complete}
                 for s in self.new_segments]
-        return {'seed': self.seed, 'source': self.source, 'n_prompt': self.n_prompt, 'ids': [int(t) for t in self.ids], 'segments': segs,
+        return {'seed': self.seed, 'source': self.source, 'settings': self.settings, 'n_prompt': self.n_prompt, 'ids': [int(t) for t in self.ids], 'segments': segs,
                 'palette': [to_hex(c) for c in self.tokenizer.palette]}
     def _repr_png_(self): return render(self)._repr_png_()
     def __repr__(self):
@@ -245,7 +247,8 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     # greedy drawing draws nothing
     if seed is None and temperature != 0: seed = int(torch.randint(2**31, ()))
     tok = model.tokenizer
-    built, sources, listed, what = _built_prompts(tok, prompt, image, rows, model.config.crop if crop is None else crop, model.config.unscale, model.config.resample)
+    crop = model.config.crop if crop is None else crop
+    built, sources, listed, what = _built_prompts(tok, prompt, image, rows, crop, model.config.unscale, model.config.resample)
     n = len(built)
     firsts = _first_seeds(seed, n, what, temperature, top_k, top_p, num, batch_size)
     # a causal model trains on windows that start afresh: a longer prompt is read whole all the same, past the positions a transformer
@@ -274,7 +277,10 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
         for j, o in zip(mine, drawn): out[j] = o
         before[:] = [before[0] + before[1], 0]
     # each sample its own source: a script that edits one sample's changes no other's
-    gens = Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num] and dict(sources[j // num])) for j, (o, s) in enumerate(zip(out, seeds)))
+    # what a file of the samples must say to draw them again, besides each one's seed and source: a script that reads it needs no notes
+    how = {'model': model.source, 'temperature': float(temperature), 'top_k': None if top_k is None else int(top_k), 'top_p': None if top_p is None else float(top_p),
+           'max_tokens': max_tokens, 'rows': rows, 'crop': bool(crop), 'rectangular': bool(rectangular), 'pixelbytes': __version__}
+    gens = Generations(Generation(o, len(built[j // num][0]), tok, s, sources[j // num] and dict(sources[j // num]), dict(how)) for j, (o, s) in enumerate(zip(out, seeds)))
     # captions of thousands of bytes outrun the default budget: cut at it, they were printed (and scored by evaluate) as if whole
     cut = [g for g in gens if (segs := g.new_segments) and isinstance(segs[-1], TextSegment) and not segs[-1].complete] if max_tokens is None else []
     if cut: warnings.warn(f"{len(cut)} of {counted(len(gens), 'sample')} {'ends' if len(cut) == 1 else 'end'} in a caption cut at "

@@ -171,7 +171,7 @@ class Mamba(nn.Module):
         else: raise ValueError(f"dt_init must be 'random' or 'constant', not {dt_init!r}")
         dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=dt_init_floor)
         with torch.no_grad(): self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))  # S4D-real: A = -(1..N)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.get_default_dtype())).repeat(d_inner, 1))  # S4D-real: A = -(1..N)
         self.A_log._no_weight_decay = True  # read by train: decay would pull every A towards -1, whatever the time scale it learned
         self.D = nn.Parameter(torch.ones(d_inner))
         self.D._no_weight_decay = True

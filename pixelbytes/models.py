@@ -11,7 +11,7 @@ __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LE
            'load_model', 'sample_seeds', 'bidirectional_window', 'evaluating']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, io, json, math, numbers, os, threading, warnings, weakref
+import contextlib, inspect, io, json, math, numbers, os, threading, warnings, weakref
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -694,19 +694,21 @@ def _not_found(where: str, e: Exception, revision=None) -> ModelLoadError:
             if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
     return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{error_line(e)}{hint}")
 
-# what the mixin's from_pretrained takes (some huggingface_hub versions also proxies and resume_download); what it does not take it passes to PixelBytesModel()
-_LOAD_OPTIONS = {'revision', 'cache_dir', 'token', 'local_files_only', 'force_download', 'proxies', 'resume_download', 'map_location', 'strict'}
+def _load_options() -> set:
+    "The options the installed huggingface_hub's `from_pretrained` takes (its versions differ); it passes any other to `PixelBytesModel()`."
+    named = lambda f: {p.name for p in inspect.signature(f).parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return (named(PyTorchModelHubMixin.from_pretrained) | named(PyTorchModelHubMixin._from_pretrained)) - {'pretrained_model_name_or_path', 'model_id'}
 
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
     from safetensors import SafetensorError
     # anything else reached PixelBytesModel(...) and was said as "config.json is invalid: unexpected keyword argument 'torch_dtype'"
-    unknown = sorted(set(kwargs) - _LOAD_OPTIONS)
+    unknown = sorted(set(kwargs) - (options := _load_options()))
     if unknown:
         hint = {'torch_dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
                 'dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
                 'device': "load_model(path, device=...) loads onto a device (or map_location='cpu', or .to(device) after the load)",
-                'device_map': "load_model(path, device=...) loads onto a device"}.get(unknown[0], f"it takes {', '.join(sorted(_LOAD_OPTIONS))}")
+                'device_map': "load_model(path, device=...) loads onto a device"}.get(unknown[0], f"it takes {', '.join(sorted(options))}")
         raise TypeError(f"from_pretrained got an option it does not take: {', '.join(map(repr, unknown))}; {hint}")
     # inside `with torch.device('meta')` the mixin builds the model there, and load_state_dict then copies nothing into it
     if torch.get_default_device().type == 'meta':
@@ -890,18 +892,19 @@ def _seed_list(seed) -> list | None:
     return list(seed) if isinstance(seed, (list, tuple)) else None
 
 def sample_seeds(seed: int, num: int) -> list:
-    "The seeds of the `num` samples that one call seeded with `seed` draws: `seed` itself first, then seeds derived from it, no two of them alike in their low 32 bits."
+    "The seeds of the `num` samples that one call seeded with `seed` draws: `seed` itself first, then seeds derived from it, below 2**32 and no two of them alike in their low 32 bits."
     # derived, not seed + i: calls seeded 0 and 1 would then share all but one of their samples. A sample's stream is torch's
-    # generator seeded with its seed, which reads the seed's low 32 bits only: two of a call's 63-bit seeds alike there drew one
-    # sample twice (one call in a hundred of 10,000 samples). Such a seed is derived again; each depends on the seeds before it
-    # only, so a sample is still the same whatever num
-    derived = lambda *key: int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
+    # generator seeded with its seed, which reads the seed's low 32 bits only: a derived seed holds those alone (the same samples
+    # as 0.2.0's 63-bit ones), so that a spreadsheet, jq or JavaScript, which round whole numbers past 2**53, reads the seed that
+    # draws the sample again. Two of a call's seeds alike there drew one sample twice (one call in a hundred of 10,000 samples):
+    # such a seed is derived again; each depends on the seeds before it only, so a sample is still the same whatever num
+    derived = lambda *key: int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1) & 0xFFFFFFFF
     seeds, low = [seed], {seed & 0xFFFFFFFF}
     for i in range(1, num):
         s, again = derived(seed, i), 0
-        while s & 0xFFFFFFFF in low:
+        while s in low:
             again += 1; s = derived(seed, i, again)
-        seeds.append(s); low.add(s & 0xFFFFFFFF)
+        seeds.append(s); low.add(s)
     return seeds
 
 def _draw(probs, u):
@@ -1023,7 +1026,8 @@ def _draw_batch(self: PixelBytesModel, trackers: list, pending: list, state, u, 
         logits = logits.float().cpu()
         drawing = [not done[i] and not pending[i] for i in live]  # the others' logits go unused
         # NaN logits drew the last token of the vocabulary at every step, +inf ones the same few: samples silently wrong
-        if (bad := next((j for j, d in enumerate(drawing) if d and not torch.isfinite(logits[j]).all()), None)) is not None:
+        finite = torch.isfinite(logits).all(-1)  # one check for the batch: a row at a time cost as much as the step
+        if not finite.all() and (bad := next((j for j, d in enumerate(drawing) if d and not finite[j]), None)) is not None:
             raise ValueError(f"the model gave NaN or infinite logits for sample {rows[live[bad]]} at new token {made[live[bad]] + 1}: {_overflow_hint(self, dev)}")
         if allowed is not None:  # so their masks are not asked for
             masks = [torch.as_tensor(allowed(trackers[i].ids) if callable(allowed) else allowed, dtype=torch.bool) if d else
