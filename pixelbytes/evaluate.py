@@ -558,7 +558,11 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if not named and out is None and model.source and Path(model.source).is_dir():  # loaded from a folder before (train's model): saved there if still the same
         mark = _weights_mark(model.source)
         if _holds(model.source, sha1): model_dir = source = Path(model.source)
-        else: warnings.warn(f"the evaluation is not saved: the model is not the one in {model.source}, where it was loaded from; pass out= to save it")
+        else:
+            # model.half() after the load rounds the weights: the reason, where it is one, or the user looks for a change they never made
+            low = next((p.dtype for p in model.parameters() if p.is_floating_point() and p.dtype.itemsize < 4), None)
+            warnings.warn(f"the evaluation is not saved: the model is not the one in {model.source}, where it was loaded from"
+                          f"{f' (its weights are {low} now, rounded from those saved)' if low else ''}; pass out= to save it")
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
     if built.tokenizer.to_dict() != tok.to_dict():
