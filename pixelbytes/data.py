@@ -401,10 +401,13 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample) -> 
     given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale, 'resample': resample}
     same = lambda k: np.array_equal(load_palette(given[k]), theirs[k]) if k == 'palette' else given[k] == theirs[k]
     said = lambda k: f"{k}={given[k]!r}" if k != 'palette' else f"palette {str(given[k])!r}" if isinstance(given[k], (str, os.PathLike)) else 'palette'  # a file by its name
-    clash = [said(k) for k in given if given[k] is not None and not same(k)]
-    name = public_name(model.source)
-    if clash: raise BuildError(f"like={repr(name) if name else 'model'} reads as the model does ({', '.join(f'{k}={v!r}' for k, v in theirs.items() if k != 'palette')}, its palette); "
-                               f"{', '.join(clash)} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
+    clash = [k for k in given if given[k] is not None and not same(k)]
+    name = public_name(model.source)  # what the report records: no path of this machine's
+    if clash:
+        # the model as the user named it, and only what differs: the command says each as its option
+        named = repr(str(like)) if isinstance(like, (str, os.PathLike)) else repr(name) if name else 'model'
+        raise BuildError(f"like={named} reads images as the model does, {', '.join('its palette' if k == 'palette' else f'{k}={theirs[k]!r}' for k in clash)}; "
+                         f"{', '.join(map(said, clash))} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
     return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], theirs['resample'], name
 
 def _default_out(path) -> Path:

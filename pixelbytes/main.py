@@ -50,6 +50,7 @@ def _build_args(p):
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
     p.add_argument('--private', action='store_true', help='with --push-to-hub: make a new repository private')
     p.add_argument('--quiet', action='store_true', help='no progress bars: only the summary (rows read, written and skipped), warnings and errors')
+    p.switches = (('crop', 'crop', True, False), ('unscale', 'unscale', True, False))  # for `as_options`: `crop=False` is --no-crop
 
 def _run_build(a):
     from pixelbytes.data import build, push_built, format_report
@@ -405,9 +406,13 @@ def parser(tasks=TASKS) -> argparse.ArgumentParser:
 
 def as_options(message: str, q: argparse.ArgumentParser, given=()) -> str:
     "`message` with the Python names of the settings of task parser `q` written as its options: `top_p=0` as `--top-p=0`, `d_model` as `--dim`, a field that a switch sets as the switch, `context 'pxby' -> 'center'` as `--grid -> --no-grid`; the strings `given` (the values the command was given: its paths) are said as they are wherever they are in it."
+    flags = {o for action in q._actions for o in action.option_strings}
     for switch, field, on, off in getattr(q, 'switches', ()):
-        values, said = '|'.join(re.escape(repr(v)) for v in (on, off)), lambda v: f'--{switch}' if v == repr(on) else f'--no-{switch}'
+        # a switch that only turns a default off (build's --no-crop) says the default by its absence
+        on_said = f'--{switch}' if f'--{switch}' in flags else f'without --no-{switch}'
+        values, said = '|'.join(re.escape(repr(v)) for v in (on, off)), lambda v: on_said if v == repr(on) else f'--no-{switch}'
         message = re.sub(rf'(?<![\w-]){field} ({values}) -> ({values})', lambda m: f'{said(m[1])} -> {said(m[2])}', message)
+        message = re.sub(rf'(?<![\w-]){field}=({values})(?![\w-])', lambda m: said(m[1]), message)
     options = {}
     for action in q._actions:
         opt = next((o for o in action.option_strings if o.startswith('--')), None)
@@ -430,10 +435,10 @@ def _given(a: argparse.Namespace) -> list:
     return list(dict.fromkeys(f for v in said for f in (v, os.path.expanduser(v), os.path.abspath(os.path.expanduser(v)))))
 
 def _in_path(message: str, m: re.Match) -> bool:
-    "Whether the match `m` lies in a path or a file name in `message` (`sweep/seed=1`, `'batch_size.png'`): those are said as they are."
+    "Whether the match `m` lies in a path or a file name in `message` (`sweep/seed=1`, `'batch_size.png'`): those are said as they are; a setting whose value is a path (`like='runs/best'`) is a setting."
     start, end = message.rfind(' ', 0, m.start()) + 1, message.find(' ', m.end())
-    word = message[start:None if end < 0 else end]
-    return any(c in word for c in '/\\') or re.search(r'\.[A-Za-z]', word[m.end() - start:]) is not None
+    before, after = message[start:m.start()], message[m.end():None if end < 0 else end]
+    return any(c in before for c in '/\\') or after[:1] in ('/', '\\') or re.search(r'\.[A-Za-z]', after) is not None
 
 def _say_warnings(task: str, q: argparse.ArgumentParser, given=()):
     "A `warnings.showwarning` that says PixelBytes' own warnings in one line, with `q`'s option names (the strings `given` as they are), as the command says its errors; other libraries' as Python does."

@@ -86,7 +86,8 @@ def test_build_like_a_model(tmp_path):
     report = json.loads((tmp_path/'d'/'build_report.json').read_text())
     assert (report['vocab'], report['max_size'], report['like']) == ('v1', 12, f'{tmp_path.name}/m')
     r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'e'), '--like', str(tmp_path/'m'), '--max-size', '20')
-    assert r.returncode == 1 and '--max-size=20 says otherwise: give one or the other' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    # the model as it was given, and each setting as the option that sets it
+    assert r.returncode == 1 and f"--like={str(tmp_path/'m')!r} reads images as the model does, --max-size=12; --max-size=20 says otherwise: give one or the other" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = run(sys.executable, '-m', 'pixelbytes.main', 'build', '--path', 'demo', '--out', str(tmp_path/'e'), '--like', str(tmp_path/'m'), '--max-size', '25')
     assert r.returncode == 1 and '--max-size=25 says otherwise' in r.stderr, r.stderr  # build's default, given: not taken for one left out
 
@@ -111,7 +112,7 @@ def test_resample_is_recorded_and_taken_from_the_model(tmp_path):
     r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'like'), '--test-size', '0', '--like', str(tmp_path/'m'), '--quiet')
     assert r.returncode == 0 and json.loads((tmp_path/'like'/'build_report.json').read_text())['resample'] == 'box', r.stderr
     r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'unlike'), '--like', str(tmp_path/'m'), '--resample', 'nearest')
-    assert r.returncode == 1 and "--resample='box', its palette); --resample='nearest' says otherwise" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 1 and "reads images as the model does, --resample='box'; --resample='nearest' says otherwise" in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_palette_resample(tmp_path):
     r = run('pixelbytes', 'palette', '--path', str(tmp_path), '--resample', 'sharp')
