@@ -511,16 +511,19 @@ def _move_in(tmp: Path, out: Path):
     "Rename the dataset built in `tmp` to `out`, replacing the one there, which is moved aside until the new one is in place."
     # moved, not deleted: where it cannot move (Windows keeps the files of a dataset loaded in this session open), it stays whole
     old = out.parent/(_hidden_name(out, 'old-', 8) + secrets.token_hex(4))
-    if out.exists():
-        try: out.rename(old)
-        except OSError as e:  # a mount point cannot move either
-            raise BuildError(f"cannot replace {str(out)!r}: it cannot be moved aside ({e.strerror}: its files are in use, by a dataset loaded from it, say, "
-                             "or it is a mount point); release it or build into another folder") from None
-    try: tmp.rename(out)
-    except BaseException:
-        if old.exists(): old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        with interrupts_deferred():  # a Ctrl-C between the two renames left no dataset in out (until the next build put the old one back)
+            if out.exists():
+                try: out.rename(old)
+                except OSError as e:  # a mount point cannot move either
+                    raise BuildError(f"cannot replace {str(out)!r}: it cannot be moved aside ({e.strerror}: its files are in use, by a dataset loaded from it, say, "
+                                     "or it is a mount point); release it or build into another folder") from None
+            try: tmp.rename(out)
+            except BaseException:
+                if old.exists(): old.rename(out)
+                raise
+    finally:  # the Ctrl-C held above delivered too: the replaced dataset, as large as the new one, is not left hidden beside it
+        if out.exists(): shutil.rmtree(old, ignore_errors=True)  # only once it is replaced: a failed rename left it the only copy
 
 def _restore_replaced(out: Path):
     "Put back the dataset that a build killed while it replaced `out` had moved aside, where `out` is missing; say so."
@@ -580,10 +583,12 @@ def _datasets_bars(shown: bool):
     "The progress bars of `datasets` and of `huggingface_hub` (its downloads) shown or not in this block, and after it as they were: bars a user turned off stay off."
     import datasets, huggingface_hub.utils as hub
     hidden = [] if shown else [lib for lib in (datasets, hub) if not lib.are_progress_bars_disabled()]
-    for lib in hidden: lib.disable_progress_bars()
-    try: yield
+    try:
+        for lib in hidden: lib.disable_progress_bars()
+        yield
     finally:
-        for lib in hidden: lib.enable_progress_bars()
+        with interrupts_deferred():  # a Ctrl-C between the two left a notebook's Hub downloads without bars for good
+            for lib in hidden: lib.enable_progress_bars()
 
 def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
@@ -657,8 +662,11 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
         made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails
         out.parent.mkdir(parents=True, exist_ok=True)
-        held = _lock_build(out)  # one build at a time into out: two would replace each other's files, each saying it built
+        held = None
         try:
+            # one build at a time into out: two would replace each other's files, each saying it built. Taken with a Ctrl-C held:
+            # one between the lock taken and `held` set kept it, and its file, while a notebook's kernel lives
+            with interrupts_deferred(): held = _lock_build(out)
             # the temporary folders of builds that were killed, their caches as large as the dataset: all of them while out is
             # held (no build is writing one), else those untouched for an hour
             if held is None: clear_stale(out)
@@ -719,7 +727,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                                      "about twice the images' pixels in bytes: free some space, or build into a folder on another disk (--out)") from None
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
-                    _unlock_build(out, held); held = None  # its file too, before the folders made for it go
+                    # its file too, before the folders made for it go; with a Ctrl-C held, or the release below closed the descriptor again
+                    # (an OSError, EBADF, in place of the interrupt; or another thread's file, opened under that number meanwhile)
+                    with interrupts_deferred(): _unlock_build(out, held); held = None
                     if not out.exists():
                         for p in made:  # innermost first: a folder of ours that holds nothing
                             try: p.rmdir()

@@ -187,9 +187,11 @@ def write_files(files: dict):
             if path.is_dir(): raise OSError(f"{path} is a folder, where a file is to be written; move it, or write elsewhere")  # the rename would fail on it
             if path.exists() and not path.is_file(): raise OSError(f"{path} is not a regular file (a device, a pipe or a socket); write to a file")
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
-            with naming_failures(path): fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path))  # a read-only folder fails here
-            os.close(fd)
-            tmps[path] = Path(tmp)
+            # made, closed and listed for the clean-up below with a Ctrl-C held: one in between left the file for good (and its
+            # descriptor open), which a folder of samples then holds, refusing the save run again
+            with interrupts_deferred(), naming_failures(path):
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path))  # a read-only folder fails here
+                os.close(fd); tmps[path] = Path(tmp)
             tmps[path].chmod(new_file_mode())  # mkstemp's file is private: give it the mode any new file gets
             with naming_failures(path): write(tmps[path])
         with interrupts_deferred():  # a Ctrl-C between two renames would leave a new file beside an old one of its pair

@@ -485,7 +485,16 @@ def _escaping_unencodable():
 
 def main(argv=None) -> int:
     "Run the task named in `argv` (default: the command line); returns the exit status."
-    with _escaping_unencodable(): return _main(sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with _escaping_unencodable():
+        try: return _main(argv)
+        except KeyboardInterrupt:
+            # Ctrl-C before `_main` handles it: the train and evaluate options import torch, a second or two after the command
+            # starts, where a Ctrl-C printed thirty lines of torch's import for a stop that the task's own handler says in one
+            if os.environ.get('PIXELBYTES_DEBUG'): raise
+            task = next((a for a in argv if not a.startswith('-')), None)
+            if os.environ.get('RANK', '0') == '0': print(f"pixelbytes{f' {task}' if task else ''}: interrupted", file=sys.stderr)
+            return 128 + signal.SIGINT
 
 def _main(argv: list) -> int:
     # only the named task's options: the train and evaluate options import torch, 1.5 s that `build` or `--help` need not wait for

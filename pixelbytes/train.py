@@ -446,16 +446,19 @@ def _holding(out: Path, hold: bool = True):
     "Hold the folder `out` (made if missing) in this block; a `TrainingError` when a run in another process holds it. The folders made here, if left empty, are removed."
     made = [d for d in (out, *out.parents) if not d.exists()] if hold else []  # deepest first
     fd = None
-    if hold and fcntl is not None and not (out.exists() and not out.is_dir()):  # a file: _prepare says so
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            fd = _flock(out, fcntl.LOCK_EX)
-        except BlockingIOError:
-            raise TrainingError(f"{out} is in use by a training run that is still going (in another process: one that trains there, or one that copies "
-                                "its checkpoints to go on elsewhere, while it copies); wait for it, or train into another folder (--out)") from None
-        except OSError as e:  # a folder that cannot be made (_prepare or the first write says so), or no flock there (NFS)
-            if out.is_dir(): warnings.warn(f"{out} cannot be locked ({e.strerror}): a second run into it would not be refused")
-    try: yield
+    try:
+        if hold and fcntl is not None and not (out.exists() and not out.is_dir()):  # a file: _prepare says so
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                # taken with a Ctrl-C held: one between the lock taken and `fd` set kept the folder locked while a notebook's kernel
+                # lives, every run into it after refused as in use by another process
+                with interrupts_deferred(): fd = _flock(out, fcntl.LOCK_EX)
+            except BlockingIOError:
+                raise TrainingError(f"{out} is in use by a training run that is still going (in another process: one that trains there, or one that copies "
+                                    "its checkpoints to go on elsewhere, while it copies); wait for it, or train into another folder (--out)") from None
+            except OSError as e:  # a folder that cannot be made (_prepare or the first write says so), or no flock there (NFS)
+                if out.is_dir(): warnings.warn(f"{out} cannot be locked ({e.strerror}): a second run into it would not be refused")
+        yield
     finally:
         if fd is not None: os.close(fd)
         for d in made:
@@ -472,16 +475,18 @@ def _source(resume, out: Path) -> Path | None:
 def _reading(src: Path | None, hold: bool = True):
     "Keep runs in other processes from training in the folder `src`, whose run this one reads and copies to go on elsewhere (shared: other readers may); a `TrainingError` when one trains there now. Yields a function that lets go of it before the block's end."
     fd = None
-    if hold and src is not None and fcntl is not None:
-        try: fd = _flock(src, fcntl.LOCK_SH)
-        except BlockingIOError:
-            raise TrainingError(f"{src} is in use by a training run that is still going (in another process), whose checkpoints change as they are read: "
-                                "wait for it to end (or stop it), then continue its run") from None
-        except OSError: pass  # no flock there (NFS), or a folder that cannot be read (the load says so)
     def release():
         nonlocal fd
         if fd is not None: os.close(fd); fd = None
-    try: yield release
+    try:
+        if hold and src is not None and fcntl is not None:
+            try:
+                with interrupts_deferred(): fd = _flock(src, fcntl.LOCK_SH)  # as `_holding` takes its lock: a Ctrl-C held till `fd` is set
+            except BlockingIOError:
+                raise TrainingError(f"{src} is in use by a training run that is still going (in another process), whose checkpoints change as they are read: "
+                                    "wait for it to end (or stop it), then continue its run") from None
+            except OSError: pass  # no flock there (NFS), or a folder that cannot be read (the load says so)
+        yield release
     finally: release()
 
 # %% ../nbs/08_train.ipynb #00682eeb
@@ -807,10 +812,12 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     # _prepare refused resume with overwrite: a resumed run is never cleaned out; what a run killed in its first save left is replaced
     aside = _clean_out(out, overwrite or (not saved and (out/FIRST_SAVE).exists())) if rank == 0 else None
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
-    read()  # the run in src is read: another may go on there
-    bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)  # here: the try below closes it, whatever ends the run
+    bar = None
     try:
         try:
+            # in the try: a Ctrl-C as a notebook's bar was made left the run replaced aside, out empty, until the next run put it back
+            read()  # the run in src is read: another may go on there
+            bar = _progress_bar(cfg, st, total, disable=not progress or rank != 0)  # here: the finally below closes it, whatever ends the run
             with interrupts_polled() as interrupts:
                 while st['epoch'] < cfg.epochs and not stop:
                     wins = batches = None  # the last epoch's windows go before this one's are made
@@ -862,7 +869,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                             raise KeyboardInterrupt  # a signal this process does not handle (launch's workers handle Ctrl-C alone)
                         if end_of_epoch: break
         finally:
-            bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
+            if bar is not None: bar.close()  # whatever ended the run: a bar left open would show as running, and the next one would be drawn below it
             _settle(out, aside, kept=False)  # ended before its first checkpoint: the run it replaced is back
     except KeyboardInterrupt:  # around the clean-up too: with several processes, one's Ctrl-C can land there, while the error of a peer that stopped first unwinds
         if rank == 0:
