@@ -694,16 +694,16 @@ def _not_found(where: str, e: Exception, revision=None) -> ModelLoadError:
             if type(e).__name__ in ('RepositoryNotFoundError', 'GatedRepoError') else '')
     return ModelLoadError(f"cannot load model {where}{'@' + revision if revision else ''}: {tried}{error_line(e)}{hint}")
 
-def _load_options() -> set:
-    "The options the installed huggingface_hub's `from_pretrained` takes (its versions differ); it passes any other to `PixelBytesModel()`."
+def _load_options(cls) -> set:
+    "The options `from_pretrained` takes: the installed huggingface_hub's (its versions differ), and what it passes on to `cls()` (`config=`, a config to build the model with)."
     named = lambda f: {p.name for p in inspect.signature(f).parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return (named(PyTorchModelHubMixin.from_pretrained) | named(PyTorchModelHubMixin._from_pretrained)) - {'pretrained_model_name_or_path', 'model_id'}
+    return (named(PyTorchModelHubMixin.from_pretrained) | named(PyTorchModelHubMixin._from_pretrained) | named(cls.__init__)) - {'self', 'pretrained_model_name_or_path', 'model_id'}
 
 def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     "Load a model saved with `save_pretrained`, from a folder or a Hub id; strict: every weight must match, and a config far larger than its weights is refused before the model is built."
     from safetensors import SafetensorError
     # anything else reached PixelBytesModel(...) and was said as "config.json is invalid: unexpected keyword argument 'torch_dtype'"
-    unknown = sorted(set(kwargs) - (options := _load_options()))
+    unknown = sorted(set(kwargs) - (options := _load_options(cls)))
     if unknown:
         hint = {'torch_dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
                 'dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
