@@ -20,7 +20,7 @@ from .tokenizer import ImageSegment, LF
 from .data import load_built, Built, _images_read
 from .windows import Windows
 from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
-from .metrics import summarize, MODALITIES
+from .metrics import summarize, MODALITIES, _nan_as_none
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
 from .generate import generate, allowed_tokens, _CUT_ADVICE
 from .models import PixelBytesModel, sample_seeds
@@ -126,12 +126,6 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
     return _chrf_of(_char_ngrams(hypothesis, max_n), _char_ngrams(reference, max_n), beta)
 
 # %% ../nbs/11_evaluate.ipynb #a8cf2f34
-_FLOATS = ('value', 'low', 'high')  # a row's numbers that may be NaN: null in the JSON
-
-def _json_rows(rows) -> list:
-    "`rows` as `evaluation.json` holds them: NaN, which strict JSON has not, as null."
-    return [{k: None if k in _FLOATS and math.isnan(v) else v for k, v in r.items()} for r in rows]
-
 @dataclass
 class Evaluation:
     "Rows of (metric, modality, value, n, low, high): printable, and saved as CSV and JSON (with the `settings` that made them and the per-item sums behind the intervals)."
@@ -240,10 +234,11 @@ class Evaluation:
         "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings, the rows and the per-item sums) into `folder`; `evaluation-train.*` for the train split's."
         folder, name = Path(folder), self.name
         folder.mkdir(parents=True, exist_ok=True)
+        rows = _nan_as_none(self.rows)  # NaN as an empty cell, and as null in the JSON
         def write_csv(path):
             with open(path, 'w', newline='') as f:
-                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(_json_rows(self.rows))  # NaN as an empty cell, as the JSON's null: 'nan' is text to a spreadsheet
-        saved = {'settings': self.settings, 'rows': _json_rows(self.rows)} | ({'per_item': self.per_item} if self.per_item else {})
+                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(rows)
+        saved = {'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
         files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(text)}

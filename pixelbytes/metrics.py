@@ -113,17 +113,18 @@ def _not_updated(path: Path, e: OSError):
     "Warn that the view `path` could not be written, for `e`."
     warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
 
-def _csv_cells(rows) -> list:
-    "`rows` as CSV cells: a figure that is NaN (no validation split, a modality with no tokens) as an empty cell, as a column an evaluation lacks is."
-    # 'nan' is text to a spreadsheet, R and jq's CSV tools, where an empty cell is a missing number to all of them (and to pandas and `read_metrics`)
-    return [{k: '' if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+def _nan_as_none(rows) -> list:
+    "`rows` with a figure that is NaN (no validation split, a modality with no tokens, no interval) as None: an empty cell in a CSV, null in JSON."
+    # 'nan' is text to a spreadsheet, R and jq's CSV tools, where an empty cell is a missing number to all of them (and to pandas and
+    # `read_metrics`); strict JSON has no NaN at all
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
 
 def _csv_write(path: Path, history: list) -> list | None:
     "Write `metrics.csv` at `path` whole from `history`; its columns, or None where it could not be replaced."
     keys = list(dict.fromkeys(k for h in history for k in h))
     def csv_write(tmp):
         with open(tmp, 'w', newline='') as f:
-            w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(_csv_cells(history))
+            w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(_nan_as_none(history))
     return keys if _write_view(path, csv_write) else None
 
 def write_metrics(history: list, out, plot: bool = True):
@@ -152,7 +153,7 @@ class _MetricsFile:
         # appended only to the file as this run left it: its first write, or a file replaced, edited or not updated since, is written whole
         if self.left is not None and self.left == self._stamp() and all(k in self.keys for r in new for k in r):
             try:
-                with self.path.open('a', newline='') as f: csv.DictWriter(f, self.keys).writerows(_csv_cells(new))
+                with self.path.open('a', newline='') as f: csv.DictWriter(f, self.keys).writerows(_nan_as_none(new))
             except PermissionError as e:
                 _not_updated(self.path, e); self.left = None; return
         else:

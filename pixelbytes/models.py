@@ -705,8 +705,8 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     # anything else reached PixelBytesModel(...) and was said as "config.json is invalid: unexpected keyword argument 'torch_dtype'"
     unknown = sorted(set(kwargs) - (options := _load_options(cls)))
     if unknown:
-        hint = {'torch_dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
-                'dtype': "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype",
+        as_float32 = "the weights load as float32: .to(torch.float16) or .half() after the load gives another dtype"
+        hint = {'torch_dtype': as_float32, 'dtype': as_float32,
                 'device': "load_model(path, device=...) loads onto a device (or map_location='cpu', or .to(device) after the load)",
                 'device_map': "load_model(path, device=...) loads onto a device"}.get(unknown[0], f"it takes {', '.join(sorted(options))}")
         raise TypeError(f"from_pretrained got an option it does not take: {', '.join(map(repr, unknown))}; {hint}")
