@@ -58,6 +58,7 @@ def _run_build(a):
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
                    image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None, resample=a.resample,
                    max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet)
+    a.done = f"after the build: {report['out']} holds the dataset"  # a stop as the report is said, or the upload goes
     if a.quiet: print(format_report(report, report['out']))  # what a build skipped is said, bars or not
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")
 
@@ -154,6 +155,7 @@ def _run_train(a):
         e.every_process = True  # the options are the same in every process
         raise
     model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet, stop_after=a.stop_after, init=a.init)
+    a.done = f"after the run was saved in {a.out}"  # a stop as it is summed up below
     if _dist()[0] == 0:
         print(model.summary())
         if all(math.isnan(h['val_loss']) for h in history):  # no validation items
@@ -201,6 +203,7 @@ def _run_evaluate(a):
                              f"{other.settings.get('data')}) than the {a.split} split of {shell_option('--data', a.data)}: compare evaluations of the same split of the same data")
     ev = evaluate(a.model, data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, resamples=a.resamples,
                   out=a.out, split=a.split, progress=not a.quiet, device=a.device)
+    if ev.saved and ev.save_error is None: a.done = f"after the save: {ev.saved/ev.name}.csv and {ev.name}.json hold the scores"  # a stop as they are shown
     print(ev)
     # said after the table too: the warning before the scores scrolls away
     if ev.save_error is None: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
@@ -254,6 +257,17 @@ def _caption_lines(path: str) -> list:
     if not lines: raise ValueError(f"{name} holds no captions: write one a line")
     return lines
 
+def _file_id(path) -> tuple | None:
+    "What tells file `path` from another renamed into its place: its device and inode; None where there is none."
+    try: st = os.stat(path)
+    except OSError: return None
+    return st.st_dev, st.st_ino
+
+def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
+    "What a stop after the samples `gens` were saved in `out` says: they are all there (so that --append is not run again)."
+    return (f"after the save: {out} holds all {len(gens)} {'sample' if len(gens) == 1 else 'samples'}" + (f" (seed {gens[0].seed})" if drawn else '')
+            + ("; the same command again would add them a second time" if append else ''))
+
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
@@ -305,10 +319,15 @@ def _run_generate(a):
     gens = generate(model, prompt=one(captions), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
+    written = os.path.join(out, 'metadata.csv') if folder else out  # what the save replaces, the last of its files
+    was = _file_id(written)
     try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text or 'right', columns=a.columns, transparent=a.transparent, append=a.append)
-    except Exception:  # a full disk, a folder filled meanwhile, no sample with an image: the samples are lost, not the way to draw them again
-        if drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
+    except (Exception, KeyboardInterrupt) as e:  # a full disk, a folder filled meanwhile, no sample with an image, a stop: the samples are lost, not the way to draw them again
+        # a stop held to the end of the save's renames comes after them: the samples are all saved, and --append again would add them twice
+        if isinstance(e, KeyboardInterrupt) and _file_id(written) != was: a.done = _samples_saved(gens, out, drawn, a.append)
+        elif drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
         raise
+    a.done = _samples_saved(gens, out, drawn, a.append)  # a stop as they are listed below
     several = len(gens) > a.num  # several captions or images: each line names its own, a caption quoted, a file by its path
     for i, g in enumerate(gens):
         shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
@@ -522,7 +541,8 @@ def _main(argv: list) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         terminated = isinstance(e, Terminated)
-        if first: print(f"pixelbytes {args.task}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        # `done`: what the task had saved, where a stop comes after it (the task sets it as it saves)
+        if first: print(f"pixelbytes {args.task}: {'terminated' if terminated else 'interrupted'}{' ' + args.done if getattr(args, 'done', None) else ''}", file=sys.stderr)
         return 128 + (e.signum if terminated else signal.SIGINT)
     return 0
 

@@ -761,8 +761,14 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     def run_eval(train_sums):
         "Evaluate and record the row in `st`; the row, and whether it is the best yet. Every process calls it."
         watch.check(every_process=True)  # before anything is saved: keep the last good checkpoint
+        nonlocal validating
         if not all(torch.isfinite(p).all() for p in model.parameters()): raise _diverged("the weights became NaN or infinite", st['step'], out)
-        scores = _scores(model, _Subset(val, val_shard), tok, train_sums)
+        # a stop that comes now is taken at once, not after minutes of a large validation split: the evaluation is dropped
+        # whole, never saved half done, and the last checkpoint stays. Not with several processes, for the previews' reason below
+        validating, interrupts.at_once = True, world == 1
+        try: scores = _scores(model, _Subset(val, val_shard), tok, train_sums)
+        finally: interrupts.at_once = False
+        validating = False
         row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
                'minutes': round((time.time() - start) / 60, 2), **scores}
         return row, _record(st, row, len(val) > 0)
@@ -806,7 +812,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     kind_of, sums = _kind_table(tok, device), torch.zeros(3 * (1 + len(MODALITIES)), dtype=torch.float64, device=device)
     if saved and rank == 0 and saved.get('train_sums'): sums += torch.tensor(saved['train_sums'], dtype=torch.float64, device=device)  # a pause's, all processes' in one
     pause_line = stop_after and f"this call's {counted(stop_after, 'minute', fmt='g')} (stop_after) {'is' if stop_after == 1 else 'are'} up; the run goes on with resume=True (--resume)"
-    stop, ended, over, last_plot, last_look = False, None, None, 0.0, time.time()
+    stop, ended, over, last_plot, last_look, validating = False, None, None, 0.0, time.time(), False
     metrics, encoded = _MetricsFile(out), []
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
     # _prepare refused resume with overwrite: a resumed run is never cleaned out; what a run killed in its first save left is replaced
@@ -875,7 +881,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         if rank == 0:
             kept = (f"{out} holds the checkpoints of step {kept_step}" + (f", where the run ended ({over})" if over and kept_step == st['step'] else ", continue with resume=True (--resume)")
                     if kept_step is not None and aside is None else "no checkpoint to resume from was saved yet (the first evaluation saves one)" + ("; the run it was to replace is kept" if aside else ''))
-            print(f"\ninterrupted at step {st['step']}: {kept}", file=sys.stderr)
+            print(f"\ninterrupted at step {st['step']}{', in its validation, which is not saved' if validating else ''}: {kept}", file=sys.stderr)
         raise
     except OSError as e:  # a checkpoint that could not be written (a full disk): said with what the run kept, as an interrupt is
         if rank != 0: raise
@@ -884,10 +890,14 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                 "no checkpoint to resume from was saved" + ("; the run it was to replace is kept" if aside else
                 f"; {out/'best'} holds this run's best model so far, and a new run there needs overwrite=True (--overwrite)" if (out/'best').is_dir() else ''))
         raise TrainingError(f"{e}; {kept}") from e
-    if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
-    if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
-    if world > 1: dist.barrier()
-    return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
+    try:
+        if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
+        if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
+        if world > 1: dist.barrier()
+        return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
+    except KeyboardInterrupt:  # a stop after the last save: said, lest the run be taken for one cut short
+        if rank == 0: print(f"\ninterrupted after the run was saved: {out} holds the checkpoints of step {st['step']} ({ended})", file=sys.stderr)
+        raise
 
 # %% ../nbs/08_train.ipynb #865b34cc
 class _Subset:

@@ -321,3 +321,32 @@ def test_an_image_is_read_with_the_models_resample(trained, tmp_path):
     model = PixelBytesModel.from_pretrained(tmp_path/'boxed')
     assert model.config.resample == 'box' and prompts['box'] != prompts['nearest']
     assert prompts['box'] == build_prompt(model.tokenizer, image=tmp_path/'grain.png', crop=model.config.crop, resample='box')[0]
+
+STOPPED_IN = """
+import signal, sys
+import pixelbytes.files as f, pixelbytes.generate as g, pixelbytes.main as m
+where = sys.argv[1]
+real = getattr(f if where == '_replace' else g, where)
+def ctrl_c(*args, **kw):
+    signal.raise_signal(signal.SIGINT)  # in a save's renames, held to their end; in the drawing of a sprite, taken at once
+    return real(*args, **kw)
+setattr(f if where == '_replace' else g, where, ctrl_c)
+m.main(sys.argv[2:])
+"""
+
+@pytest.mark.skipif(sys.platform == 'win32', reason='raise_signal(SIGINT) on Windows')
+def test_a_stop_says_whether_the_samples_were_saved(trained, tmp_path):
+    "A Ctrl-C as the samples are saved: after their renames, all are in --out, and so said (--append again would add them twice); before, none, and the drawn seed is said."
+    def stopped(where, *args):
+        return subprocess.run([sys.executable, '-c', STOPPED_IN, where, 'generate', '--model', trained/'m'/'best', '--num', '2', '--quiet', *map(str, args)],
+                              capture_output=True, text=True, env=ENV, timeout=600)
+    folder = f"{tmp_path/'s'}/"  # a Path drops the '/' that makes --out a folder of sprites
+    assert cli('generate', '--model', trained/'m'/'best', '--num', '2', '--seed', '1', '--out', folder).returncode == 0
+    r = stopped('_replace', '--seed', '2', '--out', folder, '--append')
+    assert f"pixelbytes generate: interrupted after the save: {tmp_path/'s'}/ holds all 2 samples; the same command again would add them a second time" in r.stderr, r.stderr
+    assert len((tmp_path/'s'/'metadata.csv').read_text().splitlines()) == 5  # the header, and both saves' rows
+    r = stopped('_sprite', '--out', folder, '--append')  # no --seed: one is drawn
+    assert re.search(r'the samples were drawn with seed (\d+): --seed \1 draws them again\npixelbytes generate: interrupted\n$', r.stderr), r.stderr
+    assert len((tmp_path/'s'/'metadata.csv').read_text().splitlines()) == 5  # none added
+    r = stopped('_replace', '--out', tmp_path/'one.png')
+    assert re.search(rf"interrupted after the save: {re.escape(str(tmp_path/'one.png'))} holds all 2 samples \(seed \d+\)\n$", r.stderr), r.stderr
