@@ -718,8 +718,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
                     for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
                     (tmp/'dataset').rmdir()
-                    (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
-                    (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
+                    # a text file ends its last line: `cat`, `wc -l` and diffs count on it
+                    (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1) + '\n')
+                    (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1) + '\n')
                     _move_in(tmp, out)
                 except OSError as e:
                     if not (full := disk_full(e)): raise
