@@ -14,6 +14,7 @@ try: import fcntl
 except ImportError: fcntl = None  # Windows
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PureWindowsPath
 import numpy as np
 from . import __version__
@@ -713,13 +714,14 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
                               'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'animated': animated, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
-                              'seconds': round(time.time() - start, 2)}
+                              'seconds': round(time.time() - start, 2), 'date': datetime.now().astimezone().isoformat(timespec='seconds')}  # when: two builds of one source told apart
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
                     for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
                     (tmp/'dataset').rmdir()
-                    (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1))
-                    (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1))
+                    # a text file ends its last line: `cat`, `wc -l` and diffs count on it
+                    (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1) + '\n')
+                    (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1) + '\n')
                     _move_in(tmp, out)
                 except OSError as e:
                     if not (full := disk_full(e)): raise

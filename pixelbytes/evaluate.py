@@ -134,6 +134,17 @@ class Evaluation:
     settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
     per_item: dict = None  # {modality: {'tokens': [...], 'nll': [...], 'correct': [...]}}, one sum per test item: what `compare` resamples
     save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk, another's evaluation saved there as it scored, the model there saved again): the command line exits with an error after the scores
+    item_rows: list = None  # the dataset's `row` of each item scored, in the order of the per-item lists (the drawings: the first `num`); None in a file saved before them
+
+    def per_item_records(self) -> list:
+        "One dict per item and modality, `{'item', 'row', 'modality', 'tokens', 'nll', 'correct', 'bits', 'accuracy'}`: the per-item sums (`nll` in nats, summed over the item's tokens) with their bits per token and accuracy (NaN where the item has none of the modality's tokens); `pandas.DataFrame` of it joins the dataset's rows on `row` (None where the file predates `item_rows`)."
+        if not self.per_item: return []
+        n = len(self.per_item['all']['tokens'])
+        rows = self.item_rows if self.item_rows is not None else [None] * n
+        ratio = lambda a, b: a / b if b else math.nan
+        return [{'item': i, 'row': rows[i], 'modality': mod, 'tokens': s['tokens'][i], 'nll': s['nll'][i], 'correct': s['correct'][i],
+                 'bits': ratio(s['nll'][i], s['tokens'][i] * math.log(2)), 'accuracy': ratio(s['correct'][i], s['tokens'][i])}
+                for mod, s in self.per_item.items() for i in range(n)]
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
@@ -202,10 +213,12 @@ class Evaluation:
         try:
             d = json.loads(path.read_text())
             rows = [{**r, 'value': number(r['value']), 'low': number(r.get('low')), 'high': number(r.get('high'))} for r in d['rows']]
-            per_item = d.get('per_item')
+            per_item, item_rows = d.get('per_item'), d.get('item_rows')
             if per_item is not None and len({len(v) for sums in per_item.values() for v in sums.values()}) != 1:
                 raise ValueError("its per-item sums are not one per item")
-            ev = cls(rows=rows, saved=folder, settings=dict(d['settings']), per_item=per_item)
+            if item_rows is not None and (not isinstance(item_rows, list) or (per_item and len(item_rows) != len(per_item['all']['tokens']))):
+                raise ValueError("its item_rows are not a list of one row per item")
+            ev = cls(rows=rows, saved=folder, settings=dict(d['settings']), per_item=per_item, item_rows=item_rows)
         except (ValueError, KeyError, TypeError, AttributeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
         # best/ saved again by a run that went on (resume='auto' in a sweep) keeps the scores of the weights before
         weights = folder/'model.safetensors'
@@ -238,10 +251,11 @@ class Evaluation:
         def write_csv(path):
             with open(path, 'w', newline='') as f:
                 w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(rows)
-        saved = {'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
+        saved = ({'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
+                 | ({'item_rows': self.item_rows} if self.item_rows is not None else {}))
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
-        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(text)}
+        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
         write_files(files)  # both written before either is renamed: a failed write leaves the pair as it was (and a link there is replaced, not written through)
         return folder
@@ -606,6 +620,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
+    # which items the per-item lists follow, to join them to the dataset's rows (a dataset built without a `row` column names none)
+    ev.item_rows = [int(r) for r in test['row']] if 'row' in test.column_names else None
     before = None if folder is None else _added_to(ev, folder, metrics, out=bool(out))  # now, not after minutes of scoring
     captioned = functools.cache(lambda: _caption_images(model, items, temperature, seed))  # captions and demo score the same captions: written once
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)

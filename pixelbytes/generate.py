@@ -450,7 +450,7 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
         data = [g.to_dict() for g in gens]
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)  # as a picture's folder is made
-        write_files({path: lambda tmp: tmp.write_text(json.dumps(data), encoding='utf-8')})
+        write_files({path: lambda tmp: tmp.write_text(json.dumps(data) + '\n', encoding='utf-8')})  # its last line ended, as a text file's
         return data
     _picture_format(path, format)  # before the drawing
     r = render(gens, scale=scale, grid=grid, text=text, columns=columns)
