@@ -327,3 +327,12 @@ def test_an_image_is_read_with_the_models_resample(trained, tmp_path):
     model = PixelBytesModel.from_pretrained(tmp_path/'boxed')
     assert model.config.resample == 'box' and prompts['box'] != prompts['nearest']
     assert prompts['box'] == build_prompt(model.tokenizer, image=tmp_path/'grain.png', crop=model.config.crop, resample='box')[0]
+
+def test_an_image_over_the_pixel_limit(trained, tmp_path):
+    "generate has no --max-pixels: its remedy is a smaller file, and the file scaled down is read."
+    big = Image.new('RGB', (4100, 4100), 'white'); big.paste((248, 56, 0), (0, 0, 2050, 2050)); big.save(tmp_path/'big.png')
+    r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'big.png', '--out', tmp_path/'g.png')
+    assert r.returncode == 1 and 'pixels is over the limit of 16,777,216 (scale the file down first)' in r.stderr and 'max' not in r.stderr, r.stderr
+    big.resize((410, 410), Image.Resampling.NEAREST).save(tmp_path/'big.png')
+    r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'big.png', '--max-tokens', '5', '--out', tmp_path/'g.png')
+    assert r.returncode == 0 and (tmp_path/'g.png').exists(), r.stderr
