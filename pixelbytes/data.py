@@ -657,8 +657,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         if out.is_symlink(): raise BuildError(f"output {str(out)!r} is a link (to {os.path.realpath(out)}); build into the folder it points to (--out)")
         _restore_replaced(out)
         made_empty = out.is_dir() and not any(out.iterdir())  # a folder made for it beforehand (mkdir -p, a job's output volume): nothing to replace
+        _check_out(out, path)  # first: a folder that overwrite would refuse is not one to tell to pass it
         if out.exists() and not overwrite and not made_empty: raise BuildError(f"output folder {str(out)!r} exists; choose another out (--out) or pass overwrite=True (--overwrite)")
-        _check_out(out, path)
         try: check_writable(out.parent)  # the dataset is written beside out, then renamed into place
         except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
         made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails

@@ -413,12 +413,14 @@ def _picture_format(path, format=None) -> str:
     try: return output_format(path, format)
     except ValueError as e:
         if not str(e).startswith('unknown image format'): raise
-        raise ValueError(f"{e}; or .json (format='json') for what the samples hold, or a folder of PNG files, a name that ends in / (format='folder')") from None
+        # as `output_format` mends it: by the format given, else by the name's extension (a format that disagrees with it is refused)
+        other = "or format='json' for what the samples hold, or format='folder' for a folder of PNG files" if format else "or .json for what the samples hold, or a name that ends in / for a folder of PNG files"
+        raise ValueError(f"{e}; {other}") from None
 
 def _is_json(path, format=None) -> bool:
     "Whether `save_generations` writes `path` as JSON data (`format`, or else its extension), not as a picture."
     if format is not None and str(format).lower() == 'json':
-        if Path(path).suffix and Path(path).suffix.lower() != '.json': raise ValueError(f"format 'json' does not match the extension of {str(path)!r}; name the file .json")
+        if Path(path).suffix and Path(path).suffix.lower() != '.json': raise ValueError(f"format='json' does not match the extension of {str(path)!r}; name the file .json")
         return True
     return format is None and Path(path).suffix.lower() == '.json'
 

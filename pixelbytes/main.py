@@ -273,11 +273,11 @@ def _run_generate(a):
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
     from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import TextSegment, printable
-    from pixelbytes.pixelize import open_image
+    from pixelbytes.pixelize import _open, MAX_PIXELS, _SCALE_DOWN
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
-        open_image(f, name=f"--image {f!r}")  # a file that is no image (the metadata.csv of a glob's sprites/*) is refused now, not after the model loads
+        _open(f, MAX_PIXELS, f"--image {f!r}", _SCALE_DOWN)  # a file that is no image (the metadata.csv of a glob's sprites/*) is refused now, not after the model loads; generate has no --max-pixels
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
     read = _caption_lines(a.prompts) if a.prompts is not None else []
     # a bad setting is refused now, by its option, not after the model is loaded and the samples drawn

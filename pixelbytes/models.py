@@ -882,8 +882,8 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p, num, seed=None, b
     for ok, msg in ((num >= 1, f"num={num}: draw at least 1 sample"), (batch_size is not None and batch_size >= 1, f"batch_size={batch_size}: draw at least 1 sample at a time"),
                     (max_new_tokens >= 0, f"max_new_tokens={max_new_tokens} must be 0 or more"),
                     (0 <= temperature < math.inf, f"temperature={temperature} must be 0 (greedy) or more, and finite"),
-                    (top_k is None or top_k >= 1, f"top_k={top_k} must be 1 or more (None: no top-k filtering)"),
-                    (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1] (None: no nucleus filtering)")):
+                    (top_k is None or top_k >= 1, f"top_k={top_k} must be 1 or more, or left out (no top-k filtering)"),
+                    (top_p is None or 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1], or left out (no nucleus filtering)")):
         if not ok: raise ValueError(msg)
 
 def _seed_list(seed) -> list | None:

@@ -101,6 +101,7 @@ class ImageError(ValueError):
     "An image that cannot be used: unreadable, truncated, too large, or without content. The message names the input."
 
 MAX_PIXELS = 4096 * 4096
+_SCALE_DOWN = 'scale the file down first'  # how past MAX_PIXELS where it is PixelBytes' own limit, not the caller's max_pixels
 MAX_FILE_BYTES = 256 * 2**20  # a file larger than this is refused before it is read: no picture a sprite is made from is that large
 ORIENTATION = 0x0112  # the EXIF tag of how a stored image is to be turned
 EXTERNAL_FORMATS = {'EPS'}  # formats that PIL decodes by running another program (Ghostscript): not for files from strangers
@@ -134,14 +135,14 @@ def _read(src, name):
         return data, name
     raise TypeError(f"open_image: expected a path, bytes, a binary file or a PIL image, got {type(src).__name__}")
 
-def _check_size(size, max_pixels, name):
-    "`ImageError` if `size` is empty or over `max_pixels`."
+def _check_size(size, max_pixels, name, allow='raise max_pixels to allow it'):
+    "`ImageError` if `size` is empty or over `max_pixels`; `allow` says how to get past the limit where the caller set it."
     w, h = size
     if w == 0 or h == 0: raise ImageError(f"{name}: has zero size ({w}x{h})")
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} (raise max_pixels to allow it)")
+        raise ImageError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} ({allow})")
 
-def _open(src, max_pixels, name):
+def _open(src, max_pixels, name, allow='raise max_pixels to allow it'):
     "`open_image`, also returning the name used in messages."
     if isinstance(src, Image.Image): im, name = src, name or getattr(src, 'filename', '') or '<image>'
     else:
@@ -157,7 +158,7 @@ def _open(src, max_pixels, name):
                 raise ImageError(f"{name}: a Git LFS pointer, not the image: its repository was cloned without its LFS files (git lfs pull fetches them)") from None
             raise ImageError(f"{name}: not an image (or not a format PIL can read)") from None
         if im.format in EXTERNAL_FORMATS: raise ImageError(f"{name}: an {im.format} file, which is decoded by running another program; convert it to PNG")
-    _check_size(im.size, max_pixels, name)  # from the header: nothing decoded yet
+    _check_size(im.size, max_pixels, name, allow)  # from the header: nothing decoded yet
     try: im.load()
     except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{name}: truncated or corrupt image data ({e})") from None
     if not isinstance(src, Image.Image) and getattr(im, 'n_frames', 1) == 1 and im.getexif().get(ORIENTATION, 1) != 1:
@@ -323,13 +324,13 @@ def _one_per_block(a: np.ndarray, k: int, start, cut=(False,) * 4) -> np.ndarray
     return np.median(blocks, axis=(1, 3)).round().astype(a.dtype) if a.dtype != bool else blocks.mean(axis=(1, 3)) >= 0.5
 
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
-def _frames(im: Image.Image, name: str, frames: str, max_pixels):
+def _frames(im: Image.Image, name: str, frames: str, max_pixels, allow=_SCALE_DOWN):
     "Yield `(name, rgb)` for the wanted frames of `im`: its name in messages, and its RGB on white (`im` is at that frame)."
     for i in range(getattr(im, 'n_frames', 1) if frames == 'all' else 1):
         where = f"{name} frame {i}" if frames == 'all' else name
         try:
             im.seek(i)
-            if i: _check_size(im.size, max_pixels, where)  # each page of a TIFF has its own size: checked before it is decoded (the first, on opening)
+            if i: _check_size(im.size, max_pixels, where, allow)  # each page of a TIFF has its own size: checked before it is decoded (the first, on opening)
             im.load()
         except ImageError: raise
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
@@ -361,7 +362,7 @@ def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale
     resample = _resampling(resample)
     # A PIL image was opened by the caller, who chose its pixel limit; anything else is opened here, with ours.
     limit = None if isinstance(image, Image.Image) else MAX_PIXELS
-    im, name = _open(image, limit, name)
+    im, name = _open(image, limit, name, _SCALE_DOWN)  # no max_pixels to raise here: pixelize, generate and palette_from_images take none
     n_frames = getattr(im, 'n_frames', 1)  # from the file's header or a scan of its blocks, the other frames not decoded
     read = lambda: ((where, *_content(rgb, im, where, crop)) for where, rgb in _frames(im, name, frames, limit))
     shared = None

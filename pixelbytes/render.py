@@ -316,10 +316,10 @@ def output_format(path, format: str | None = None) -> str:
     "'PNG', 'JPEG' or 'SVG': `format`, or else the extension of `path` (none: PNG); a `ValueError` when they are unknown or disagree."
     path = Path(path)
     kind = _FORMATS.get((format or path.suffix or 'png').lower().lstrip('.'))
-    if kind is None:
-        raise ValueError(f"unknown image format {format or path.suffix!r} for {str(path)!r}; choose png, jpg, jpeg or svg (by extension or format=)")
-    if format and path.suffix and _FORMATS.get(path.suffix.lower().lstrip('.')) != kind:  # an SVG named .png opens nowhere
-        raise ValueError(f"format {format!r} does not match the extension of {str(path)!r}; name the file .{format.lower()} or leave format out")
+    if kind is None:  # a format given to a file of another extension is refused below: an unknown extension is mended by renaming
+        raise ValueError(f"unknown image format {format or path.suffix!r} for {str(path)!r}; " + ("give format='png', 'jpg' or 'svg'" if format else "name the file .png, .jpg or .svg"))
+    if format and path.suffix and (theirs := _FORMATS.get(path.suffix.lower().lstrip('.'))) != kind:  # an SVG named .png opens nowhere
+        raise ValueError(f"format={format!r} does not match the extension of {str(path)!r}; name the file .{format.lower()}" + (f", or leave out format={format!r}" if theirs else ''))
     return kind
 
 def _save(self: Rendering, path, format: str | None = None) -> Path:

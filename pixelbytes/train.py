@@ -261,6 +261,15 @@ def _warn_unused(given: set, cfg: PixelBytesConfig):
         warnings.warn(f"patience={cfg.patience} stops a run whose validation loss no longer falls, and val_fraction=0 leaves no validation items: the run goes on to its last epoch"
                       + (" or its max_minutes" if cfg.max_minutes else ''))
 
+def _nothing_to_resume(src: Path, out: Path) -> str | None:
+    "Why `src`, the folder `resume` names, holds no run to go on with, and what to give instead: the run that saved a model folder, or a new run; None where that is not known (`load_state` says what is missing)."
+    if (src/STATE_FILE).exists(): return None
+    run = src.parent
+    if (src/'config.json').exists() and (run/STATE_FILE).exists():  # best/ or last/ of a run: the run is the folder above
+        return (f"nothing to resume in {src}: it is a model saved by the run in {run}; resume={str(run)!r} ({shell_option('--resume', run)}) goes on with that run, "
+                f"init={str(src)!r} ({shell_option('--init', src)}) starts a new one from its weights")
+    if src == out: return f"nothing to resume: {out} holds no run ({STATE_FILE}); leave out resume=True (--resume) to start one, or give resume='auto' (--resume auto), which starts it or goes on with it"
+
 def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=None) -> dict:
     "What `train` needs, checked before anything is written in `out`: the config (given as a dict, it goes on from the saved one when resuming, or from `init`'s), the data, the state to resume, the model to start from."
     src = _resumed(resume, out)
@@ -282,6 +291,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
                             + (", or this one with resume=True (--resume)" if run else ''))
     built = data if isinstance(data, Built) else load_built(data)
     where = built.hub or built.path or 'the dataset'
+    if src and (why := _nothing_to_resume(src, out)): raise TrainingError(why)
     saved = load_state(src/STATE_FILE) if src else None
     if init is not None and saved:  # 'auto' of a run already started: it goes on from its own weights, if it started from init's
         was, name = saved['config'].get('base_model'), _init_name(init)

@@ -114,6 +114,15 @@ def test_resample_is_recorded_and_taken_from_the_model(tmp_path):
     r = run('pixelbytes', 'build', '--path', str(src), '--out', str(tmp_path/'unlike'), '--like', str(tmp_path/'m'), '--resample', 'nearest')
     assert r.returncode == 1 and "reads images as the model does, --resample='box'; --resample='nearest' says otherwise" in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
+def test_palette_of_an_image_over_the_pixel_limit(tmp_path):
+    "palette has no --max-pixels: its remedy is a smaller file, and the file scaled down is read."
+    big = Image.new('RGB', (4100, 4100), 'white'); big.paste((248, 56, 0), (0, 0, 2050, 2050)); big.save(tmp_path/'big.png')
+    r = run('pixelbytes', 'palette', '--path', str(tmp_path), '--out', str(tmp_path/'p.hex'), '--quiet')
+    assert r.returncode == 1 and 'pixels is over the limit of 16,777,216 (scale the file down first)' in r.stderr and 'max' not in r.stderr, r.stderr
+    big.resize((410, 410), Image.Resampling.NEAREST).save(tmp_path/'big.png')
+    r = run('pixelbytes', 'palette', '--path', str(tmp_path), '--out', str(tmp_path/'p.hex'), '--quiet')
+    assert r.returncode == 0 and (tmp_path/'p.hex').read_text().split() == ['f83800', 'ffffff'], r.stderr
+
 def test_palette_resample(tmp_path):
     r = run('pixelbytes', 'palette', '--path', str(tmp_path), '--resample', 'sharp')
     assert r.returncode == 2 and "--resample: invalid choice: 'sharp'" in r.stderr, r.stderr

@@ -209,6 +209,12 @@ def test_output_name_sets_the_format(trained, tmp_path):
     assert r.returncode == 0 and '<svg' in (tmp_path/'vector').read_text() and 'PNG picture' not in r.stdout, r.stdout  # --format names it: no hint of PNG
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.gif')
     assert r.returncode == 1 and "unknown image format '.gif'" in r.stderr and 'Generating' not in r.stderr  # refused before drawing
+    # its remedy is a name, not --format, which a .gif refuses as well
+    assert "; name the file .png, .jpg or .svg; or .json for what the samples hold, or a name that ends in / for a folder of PNG files" in r.stderr, r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.gif', '--format', 'png')
+    assert r.returncode == 1 and "--format='png' does not match the extension of" in r.stderr and r.stderr.rstrip().endswith('; name the file .png'), r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path/'s.png')
+    assert r.returncode == 0 and opened(tmp_path/'s.png').format == 'PNG', r.stderr
 
 def test_output_paths(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--max-tokens', '20', '--out', tmp_path)
@@ -239,13 +245,13 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompt', 'a red circle', '--prompt', ' '], "--prompt ' ' is blank: give a caption, or leave --prompt out"),
     (['--model', '{m}', '--prompt', 'x', '--image', '{red}'], 'an --image together complete the image after the caption: give --rows'),
     (['--model', '{run}'], 'it holds a training run: load'),
-    (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], '--top-p=-0.1 must be in (0, 1]'),
-    (['--model', '{m}', '--prompt', 'x', '--top-k', '0'], '--top-k=0 must be 1 or more'),
+    (['--model', '{m}', '--prompt', 'x', '--top-p', '-0.1'], '--top-p=-0.1 must be in (0, 1], or left out (no nucleus filtering)'),
+    (['--model', '{m}', '--prompt', 'x', '--top-k', '0'], '--top-k=0 must be 1 or more, or left out (no top-k filtering)'),
     (['--model', '{m}', '--prompt', 'x', '--temperature', '-1'], '--temperature=-1.0 must be 0'),
     (['--model', '{m}', '--prompt', 'x', '--num', '0'], '--num=0'),
     (['--model', '{m}', '--prompt', 'x', '--max-tokens', '-5'], '--max-tokens=-5'),
     (['--model', '{m}', '--prompt', 'x', '--batch-size', '0'], '--batch-size=0: draw at least 1 sample at a time'),
-    (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "format 'svg' does not match the extension"),
+    (['--model', '{m}', '--prompt', 'x', '--format', 'svg'], "--format='svg' does not match the extension"),
     (['--model', '{m}', '--prompt', 'x', '--scale', '0'], '--scale=0: give 1 or more'),
     (['--model', '{m}', '--prompt', 'x', '--columns', '0'], '--columns=0: give 1 or more'),
     (['--model', '{m}', '--prompt', 'x', '--rows', '2'], '--rows=2: completes the first rows of an --image'),
@@ -350,3 +356,12 @@ def test_a_stop_says_whether_the_samples_were_saved(trained, tmp_path):
     assert len((tmp_path/'s'/'metadata.csv').read_text().splitlines()) == 5  # none added
     r = stopped('_replace', '--out', tmp_path/'one.png')
     assert re.search(rf"interrupted after the save: {re.escape(str(tmp_path/'one.png'))} holds all 2 samples \(seed \d+\)\n$", r.stderr), r.stderr
+
+def test_an_image_over_the_pixel_limit(trained, tmp_path):
+    "generate has no --max-pixels: its remedy is a smaller file, and the file scaled down is read."
+    big = Image.new('RGB', (4100, 4100), 'white'); big.paste((248, 56, 0), (0, 0, 2050, 2050)); big.save(tmp_path/'big.png')
+    r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'big.png', '--out', tmp_path/'g.png')
+    assert r.returncode == 1 and 'pixels is over the limit of 16,777,216 (scale the file down first)' in r.stderr and 'max' not in r.stderr, r.stderr
+    big.resize((410, 410), Image.Resampling.NEAREST).save(tmp_path/'big.png')
+    r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'big.png', '--max-tokens', '5', '--out', tmp_path/'g.png')
+    assert r.returncode == 0 and (tmp_path/'g.png').exists(), r.stderr
