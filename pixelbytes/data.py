@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB, MAX_SIZE
-from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, new_file_mode, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, first_few, shell_option
+from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, first_few, shell_option
 from .pixelize import _pixelized, _resample_name, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
 
@@ -557,7 +557,7 @@ def _lock_build(out: Path):
     if fcntl is None: return None  # Windows: a second build is not refused
     lock = out.parent/_hidden_name(out, 'lock')
     for _ in range(10):
-        try: fd = os.open(lock, os.O_RDWR | os.O_CREAT, new_file_mode())
+        try: fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)  # the mode a plain write gives: the umask's, or the folder's default ACL's
         except OSError: return None  # a folder where nothing can be made: the build says so
         # lockf, not flock: the processes of datasets.map (num_proc) would share a flock, and keep it after a build killed
         try: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

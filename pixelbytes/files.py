@@ -6,11 +6,11 @@ Docs: https://pixelbytes.github.io/pixelbytes/files.html.md"""
 
 # %% auto #0
 __all__ = ['STOP_SIGNALS', 'STALE_AFTER', 'FULL_BELOW', 'HUB_ID_FORM', 'error_line', 'counted', 'first_few', 'shell_option',
-           'interrupts_deferred', 'PolledInterrupts', 'interrupts_polled', 'new_file_mode', 'clear_stale', 'disk_full',
+           'interrupts_deferred', 'PolledInterrupts', 'interrupts_polled', 'plain_mode', 'clear_stale', 'disk_full',
            'naming_failures', 'check_writable', 'write_files', 'remove', 'hub_repo_id']
 
 # %% ../nbs/00_files.ipynb #901ac800
-import contextlib, errno, glob, os, re, shlex, shutil, signal, tempfile, threading, time
+import contextlib, errno, glob, os, re, secrets, shlex, shutil, signal, stat, tempfile, threading, time
 from pathlib import Path
 
 # %% ../nbs/00_files.ipynb #acf64e56
@@ -89,16 +89,6 @@ def interrupts_polled():
         for k in list(held): signal.raise_signal(k)  # the first raises, where a handler of Python's has it
 
 # %% ../nbs/00_files.ipynb #4df9c330
-def new_file_mode() -> int:
-    "The mode a new file gets here: 0o666 less the umask."
-    # Linux says the umask without changing it; setting it to read it would leave, for that instant, the files that
-    # another thread of the process makes (a notebook's, a package's that calls us) writable by everyone
-    try:
-        with open('/proc/self/status', encoding='ascii') as f: return 0o666 & ~next(int(l.split()[1], 8) for l in f if l.startswith('Umask:'))
-    except (OSError, StopIteration, ValueError, IndexError): pass  # not Linux, or a kernel before 4.7
-    mask = os.umask(0); os.umask(mask)
-    return 0o666 & ~mask
-
 _WINDOWS = os.name == 'nt'
 
 def _replace(tmp: Path, path: Path):
@@ -128,8 +118,35 @@ def _hidden_name(path: Path, tag: str, room: int = 0) -> str:
     return f'.{name}.{tag}'
 
 def _tmp_prefix(path: Path) -> str:
-    "The start of the temporary names beside `path`, `.NAME.tmp-`, with room for mkstemp's 8 random characters."
+    "The start of the temporary names beside `path`, `.NAME.tmp-`, with room for 8 random characters (mkstemp's, `_new_file`'s)."
     return _hidden_name(path, 'tmp-', 8)
+
+def _new_file(path: Path) -> Path:
+    "A new empty file beside `path`, `.NAME.tmp-` and 8 random characters, with the mode a plain write gives a new file there."
+    # not mkstemp, whose file is private: asked for 0o666, the system leaves what the umask, or the folder's default ACL
+    # (a course's shared folder), lets a new file have, as it does for any program's; made new, as mkstemp's, so that a
+    # link left at a name known beforehand is never written through
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_BINARY', 0)
+    for _ in range(100):
+        tmp = path.parent/(_tmp_prefix(path) + secrets.token_hex(4))
+        try: os.close(os.open(tmp, flags, 0o666)); return tmp
+        except FileExistsError: continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path}")
+
+def plain_mode(path) -> int:
+    "The permission bits a plain write leaves on the file `path`: those of the file there, else those the system gives a new file in its folder."
+    path = Path(path)
+    if path.is_file() and not path.is_symlink(): return stat.S_IMODE(path.stat().st_mode) & 0o777  # a write keeps a file's mode
+    probe = _new_file(path)
+    try: return stat.S_IMODE(probe.stat().st_mode)
+    finally: probe.unlink()
+
+def _as_plain_write(tmp: Path, path: Path, mode: int):
+    "Give `tmp`, written to replace `path`, the mode `mode` and, as a plain write would keep it, the group of the file there."
+    if path.is_file() and not path.is_symlink() and hasattr(os, 'chown'):
+        # only to a group the user is in: the folder's (setgid) or the user's own stays otherwise
+        with contextlib.suppress(OSError): os.chown(tmp, -1, path.stat().st_gid)
+    os.chmod(tmp, mode)  # after the group: a chown may clear bits; and after the writer: one that replaces its file (safetensors) makes it private
 
 def clear_stale(path):
     "Remove the temporary files and folders that killed writers of `path` left beside it (`.NAME.tmp-*`, untouched for `STALE_AFTER`)."
@@ -165,8 +182,8 @@ def naming_failures(path):
         if full: err.errno = errno.ENOSPC  # for `disk_full`, as torch.save's error does not say it (its message stays as written)
         raise err from e
 
-def check_writable(path, what: str = None):
-    "An `OSError` now, before any work, unless the file or folder `path` can be made or written: the nearest folder on its way that exists must be writable; `what` (an option, say) begins the message."
+def check_writable(path, what: str = None, fix: str = None):
+    "An `OSError` now, before any work, unless the file or folder `path` can be made or written: the nearest folder on its way that exists must be writable; `what` (an option, say) begins the message, `fix` (what to do) ends it."
     path = Path(path).expanduser()
     said = f"{what}: " if what else ''
     dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
@@ -175,7 +192,8 @@ def check_writable(path, what: str = None):
     if above == path and not path.is_dir(): above = path.parent  # a file is replaced by a rename in its folder
     if not above.is_dir(): raise OSError(f"{said}{above} is a file, not a folder")
     if not os.access(above, os.W_OK | os.X_OK):
-        raise OSError(f"{said}{above} is read-only" + ('' if above == path else f" (the nearest folder there is on the way to {path})"))
+        # named in full: '.', the folder a relative name starts in, says nothing of where the user stands (a notebook's folder)
+        raise OSError(f"{said}{above.absolute()} is read-only" + ('' if above == path else f" (the nearest folder there is on the way to {path})") + (f"; {fix}" if fix else ''))
 
 def write_files(files: dict):
     "Write each file of `files`, a dict `{path: write}` where `write(tmp_path)` writes it, to a temporary name; once all are written, rename each into place."
@@ -189,11 +207,9 @@ def write_files(files: dict):
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
             # made, closed and listed for the clean-up below with a Ctrl-C held: one in between left the file for good (and its
             # descriptor open), which a folder of samples then holds, refusing the save run again
-            with interrupts_deferred(), naming_failures(path):
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path))  # a read-only folder fails here
-                os.close(fd); tmps[path] = Path(tmp)
-            tmps[path].chmod(new_file_mode())  # mkstemp's file is private: give it the mode any new file gets
-            with naming_failures(path): write(tmps[path])
+            with interrupts_deferred(), naming_failures(path): tmps[path] = _new_file(path)  # a read-only folder fails here
+            mode = stat.S_IMODE((path if path.is_file() and not path.is_symlink() else tmps[path]).stat().st_mode) & 0o777  # a write keeps a file's mode
+            with naming_failures(path): write(tmps[path]); _as_plain_write(tmps[path], path, mode)
         with interrupts_deferred():  # a Ctrl-C between two renames would leave a new file beside an old one of its pair
             for path, tmp in tmps.items(): _replace(tmp, path)
     finally:

@@ -359,7 +359,7 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
     """A PNG file of each sample's image (given or drawn), and `metadata.csv` (file_name, caption, seed), in `folder`, new or empty
     (or, to `append`, a folder of samples: its files and rows kept, the new ones numbered after them): what `build` reads."""
     if why := _folder_refusal(folder, append): raise FileExistsError(f"{str(folder)!r} {why}")
-    check_writable(folder, 'the folder of samples')  # a read-only place or a broken link, said before the sprites are drawn
+    check_writable(folder, 'the folder of samples', 'save them in a folder you can write')  # a read-only place or a broken link, said before the sprites are drawn
     # only to append: a folder found new or empty holds nothing of this save's to keep, so what is there now is another save's, for the look below to see
     before = {p.name for p in folder.iterdir()} if append and folder.is_dir() else set()
     old, columns, file, caption, seed, first = _samples_before(folder, before) if before else (b'', ['file_name', 'caption', 'seed'], 'file_name', 'caption', 'seed', 0)

@@ -308,7 +308,7 @@ def _run_generate(a):
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
     if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):
         raise ValueError(f"--out {out!r} is --image {given!r}, which the samples would replace; name another file (--out)")
-    check_writable(out, f'--out {out!r}')  # now, not after the samples are drawn
+    check_writable(out, f'--out {out!r}', 'choose another --out, in a folder you can write')  # now, not after the samples are drawn
     model = load_model(a.model, a.device)
     # a bad caption named as given, by its line of --prompts, not by its place in the list
     for caption in a.prompt or []:
@@ -362,7 +362,7 @@ def _run_palette(a):
     if out.exists() and not a.overwrite: raise FileExistsError(f"--out {a.out!r} exists: give another name, or --overwrite to replace it")
     # said now, not after every image is read: the command line gives a folder, where Python may give a list of images
     if not Path(a.path).expanduser().is_dir(): raise FileNotFoundError(f"--path {a.path!r}: not a folder; give the folder of images whose colours make the palette")
-    check_writable(out, f'--out {a.out!r}')
+    check_writable(out, f'--out {a.out!r}', 'choose another --out, in a folder you can write')
     pal = palette_from_images(a.path, colours=a.colours, max_size=a.max_size, crop=not a.no_crop, unscale=not a.no_unscale, resample=a.resample, progress=not a.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_files({out: lambda tmp: tmp.write_text(''.join(to_hex(c).lstrip('#') + '\n' for c in pal))})

@@ -26,7 +26,7 @@ from .pixelize import _resample_name
 from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 from . import __version__
-from .files import new_file_mode, hub_repo_id, HUB_ID_FORM, error_line, counted
+from .files import plain_mode, hub_repo_id, HUB_ID_FORM, error_line, counted
 
 # %% ../nbs/07_models.ipynb #a7c41e02
 BACKBONES = {}  # backbone name -> its class, as register_backbone adds them
@@ -788,9 +788,10 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     # cuDNN keeps an LSTM's weights as views into one flat buffer, which safetensors refuses to save: copy each out
     weights = {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
     path = Path(save_directory)/SAFETENSORS_SINGLE_FILE
+    mode = plain_mode(path)  # safetensors writes 0600: the weights get the mode a plain write gives them, for shared folders
     # the version that wrote them, in the header that any language's safetensors reader shows: config.json holds no version
     save_file(weights, str(path), metadata={'format': 'pt', 'pixelbytes': __version__})
-    path.chmod(new_file_mode())  # safetensors writes 0600: give the weights the mode any new file gets, for shared folders
+    path.chmod(mode)
 PixelBytesModel._save_pretrained = _save_pretrained
 
 def _check_config_describes_weights(self: PixelBytesModel):
