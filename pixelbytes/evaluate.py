@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 import numpy as np
-from .tokenizer import ImageSegment, LF
+from .tokenizer import ImageSegment, TextSegment, LF
 from .data import load_built, Built, _images_read
 from .windows import Windows
 from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
@@ -24,6 +24,8 @@ from .metrics import summarize, MODALITIES, _nan_as_none
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
 from .generate import generate, allowed_tokens, _CUT_ADVICE
 from .models import PixelBytesModel, sample_seeds
+from .render import render
+from .palette import to_hex
 from . import __version__
 
 # %% ../nbs/11_evaluate.ipynb #e2627382
@@ -135,6 +137,8 @@ class Evaluation:
     per_item: dict = None  # {modality: {'tokens': [...], 'nll': [...], 'correct': [...]}}, one sum per test item: what `compare` resamples
     save_error: OSError = field(default=None, repr=False, compare=False)  # what stopped `evaluate` saving it (a full disk, another's evaluation saved there as it scored, the model there saved again): the command line exits with an error after the scores
     item_rows: list = None  # the dataset's `row` of each item scored, in the order of the per-item lists (the drawings: the first `num`); None in a file saved before them
+    samples: list = None  # what structure, copy, captions and demo drew or wrote, one dict per item and task (see `render_samples`); None in a file saved before them
+    palette: list = None  # the colours ('#rrggbb') that the samples' pixels index
 
     def per_item_records(self) -> list:
         "One dict per item and modality, `{'item', 'row', 'modality', 'tokens', 'nll', 'correct', 'bits', 'accuracy'}`: the per-item sums (`nll` in nats, summed over the item's tokens) with their bits per token and accuracy (NaN where the item has none of the modality's tokens); `pandas.DataFrame` of it joins the dataset's rows on `row` (None where the file predates `item_rows`)."
@@ -145,6 +149,23 @@ class Evaluation:
         return [{'item': i, 'row': rows[i], 'modality': mod, 'tokens': s['tokens'][i], 'nll': s['nll'][i], 'correct': s['correct'][i],
                  'bits': ratio(s['nll'][i], s['tokens'][i] * math.log(2)), 'accuracy': ratio(s['correct'][i], s['tokens'][i])}
                 for mod, s in self.per_item.items() for i in range(n)]
+
+    def render_samples(self, metrics=None, most: int = 16, scale: int = 4, width: int = 320, columns: int = 4, **kw):
+        "The samples of `metrics` (default: all kept) as one picture (a `Rendering`; `kw` goes to `render`): each metric's and task's worst first, each beside its item's image and caption, with its row, seed and scores; of more than `most`, the `most // 2` worst and the rest best."
+        if not self.samples: raise ValueError("this evaluation kept no samples: structure, copy, captions and demo keep what they draw (an evaluation saved by 0.2.0 has none)")
+        kept = list(dict.fromkeys(s['metric'] for s in self.samples))
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics or kept)
+        if bad := [m for m in metrics if m not in kept]: raise ValueError(f"no samples of {bad} in this evaluation; it kept those of {kept}")
+        shown = []
+        for metric, task in dict.fromkeys((s['metric'], s['task']) for s in self.samples if s['metric'] in metrics):
+            group = _worst_first([s for s in self.samples if (s['metric'], s['task']) == (metric, task)])
+            if len(group) > most:  # hundreds of items in one picture would be tens of thousands of pixels a side
+                worst = most // 2
+                shown.append([TextSegment(f"{metric}, {task}: the {worst} worst and the {most - worst} best of {len(group)} items; "
+                                          f"{self.name}-samples.jsonl holds them all")])
+                group = group[:worst] + group[len(group) - (most - worst):]
+            shown += [_drawing(s) for s in group]
+        return render(shown, palette=self.palette, scale=scale, width=width, columns=columns, **kw)
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
@@ -219,6 +240,7 @@ class Evaluation:
             if item_rows is not None and (not isinstance(item_rows, list) or (per_item and len(item_rows) != len(per_item['all']['tokens']))):
                 raise ValueError("its item_rows are not a list of one row per item")
             ev = cls(rows=rows, saved=folder, settings=dict(d['settings']), per_item=per_item, item_rows=item_rows)
+            if d.get('samples') is not None: ev.samples, ev.palette = _read_samples(folder, d['samples'], path)
         except (ValueError, KeyError, TypeError, AttributeError) as e: raise ValueError(f"{path} is not an evaluation saved by evaluate ({type(e).__name__}: {e})") from None
         # best/ saved again by a run that went on (resume='auto' in a sweep) keeps the scores of the weights before
         weights = folder/'model.safetensors'
@@ -253,12 +275,62 @@ class Evaluation:
                 w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(rows)
         saved = ({'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
                  | ({'item_rows': self.item_rows} if self.item_rows is not None else {}))
+        kept = folder/f'{name}-samples.jsonl', folder/f'{name}-samples.png'
+        if self.samples:
+            lines = ''.join(json.dumps(s, ensure_ascii=False, allow_nan=False) + '\n' for s in self.samples).encode()
+            # the file named with its SHA-1: one left by another evaluation (a save killed between the renames) is not taken for this one's
+            saved['samples'] = {'file': kept[0].name, 'picture': kept[1].name, 'count': len(self.samples), 'sha1': hashlib.sha1(lines).hexdigest(), 'palette': self.palette}
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
         files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
+        if self.samples: files |= {kept[0]: lambda p: p.write_bytes(lines), kept[1]: lambda p: self.render_samples().to_pil().save(p, 'PNG')}
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
-        write_files(files)  # both written before either is renamed: a failed write leaves the pair as it was (and a link there is replaced, not written through)
+        write_files(files)  # all written before any is renamed: a failed write leaves the files as they were (and a link there is replaced, not written through)
+        if not self.samples:
+            for f in kept: f.unlink(missing_ok=True)  # those of the evaluation this one replaces: not this one's
         return folder
+
+# %% ../nbs/11_evaluate.ipynb #smpl0001
+def _sample(ev: Evaluation, metric: str, task: str, i: int, item: tuple, seed, seg, scores: dict):
+    "Keep on `ev` what `metric` drew or wrote for item `i` of the split (`item`: its caption and pixels): `seg`, the segment (None: none), drawn from `seed` (None: greedy), and its per-item `scores`."
+    caption, px = item
+    if ev.samples is None: ev.samples = []
+    ev.samples.append({'metric': metric, 'task': task, 'item': i, 'row': None if ev.item_rows is None else ev.item_rows[i], 'seed': None if seed is None else int(seed),
+                       'caption': caption, 'image': px.tolist(),
+                       # the rows as drawn, ragged or not: a picture of them frames a ragged drawing, as render does a generation's
+                       'drawn': [np.asarray(r).tolist() for r in seg.rows] if isinstance(seg, ImageSegment) else None,
+                       'written': seg.text if isinstance(seg, TextSegment) else None, 'complete': None if seg is None else bool(seg.complete),
+                       'scores': {k: None if v is None or math.isnan(v) else float(v) for k, v in scores.items()}})
+
+def _worst_first(samples: list) -> list:
+    "`samples` ordered by their scores, lowest first: by the first score, then the next (a score missing counts lowest)."
+    return sorted(samples, key=lambda s: tuple(-math.inf if v is None else v for v in s['scores'].values()))
+
+def _drawing(s: dict) -> list:
+    "The segments that `render` draws of one sample: what the model drew or wrote beside its item's image and caption, and a line of its row, seed and scores."
+    image, drawn = ImageSegment(s['image']), s['drawn']
+    # a drawing whose rows never end (hundreds of pixels in one row) would widen every cell of the picture: cut there, whole in the file
+    most = 2 * max(image.height, image.width)
+    cut = bool(drawn) and (len(drawn) > most or max(map(len, drawn)) > most)
+    drawn = ImageSegment([r[:most] for r in drawn[:most]], bool(s['complete'])) if drawn else None
+    where = f"item {s['item']}" + ('' if s['row'] is None else f", row {s['row']}")
+    scores = ', '.join(f"{k} {'-' if v is None else f'{v:.3g}'}" for k, v in s['scores'].items())
+    drew = 'greedy' if s['seed'] is None else f"seed {s['seed']}"
+    head = f"{s['metric']}, {where}, {drew}: {scores}" + (f" (the drawing cut at {most} pixels a side here)" if cut else '')
+    if s['task'] == 'image to text':
+        return [image, TextSegment(head), TextSegment(f"wrote: {s['written']}" if s['written'] is not None else 'wrote nothing'), TextSegment(f"caption: {s['caption']}")]
+    if s['task'] == 'copy': return [image, *([drawn] if drawn else []), TextSegment(f"{head} ({'its image, then the copy' if drawn else 'its image; no copy drawn'})")]
+    return [*([drawn] if drawn else []), image, TextSegment(f"{head} ({'drawn, then its image' if drawn else 'its image; nothing drawn'})"), TextSegment(f"caption: {s['caption']}")]
+
+def _read_samples(folder: Path, ref: dict, path: Path) -> tuple:
+    "(samples, palette) of the samples file that the evaluation file `path` names (`ref`: its `samples`), or (None, None) with a warning where it is gone or not the one saved with it."
+    f = folder/Path(ref['file']).name
+    try: data = f.read_bytes()
+    except OSError as e:
+        warnings.warn(f"{path} names {f.name}, which cannot be read ({e.strerror or e}): its samples are not loaded"); return None, None
+    if hashlib.sha1(data).hexdigest() != ref['sha1']:
+        warnings.warn(f"{f} is not the file saved with {path.name} (changed or replaced since): its samples are not loaded"); return None, None
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()], ref.get('palette')
 
 # %% ../nbs/11_evaluate.ipynb #ci000002
 _SUMS = ('tokens', 'nll', 'correct')  # an item's sums, from which loss, bits and accuracy are ratios
@@ -369,11 +441,12 @@ def _structure(ev, model, items, temperature, seed):
     rows_ok = size_ok = 0
     # all in one batch, each item's sample from its own seed: as drawn one at a time
     gens = _drawn(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items)), rectangular=False) if items else []
-    for (_, px), g in zip(items, gens):  # the model's own row ends
+    for i, (item, g) in enumerate(zip(items, gens)):  # the model's own row ends
         seg = next((s for s in g.new_segments if isinstance(s, ImageSegment)), None)
         consistent = seg is not None and seg.ok
-        rows_ok += consistent
-        size_ok += consistent and seg.pixels.shape == px.shape
+        sized = consistent and seg.pixels.shape == item[1].shape
+        rows_ok += consistent; size_ok += sized
+        _sample(ev, 'structure', 'text to image', i, item, g.seed, seg, {'consistent rows': consistent, 'size of the item': sized})
     ev.add('structure', 'consistent rows', rows_ok / max(1, len(items)), len(items))
     ev.add('structure', 'size of the item', size_ok / max(1, len(items)), len(items))
 
@@ -384,14 +457,16 @@ def _copy(ev, model, items, tok):
     # all in one call (one call for each size of image drew a few samples at a time: pokemon-dev's 49 test sprites come in 37
     # sizes); a greedy sample's first tokens do not depend on the budget, so each is cut to its own room, as if drawn alone
     outs = model.generate(prompts, max_new_tokens=max(room), temperature=0, stop=LF, allowed=allowed_tokens(tok, 'image')) if items else []  # LF: the end of the image
-    for (_, px), ids, out, most in zip(items, prompts, outs, room):
+    for i, ((_, px), ids, out, most) in enumerate(zip(items, prompts, outs, room)):
         out = out[len(ids):len(ids) + most]
         seg = next((s for s in tok.decode(out) if isinstance(s, ImageSegment)), None)
         got = np.full(px.shape, -1)
         if seg is not None:
             p = seg.pixels[:px.shape[0], :px.shape[1]]
             got[:p.shape[0], :p.shape[1]] = p
-        right += (got == px).sum(); total += px.size; perfect += bool((got == px).all())
+        same, whole = int((got == px).sum()), bool((got == px).all())
+        right += same; total += px.size; perfect += whole
+        _sample(ev, 'copy', 'copy', i, items[i], None, seg, {'pixels': same / px.size, 'perfect copies': whole})  # greedy: no seed
     ev.add('copy', 'pixels', right / max(1, total), total)
     ev.add('copy', 'perfect copies', perfect / max(1, len(items)), len(items))
 
@@ -418,15 +493,27 @@ def _captions(ev, captioned, items, seed, resamples):
     for name, values in (('chrF, own caption', own), ('chrF, other captions', list(others.values())), ('chrF, own minus other', [own[i] - o for i, o in others.items()])):
         value, low, high = _mean_interval(values, resamples, seed)
         ev.add('captions', name, value, len(values), low, high)
+    for i, (g, item) in enumerate(zip(captioned, items)):
+        _sample(ev, 'captions', 'image to text', i, item, g.seed, _written(g), {'chrF, own caption': own[i], 'chrF, other captions': others.get(i),
+                                                                                 'chrF, own minus other': own[i] - others[i] if i in others else None})
+
+def _written(g):
+    "The first text segment a generation wrote, or None."
+    return next((s for s in g.new_segments if isinstance(s, TextSegment)), None)
 
 def _demo(ev, model, items, temperature, seed, captioned):
     "Demo set: drawings that match their caption, and captions that match their image (`captioned`: those written for the items' images), wholly and in colours only."
     from pixelbytes.demo import caption_matches, colours_match
     hits = np.zeros(4)  # text to image, its colours, image to text, its colours
     drawn = _drawn(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
-    for (caption, px), to_image, to_text in zip(items, drawn, captioned):
-        if (img := to_image.image) is not None: hits[:2] += caption_matches(caption, img), colours_match(caption, img)
-        if (text := to_text.text) is not None: hits[2:] += caption_matches(text, px), colours_match(text, px)
+    for i, ((caption, px), to_image, to_text) in enumerate(zip(items, drawn, captioned)):
+        shown = told = (False, False)
+        if (img := to_image.image) is not None: shown = caption_matches(caption, img), colours_match(caption, img)
+        if (text := to_text.text) is not None: told = caption_matches(text, px), colours_match(text, px)
+        hits += (*shown, *told)
+        seg = next((s for s in to_image.new_segments if isinstance(s, ImageSegment)), None)
+        _sample(ev, 'demo', 'text to image', i, items[i], to_image.seed, seg, dict(zip(('text to image', 'text to image (colours)'), shown)))
+        _sample(ev, 'demo', 'image to text', i, items[i], to_text.seed, _written(to_text), dict(zip(('image to text', 'image to text (colours)'), told)))
     for name, h in zip(('text to image', 'text to image (colours)', 'image to text', 'image to text (colours)'), hits):
         ev.add('demo', name, h / max(1, len(items)), len(items))
 
@@ -490,6 +577,9 @@ def _merge(ev: Evaluation, before: Evaluation, metrics, steps: list):
     rows = [new.pop((r['metric'], r['modality']), r) for r in before.rows if r['metric'] not in _rows_of(metrics) or (r['metric'], r['modality']) in new]
     ev.rows = sorted(rows + list(new.values()), key=order)  # a row scored again in its place: the order of a run of all of them
     ev.per_item = ev.per_item or before.per_item
+    if before.samples is not None:  # those of the metrics kept, beside this one's: each metric's where a run of all of them keeps them
+        ev.samples = sorted([s for s in before.samples if s['metric'] not in metrics] + (ev.samples or []), key=lambda s: DRAWN_METRICS.index(s['metric']))
+        ev.palette = ev.palette or before.palette
     ev.settings['metrics'] = list(dict.fromkeys([*before.settings.get('metrics', ()), *metrics]))
     ev.settings |= {k: before.settings[k] for k in _scored_with(r['metric'] for r in ev.rows) - _scored_with(metrics) if k in before.settings}  # the settings of the scores kept
 
@@ -552,7 +642,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              seed:int=0, # seed of those drawings and of the intervals' resamples (None: a random one, recorded in the settings)
              batch_size:int=32,
              resamples:int=1000, # bootstrap resamples of the test items behind the 95% intervals of loss, bits, accuracy and captions
-             out=None, # folder for evaluation.csv / .json, evaluation-train.* for the train split (default: the model's folder, when it has one)
+             out=None, # folder for evaluation.csv / .json (and evaluation-samples.jsonl / .png of what structure, copy, captions and demo drew), evaluation-train.* for the train split (default: the model's folder, when it has one)
              split:str='test', # the split scored: 'test' (held out), or 'train' (as built: with the items `train` held out for validation)
              progress:bool=True,
              device=None) -> Evaluation: # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
@@ -622,6 +712,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     # which items the per-item lists follow, to join them to the dataset's rows (a dataset built without a `row` column names none)
     ev.item_rows = [int(r) for r in test['row']] if 'row' in test.column_names else None
+    ev.palette = [to_hex(c) for c in tok.palette]  # what the samples' pixels index
     before = None if folder is None else _added_to(ev, folder, metrics, out=bool(out))  # now, not after minutes of scoring
     captioned = functools.cache(lambda: _caption_images(model, items, temperature, seed))  # captions and demo score the same captions: written once
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)
@@ -662,7 +753,7 @@ def _drop_scores_of(folder: Path, name: str, sha1: str):
     try: stale = json.loads((folder/f'{name}.json').read_text())['settings']['model_sha1'] == sha1
     except (OSError, ValueError, KeyError, TypeError): return  # gone (the run's save removed it) or another's: left as it is
     if stale:
-        for ext in ('csv', 'json'): (folder/f'{name}.{ext}').unlink(missing_ok=True)
+        for f in (f'{name}.csv', f'{name}.json', f'{name}-samples.jsonl', f'{name}-samples.png'): (folder/f).unlink(missing_ok=True)
 
 # %% ../nbs/11_evaluate.ipynb #cmp00002
 @dataclass

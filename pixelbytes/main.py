@@ -178,10 +178,15 @@ def _evaluate_args(p):
     p.add_argument('--batch-size', type=int, default=32, help='windows scored at once (default: 32)')
     p.add_argument('--resamples', type=int, default=1000, help='bootstrap resamples of the test items behind the 95%% intervals of loss, bits, accuracy and captions (default: 1000; 100 or more)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
-    p.add_argument('--out', default=None, help="folder for evaluation.csv and evaluation.json (evaluation-train.* with --split train; default: the model folder); one holding another model's scores is refused")
+    p.add_argument('--out', default=None, help="folder for evaluation.csv and evaluation.json, and evaluation-samples.jsonl and .png of what the generation metrics drew (evaluation-train.* with --split train; default: the model folder); one holding another model's scores is refused")
     p.add_argument('--compare', nargs='+', default=None, metavar='FOLDER', help="then compare with the scores saved in each FOLDER (another model's folder, or evaluate's --out) "
                    "of the same --split of the same --data: this model's bits and accuracy minus FOLDER's, per modality, with paired 95%% intervals over the items (--resamples, --seed)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+def _saved_line(ev) -> str:
+    "What `evaluate` says it saved: the scores, and the samples its generation metrics drew, where there are some."
+    drawn = f"; the samples drawn and written, with their scores, in {ev.name}-samples.jsonl, and a picture of them in {ev.name}-samples.png" if ev.samples else ''
+    return f"saved {ev.saved/ev.name}.csv and {ev.name}.json{drawn}"
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS, _check_per_item
@@ -206,7 +211,7 @@ def _run_evaluate(a):
     if ev.saved and ev.save_error is None: a.done = f"after the save: {ev.saved/ev.name}.csv and {ev.name}.json hold the scores"  # a stop as they are shown
     print(ev)
     # said after the table too: the warning before the scores scrolls away
-    if ev.save_error is None: print(f"saved {ev.saved/ev.name}.csv and {ev.name}.json" if ev.saved else "not saved: --out DIR saves the scores")
+    if ev.save_error is None: print(_saved_line(ev) if ev.saved else "not saved: --out DIR saves the scores")
     for other in against: print(f"\n{compare_table(other, ev, resamples=a.resamples, seed=a.seed)}")
     # status 0 would tell a script the scores were saved; a folder that evaluate saves nothing in by design (a read-only model's, a Hub model) is no failure
     if ev.save_error is not None: raise OSError(f"the scores above are not saved: {ev.save_error}; {'make room, or ' if disk_full(ev.save_error) else ''}pass --out to save them elsewhere") from ev.save_error

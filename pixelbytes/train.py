@@ -57,6 +57,9 @@ def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
         return out
 
 # %% ../nbs/08_train.ipynb #4ea93c94
+# what `evaluate` saves beside a model: its scores, and the samples its generation metrics drew
+_EVALUATION_FILES = tuple(f'evaluation{s}{e}' for s in ('', '-train') for e in ('.csv', '.json', '-samples.jsonl', '-samples.png'))
+
 def save_checkpoint(model, folder):
     "`save_pretrained` into `folder`, each file replaced atomically."
     folder = Path(folder).expanduser()
@@ -68,7 +71,7 @@ def save_checkpoint(model, folder):
         folder.mkdir(parents=True, exist_ok=True)
         # `evaluate`'s scores of the weights replaced go first: a process killed between the renames, or a dashboard reading the
         # folder meanwhile, would otherwise find the old weights' scores beside the new weights
-        for f in (f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')): (folder/f).unlink(missing_ok=True)
+        for f in _EVALUATION_FILES: (folder/f).unlink(missing_ok=True)
         for f in tmp.iterdir(): os.replace(f, folder/f.name)
     finally: shutil.rmtree(tmp, ignore_errors=True)  # an interrupt in the middle leaves nothing behind either
 
@@ -509,7 +512,7 @@ def _end_with(launcher: int, out: Path, every: float = 1.0):
 
 # %% ../nbs/08_train.ipynb #e35d1cac
 # only what a run writes, and `evaluate`'s scores of it saved beside it (out=): anything else a user keeps in out stays
-_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png', 'previews', *(f'evaluation{s}.{e}' for s in ('', '-train') for e in ('csv', 'json')))
+_RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png', 'previews', *_EVALUATION_FILES)
 
 def _clean_out(out: Path, overwrite: bool) -> Path | None:
     "Make `out` ready for a run: the temporary files of an interrupted write removed, the folder made; with `overwrite`, the run it replaces moved into a hidden folder, which is returned."
