@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .palette import load_palette
 from .tokenizer import Tokenizer, _clean_drops, _named, _surrogate, clean_text, normalize_text, printable, LF, TAB, MAX_SIZE
-from .files import _hidden_name, _tmp_prefix, check_writable, clear_stale, interrupts_deferred, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, first_few, shell_option
+from .files import _hidden_name, _tmp_prefix, _file_id, stopped_after, check_writable, clear_stale, interrupts_deferred, remove, hub_repo_id, HUB_ID_FORM, error_line, disk_full, counted, first_few, shell_option
 from .pixelize import _pixelized, _resample_name, _web_address, open_image, LFS_POINTER, png_bytes, to_pil, ImageError, MAX_PIXELS, IMAGE_SUFFIXES, RECOLOURED
 from .context import MAX_POSITION
 
@@ -663,7 +663,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
         except OSError as e: raise BuildError(f"output folder {str(out)!r}: {e}; choose another out (--out)") from None
         made = [p for p in out.parents if not p.exists()]  # the folders made for it, taken away again if the build fails
         out.parent.mkdir(parents=True, exist_ok=True)
-        held = None
+        held = placed = None
         try:
             # one build at a time into out: two would replace each other's files, each saying it built. Taken with a Ctrl-C held:
             # one between the lock taken and `held` set kept it, and its file, while a notebook's kernel lives
@@ -722,6 +722,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     # a text file ends its last line: `cat`, `wc -l` and diffs count on it
                     (tmp/TOKENIZER_FILE).write_text(json.dumps(tok.to_dict(), indent=1) + '\n')
                     (tmp/REPORT_FILE).write_text(json.dumps(report, indent=1) + '\n')
+                    placed = _file_id(tmp)  # a rename keeps it: out is this build's dataset where its id is this
                     _move_in(tmp, out)
                 except OSError as e:
                     if not (full := disk_full(e)): raise
@@ -738,6 +739,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                             except OSError: break
             if progress: print(format_report(report, out))
             return BuildReport(report, out=str(out))  # what train, evaluate and load_built take: the report will do as well as the folder
+        except KeyboardInterrupt as e:  # held to the end of the renames, or as the report is printed: the dataset is in place, which a bare stop leaves to guess
+            if placed is not None and _file_id(out) == placed: stopped_after(e, f"after the build: {out} holds the dataset")
+            raise
         finally: _unlock_build(out, held)
 
 # %% ../nbs/04_data.ipynb #1b19561e

@@ -693,6 +693,9 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     folder = Path(out).expanduser() if out else model_dir
     if folder is None and source: warnings.warn(f"the evaluation of {source} is not saved: a Hub model has no folder here; pass out= (--out) to save it")
     if folder is not None and folder.exists() and not folder.is_dir(): raise ValueError(f"output {str(folder)!r} is a file; choose a folder (out=, --out)")
+    if out and (folder/'dataset_dict.json').exists():  # build's overwrite of it would then refuse the scores there, files it did not write
+        raise ValueError(f"output folder {str(folder)!r} holds a dataset written by build, whose overwrite would then refuse the evaluation's files; "
+                         "choose another folder (out=, --out), or leave it out to save the scores beside the model")
     if folder is not None:
         try: check_writable(folder)  # now, not after minutes of scoring
         except OSError as e:

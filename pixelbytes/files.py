@@ -6,8 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/files.html.md"""
 
 # %% auto #0
 __all__ = ['STOP_SIGNALS', 'STALE_AFTER', 'FULL_BELOW', 'HUB_ID_FORM', 'error_line', 'counted', 'first_few', 'shell_option',
-           'interrupts_deferred', 'PolledInterrupts', 'interrupts_polled', 'plain_mode', 'clear_stale', 'disk_full',
-           'naming_failures', 'check_writable', 'write_files', 'remove', 'hub_repo_id']
+           'interrupts_deferred', 'stopped_after', 'PolledInterrupts', 'interrupts_polled', 'plain_mode', 'clear_stale',
+           'disk_full', 'naming_failures', 'check_writable', 'write_files', 'remove', 'hub_repo_id']
 
 # %% ../nbs/00_files.ipynb #901ac800
 import contextlib, errno, glob, os, re, secrets, shlex, shutil, signal, stat, tempfile, threading, time
@@ -54,6 +54,19 @@ def interrupts_deferred():
     finally:
         for k, handler in previous.items(): signal.signal(k, handler)
         for k in dict.fromkeys(held): signal.raise_signal(k)  # to whatever handler was there: Python's raises KeyboardInterrupt
+
+# %% ../nbs/00_files.ipynb #done0002
+def _file_id(path) -> tuple | None:
+    "What tells file (or folder) `path` from another renamed into its place: its device and inode; None where there is none."
+    try: st = os.stat(path)
+    except OSError: return None
+    return st.st_dev, st.st_ino
+
+def stopped_after(stop: BaseException, done: str) -> BaseException:
+    "`stop`, a `KeyboardInterrupt` that came after the work was done, marked with `done` (`'after the save: x.json holds all 8 samples'`): in a note of its traceback, and as `stop.done`, which the command line says."
+    stop.done = done
+    if hasattr(stop, 'add_note'): stop.add_note(f"interrupted {done}")  # Python 3.11 and later show it under the traceback
+    return stop
 
 # %% ../nbs/00_files.ipynb #poll0002
 class PolledInterrupts(list):

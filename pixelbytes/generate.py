@@ -18,7 +18,7 @@ from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_im
 from .pixelize import pixelize, open_image, to_pil, nearest_colour
 from .render import render, output_format
 from .palette import to_hex
-from .files import write_files, check_writable, counted, first_few
+from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id
 from .models import PixelBytesModel, load_model, sample_seeds, _seed_list, GENERATE_BATCH, _check_sampling
 from PIL import Image
 
@@ -222,6 +222,11 @@ def _window_warning(built: list, window: int, listed: bool, what: str):
     return (f"{which} {size}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
             f"worse after them (a transformer most); a shorter prompt, or a model trained with a seq_length of {longest} or more (train's --seq-length), reads it as trained")
 
+def _check_crop(crop, image):
+    "A `ValueError` naming `crop` where it is given without an `image`, the only thing it applies to (`generate`'s, and the command's before the model loads)."
+    if crop is not None and image is None:
+        raise ValueError(f"crop={crop}: says how an image is read, and there is none; give the image (image=FILE), or leave crop out")
+
 _CUT_ADVICE = "generate's max_tokens (its --max-tokens) allows more"  # what the warning of captions cut at the default budget advises (evaluate's says otherwise)
 
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
@@ -240,6 +245,7 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
              device=None, # where the model runs: 'cpu', 'cuda', 'cuda:N' (default: a model object where it is; one loaded here on the GPU when there is one)
              batch_size:int=GENERATE_BATCH) -> list: # samples drawn together, at most: memory grows with it, the samples are the same whatever it is
     "Draw `num` samples in the mode given by `prompt`, `image` and `rows`; a list of `Generation` (`Generations`, shown as their picture)."
+    _check_crop(crop, image)  # before the model loads
     model = load_model(model, device)
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 1):
         raise ValueError(f"max_tokens={max_tokens!r}: generate a whole number of new tokens, at least 1")
@@ -424,12 +430,19 @@ def _is_json(path, format=None) -> bool:
         return True
     return format is None and Path(path).suffix.lower() == '.json'
 
+def _check_layout(path, format=None, scale=None, grid=False, columns=None, text=None):
+    "A `ValueError` naming the settings of a picture given for a JSON file (`save_generations`', and the command's before the samples are drawn), which holds no picture."
+    if not _is_json(path, format): return
+    given = [f'{k}={v!r}' for k, v in (('scale', scale), ('grid', grid), ('columns', columns), ('text', text)) if v is not None and v is not False]
+    if given: raise ValueError(f"{', '.join(given)}: a .json file holds what the samples hold, not a picture of them; "
+                               f"leave {'it' if len(given) == 1 else 'them'} out, or name a picture (samples.png)")
+
 def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
                      path, # the file to write (the folder, for format 'folder')
                      format=None, # 'png', 'jpg', 'svg', 'json' for the data, or 'folder' for a PNG file per sample (default: from the name of `path`)
                      scale:int=None, # output pixels per image pixel (default: 8; 1 in a folder, each sprite at its own size, as build reads it back)
                      grid:bool=False, # draw a 1-pixel grid line around every pixel (not in a folder's files)
-                     text:str='right', # where a sample's text goes: 'right' of its images or 'below' them
+                     text:str=None, # where a sample's text goes: 'right' of its images (the default) or 'below' them
                      columns:int=None, # samples in a row of the grid (None: about the square root of their number)
                      transparent:bool=False, # in a folder: each sprite's background (white, or the palette's nearest to it, where it touches the border) transparent
                      append:bool=False): # in a folder: add the samples to a folder of samples saved before, numbered after its files, their rows to its metadata.csv
@@ -442,19 +455,33 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     bad = next((i for i, g in enumerate(gens) if not isinstance(g, Generation)), None)
     if bad is not None: raise TypeError(f"save_generations takes what generate returns (Generations); item {bad} is a {'list' if isinstance(gens[bad], list) else type(gens[bad]).__name__}; render(x).save(path) draws anything else")
     folder = _is_folder(path, format)
+    _check_layout(path, format, scale, grid, columns, text)
     if scale is None: scale = 1 if folder else 8
     if transparent and not folder: raise ValueError("transparent=True makes a folder's sprites transparent (format='folder', or a name that ends in /); a picture or JSON of the samples has no background to clear")
     if append and not folder: raise ValueError("append=True adds samples to a folder of sprites (format='folder', or a name that ends in /); a picture or JSON file is written whole")
-    if folder:
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1: raise ValueError(f"scale must be a positive integer, got {scale!r}")
-        return _save_folder(gens, Path(path).expanduser(), int(scale), bool(transparent), bool(append))
-    if _is_json(path, format):
-        data = [g.to_dict() for g in gens]
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)  # as a picture's folder is made
-        write_files({path: lambda tmp: tmp.write_text(json.dumps(data) + '\n', encoding='utf-8')})  # its last line ended, as a text file's
-        return data
-    _picture_format(path, format)  # before the drawing
-    r = render(gens, scale=scale, grid=grid, text=text, columns=columns)
-    r.save(path, format=format)
-    return r
+    last = Path(path).expanduser()/'metadata.csv' if folder else Path(path).expanduser()  # the file a save puts in place last
+    was = _file_id(last)
+    try:
+        if folder:
+            if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1: raise ValueError(f"scale must be a positive integer, got {scale!r}")
+            return _save_folder(gens, Path(path).expanduser(), int(scale), bool(transparent), bool(append))
+        if _is_json(path, format):
+            data = [g.to_dict() for g in gens]
+            path = Path(path).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)  # as a picture's folder is made
+            write_files({path: lambda tmp: tmp.write_text(json.dumps(data) + '\n', encoding='utf-8')})  # its last line ended, as a text file's
+            return data
+        _picture_format(path, format)  # before the drawing
+        r = render(gens, scale=scale, grid=grid, text='right' if text is None else text, columns=columns)
+        r.save(path, format=format)
+        return r
+    except KeyboardInterrupt as e:
+        # a Ctrl-C held to the end of the renames comes after them: every sample is saved, which a bare KeyboardInterrupt leaves to guess
+        # (and append=True again would add them twice)
+        if _file_id(last) != was: stopped_after(e, _saved_all(gens, path, append))
+        raise
+
+def _saved_all(gens: list, path, append: bool) -> str:
+    "What a stop after `gens` were saved in `path` says: they are all there."
+    return (f"after the save: {path} holds all {counted(len(gens), 'sample')}"
+            + ("; saving them with append=True again would add them a second time" if append else ''))

@@ -236,6 +236,7 @@ def _generate_args(p):
     p.add_argument('--batch-size', type=int, default=None, help='samples drawn together, at most: memory grows with it; the samples are the same whatever it is (default: 64)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')
     _flag(p, 'crop', "crop --image to its content (default: as the model's training images were read)")
+    p.switches = (('crop', 'crop', True, False), ('grid', 'grid', True, False))  # for `as_options`: generate's `crop=False` is --no-crop
     p.add_argument('--scale', type=int, default=None, help="screen pixels per image pixel (default: 8; 1 for --format folder: each sprite at its own size, as build --like reads it back)")
     p.add_argument('--grid', action='store_true', help="draw a 1-pixel grid line around every image pixel of the picture")
     p.add_argument('--columns', type=int, default=None, help='samples in a row of the picture (default: about the square root of their number)')
@@ -262,12 +263,6 @@ def _caption_lines(path: str) -> list:
     if not lines: raise ValueError(f"{name} holds no captions: write one a line")
     return lines
 
-def _file_id(path) -> tuple | None:
-    "What tells file `path` from another renamed into its place: its device and inode; None where there is none."
-    try: st = os.stat(path)
-    except OSError: return None
-    return st.st_dev, st.st_ino
-
 def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
     "What a stop after the samples `gens` were saved in `out` says: they are all there (so that --append is not run again)."
     return (f"after the save: {out} holds all {len(gens)} {'sample' if len(gens) == 1 else 'samples'}" + (f" (seed {gens[0].seed})" if drawn else '')
@@ -275,7 +270,7 @@ def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
 
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
-    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format
+    from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format, _check_crop, _check_layout
     from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import TextSegment, printable
     from pixelbytes.pixelize import _open, MAX_PIXELS, _SCALE_DOWN
@@ -289,7 +284,7 @@ def _run_generate(a):
     for opt, v in (('--scale', a.scale), ('--columns', a.columns)):
         if v is not None and v < 1: raise ValueError(f"{opt}={v}: give 1 or more")
     if a.rows is not None and not images: raise ValueError(f"--rows={a.rows}: completes the first rows of an --image; give the image file (--image FILE)")
-    if a.crop is not None and not images: raise ValueError(f"--{'' if a.crop else 'no-'}crop: says how an --image is read, and there is none; give the image file (--image FILE), or leave it out")
+    _check_crop(a.crop, images or None)
     if (captions := (a.prompt or []) + [c for _, c in read]) and images and a.rows is None:
         raise ValueError("a caption (--prompt, --prompts) and an --image together complete the image after the caption: give --rows, the rows of it given; to caption an image, give --image alone")
     if len(captions) > 1 and len(images) > 1 and len(captions) != len(images):
@@ -307,8 +302,7 @@ def _run_generate(a):
         raise ValueError(f"{' and '.join(filter(None, (', '.join(laid[:-1]), laid[-1])))} {'lays' if len(laid) == 1 else 'lay'} the samples out in one picture (a sprite sheet: --out sheet.png); --format folder writes a file per sample, each sprite alone")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): _picture_format(out, a.format)
-    if not folder and _is_json(out, a.format) and (drawing := [o for o, v in (('--scale', a.scale), ('--grid', a.grid), ('--columns', a.columns), ('--text', a.text)) if v not in (None, False)]):
-        raise ValueError(f"{', '.join(drawing)}: .json writes what the samples hold, not a picture of them; leave {'it' if len(drawing) == 1 else 'them'} out, or name a picture (--out samples.png)")
+    if not folder: _check_layout(out, a.format, a.scale, a.grid, a.columns, a.text)
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
     if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):
@@ -324,12 +318,10 @@ def _run_generate(a):
     gens = generate(model, prompt=one(captions), image=one(images), rows=a.rows, num=a.num, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     seed=a.seed, max_tokens=a.max_tokens, crop=a.crop, progress=not a.quiet, batch_size=GENERATE_BATCH if a.batch_size is None else a.batch_size)
     drawn = a.seed is None and gens[0].seed is not None  # a seed drawn for this call (greedy drawing needs none)
-    written = os.path.join(out, 'metadata.csv') if folder else out  # what the save replaces, the last of its files
-    was = _file_id(written)
-    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text or 'right', columns=a.columns, transparent=a.transparent, append=a.append)
+    try: save_generations(gens, out, format=a.format, scale=a.scale, grid=a.grid, text=a.text, columns=a.columns, transparent=a.transparent, append=a.append)
     except (Exception, KeyboardInterrupt) as e:  # a full disk, a folder filled meanwhile, no sample with an image, a stop: the samples are lost, not the way to draw them again
-        # a stop held to the end of the save's renames comes after them: the samples are all saved, and --append again would add them twice
-        if isinstance(e, KeyboardInterrupt) and _file_id(written) != was: a.done = _samples_saved(gens, out, drawn, a.append)
+        # a stop held to the end of the save's renames comes after them (save_generations says so): the samples are all saved, and --append again would add them twice
+        if getattr(e, 'done', None): a.done = _samples_saved(gens, out, drawn, a.append)
         elif drawn: print(f"the samples were drawn with seed {gens[0].seed}: --seed {gens[0].seed} draws them again", file=sys.stderr)
         raise
     a.done = _samples_saved(gens, out, drawn, a.append)  # a stop as they are listed below
@@ -546,8 +538,9 @@ def _main(argv: list) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise
         terminated = isinstance(e, Terminated)
-        # `done`: what the task had saved, where a stop comes after it (the task sets it as it saves)
-        if first: print(f"pixelbytes {args.task}: {'terminated' if terminated else 'interrupted'}{' ' + args.done if getattr(args, 'done', None) else ''}", file=sys.stderr)
+        # `done`: what the task had saved, where a stop comes after it (the task sets it as it saves; a function it calls, on the stop: `stopped_after`)
+        done = getattr(args, 'done', None) or getattr(e, 'done', None)
+        if first: print(f"pixelbytes {args.task}: {'terminated' if terminated else 'interrupted'}{' ' + done if done else ''}", file=sys.stderr)
         return 128 + (e.signum if terminated else signal.SIGINT)
     return 0
 

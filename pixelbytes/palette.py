@@ -118,6 +118,12 @@ def _from_jasc(txt, name):
     if len(cols) != n: raise PaletteError(f"{name}: its header says {counted(n, 'colour')}, and it lists {len(cols)}")
     return cols
 
+_NES_IS_DEFAULT = "the NES palette is the default (leave the palette out)"
+# a palette's name ('pico8') names no file: what a palette file holds, and where one comes from, is the remedy
+_PALETTE_FILES = ("the one palette built in is NES, the default (leave the palette out); any other is a file of colours, #rrggbb or r,g,b a line "
+                  "(.hex, .txt: Lospec's palettes, PICO-8's say, download as .hex), a GIMP .gpl, a JASC .pal or a JSON list; pixelbytes palette "
+                  "--path IMAGES --out mine.hex (palette_from_images in pixelbytes.pixelize) writes one of your images' own colours")
+
 _readers = {'.json': _from_json, '.gpl': _from_gpl, '.pal': _from_jasc, '.py': _from_python}
 
 def load_palette(src=None) -> np.ndarray:
@@ -129,8 +135,8 @@ def load_palette(src=None) -> np.ndarray:
         if path.is_dir(): raise PaletteError(f"palette {str(path)!r} is a folder, not a palette file" + (": a model's colours are in its config.json "
                                              "(build's like= takes them with the rest of how it reads)" if (path/'config.json').is_file() else ''))
         if not path.is_file():
-            hint = ": the NES palette is the default (leave the palette out)" if str(src).strip().lower() in ('nes', 'default') else ''
-            raise PaletteError(f"palette file {str(path)!r} does not exist{hint}")
+            nes = str(src).strip().lower() in ('nes', 'default')
+            raise PaletteError(f"palette file {str(path)!r} does not exist: {_NES_IS_DEFAULT if nes else _PALETTE_FILES}")
         data = path.read_bytes()
         if data.startswith(b'RIFF'): raise PaletteError(f"{path}: a binary RIFF palette; export it as .gpl, as a JASC .pal or as hex lines")
         try: txt = data.decode('utf-8-sig')  # an editor's byte-order mark is no part of the first line

@@ -126,3 +126,21 @@ def test_palette_of_an_image_over_the_pixel_limit(tmp_path):
 def test_palette_resample(tmp_path):
     r = run('pixelbytes', 'palette', '--path', str(tmp_path), '--resample', 'sharp')
     assert r.returncode == 2 and "--resample: invalid choice: 'sharp'" in r.stderr, r.stderr
+
+STOPPED_AS_REPORTED = """
+import signal, sys
+import pixelbytes.data as D, pixelbytes.main as m
+real = D.format_report
+def ctrl_c(*args, **kw):
+    signal.raise_signal(signal.SIGINT)  # as build prints its report: the dataset is in place
+    return real(*args, **kw)
+D.format_report = ctrl_c
+sys.exit(m.main(sys.argv[1:]))
+"""
+
+@pytest.mark.skipif(sys.platform == 'win32', reason='raise_signal(SIGINT) on Windows')
+def test_a_stop_as_build_prints_its_report(tmp_path):
+    "A Ctrl-C as build (without --quiet) prints its report says that the dataset is in place, as one after it does."
+    r = run(sys.executable, '-c', STOPPED_AS_REPORTED, 'build', '--path', 'demo', '--out', str(tmp_path/'demo'))
+    assert r.returncode == 130 and r.stderr.endswith(f"pixelbytes build: interrupted after the build: {tmp_path/'demo'} holds the dataset\n"), r.stderr
+    assert (tmp_path/'demo'/'dataset_dict.json').exists()

@@ -89,9 +89,9 @@ def test_captions_from_a_file(trained, tmp_path):
 def test_picture_options_with_json_are_refused(trained, tmp_path):
     "--scale, --grid, --columns and --text lay out a picture: with .json they would do nothing, so they are refused before drawing."
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--grid', '--scale', '2', '--out', tmp_path/'s.json')
-    assert r.returncode == 1 and '--scale, --grid: .json writes what the samples hold' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and '--scale=2, --grid: a .json file holds what the samples hold, not a picture of them; leave them out' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle', '--text', 'right', '--out', tmp_path/'s.json')
-    assert r.returncode == 1 and '--text: .json writes what the samples hold' in r.stderr, r.stderr  # even as the picture's default
+    assert r.returncode == 1 and "--text='right': a .json file holds what the samples hold" in r.stderr, r.stderr  # even as the picture's default
 
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
@@ -255,7 +255,7 @@ def test_output_paths(trained, tmp_path):
     (['--model', '{m}', '--prompt', 'x', '--scale', '0'], '--scale=0: give 1 or more'),
     (['--model', '{m}', '--prompt', 'x', '--columns', '0'], '--columns=0: give 1 or more'),
     (['--model', '{m}', '--prompt', 'x', '--rows', '2'], '--rows=2: completes the first rows of an --image'),
-    (['--model', '{m}', '--prompt', 'x', '--no-crop'], '--no-crop: says how an --image is read, and there is none'),
+    (['--model', '{m}', '--prompt', 'x', '--no-crop'], '--no-crop: says how an image is read, and there is none; give the image (--image=FILE), or leave crop out'),
     (['--model', '{m}', '--prompt', 'a', '--prompt', 'b', '--image', '{red}', '{red}', '{red}', '--rows', '1'], '--prompt/--prompts give 2 captions and --image 3 files'),
     (['--model', '{m}', '--prompt', 'x', '--device', 'gpu'], "device 'gpu' is not a device: give 'cpu', 'cuda' or 'cuda:N'"),
 ])
