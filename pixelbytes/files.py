@@ -141,9 +141,10 @@ def plain_mode(path) -> int:
     "The permission bits a plain write leaves on the file `path`: those of the file there, else those the system gives a new file in its folder."
     path = Path(path)
     if (kept := _kept_mode(path)) is not None: return kept
-    probe = _new_file(path)
-    try: return stat.S_IMODE(probe.stat().st_mode)
-    finally: probe.unlink()
+    with interrupts_deferred():  # a Ctrl-C between the probe's making and its removal would leave it beside the file, for good
+        probe = _new_file(path)
+        try: return stat.S_IMODE(probe.stat().st_mode)
+        finally: probe.unlink()
 
 def _as_plain_write(tmp: Path, path: Path, mode: int):
     "Give `tmp`, written to replace `path`, the mode `mode` and, as a plain write would keep it, the group of the file there."
