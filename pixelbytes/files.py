@@ -134,25 +134,30 @@ def _tmp_prefix(path: Path) -> str:
     "The start of the temporary names beside `path`, `.NAME.tmp-`, with room for 8 random characters (mkstemp's, `_new_file`'s)."
     return _hidden_name(path, 'tmp-', 8)
 
-def _new_file(path: Path) -> Path:
-    "A new empty file beside `path`, `.NAME.tmp-` and 8 random characters, with the mode a plain write gives a new file there."
+def _new_file(path: Path, mode: int = 0o666) -> Path:
+    "A new empty file beside `path`, `.NAME.tmp-` and 8 random characters, made with `mode` less what the umask or the folder's default ACL takes away: by default the mode a plain write gives a new file there."
     # not mkstemp, whose file is private: asked for 0o666, the system leaves what the umask, or the folder's default ACL
     # (a course's shared folder), lets a new file have, as it does for any program's; made new, as mkstemp's, so that a
     # link left at a name known beforehand is never written through
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_BINARY', 0)
     for _ in range(100):
         tmp = path.parent/(_tmp_prefix(path) + secrets.token_hex(4))
-        try: os.close(os.open(tmp, flags, 0o666)); return tmp
+        try: os.close(os.open(tmp, flags, mode)); return tmp
         except FileExistsError: continue
     raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path}")
+
+def _kept_mode(path: Path) -> int | None:
+    "The permission bits of the file at `path`, which a plain write keeps; None where there is none (a link there is replaced, not written through)."
+    return stat.S_IMODE(path.stat().st_mode) & 0o777 if path.is_file() and not path.is_symlink() else None
 
 def plain_mode(path) -> int:
     "The permission bits a plain write leaves on the file `path`: those of the file there, else those the system gives a new file in its folder."
     path = Path(path)
-    if path.is_file() and not path.is_symlink(): return stat.S_IMODE(path.stat().st_mode) & 0o777  # a write keeps a file's mode
-    probe = _new_file(path)
-    try: return stat.S_IMODE(probe.stat().st_mode)
-    finally: probe.unlink()
+    if (kept := _kept_mode(path)) is not None: return kept
+    with interrupts_deferred():  # a Ctrl-C between the probe's making and its removal would leave it beside the file, for good
+        probe = _new_file(path)
+        try: return stat.S_IMODE(probe.stat().st_mode)
+        finally: probe.unlink()
 
 def _as_plain_write(tmp: Path, path: Path, mode: int):
     "Give `tmp`, written to replace `path`, the mode `mode` and, as a plain write would keep it, the group of the file there."
@@ -220,8 +225,11 @@ def write_files(files: dict):
             # a file made new under a name no one could prepare: a link left at a name known beforehand would be written through
             # made, closed and listed for the clean-up below with a Ctrl-C held: one in between left the file for good (and its
             # descriptor open), which a folder of samples then holds, refusing the save run again
-            with interrupts_deferred(), naming_failures(path): tmps[path] = _new_file(path)  # a read-only folder fails here
-            mode = stat.S_IMODE((path if path.is_file() and not path.is_symlink() else tmps[path]).stat().st_mode) & 0o777  # a write keeps a file's mode
+            # the replacement of a file there is private until written, as mkstemp's was: a mode more open than the file's (a file
+            # made private, a new file's group not the file's) would let others open it, and keep it open, as it is written
+            kept = _kept_mode(path)
+            with interrupts_deferred(), naming_failures(path): tmps[path] = _new_file(path, 0o666 if kept is None else 0o600)  # a read-only folder fails here
+            mode = stat.S_IMODE(tmps[path].stat().st_mode) if kept is None else kept
             with naming_failures(path): write(tmps[path]); _as_plain_write(tmps[path], path, mode)
         with interrupts_deferred():  # a Ctrl-C between two renames would leave a new file beside an old one of its pair
             for path, tmp in tmps.items(): _replace(tmp, path)

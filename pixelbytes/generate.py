@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from . import __version__
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
-from .pixelize import pixelize, open_image, to_pil, nearest_colour
+from .pixelize import pixelize, to_pil, nearest_colour, _open, MAX_PIXELS, _SCALE_DOWN
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id
@@ -103,7 +103,8 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: 
                              "give it as a PIL image or a file to have it resized")
         return image
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
-    if not hasattr(image, 'getbands'): image = open_image(image, name=label if isinstance(image, (bytes, str, Path)) else None)
+    # PixelBytes' own pixel limit: generate takes no max_pixels to raise, so the way past it is a smaller file
+    if not hasattr(image, 'getbands'): image = _open(image, MAX_PIXELS, label if isinstance(image, (bytes, str, Path)) else None, _SCALE_DOWN)[0]
     return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, resample=resample, name=label)
 
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True, resample: str = 'nearest'):

@@ -20,7 +20,7 @@ from . import __version__
 from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
-from .files import _tmp_prefix, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
+from .files import _tmp_prefix, _kept_mode, _as_plain_write, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
 from .data import Built, load_built, _held_rows, _image_key, _images_read, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
 from .metrics import MODALITIES, PLOT_EVERY, write_metrics, describe_evaluation, History, _sums, _kind_table, _metrics, _pred_sums, _write_curves, _MetricsFile
@@ -72,7 +72,10 @@ def save_checkpoint(model, folder):
         # `evaluate`'s scores of the weights replaced go first: a process killed between the renames, or a dashboard reading the
         # folder meanwhile, would otherwise find the old weights' scores beside the new weights
         for f in _EVALUATION_FILES: (folder/f).unlink(missing_ok=True)
-        for f in tmp.iterdir(): os.replace(f, folder/f.name)
+        for f in tmp.iterdir():
+            # a file replaced keeps its mode and group, as `write_files` keeps them: a team's run, made writable by its group, stays so
+            if (kept := _kept_mode(folder/f.name)) is not None: _as_plain_write(f, folder/f.name, kept)
+            os.replace(f, folder/f.name)
     finally: shutil.rmtree(tmp, ignore_errors=True)  # an interrupt in the middle leaves nothing behind either
 
 STATE_FILE = 'train_state.pt'
