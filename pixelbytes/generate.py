@@ -295,9 +295,13 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def _is_folder(path, format=None) -> bool:
-    "Whether `save_generations` writes a file per sample into the folder `path`: `format='folder'`, or a name that ends in a separator."
-    if format is not None: return str(format).lower() == 'folder'
-    return str(path).endswith(('/', os.sep))
+    """Whether `save_generations` writes a file per sample into the folder `path`: `format='folder'`, or a name that ends in a separator;
+    a `ValueError` where the name ends in one and `format` is a file's (the file would be written without it, under a name not given)."""
+    named = str(path).endswith(('/', os.sep))
+    if format is None: return named
+    if str(format).lower() == 'folder': return True
+    if named: raise ValueError(f"{str(path)!r} names a folder (it ends in /), and format={format!r} writes a file: name a file in it, or give format='folder'")
+    return False
 
 def _background(pixels, index: int) -> np.ndarray:
     "Where `pixels` holds the colour `index` (or no pixel, -1) in one piece with the image's border: its background, not a highlight inside it."

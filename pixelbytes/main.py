@@ -290,8 +290,8 @@ def _run_generate(a):
     if len(captions) > 1 and len(images) > 1 and len(captions) != len(images):
         raise ValueError(f"--prompt/--prompts give {len(captions)} captions and --image {len(images)} files: give a caption for each image, in order, or one caption or one image for all")
     if a.out == '-': raise ValueError("--out -: generate writes a file, not to standard output; name a file (what each sample holds is printed, and .json writes it all)")
-    folder = _is_folder(a.out or '', a.format)
-    if a.out and a.out.endswith(('/', os.sep)) and not folder: raise ValueError(f"--out {a.out!r} names a folder; name a file in it, or give --format folder")
+    try: folder = _is_folder(a.out or '', a.format)
+    except ValueError as e: raise ValueError(f"--out {e}") from None  # an --out that names a folder, with a --format of a file
     out = os.path.expanduser(a.out or ('generated' if folder else f'generated.{a.format or "png"}'))  # --out=~/x.png: the shell leaves ~ alone after '='
     # a bad name fails now, not after the samples are drawn
     there = out.rstrip('/' + os.sep) or out  # 'afile/' of a file exists to no one; a broken link is check_writable's to name, with its target

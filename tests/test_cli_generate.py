@@ -95,7 +95,7 @@ def test_picture_options_with_json_are_refused(trained, tmp_path):
 
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
-    for out, fmt, message in (('-', 'png', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'png', 'names a folder; name a file in it, or give --format folder')):
+    for out, fmt, message in (('-', 'png', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'png', "names a folder (it ends in /), and --format='png' writes a file: name a file in it, or give --format='folder'")):
         r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', fmt, '--out', out)
         assert r.returncode == 1 and message in r.stderr and 'Generating' not in r.stderr, r.stderr
     if hasattr(os, 'mkfifo'):
