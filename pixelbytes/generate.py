@@ -296,9 +296,13 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
 
 # %% ../nbs/09_generate.ipynb #0dbb0154
 def _is_folder(path, format=None) -> bool:
-    "Whether `save_generations` writes a file per sample into the folder `path`: `format='folder'`, or a name that ends in a separator."
-    if format is not None: return str(format).lower() == 'folder'
-    return str(path).endswith(('/', os.sep))
+    """Whether `save_generations` writes a file per sample into the folder `path`: `format='folder'`, or a name that ends in a separator;
+    a `ValueError` where the name ends in one and `format` is a file's (the file would be written without it, under a name not given)."""
+    named = str(path).endswith(('/', os.sep))
+    if format is None: return named
+    if str(format).lower() == 'folder': return True
+    if named: raise ValueError(f"{str(path)!r} names a folder (it ends in /), and format={format!r} writes a file: name a file in it, or give format='folder'")
+    return False
 
 def _background(pixels, index: int) -> np.ndarray:
     "Where `pixels` holds the colour `index` (or no pixel, -1) in one piece with the image's border: its background, not a highlight inside it."
@@ -432,11 +436,16 @@ def _is_json(path, format=None) -> bool:
     return format is None and Path(path).suffix.lower() == '.json'
 
 def _check_layout(path, format=None, scale=None, grid=False, columns=None, text=None):
-    "A `ValueError` naming the settings of a picture given for a JSON file (`save_generations`', and the command's before the samples are drawn), which holds no picture."
-    if not _is_json(path, format): return
-    given = [f'{k}={v!r}' for k, v in (('scale', scale), ('grid', grid), ('columns', columns), ('text', text)) if v is not None and v is not False]
-    if given: raise ValueError(f"{', '.join(given)}: a .json file holds what the samples hold, not a picture of them; "
-                               f"leave {'it' if len(given) == 1 else 'them'} out, or name a picture (samples.png)")
+    """A `ValueError` naming the settings of a picture of all the samples given where `save_generations` writes none: a .json file, or a
+    folder of sprites (whose `scale` is its sprites'); `save_generations`' check, and the command's before the samples are drawn."""
+    folder = _is_folder(path, format)  # first, as save_generations decides: 'x.json/' is a folder
+    if not folder and not _is_json(path, format): return
+    laid = (('grid', grid), ('columns', columns), ('text', text)) if folder else (('scale', scale), ('grid', grid), ('columns', columns), ('text', text))
+    given = [f'{k}={v!r}' for k, v in laid if v is not None and v is not False]
+    if not given: return
+    holds = ("a folder of sprites holds a file per sample, each sprite alone, not a picture of them all" if folder
+             else "a .json file holds what the samples hold, not a picture of them")
+    raise ValueError(f"{', '.join(given)}: {holds}; leave {'it' if len(given) == 1 else 'them'} out, or name a picture (samples.png)")
 
 def save_generations(gens, # a `Generation` or a list of them, as `generate` returns
                      path, # the file to write (the folder, for format 'folder')

@@ -290,19 +290,17 @@ def _run_generate(a):
     if len(captions) > 1 and len(images) > 1 and len(captions) != len(images):
         raise ValueError(f"--prompt/--prompts give {len(captions)} captions and --image {len(images)} files: give a caption for each image, in order, or one caption or one image for all")
     if a.out == '-': raise ValueError("--out -: generate writes a file, not to standard output; name a file (what each sample holds is printed, and .json writes it all)")
-    folder = _is_folder(a.out or '', a.format)
-    if a.out and a.out.endswith(('/', os.sep)) and not folder: raise ValueError(f"--out {a.out!r} names a folder; name a file in it, or give --format folder")
+    try: folder = _is_folder(a.out or '', a.format)
+    except ValueError as e: raise ValueError(f"--out {e}") from None  # an --out that names a folder, with a --format of a file
     out = os.path.expanduser(a.out or ('generated' if folder else f'generated.{a.format or "png"}'))  # --out=~/x.png: the shell leaves ~ alone after '='
     # a bad name fails now, not after the samples are drawn
     there = out.rstrip('/' + os.sep) or out  # 'afile/' of a file exists to no one; a broken link is check_writable's to name, with its target
     if folder and (why := _folder_refusal(Path(there), a.append, '--append')): raise ValueError(f"--out {out!r} {why}")
     if folder and a.append and os.path.isfile(os.path.join(there, 'metadata.csv')): _samples_before(Path(there))  # a metadata.csv it cannot add to, said before drawing too
     if a.append and not folder: raise ValueError("--append adds the samples to a folder of sprites (an --out that ends in /, or --format folder); a picture is written whole")
-    if folder and (laid := [o for o, v in (('--columns', a.columns), ('--grid', a.grid), ('--text', a.text)) if v not in (None, False)]):
-        raise ValueError(f"{' and '.join(filter(None, (', '.join(laid[:-1]), laid[-1])))} {'lays' if len(laid) == 1 else 'lay'} the samples out in one picture (a sprite sheet: --out sheet.png); --format folder writes a file per sample, each sprite alone")
     if a.transparent and not folder: raise ValueError("--transparent makes the sprites of --format folder transparent (an --out that ends in /); a picture of the samples has none")
     if not folder and not _is_json(out, a.format): _picture_format(out, a.format)
-    if not folder: _check_layout(out, a.format, a.scale, a.grid, a.columns, a.text)
+    _check_layout(out, a.format, a.scale, a.grid, a.columns, a.text)
     if not folder and os.path.isdir(out): raise ValueError(f"--out {out!r} is a folder; name a file in it (--format folder writes a file per sample in a new or empty one)")
     # a link at --out is replaced, not written through; a file that is an --image would be replaced by the samples drawn from it
     if os.path.isfile(out) and not os.path.islink(out) and (given := next((f for f in images if os.path.samefile(f, out)), None)):

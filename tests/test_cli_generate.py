@@ -95,7 +95,7 @@ def test_picture_options_with_json_are_refused(trained, tmp_path):
 
 def test_out_is_a_file(trained, tmp_path):
     "--out - and --out DIR/ are refused before drawing; a pipe (or a device) at --out is not replaced by a file."
-    for out, fmt, message in (('-', 'png', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'png', 'names a folder; name a file in it, or give --format folder')):
+    for out, fmt, message in (('-', 'png', 'generate writes a file, not to standard output'), (f'{tmp_path}/dir/', 'png', "names a folder (it ends in /), and --format='png' writes a file: name a file in it, or give --format='folder'")):
         r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', fmt, '--out', out)
         assert r.returncode == 1 and message in r.stderr and 'Generating' not in r.stderr, r.stderr
     if hasattr(os, 'mkfifo'):
@@ -140,9 +140,9 @@ def test_a_folder_of_sprites(trained, tmp_path):
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--transparent', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--transparent makes the sprites of --format folder transparent' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--columns', '4', '--out', f'{tmp_path}/sheet/')
-    assert r.returncode == 1 and '--columns lays the samples out in one picture (a sprite sheet: --out sheet.png)' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and '--columns=4: a folder of sprites holds a file per sample, each sprite alone, not a picture of them all; leave it out' in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--grid', '--text', 'below', '--out', f'{tmp_path}/sheet/')
-    assert r.returncode == 1 and '--grid and --text lay the samples out in one picture' in r.stderr and 'Generating' not in r.stderr, r.stderr
+    assert r.returncode == 1 and "--grid, --text='below': a folder of sprites holds a file per sample" in r.stderr and 'Generating' not in r.stderr, r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--append', '--out', tmp_path/'x.png')
     assert r.returncode == 1 and '--append adds the samples to a folder of sprites' in r.stderr and 'Generating' not in r.stderr, r.stderr
 
