@@ -135,14 +135,16 @@ def _read(src, name):
         return data, name
     raise TypeError(f"open_image: expected a path, bytes, a binary file or a PIL image, got {type(src).__name__}")
 
-def _check_size(size, max_pixels, name, allow='raise max_pixels to allow it'):
+_RAISE_LIMIT = 'raise max_pixels to allow it'  # how past a limit the caller set (open_image's, build's max_pixels)
+
+def _check_size(size, max_pixels, name, allow=_RAISE_LIMIT):
     "`ImageError` if `size` is empty or over `max_pixels`; `allow` says how to get past the limit where the caller set it."
     w, h = size
     if w == 0 or h == 0: raise ImageError(f"{name}: has zero size ({w}x{h})")
     if max_pixels is not None and w * h > max_pixels:
         raise ImageError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} ({allow})")
 
-def _open(src, max_pixels, name, allow='raise max_pixels to allow it'):
+def _open(src, max_pixels, name, allow=_RAISE_LIMIT):
     "`open_image`, also returning the name used in messages."
     if isinstance(src, Image.Image): im, name = src, name or getattr(src, 'filename', '') or '<image>'
     else:
@@ -324,13 +326,13 @@ def _one_per_block(a: np.ndarray, k: int, start, cut=(False,) * 4) -> np.ndarray
     return np.median(blocks, axis=(1, 3)).round().astype(a.dtype) if a.dtype != bool else blocks.mean(axis=(1, 3)) >= 0.5
 
 # %% ../nbs/01_pixelize.ipynb #eb6a4e6f
-def _frames(im: Image.Image, name: str, frames: str, max_pixels, allow=_SCALE_DOWN):
+def _frames(im: Image.Image, name: str, frames: str, max_pixels):
     "Yield `(name, rgb)` for the wanted frames of `im`: its name in messages, and its RGB on white (`im` is at that frame)."
     for i in range(getattr(im, 'n_frames', 1) if frames == 'all' else 1):
         where = f"{name} frame {i}" if frames == 'all' else name
         try:
             im.seek(i)
-            if i: _check_size(im.size, max_pixels, where, allow)  # each page of a TIFF has its own size: checked before it is decoded (the first, on opening)
+            if i: _check_size(im.size, max_pixels, where, _SCALE_DOWN)  # each page of a TIFF has its own size: checked before it is decoded (the first, on opening)
             im.load()
         except ImageError: raise
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None

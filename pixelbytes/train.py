@@ -776,8 +776,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
 
     def run_eval(train_sums):
         "Evaluate and record the row in `st`; the row, and whether it is the best yet. Every process calls it."
-        watch.check(every_process=True)  # before anything is saved: keep the last good checkpoint
         nonlocal validating
+        watch.check(every_process=True)  # before anything is saved: keep the last good checkpoint
         if not all(torch.isfinite(p).all() for p in model.parameters()): raise _diverged("the weights became NaN or infinite", st['step'], out)
         # a stop that comes now is taken at once, not after minutes of a large validation split: the evaluation is dropped
         # whole, never saved half done, and the last checkpoint stays. Not with several processes, for the previews' reason below
