@@ -272,7 +272,9 @@ def _nothing_to_resume(src: Path, out: Path) -> str | None:
     if (src/STATE_FILE).exists(): return None
     run = src.parent
     if (src/'config.json').exists() and (run/STATE_FILE).exists():  # best/ or last/ of a run: the run is the folder above
-        return (f"nothing to resume in {src}: it is a model saved by the run in {run}; resume={str(run)!r} ({shell_option('--resume', run)}) goes on with that run, "
+        # where out is the model's folder too, the run goes on in its own folder: resume= names where it is read from, not where it goes on
+        on = (f"out={str(run)!r} with resume=True ({shell_option('--out', run)} --resume)" if src == out else f"resume={str(run)!r} ({shell_option('--resume', run)})")
+        return (f"nothing to resume in {src}: it is a model saved by the run in {run}; {on} goes on with that run, "
                 f"init={str(src)!r} ({shell_option('--init', src)}) starts a new one from its weights")
     if src == out: return f"nothing to resume: {out} holds no run ({STATE_FILE}); leave out resume=True (--resume) to start one, or give resume='auto' (--resume auto), which starts it or goes on with it"
 
