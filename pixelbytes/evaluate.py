@@ -150,7 +150,7 @@ class Evaluation:
                  'bits': ratio(s['nll'][i], s['tokens'][i] * math.log(2)), 'accuracy': ratio(s['correct'][i], s['tokens'][i])}
                 for mod, s in self.per_item.items() for i in range(n)]
 
-    def render_samples(self, metrics=None, most: int = 16, scale: int = 4, width: int = 320, columns: int = 4, **kw):
+    def render_samples(self, metrics=None, most: int = 16, scale: int = 4, width: int = 320, columns: int = 4, background='#d4d4d4', **kw):
         "The samples of `metrics` (default: all kept) as one picture (a `Rendering`; `kw` goes to `render`): each metric's and task's worst first, each beside its item's image and caption, with its row, seed and scores; of more than `most`, the `most // 2` worst and the rest best."
         if not self.samples: raise ValueError("this evaluation kept no samples: structure, copy, captions and demo keep what they draw (an evaluation saved by 0.2.0 has none)")
         kept = list(dict.fromkeys(s['metric'] for s in self.samples))
@@ -165,7 +165,8 @@ class Evaluation:
                                           f"{self.name}-samples.jsonl holds them all")])
                 group = group[:worst] + group[len(group) - (most - worst):]
             shown += [_drawing(s) for s in group]
-        return render(shown, palette=self.palette, scale=scale, width=width, columns=columns, **kw)
+        # on grey, a sprite's white background shows where it ends: the size of a drawing against its item's, a copy drawn blank
+        return render(shown, palette=self.palette, scale=scale, width=width, columns=columns, background=background, **kw)
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
