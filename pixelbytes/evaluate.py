@@ -568,7 +568,7 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
             for w in said:
                 if _NOT_LOADED in str(w.message):
                     warnings.warn(str(w.message).replace(_NOT_LOADED, f"{_NOT_LOADED}, and the scores saved there will keep none of {drawn}: {before.name}-samples.jsonl "
-                                                         f"and .png are written anew (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
+                                                         f"and .png are {'written anew' if set(metrics) & set(DRAWN_METRICS) else 'removed'} (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
         return before
     say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {old.get(k)} there, {new[k]} here"
     raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
