@@ -150,7 +150,7 @@ class Evaluation:
                  'bits': ratio(s['nll'][i], s['tokens'][i] * math.log(2)), 'accuracy': ratio(s['correct'][i], s['tokens'][i])}
                 for mod, s in self.per_item.items() for i in range(n)]
 
-    def render_samples(self, metrics=None, most: int = 16, scale: int = 4, width: int = 320, columns: int = 4, **kw):
+    def render_samples(self, metrics=None, most: int = 16, scale: int = 4, width: int = 320, columns: int = 4, background='#d4d4d4', **kw):
         "The samples of `metrics` (default: all kept) as one picture (a `Rendering`; `kw` goes to `render`): each metric's and task's worst first, each beside its item's image and caption, with its row, seed and scores; of more than `most`, the `most // 2` worst and the rest best."
         if not self.samples: raise ValueError("this evaluation kept no samples: structure, copy, captions and demo keep what they draw (an evaluation saved by 0.2.0 has none)")
         kept = list(dict.fromkeys(s['metric'] for s in self.samples))
@@ -165,7 +165,8 @@ class Evaluation:
                                           f"{self.name}-samples.jsonl holds them all")])
                 group = group[:worst] + group[len(group) - (most - worst):]
             shown += [_drawing(s) for s in group]
-        return render(shown, palette=self.palette, scale=scale, width=width, columns=columns, **kw)
+        # on grey, a sprite's white background shows where it ends: the size of a drawing against its item's, a copy drawn blank
+        return render(shown, palette=self.palette, scale=scale, width=width, columns=columns, background=background, **kw)
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
@@ -322,14 +323,16 @@ def _drawing(s: dict) -> list:
     if s['task'] == 'copy': return [image, *([drawn] if drawn else []), TextSegment(f"{head} ({'its image, then the copy' if drawn else 'its image; no copy drawn'})")]
     return [*([drawn] if drawn else []), image, TextSegment(f"{head} ({'drawn, then its image' if drawn else 'its image; nothing drawn'})"), TextSegment(f"caption: {s['caption']}")]
 
+_NOT_LOADED = 'its samples are not loaded'  # the end of `_read_samples`' warnings, which `_added_to` says again with what they cost
+
 def _read_samples(folder: Path, ref: dict, path: Path) -> tuple:
     "(samples, palette) of the samples file that the evaluation file `path` names (`ref`: its `samples`), or (None, None) with a warning where it is gone or not the one saved with it."
     f = folder/Path(ref['file']).name
     try: data = f.read_bytes()
     except OSError as e:
-        warnings.warn(f"{path} names {f.name}, which cannot be read ({e.strerror or e}): its samples are not loaded"); return None, None
+        warnings.warn(f"{path} names {f.name}, which cannot be read ({e.strerror or e}): {_NOT_LOADED}"); return None, None
     if hashlib.sha1(data).hexdigest() != ref['sha1']:
-        warnings.warn(f"{f} is not the file saved with {path.name} (changed or replaced since): its samples are not loaded"); return None, None
+        warnings.warn(f"{f} is not the file saved with {path.name} (changed or replaced since): {_NOT_LOADED}"); return None, None
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()], ref.get('palette')
 
 # %% ../nbs/11_evaluate.ipynb #ci000002
@@ -541,11 +544,11 @@ def _model_named(settings: dict) -> str | None:
     if not m or m.startswith('in memory'): return None
     return hub_repo_id(m, pinned=True) or m
 
-def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False) -> Evaluation | None:
-    "The evaluation saved in `folder` that `ev`, about to score `metrics`, adds to: one of the same weights and items whose other metrics were made with the settings `ev` has; None when there is none to keep (none there, one of other weights, one whose metrics `ev` all scores again); an error when `ev` would replace scores of these weights that it does not make again, made with other settings, or, where `folder` is an `out` given, the evaluation of another model."
+def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_lost: bool = True) -> Evaluation | None:
+    "The evaluation saved in `folder` that `ev`, about to score `metrics`, adds to: one of the same weights and items whose other metrics were made with the settings `ev` has; None when there is none to keep (none there, one of other weights, one whose metrics `ev` all scores again); an error when `ev` would replace scores of these weights that it does not make again, made with other settings, or, where `folder` is an `out` given, the evaluation of another model. With `warn_lost`, a warning where the samples of the metrics kept cannot be read, and so are not kept."
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # whether it scored the weights there now, the SHA-1s below say
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter('always')  # whether it scored the weights there now, the SHA-1s below say; a samples file lost, the warning below
             before = Evaluation.load(folder, ev.settings['split'])
     except (FileNotFoundError, ValueError): return None  # none, or no evaluation of evaluate's: written as before
     old, new = before.settings, ev.settings
@@ -560,7 +563,13 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False) -> Evalu
     if not kept: return None  # all of them scored again: replaced
     # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
     clash = [k for k in ('data_sha1', 'device', *sorted(_scored_with(kept) & _scored_with(metrics))) if old.get(k) != new[k]]
-    if not clash: return before
+    if not clash:
+        if warn_lost and (drawn := ', '.join(m for m in DRAWN_METRICS if m in kept)) and before.samples is None:  # saved anew, they would be gone without a word
+            for w in said:
+                if _NOT_LOADED in str(w.message):
+                    warnings.warn(str(w.message).replace(_NOT_LOADED, f"{_NOT_LOADED}, and the scores saved there will keep none of {drawn}: {before.name}-samples.jsonl "
+                                                         f"and .png are {'written anew' if set(metrics) & set(DRAWN_METRICS) else 'removed'} (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
+        return before
     say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {old.get(k)} there, {new[k]} here"
     raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
                      f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
@@ -734,7 +743,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if saved_over(): unsaved('while it was scored'); folder = None
     if folder is not None:
         # read again now, not only before the scoring: another evaluation (another notebook) may have saved its metrics there meanwhile, which are kept
-        try: before = _added_to(ev, folder, metrics, out=bool(out))
+        try: before = _added_to(ev, folder, metrics, out=bool(out), warn_lost=False)  # said before the scoring
         except ValueError as e:
             warnings.warn(f"the evaluation is not saved: {e}"); folder = None
             ev.save_error = FileExistsError(str(e))  # where it was to be saved: the command line must not end as if it were
