@@ -256,7 +256,7 @@ def _base_model(init, built) -> PixelBytesModel:
     return base
 
 def _warn_unused(given: set, cfg: PixelBytesConfig):
-    "Warn of the fields `given` for a new run that change nothing in it: sizes its backbone does not read (`n_heads` for an LSTM), patience without validation."
+    "Warn of the fields `given` for a new run that change nothing in it: sizes its backbone does not read (`n_heads` for an LSTM), patience without validation, a mix of neighbours that are not read."
     reads = getattr(BACKBONES[cfg.backbone], 'reads', None)  # one that does not say what it reads may read any
     owners = {f.name: [b for b, cls in BACKBONES.items() if f.name in getattr(cls, 'reads', ())] for f in fields(PixelBytesConfig) if f.name in given}
     unread = [k for k, bs in owners.items() if bs and reads is not None and k not in reads]
@@ -266,6 +266,10 @@ def _warn_unused(given: set, cfg: PixelBytesConfig):
     if 'patience' in given and cfg.patience and not cfg.val_fraction:
         warnings.warn(f"patience={cfg.patience} stops a run whose validation loss no longer falls, and val_fraction=0 leaves no validation items: the run goes on to its last epoch"
                       + (" or its max_minutes" if cfg.max_minutes else ''))
+    # not from given: a config object sets every field, and 'conv' is never the default (the command line refuses --pxby --no-grid)
+    if cfg.context == 'center' and cfg.mix == 'conv':
+        warnings.warn("mix='conv' mixes the neighbours of the 2D context, and context='center' reads the previous token alone: it changes nothing; "
+                      "give context='pxby' to mix them, or leave mix out")
 
 def _nothing_to_resume(src: Path, out: Path) -> str | None:
     "Why `src`, the folder `resume` names, holds no run to go on with, and what to give instead: the run that saved a model folder, or a new run; None where that is not known (`load_state` says what is missing)."
