@@ -19,7 +19,7 @@ import numpy as np
 from .tokenizer import ImageSegment, TextSegment, LF
 from .data import load_built, Built, _images_read
 from .windows import Windows
-from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint
+from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint, _evaluation_files
 from .metrics import summarize, MODALITIES, _nan_as_none
 from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
 from .generate import generate, allowed_tokens, _CUT_ADVICE
@@ -276,14 +276,14 @@ class Evaluation:
                 w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(rows)
         saved = ({'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
                  | ({'item_rows': self.item_rows} if self.item_rows is not None else {}))
-        kept = folder/f'{name}-samples.jsonl', folder/f'{name}-samples.png'
+        csv_file, json_file, *kept = (folder/f for f in _evaluation_files(name))  # kept: the samples, and their picture
         if self.samples:
             lines = ''.join(json.dumps(s, ensure_ascii=False, allow_nan=False) + '\n' for s in self.samples).encode()
             # the file named with its SHA-1: one left by another evaluation (a save killed between the renames) is not taken for this one's
             saved['samples'] = {'file': kept[0].name, 'picture': kept[1].name, 'count': len(self.samples), 'sha1': hashlib.sha1(lines).hexdigest(), 'palette': self.palette}
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
-        files = {folder/f'{name}.csv': write_csv, folder/f'{name}.json': lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
+        files = {csv_file: write_csv, json_file: lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
         if self.samples: files |= {kept[0]: lambda p: p.write_bytes(lines), kept[1]: lambda p: self.render_samples().to_pil().save(p, 'PNG')}
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
         write_files(files)  # all written before any is renamed: a failed write leaves the files as they were (and a link there is replaced, not written through)
@@ -761,11 +761,11 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     return ev
 
 def _drop_scores_of(folder: Path, name: str, sha1: str):
-    "Remove the evaluation `name` (.csv and .json) in `folder` where it scored the weights whose SHA-1 is `sha1`, which the folder no longer holds."
+    "Remove the evaluation `name` (its scores and samples) in `folder` where it scored the weights whose SHA-1 is `sha1`, which the folder no longer holds."
     try: stale = json.loads((folder/f'{name}.json').read_text())['settings']['model_sha1'] == sha1
     except (OSError, ValueError, KeyError, TypeError): return  # gone (the run's save removed it) or another's: left as it is
     if stale:
-        for f in (f'{name}.csv', f'{name}.json', f'{name}-samples.jsonl', f'{name}-samples.png'): (folder/f).unlink(missing_ok=True)
+        for f in _evaluation_files(name): (folder/f).unlink(missing_ok=True)
 
 # %% ../nbs/11_evaluate.ipynb #cmp00002
 @dataclass

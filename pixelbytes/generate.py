@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from . import __version__
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
-from .pixelize import pixelize, to_pil, nearest_colour, _open, MAX_PIXELS, _SCALE_DOWN
+from .pixelize import pixelize, to_pil, nearest_colour, _open_own
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id
@@ -103,8 +103,7 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: 
                              "give it as a PIL image or a file to have it resized")
         return image
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
-    # PixelBytes' own pixel limit: generate takes no max_pixels to raise, so the way past it is a smaller file
-    if not hasattr(image, 'getbands'): image = _open(image, MAX_PIXELS, label if isinstance(image, (bytes, str, Path)) else None, _SCALE_DOWN)[0]
+    if not hasattr(image, 'getbands'): image = _open_own(image, label if isinstance(image, (bytes, str, Path)) else None)  # generate takes no max_pixels to raise
     return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, resample=resample, name=label)
 
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True, resample: str = 'nearest'):
@@ -488,10 +487,10 @@ def save_generations(gens, # a `Generation` or a list of them, as `generate` ret
     except KeyboardInterrupt as e:
         # a Ctrl-C held to the end of the renames comes after them: every sample is saved, which a bare KeyboardInterrupt leaves to guess
         # (and append=True again would add them twice)
-        if _file_id(last) != was: stopped_after(e, _saved_all(gens, path, append))
+        if _file_id(last) != was: stopped_after(e, _saved_all(gens, path, 'saving them with append=True again' if append else None))
         raise
 
-def _saved_all(gens: list, path, append: bool) -> str:
-    "What a stop after `gens` were saved in `path` says: they are all there."
-    return (f"after the save: {path} holds all {counted(len(gens), 'sample')}"
-            + ("; saving them with append=True again would add them a second time" if append else ''))
+def _saved_all(gens: list, path, again: str = None, seed: int = None) -> str:
+    "What a stop after `gens` were saved in `path` says: they are all there (drawn with `seed`, where it was drawn for them), and that `again`, where it is said, would add them a second time."
+    return (f"after the save: {path} holds all {counted(len(gens), 'sample')}" + (f" (seed {seed})" if seed is not None else '')
+            + (f"; {again} would add them a second time" if again else ''))

@@ -265,19 +265,19 @@ def _caption_lines(path: str) -> list:
 
 def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
     "What a stop after the samples `gens` were saved in `out` says: they are all there (so that --append is not run again)."
-    return (f"after the save: {out} holds all {len(gens)} {'sample' if len(gens) == 1 else 'samples'}" + (f" (seed {gens[0].seed})" if drawn else '')
-            + ("; the same command again would add them a second time" if append else ''))
+    from pixelbytes.generate import _saved_all  # as the command's other imports of generate: not at start-up
+    return _saved_all(gens, out, 'the same command again' if append else None, gens[0].seed if drawn else None)
 
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format, _check_crop, _check_layout
     from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import TextSegment, printable
-    from pixelbytes.pixelize import _open, MAX_PIXELS, _SCALE_DOWN
+    from pixelbytes.pixelize import _open_own
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
-        _open(f, MAX_PIXELS, f"--image {f!r}", _SCALE_DOWN)  # a file that is no image (the metadata.csv of a glob's sprites/*) is refused now, not after the model loads; generate has no --max-pixels
+        _open_own(f, f"--image {f!r}")  # a file that is no image (the metadata.csv of a glob's sprites/*) is refused now, not after the model loads; generate has no --max-pixels
     one = lambda given: None if not given else given[0] if len(given) == 1 else given  # a repeated option lists its values
     read = _caption_lines(a.prompts) if a.prompts is not None else []
     # a bad setting is refused now, by its option, not after the model is loaded and the samples drawn

@@ -171,6 +171,10 @@ def open_image(src, max_pixels: int | None = MAX_PIXELS, name: str | None = None
     "Open `src` (path, bytes, binary file or PIL image) and decode it; `ImageError` naming `name` (or the path) if it cannot be used."
     return _open(src, max_pixels, name)[0]
 
+def _open_own(src, name: str | None = None) -> Image.Image:
+    "`open_image` under PixelBytes' own pixel limit, for those that take no `max_pixels` (generate's image, the command's --image): past it, the way is a smaller file."
+    return _open(src, MAX_PIXELS, name, _SCALE_DOWN)[0]
+
 def png_bytes(image: Image.Image) -> bytes:
     "The bytes of `image` as a PNG file (what a widget shows, a dataset stores, Jupyter displays)."
     buf = io.BytesIO()

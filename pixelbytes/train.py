@@ -57,8 +57,11 @@ def predict(model, windows: Windows, batch_size: int = 32, device=None) -> dict:
         return out
 
 # %% ../nbs/08_train.ipynb #4ea93c94
-# what `evaluate` saves beside a model: its scores, and the samples its generation metrics drew
-_EVALUATION_FILES = tuple(f'evaluation{s}{e}' for s in ('', '-train') for e in ('.csv', '.json', '-samples.jsonl', '-samples.png'))
+def _evaluation_files(name: str) -> tuple:
+    "The files of the evaluation `name` (`evaluation`, `evaluation-train`) that `evaluate` saves beside a model: its scores (.csv, .json), and the samples its generation metrics drew and their picture."
+    return tuple(name + end for end in ('.csv', '.json', '-samples.jsonl', '-samples.png'))
+
+_EVALUATION_FILES = _evaluation_files('evaluation') + _evaluation_files('evaluation-train')
 
 def save_checkpoint(model, folder):
     "`save_pretrained` into `folder`, each file replaced atomically."
