@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from . import __version__
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
-from .pixelize import pixelize, to_pil, nearest_colour, _open_own
+from .pixelize import to_pil, nearest_colour, _open_own, _pixelized
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id
@@ -92,6 +92,10 @@ class Generations(list):
 # %% ../nbs/09_generate.ipynb #0cc6fb39
 def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True, resample: str = 'nearest') -> np.ndarray:
     "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`, pixel art stored enlarged read at one pixel per block if `unscale`, scaled down to `max_size` with the filter `resample`)."
+    return _read_image(image, tok, crop, name, unscale, resample)[0]
+
+def _read_image(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True, resample: str = 'nearest') -> tuple:
+    "`_as_pixels`' array, and what reading a picture changed of it, in words: colours the palette lacks, a scale down (an empty list where nothing)."
     if isinstance(image, (list, tuple)):
         try: image = np.asarray(image)
         except ValueError: raise ValueError(f"{name}: nested lists of palette indices must be rows of one length") from None
@@ -101,10 +105,14 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: 
         if max(image.shape) > tok.max_size:  # a PIL image or a file is resized; indices cannot be
             raise ValueError(f"{name} is {image.shape[0]}x{image.shape[1]}, larger than the model's max_size ({tok.max_size}); "
                              "give it as a PIL image or a file to have it resized")
-        return image
+        return image, []
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
     if not hasattr(image, 'getbands'): image = _open_own(image, label if isinstance(image, (bytes, str, Path)) else None)  # generate takes no max_pixels to raise
-    return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, resample=resample, name=label)
+    [(px, _, recoloured, shrunk, *_)] = _pixelized(image, tok.palette, tok.max_size, 'first', resample, crop, unscale, label)
+    changed = ([f"{recoloured:.0%} of its pixels are colours far from the palette's, read as the nearest of them (a model of data built with a palette of "
+                "the sprites' own colours, from `pixelbytes palette`, keeps them)"] if recoloured else []) + (
+               [f"it is {shrunk} pixels a side, scaled down to the model's max_size ({tok.max_size}), in whose rows `rows` counts"] if shrunk else [])
+    return px, changed
 
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True, resample: str = 'nearest'):
     "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`, `unscale` and `resample`: how an image file is read."
@@ -121,11 +129,14 @@ def _prompt(tok: Tokenizer, prompt=None, image=None, rows=None, crop=True, unsca
         raise ValueError("the prompt is blank: give a caption, or leave the prompt out to draw whole items")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
     if image is None: return ids, ('image' if prompt is not None else None), None
-    px = _as_pixels(image, tok, crop, unscale=unscale, resample=resample)
+    px, changed = _read_image(image, tok, crop, unscale=unscale, resample=resample)
     if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text', None
     if not 1 <= rows <= px.shape[0]:
         read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side{'' if resample == 'nearest' else f', scaled down with {resample}'})"
         raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; {'give 1' if px.shape[0] == 1 else f'give 1 to {px.shape[0]} of them'}")
+    if changed:  # the rows kept in the completion are not those drawn: said, not left to be found pixel by pixel
+        warnings.warn(f"{str(image) if isinstance(image, (str, Path)) else 'image'}: {'; '.join(changed)}; the completion keeps the rows given as the model "
+                      "reads them, not as drawn")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
     return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image', (px.shape[0] if rows < px.shape[0] else None)
 
