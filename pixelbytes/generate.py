@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from . import __version__
 from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_image_token
-from .pixelize import pixelize, to_pil, nearest_colour, _open_own
+from .pixelize import to_pil, nearest_colour, _open_own, _pixelized
 from .render import render, output_format
 from .palette import to_hex
 from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id
@@ -92,6 +92,10 @@ class Generations(list):
 # %% ../nbs/09_generate.ipynb #0cc6fb39
 def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True, resample: str = 'nearest') -> np.ndarray:
     "A palette-index array from a palette-index array (or nested lists of indices), a PIL image or an image file (cropped to its content if `crop`, pixel art stored enlarged read at one pixel per block if `unscale`, scaled down to `max_size` with the filter `resample`)."
+    return _read_image(image, tok, crop, name, unscale, resample)[0]
+
+def _read_image(image, tok: Tokenizer, crop: bool = True, name='image', unscale: bool = True, resample: str = 'nearest') -> tuple:
+    "`_as_pixels`' array, and what reading a picture changed of it, in words: colours the palette lacks, a scale down (an empty list where nothing)."
     if isinstance(image, (list, tuple)):
         try: image = np.asarray(image)
         except ValueError: raise ValueError(f"{name}: nested lists of palette indices must be rows of one length") from None
@@ -101,13 +105,21 @@ def _as_pixels(image, tok: Tokenizer, crop: bool = True, name='image', unscale: 
         if max(image.shape) > tok.max_size:  # a PIL image or a file is resized; indices cannot be
             raise ValueError(f"{name} is {image.shape[0]}x{image.shape[1]}, larger than the model's max_size ({tok.max_size}); "
                              "give it as a PIL image or a file to have it resized")
-        return image
+        return image, []
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
     if not hasattr(image, 'getbands'): image = _open_own(image, label if isinstance(image, (bytes, str, Path)) else None)  # generate takes no max_pixels to raise
-    return pixelize(image, tok.palette, tok.max_size, crop=crop, unscale=unscale, resample=resample, name=label)
+    [(px, _, recoloured, shrunk, *_)] = _pixelized(image, tok.palette, tok.max_size, 'first', resample, crop, unscale, label)
+    changed = ([f"{recoloured:.0%} of its pixels are colours far from the palette's, read as the nearest of them (a model of data built with a palette of "
+                "the sprites' own colours, from `pixelbytes palette`, keeps them)"] if recoloured else []) + (
+               [f"it is {shrunk} pixels a side, scaled down to the model's max_size ({tok.max_size}), in whose rows `rows` counts"] if shrunk else [])
+    return px, changed
 
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True, resample: str = 'nearest'):
     "(prompt ids, kind of segment to write, or None for a whole item) of a generation mode; `crop`, `unscale` and `resample`: how an image file is read."
+    return _prompt(tok, prompt, image, rows, crop, unscale, resample)[:2]
+
+def _prompt(tok: Tokenizer, prompt=None, image=None, rows=None, crop=True, unscale=True, resample='nearest') -> tuple:
+    "`build_prompt`'s (ids, kind), and the height a completion is drawn to: the image's, where rows leaves some of it to draw (None: the model ends it)."
     if rows is not None and image is None: raise ValueError("rows needs an image: the first rows of the image to complete")
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, numbers.Integral)): raise ValueError(f"rows={rows!r} must be a whole number of rows")
     if prompt is not None and image is not None and rows is None:
@@ -116,14 +128,17 @@ def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = Non
     if prompt is not None and not str(prompt).strip():
         raise ValueError("the prompt is blank: give a caption, or leave the prompt out to draw whole items")
     ids = [] if prompt is None else list(tok.encode_text(prompt, 'prompt'))
-    if image is None: return ids, ('image' if prompt is not None else None)
-    px = _as_pixels(image, tok, crop, unscale=unscale, resample=resample)
-    if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text'
+    if image is None: return ids, ('image' if prompt is not None else None), None
+    px, changed = _read_image(image, tok, crop, unscale=unscale, resample=resample)
+    if rows is None: return ids + list(tok.encode_image(px, 'image')), 'text', None
     if not 1 <= rows <= px.shape[0]:
         read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side{'' if resample == 'nearest' else f', scaled down with {resample}'})"
         raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; {'give 1' if px.shape[0] == 1 else f'give 1 to {px.shape[0]} of them'}")
+    if changed:  # the rows kept in the completion are not those drawn: said, not left to be found pixel by pixel
+        warnings.warn(f"{str(image) if isinstance(image, (str, Path)) else 'image'}: {'; '.join(changed)}; the completion keeps the rows given as the model "
+                      "reads them, not as drawn")
     # each given row ends with TAB, the last one too: the model goes on below it, even after every row of the image
-    return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image'
+    return ids + list(tok.encode_image(px, 'image')[:rows * (px.shape[1] + 1) - 1]) + [TAB], 'image', (px.shape[0] if rows < px.shape[0] else None)
 
 # %% ../nbs/09_generate.ipynb #47f796be
 def _segment_rule(tok: Tokenizer, kind: str):
@@ -132,11 +147,11 @@ def _segment_rule(tok: Tokenizer, kind: str):
     first = inside & ~np.isin(np.arange(tok.vocab_size), (TAB, LF))  # no caption without bytes, no image without pixels
     return lambda seq: first if not seq or seq[-1] == LF else inside
 
-def _rectangle_rule(tok: Tokenizer):
-    "The `allowed` of an image being drawn that keeps it rectangular, at most `max_size` wide and high; a sequence given again is read on from where it was (it may grow, or be cut back, between calls; not changed in place)."
+def _rectangle_rule(tok: Tokenizer, height: int = None):
+    "The `allowed` of an image being drawn that keeps it rectangular, at most `max_size` wide and high (`height` rows high, where given); a sequence given again is read on from where it was (it may grow, or be cut back, between calls; not changed in place)."
     pixel = np.arange(tok.vocab_size) >= tok.n_bytes
     only = lambda *ids: np.isin(np.arange(tok.vocab_size), ids)
-    first_row, row_full, end_only = pixel | only(TAB, LF), only(TAB, LF), only(LF)
+    first_row, row_full, end_only, row_only = pixel | only(TAB, LF), only(TAB, LF), only(LF), only(TAB)
     # a generation's ids grow by one token between calls: each call reads only the new ones, where reading the whole open
     # segment at every token made a 128x128 image cost seconds a sample. Each sequence is held, so that its id is not another's
     read = {}  # id(seq) -> [seq, tokens read, rows done, the first row's width, where the open row starts]
@@ -154,6 +169,7 @@ def _rectangle_rule(tok: Tokenizer):
         if width is None: width = tok.max_size  # the first row sets the width
         if cols_done == 0 and not rows_done: return pixel  # an image has a pixel
         if cols_done < width: return pixel if rows_done else first_row
+        if height is not None: return end_only if rows_done + 1 >= height else row_only
         return row_full if rows_done + 1 < tok.max_size else end_only
     return allowed
 
@@ -182,7 +198,7 @@ def _listed(x, image: bool = False) -> bool:
     return not (image and x and isinstance(x[0], (list, tuple, numbers.Number)))  # nested lists of indices are one image
 
 def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: bool, resample: str) -> tuple:
-    "The (ids, kind) of each prompt of a `generate` call (`build_prompt`'s), what each was drawn from (`Generation.source`), whether they were given as a list, and what each is called in errors."
+    "The (ids, kind, height) of each prompt of a `generate` call (`_prompt`'s), what each was drawn from (`Generation.source`), whether they were given as a list, and what each is called in errors."
     many_p, many_i = _listed(prompt), _listed(image, image=True)
     if many_p and many_i and len(prompt) != len(image): raise ValueError(f"{counted(len(prompt), 'prompt')} and {counted(len(image), 'image')}: give as many of each, or one of either")
     n, what = (len(prompt), 'prompt') if many_p else (len(image), 'image') if many_i else (1, 'prompt')
@@ -190,7 +206,7 @@ def _built_prompts(tok: Tokenizer, prompt, image, rows, crop: bool, unscale: boo
     given = [(prompt[k] if many_p else prompt, image[k] if many_i else image) for k in range(n)]
     built = []
     for k, (p, i) in enumerate(given):
-        try: built.append(build_prompt(tok, p, i, rows, crop, unscale, resample))
+        try: built.append(_prompt(tok, p, i, rows, crop, unscale, resample))
         except ValueError as e:
             if not (many_p or many_i): raise
             raise ValueError(f"{what} {k}: {e}") from None
@@ -212,7 +228,7 @@ def _first_seeds(seed, n: int, what: str, temperature, top_k, top_p, num, batch_
 
 def _window_warning(built: list, window: int, listed: bool, what: str):
     "The warning for the prompts of a `generate` call (`_built_prompts`' ids) longer than a causal model's training window of `window` tokens, or None where all fit."
-    over = [k for k, (ids, _) in enumerate(built) if len(ids) > window]
+    over = [k for k, (ids, *_) in enumerate(built) if len(ids) > window]
     if not over: return None
     longest = max(len(built[k][0]) for k in over)
     size = f"is {counted(longest, 'token')}" if len(over) == 1 else f"are up to {counted(longest, 'token')}"
@@ -232,7 +248,7 @@ _CUT_ADVICE = "generate's max_tokens (its --max-tokens) allows more"  # what the
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
              prompt:str=None, # a caption: draw the image that follows it (a list of captions: all in one batch); its line breaks and tabs are read as spaces
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: all in one batch)
-             rows:int=None, # completion: how many rows of `image` are given
+             rows:int=None, # completion: how many rows of `image` are given; the model draws the rest, to the image's height (given every row, it draws on below, a row at least, ending where it likes)
              num:int=1, # samples to draw
              temperature:float=1.0, # sampling temperature: 0 is greedy, higher is more varied
              top_k:int=None, # draw from the k most likely tokens only
@@ -267,13 +283,14 @@ def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one fro
     def tick(done, total):  # a progress function counts on over the modes of a list
         before[1] = done
         progress(before[0] + done, before[0] + total)
-    # a list may mix modes (a caption or an image, and None: a whole item): each mode's samples are drawn together, by its own rule
-    for kind in dict.fromkeys(k for _, k in built):
+    # a list may mix modes (a caption or an image, and None: a whole item), and completions of images of other heights:
+    # each one's samples are drawn together, by its own rule
+    for kind, height in dict.fromkeys((k, h) for _, k, h in built):
         # a caption and an image, in either order; counted at an LF only, not over the whole sequence at every token
         if kind is None: mask, stop = _whole_item_allowed(tok, rectangular), lambda seq: seq[-1] == LF and seq.count(LF) >= 2
-        elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok), LF
+        elif kind == 'image' and rectangular: mask, stop = _rectangle_rule(tok, height), LF
         else: mask, stop = _segment_rule(tok, kind), LF
-        mine = [j for j in range(n * num) if built[j // num][1] == kind]
+        mine = [j for j in range(n * num) if built[j // num][1:] == (kind, height)]
         prompts = [built[j // num][0] for j in mine]
         most = {'image': per_image, 'text': 1024, None: per_image + 1024}[kind] if max_tokens is None else max_tokens
         # one prompt is read once for its samples; a list's are drawn together, each sample from its own seed

@@ -225,7 +225,7 @@ def _generate_args(p):
     p.add_argument('--prompt', action='append', default=None, help='a caption: the model draws the image that follows it (repeat for several, each drawn --num times); its line breaks and tabs are read as spaces')
     p.add_argument('--prompts', default=None, metavar='FILE', help="a UTF-8 text file of captions, one a line (blank lines aside), drawn after any --prompt; '-' reads them from standard input")
     p.add_argument('--image', action='extend', nargs='+', default=None, metavar='FILE', help='image files (sprites/*.png; --image may be repeated too): the model writes the caption of each, or completes it with --rows')
-    p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (1 to its number of rows, as the model reads it), the model draws the rest')
+    p.add_argument('--rows', type=int, default=None, help='completion: the first ROWS rows of --image are given (1 to its number of rows, as the model reads it), the model draws the rest, to the height of the image (given every row, it draws on below, ending where it likes)')
     p.add_argument('--num', type=int, default=1, help='samples of each caption or image, or of whole items where none is given (default: 1)')
     p.add_argument('--temperature', type=float, default=1.0, help='0 is greedy (default: 1.0)')
     p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')

@@ -42,7 +42,7 @@ def test_image_to_text_and_completion(trained, tmp_path):
     assert r.returncode == 0 and (tmp_path/'c.png').exists(), r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--rows', '3', '--seed', '1', '--out', tmp_path/'k.png')
     assert r.returncode == 0 and (tmp_path/'k.png').exists(), r.stderr
-    assert re.fullmatch(r'0: \[\d+x12 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 12 wide as given; no text
+    assert re.fullmatch(r'0: \[10x12 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 10x12 as given; no text
 
 def test_several_prompts_and_images(trained, tmp_path):
     "--prompt and --image repeated: each is drawn --num times, in turn; --columns and --text lay out the picture."
