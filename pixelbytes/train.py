@@ -9,7 +9,7 @@ __all__ = ['STATE_FILE', 'FIRST_SAVE', 'ARCHITECTURE', 'BATCH_PLAN', 'LOG_EVERY'
            'load_state', 'item_hashes', 'image_hashes', 'lr_factor', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, hashlib, json, math, os, shutil, signal, socket, sys, tempfile, threading, time, warnings
+import contextlib, hashlib, json, math, os, platform, shutil, signal, socket, sys, tempfile, threading, time, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -656,9 +656,15 @@ def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, 
     save_checkpoint(model, out/'last')
     # the history as one string, not thousands of dicts: at 2,640 evaluations torch.save took 90 ms over them, and
     # weights_only's unpickler (resume, evaluate) 0.46 s, where the text takes 7 ms and 30 ms; exact, NaN included
-    state = {**st, 'history': _history_json(st['history'], encoded), 'plan': BATCH_PLAN, 'pixelbytes': __version__, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
+    state = {**st, 'history': _history_json(st['history'], encoded), 'plan': BATCH_PLAN, 'pixelbytes': __version__, 'environment': _environment(next(model.parameters()).device), 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
              'scaler': scaler.state_dict()}
     write_files({out/STATE_FILE: lambda tmp: torch.save(state, tmp)})
+
+def _environment(device: torch.device) -> dict:
+    "What a run's figures hang on beside its config and data: Python's and torch's versions, the device (the GPU's name) and the processes."
+    # torch's version is a str subclass, which weights_only's unpickler refuses
+    return {'python': platform.python_version(), 'torch': str(torch.__version__),
+            'device': torch.cuda.get_device_name(device) if device.type == 'cuda' else device.type, 'processes': _dist()[1]}
 
 # %% ../nbs/08_train.ipynb #e05d6750
 LOG_EVERY = 60.0  # seconds between two redraws of the progress bar where it goes to a file, not a terminal

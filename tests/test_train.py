@@ -569,7 +569,7 @@ run()
     assert load_state(tmp_path/'m'/'train_state.pt')['step'] == 12
 
 def test_a_callback_under_torchrun_is_called_by_the_first_process_and_stops_both(demo, tmp_path):
-    "train(callback=...) under torchrun: the first process alone calls it, with each evaluation's row, and its True stops both processes at that evaluation."
+    "train(callback=...) under torchrun: the first process alone calls it, with each evaluation's row, and its True stops both processes at that evaluation; the state records the 2 processes."
     script = tmp_path/'called.py'
     script.write_text("""
 import json, os, sys
@@ -589,4 +589,4 @@ print(os.environ['RANK'], [r['step'] for r in history])
     assert sorted(p.name for p in tmp_path.glob('calls-*')) == ['calls-0.jsonl']  # the first process alone called it
     rows = [json.loads(l) for l in (tmp_path/'calls-0.jsonl').read_text().splitlines()]
     state = load_state(tmp_path/'m'/'train_state.pt')
-    assert rows == state['history'] and state['step'] == 10
+    assert rows == state['history'] and state['step'] == 10 and state['environment']['processes'] == 2
