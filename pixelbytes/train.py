@@ -9,7 +9,7 @@ __all__ = ['STATE_FILE', 'FIRST_SAVE', 'ARCHITECTURE', 'BATCH_PLAN', 'LOG_EVERY'
            'load_state', 'item_hashes', 'image_hashes', 'lr_factor', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
-import contextlib, hashlib, json, math, os, shutil, signal, socket, sys, tempfile, threading, time, warnings
+import contextlib, hashlib, json, math, os, platform, shutil, signal, socket, sys, tempfile, threading, time, warnings
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -656,9 +656,15 @@ def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, 
     save_checkpoint(model, out/'last')
     # the history as one string, not thousands of dicts: at 2,640 evaluations torch.save took 90 ms over them, and
     # weights_only's unpickler (resume, evaluate) 0.46 s, where the text takes 7 ms and 30 ms; exact, NaN included
-    state = {**st, 'history': _history_json(st['history'], encoded), 'plan': BATCH_PLAN, 'pixelbytes': __version__, 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
+    state = {**st, 'history': _history_json(st['history'], encoded), 'plan': BATCH_PLAN, 'pixelbytes': __version__, 'environment': _environment(next(model.parameters()).device), 'config': cfg.to_dict(), 'data': data_id, 'model': model.state_dict(), 'optimizer': opt.state_dict(),
              'scaler': scaler.state_dict()}
     write_files({out/STATE_FILE: lambda tmp: torch.save(state, tmp)})
+
+def _environment(device: torch.device) -> dict:
+    "What a run's figures hang on beside its config and data: Python's and torch's versions, the device (the GPU's name) and the processes."
+    # torch's version is a str subclass, which weights_only's unpickler refuses
+    return {'python': platform.python_version(), 'torch': str(torch.__version__),
+            'device': torch.cuda.get_device_name(device) if device.type == 'cuda' else device.type, 'processes': _dist()[1]}
 
 # %% ../nbs/08_train.ipynb #e05d6750
 LOG_EVERY = 60.0  # seconds between two redraws of the progress bar where it goes to a file, not a terminal
@@ -676,6 +682,23 @@ def _progress_bar(cfg: PixelBytesConfig, st: dict, total: int, disable: bool):
                 unit='s' if timed else 'step', bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}' if timed else None,
                 disable=disable, desc=f'Training {cfg.backbone}', **every)
 
+# %% ../nbs/08_train.ipynb #cbk00002
+def _check_callback(callback):
+    "A `TypeError` unless `callback` is None or something to call."
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function, called with each evaluation's metrics (a dict), not {type(callback).__name__}")
+
+def _callback_stops(callback, row: dict, world: int, device) -> bool:
+    "Whether `callback`, called with evaluation `row` in the first process only, asks the run to stop: every process gets its answer."
+    asked = False
+    if _dist()[0] == 0:
+        asked = callback(dict(row))  # a copy: what the callback does to it leaves the run's history as it is
+        if asked is None: asked = False
+        if not isinstance(asked, (bool, np.bool_)):
+            raise TypeError(f"callback returned {asked!r} at step {row['step']}: return True to stop the run, False or None to go on")
+    # the others decide with the first, or they would wait for it at the next step for ever
+    return bool(_agreed([float(asked)], device)[0]) if world > 1 else bool(asked)
+
 # %% ../nbs/08_train.ipynb #23e8176e
 def train(config, # a `PixelBytesConfig` or a dict of its fields
           data, # a dataset folder written by `build` (or what `build` returned, or the `Built` that `load_built` gives)
@@ -685,15 +708,17 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state, metrics and the scores `evaluate` saved beside them), e.g. when a notebook cell runs again
           progress:bool=True, # show a progress bar
           stop_after:float=None, # minutes of this call: then it saves and returns, the run unfinished, for resume to go on (a session's time limit); unlike max_minutes, not part of the run's schedule
-          init=None): # a model (or a folder or Hub id to load one from) whose weights the run starts from: fine-tuning. A dict config keeps the model's architecture, dropout and windows where it leaves them out, and a new run's defaults for the rest; its architecture must stay
+          init=None, # a model (or a folder or Hub id to load one from) whose weights the run starts from: fine-tuning. A dict config keeps the model's architecture, dropout and windows where it leaves them out, and a new run's defaults for the rest; its architecture must stay
+          callback=None): # called with each evaluation's metrics (a dict: a row of the history) once it is saved; returning True stops the run there, unfinished, for resume to go on (the first process alone calls it)
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation (a `History`)."
-    model, history = _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init)
+    model, history = _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init, callback=callback)
     return model, History(history)
 
-def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None, init=None):
+def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None, init=None, callback=None):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
     if stop_after is not None and not 0 < _as_kind(stop_after, float, 'stop_after') < math.inf:
         raise TrainingError(f"stop_after must be a number of minutes above 0, not {stop_after!r}")
+    _check_callback(callback)
     out = Path(out).expanduser()
     if out.is_symlink() and not out.exists():
         raise TrainingError(f"{out} is a link to {os.readlink(out)}, which does not exist; give an existing folder or a new name (--out)")
@@ -703,7 +728,7 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     # resume=FOLDER: FOLDER's run read whole, its state and checkpoints of one step, not while a run there saves others
     with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(), _in_float32(warn), _without_callers_autocast(warn),
           torch.inference_mode(False), torch.enable_grad()):
-        return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read)
+        return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read, callback)
 
 @contextlib.contextmanager
 def _in_float32(warn: bool):
@@ -742,7 +767,7 @@ def _callers_random_state():
         # CUDA started in the block: its generators as the caller's seed would have started them
         if not started and torch.cuda.is_initialized(): torch.cuda.manual_seed_all(seed)
 
-def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read):
+def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read, callback=None):
     "`_train`, with `out` held."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
@@ -885,9 +910,15 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
                             st['elapsed'] = time.time() - start
                             if rank == 0:
                                 save(improved, held)
-                            _seed_process(cfg.seed, rank, st['step'])  # a GPU's, as a run resumed from this checkpoint seeds it
                             if rank == 0 and progress:
                                 with interrupts_deferred(): bar.write(describe_evaluation(row))  # tqdm interrupted in its write turns the interrupt into a RuntimeError
+                            if callback is not None:
+                                began = time.time()
+                                if _callback_stops(callback, row, world, device) and not over:  # a run that has ended stays ended
+                                    stop, ended = True, "the callback asked to stop; the run goes on with resume=True (--resume)"
+                                start += time.time() - began  # the run's clock leaves the callback out, as it does the previews
+                            # a GPU's, as a run resumed from this checkpoint seeds it; after the callback, whose draws the run's must not follow
+                            _seed_process(cfg.seed, rank, st['step'])
                         elif paused:
                             stop, ended = True, pause_line
                             save_as_it_stands()
@@ -983,13 +1014,18 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
            overwrite:bool=False, # replace the run in `out`, as for `train`
            progress:bool=True, # show a progress bar (the first process only)
            stop_after:float=None, # minutes of this call, as for `train`
-           init=None): # a model (or a folder or Hub id) to start from, as for `train`
+           init=None, # a model (or a folder or Hub id) to start from, as for `train`
+           callback=None): # as for `train`, with one process only
     "Train with `nprocs` processes (default: one per GPU) from inside Python; returns the best model (on the CPU) and the metrics."
     import torch.multiprocessing as mp
     nprocs = nprocs or max(1, torch.cuda.device_count())
     if nprocs == 1:
-        model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress, stop_after=stop_after, init=init)
+        model, history = train(config, data, out, resume=resume, overwrite=overwrite, progress=progress, stop_after=stop_after, init=init, callback=callback)
         return model.cpu(), history
+    # in a process of launch's own the callback's work (a list it appends to, say) would be lost to this one
+    if callback is not None:
+        raise TrainingError(f"callback is called in the process that trains, and launch's {nprocs} processes are not this one: give nprocs=1, "
+                            "or follow the run with read_metrics(out) or last_evaluation(out), or call train(callback=...) under torchrun (its first process calls it)")
     # bad input is named here, once, rather than in a traceback from every process
     out = Path(out).expanduser()
     with _holding(out): _settle_left_aside(out)  # as the first worker would, but before the checks below

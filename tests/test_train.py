@@ -567,3 +567,26 @@ run()
     assert re.findall(r'exitcode\s*: (-?\d+) \(pid', r.stderr) == ['-15', '-15'], r.stderr[-3000:]  # torchrun's report of its two workers
     assert re.search(r"interrupted at step 12: .* holds the checkpoints of step 12,", r.stderr), r.stderr[-3000:]
     assert load_state(tmp_path/'m'/'train_state.pt')['step'] == 12
+
+def test_a_callback_under_torchrun_is_called_by_the_first_process_and_stops_both(demo, tmp_path):
+    "train(callback=...) under torchrun: the first process alone calls it, with each evaluation's row, and its True stops both processes at that evaluation; the state records the 2 processes."
+    script = tmp_path/'called.py'
+    script.write_text("""
+import json, os, sys
+from pixelbytes.train import train
+calls = os.path.join(sys.argv[2], f"calls-{os.environ['RANK']}.jsonl")
+def track(row):
+    with open(calls, 'a') as f: f.write(json.dumps(row) + '\\n')
+    return row['step'] >= 10
+_, history = train(dict(backbone='lstm', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=2, eval_every=5),
+                   sys.argv[1], sys.argv[2] + '/m', callback=track, progress=False)
+print(os.environ['RANK'], [r['step'] for r in history])
+""")
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script), str(demo), str(tmp_path)],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(r.stdout.split('\n')[:2]) == ['0 [5, 10]', '1 [5, 10]'], r.stdout  # both stopped at the evaluation of step 10
+    assert sorted(p.name for p in tmp_path.glob('calls-*')) == ['calls-0.jsonl']  # the first process alone called it
+    rows = [json.loads(l) for l in (tmp_path/'calls-0.jsonl').read_text().splitlines()]
+    state = load_state(tmp_path/'m'/'train_state.pt')
+    assert rows == state['history'] and state['step'] == 10 and state['environment']['processes'] == 2
