@@ -231,7 +231,7 @@ def _generate_args(p):
     p.add_argument('--top-k', type=int, default=None, help='draw only among the K likeliest tokens (default: all)')
     p.add_argument('--top-p', type=float, default=None, help='draw only among the likeliest tokens that hold probability P, 0 < P <= 1 (default: all)')
     p.add_argument('--seed', type=int, default=None, help='random seed: the same seed draws the same samples, each caption or image those it draws alone with the seed, wherever it is in the list (default: a random one, printed so that --seed can draw them again)')
-    p.add_argument('--max-tokens', type=int, default=None, help="at most this many new tokens per sample (default: enough for an image of the model's max size, or a long caption)")
+    p.add_argument('--max-tokens', type=int, default=None, help="at most this many new tokens per sample (default: enough for an image of the model's max size, or a caption twice the longest the model trained on; 1024 for a model saved without that record)")
     # its default said, not imported: pixelbytes.models imports torch, which generate --help need not wait for (a test keeps them alike)
     p.add_argument('--batch-size', type=int, default=None, help='samples drawn together, at most: memory grows with it; the samples are the same whatever it is (default: 64)')
     p.add_argument('--device', default=None, help='where the model runs: cpu, cuda or cuda:N (default: the GPU when there is one)')

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from . import __version__
 from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, _BOTH_WAYS, _as_kind
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, _BOTH_WAYS, _as_kind
 from .files import _tmp_prefix, _kept_mode, _as_plain_write, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option
 from .data import Built, load_built, _held_rows, _image_key, _images_read, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
@@ -331,14 +331,16 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
                                "the run teaches it this reading, and it generates from images read so" + ("" if built.report.get('like') else
                                "; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does"))
-    # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read
+    # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
+    train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
+    # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read; and the record
+    # of what it held, for generate (a resumed run keeps its own, which holds its init's data too)
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), **_images_read(built.report),
-                                 'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None})
+                                 'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None,
+                                 'trained_on': (saved and saved['config'].get('trained_on')) or training_record(train_ids, built.tokenizer, base and base.config.trained_on)})
     if not saved: _warn_unused(given, cfg)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
-    # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
-    train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
     keys = [_image_key(ids) for ids in train_ids]  # once, for the validation split and for the run's record of its sprites
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg, keys)
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids),
@@ -403,7 +405,8 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({counted(was['items'], 'training item')}), and "
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
-    was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, **saved['config']}, cfg.to_dict()  # a field added since: what it meant then
+    # a field added since: what it meant then; a run saved before its record of the data has this one's, of the same data (above)
+    was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, 'trained_on': cfg.trained_on, **saved['config']}, cfg.to_dict()
     built = [f"{k} {was[k]!r} -> {now_fields[k]!r}" for k in _BUILT_BEFORE if was[k] != now_fields[k]]  # how build read the images
     if built: raise TrainingError(f"cannot resume {out}: {data_id['path']} was built otherwise than the data it started on ({', '.join(built)}: "
                                   "build's options); resume on that data, or train into another folder")

@@ -365,3 +365,20 @@ def test_an_image_over_the_pixel_limit(trained, tmp_path):
     big.resize((410, 410), Image.Resampling.NEAREST).save(tmp_path/'big.png')
     r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'big.png', '--max-tokens', '5', '--out', tmp_path/'g.png')
     assert r.returncode == 0 and (tmp_path/'g.png').exists(), r.stderr
+
+def test_a_request_outside_the_training_data_is_warned_of(trained, tmp_path):
+    "The demo model trained on 16x16 sprites and captions of 42 bytes at most: a larger image or a longer caption gets one warning naming both sizes; a model saved before the record, none."
+    Image.new('RGB', (25, 20), (248, 56, 0)).save(tmp_path/'wide.png')
+    r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'wide.png', '--max-tokens', '5', '--out', tmp_path/'w.png')
+    said = [l for l in r.stderr.splitlines() if 'trained on' in l]  # (the model's windows of 64 tokens are warned of apart)
+    assert r.returncode == 0 and said == ['pixelbytes generate: warning: the image is 20x25 pixels (height x width, as the model reads it), wider or taller than any image it '
+                                          'trained on (16 pixels high and 16 wide at most): the model never learnt from such a request, and what it makes of it may mean nothing'], r.stderr
+    r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle above a blue square ' * 3, '--max-tokens', '5', '--out', tmp_path/'p.png')
+    assert r.returncode == 0 and 'warning: the caption is 100 tokens, longer than any caption the model trained on (43 tokens at most)' in r.stderr, r.stderr
+    # the same model as saved before the record: no warning
+    import shutil
+    shutil.copytree(trained/'m'/'best', tmp_path/'old')
+    config = json.loads((tmp_path/'old'/'config.json').read_text()); del config['trained_on']
+    (tmp_path/'old'/'config.json').write_text(json.dumps(config))
+    r = cli('generate', '--model', tmp_path/'old', '--image', tmp_path/'wide.png', '--prompt', 'a red circle above a blue square ' * 3, '--rows', '2', '--max-tokens', '5', '--out', tmp_path/'o.png')
+    assert r.returncode == 0 and 'trained on' not in r.stderr, r.stderr
