@@ -387,9 +387,10 @@ def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale
     return out
 
 def _backdrop(rgb: np.ndarray) -> bool:
-    "Whether the border of `rgb` is all one colour, not white: a background of its own (a key colour, a Game Boy's lightest green), which cropping to what is not white leaves on."
+    "Whether the border of `rgb` is all one colour, not white, around something of another colour: a background of its own (a key colour, a Game Boy's lightest green), which cropping to what is not white leaves on."
     edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    return bool((edge == edge[0]).all() and (edge[0] < WHITE_LEVEL).any())
+    # an image of one colour throughout (a solid block, a one-pixel dot or bar) is all sprite, with nothing drawn on a background
+    return bool((edge == edge[0]).all() and (edge[0] < WHITE_LEVEL).any() and (rgb != edge[0]).any())
 
 RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
 
