@@ -469,6 +469,20 @@ def _some_images(rows, files, picked) -> dict:
     first = sorted((int(r), f) for r, f, p in zip(rows, files, picked) if p)
     return {'images': len(first), 'rows': [r for r, _ in first[:10]], 'files': [n for _, n in first[:10]]}
 
+def _token_digests(batches):
+    "A digest of each row's tokens, in order, from `batches` of a built dataset's `input_ids` column (arrow, a batch at a time): rows alike have one digest."
+    for b in batches:
+        col = b['input_ids'].combine_chunks()
+        values, ends = col.values.to_numpy(), col.offsets.to_numpy()
+        for i in range(len(col)): yield hashlib.blake2b(values[ends[i]:ends[i + 1]].tobytes(), digest_size=16).digest()
+
+def _repeats(rows, digests) -> dict:
+    "The rows whose tokens (`digests`, one a row: `_token_digests`), caption and image, are a row's before them: how many, and the first ten, each as [row, the first row it repeats]."
+    first, found = {}, []
+    for r, d in sorted(zip(map(int, rows), digests)):
+        if (was := first.setdefault(d, r)) != r: found.append([r, was])
+    return {'rows': len(found), 'first': found[:10]}
+
 def _recoloured_report(rows, files, heights, widths, shares) -> dict:
     "How much the palette recoloured the images built: the share of all pixels, and the images (`_some_images`) with more than `RECOLOURED_SHARE` of theirs."
     sizes, shares = np.asarray(heights, np.float64) * np.asarray(widths), np.asarray(shares, np.float64)
@@ -707,13 +721,14 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
                     n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
                                                for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
+                    repeated = _repeats(rows, _token_digests(good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)))
                     report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
                               'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                               'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
-                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'animated': animated, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
+                              'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'animated': animated, 'repeated': repeated, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2), 'date': datetime.now().astimezone().isoformat(timespec='seconds')}  # when: two builds of one source told apart
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
@@ -784,6 +799,10 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     if (kept := report.get('backdrop')) and kept['images']:
         lines.append(f"  {counted(kept['images'], 'image')} ({_listed(kept)}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "
                      "a background of their own, which crop leaves on (it takes off white and transparency): the sprites are drawn smaller, on it")
+    if (same := report.get('repeated')) and same['rows']:  # a report of an older build has none
+        n, shown = same['rows'], ', '.join(f'row {r} repeats row {was}' for r, was in same['first'][:5]) + (', ...' if same['rows'] > 5 else '')
+        lines.append(f"  {counted(n, 'row')} {'repeat' if n > 1 else 'repeats'} a row before {'them' if n > 1 else 'it'} exactly, caption and image ({shown}): "
+                     "each copy is one more item to train on, so that an item with copies weighs as many times; the copies of an item stay in one split")
     if (moving := report.get('animated')) and moving['images']:  # a report of an older build has none
         n = moving['images']
         lines.append(f"  {counted(n, 'image')} ({_listed(moving)}) {'hold' if n > 1 else 'holds'} more than one frame (an animation, or the pages of a TIFF): "

@@ -268,11 +268,26 @@ def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
     from pixelbytes.generate import _saved_all  # as the command's other imports of generate: not at start-up
     return _saved_all(gens, out, 'the same command again' if append else None, gens[0].seed if drawn else None)
 
+def _bad_bytes(raw: bytes) -> list:
+    "Each run of `raw`'s bytes that is no UTF-8 character (a text shows it as one U+FFFD), in order."
+    bad, at = [], 0
+    while True:
+        try: raw[at:].decode('utf-8'); return bad
+        except UnicodeDecodeError as e: bad.append(raw[at + e.start:at + e.end]); at += e.end
+
+def _shown(seg) -> str:
+    "A generated segment as the command lists it: a text as it reads, an image by its size; what is malformed is said, as the picture frames it in red."
+    from pixelbytes.tokenizer import TextSegment, printable
+    if not isinstance(seg, TextSegment): return f'[{seg.height}x{seg.width} image{"" if seg.ok else ", ragged" if seg.ragged else ", unfinished"}]'
+    # a character cut in two (its first byte of several, then LF) reads as U+FFFD alone: its bytes say which it was
+    flags = ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(seg.raw))}"] if not seg.valid_utf8 else []) + ([] if seg.complete else ['unfinished'])
+    return printable(seg.text) + (f" [{'; '.join(flags)}]" if flags else '')
+
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format, _check_crop, _check_layout
     from pixelbytes.files import check_writable, shell_option
-    from pixelbytes.tokenizer import TextSegment, printable
+    from pixelbytes.tokenizer import printable
     from pixelbytes.pixelize import _open_own
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
@@ -325,7 +340,7 @@ def _run_generate(a):
     a.done = _samples_saved(gens, out, drawn, a.append)  # a stop as they are listed below
     several = len(gens) > a.num  # several captions or images: each line names its own, a caption quoted, a file by its path
     for i, g in enumerate(gens):
-        shown = [printable(s.text) if isinstance(s, TextSegment) else f'[{s.height}x{s.width} image{"" if s.ok else ", ragged" if s.ragged else ", unfinished"}]' for s in g.new_segments]
+        shown = [_shown(s) for s in g.new_segments]
         given = ''.join(f' "{printable(v)}"' if k == 'prompt' else f' {printable(v)}' for k, v in (g.source or {}).items()) if several else ''
         print(f"{i}{given}: " + ' | '.join(shown))
     enlarged = folder and (a.scale or 1) > 1 and not model.config.unscale  # a sprite smaller than max_size would come back another size

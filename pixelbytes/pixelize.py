@@ -342,10 +342,19 @@ def _frames(im: Image.Image, name: str, frames: str, max_pixels):
         except (OSError, ValueError, SyntaxError, EOFError) as e: raise ImageError(f"{where}: truncated or corrupt ({e})") from None
         yield where, _to_rgb(im, where)
 
+def _check_shows(rgb: np.ndarray, opaque, where: str):
+    "An `ImageError` for an image on a transparent background (`opaque`, from `_opaque`: where it is drawn) drawn in white alone: read over white, none of it shows."
+    if opaque is not None and opaque.any() and not (rgb <= WHITE_LEVEL).any():
+        raise ImageError(f"{where}: is drawn in white on a transparent background, which is read over white: none of it shows; "
+                         "draw it in another colour, or on a background of its own")
+
 def _content(rgb: np.ndarray, im: Image.Image, where: str, crop: bool) -> tuple:
     "`rgb`, the current frame of `im`, cropped to its content if `crop`; where it is opaque, for an image on a transparent background that is cropped (else None); and on which sides (top, bottom, left, right) the crop took background off."
-    if not crop: return rgb, None, (False,) * 4  # only to crop: uncropped images never need the mask
+    if not crop:
+        if not (rgb <= WHITE_LEVEL).any(): _check_shows(rgb, _opaque(im), where)  # only a blank image needs the mask: whether it was drawn at all
+        return rgb, None, (False,) * 4
     opaque = _opaque(im)
+    _check_shows(rgb, opaque, where)
     box = _box(rgb, where, opaque)
     cut = (box[0].start > 0, box[0].stop < rgb.shape[0], box[1].start > 0, box[1].stop < rgb.shape[1])
     return rgb[box], None if opaque is None else opaque[box], cut
@@ -387,9 +396,10 @@ def _read_sized(image, max_size: int, frames: str, resample, crop: bool, unscale
     return out
 
 def _backdrop(rgb: np.ndarray) -> bool:
-    "Whether the border of `rgb` is all one colour, not white: a background of its own (a key colour, a Game Boy's lightest green), which cropping to what is not white leaves on."
+    "Whether the border of `rgb` is all one colour, not white, around something of another colour: a background of its own (a key colour, a Game Boy's lightest green), which cropping to what is not white leaves on."
     edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    return bool((edge == edge[0]).all() and (edge[0] < WHITE_LEVEL).any())
+    # an image of one colour throughout (a solid block, a one-pixel dot or bar) is all sprite, with nothing drawn on a background
+    return bool((edge == edge[0]).all() and (edge[0] < WHITE_LEVEL).any() and (rgb != edge[0]).any())
 
 RECOLOURED = 10.0  # CIELAB distance beyond which a colour mapped to the palette looks another colour (about 2.3 is just noticeable)
 
