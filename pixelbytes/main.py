@@ -390,7 +390,8 @@ ENVIRONMENT = """environment:
   PIXELBYTES_DEBUG=1   a traceback with an error, not one line
   HF_HUB_OFFLINE=1     read Hugging Face models and datasets from the cache only
   HF_TOKEN             a token for private or gated Hub models and datasets
-  HF_HOME              where Hugging Face keeps what it downloads"""
+  HF_HOME              where Hugging Face keeps what it downloads
+  TQDM_DISABLE=1       no progress bars, as --quiet"""
 
 _STOPS = (signal.SIGINT, *STOP_SIGNALS)
 EXIT_STATUS = f"""output: results, and the paths of what was saved, on standard output;
@@ -537,6 +538,8 @@ def _main(argv: list) -> int:
     if args.task is None:  # a usage error, as argparse's own: the help goes to stderr and the status is 2
         p.print_help(sys.stderr)
         return 2
+    # tqdm's own switch: build's bars (datasets') heeded it, and a bar of PixelBytes', made with disable= given, did not
+    if os.environ.get('TQDM_DISABLE'): args.quiet = True
     try:
         with warnings.catch_warnings(), _stopping_on_sigterm():
             warnings.showwarning = _say_warnings(args.task, args.task_parser, _given(args))
