@@ -27,7 +27,7 @@ from .pixelize import _resample_name
 from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
 from . import __version__
-from .files import plain_mode, hub_repo_id, HUB_ID_FORM, error_line, counted
+from .files import plain_mode, hub_repo_id, HUB_ID_FORM, error_line, counted, bar_pace
 
 # %% ../nbs/07_models.ipynb #a7c41e02
 BACKBONES = {}  # backbone name -> its class, as register_backbone adds them
@@ -1139,7 +1139,7 @@ def _generate(self: PixelBytesModel,
         at_most = [max_new_tokens + (max(map(length, b)) - n if self.causal else 0) for b, n in zip(batches, upto)]  # each batch's steps
         total, taken, out = sum(at_most), 0, [None] * num  # steps at most (less as batches end early), steps taken
         from tqdm.auto import tqdm
-        with tqdm(total=total, disable=progress is not True, desc='Generating') as bar:
+        with tqdm(total=total, disable=progress is not True, desc='Generating', **bar_pace(tqdm)) as bar:
             def tick():
                 nonlocal taken
                 taken += 1

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-def run(*args, cwd=None):
-    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+def run(*args, cwd=None, **more_env):
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', **more_env}
     return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 def test_help_lists_tasks():
@@ -38,6 +38,12 @@ def folder(tmp_path):
     (src/'b.png').write_bytes(b'\x89PNG broken')
     (src/'metadata.csv').write_text('file_name,caption\na.png,a red block\nb.png,broken\n')
     return src
+
+def test_warnings_stay_lines_under_pythonwarnings_error(tmp_path):
+    "PYTHONWARNINGS=error (a CI's setting) leaves PixelBytes' own warnings lines of the log: a run that only warns succeeds."
+    r = run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'d'), '--max-size', '64', '--quiet', PYTHONWARNINGS='error')
+    assert r.returncode == 0 and r.stderr.startswith('pixelbytes build: warning: --max-size 64 is above 63') and r.stderr.count('\n') == 1, r.stderr
+    assert 'rows read 400' in r.stdout and (tmp_path/'d'/'dataset_dict.json').exists()
 
 def test_bad_row_is_skipped_and_reported(folder, tmp_path):
     r = run('pixelbytes', 'build', '--path', str(folder), '--out', str(tmp_path/'o'), '--test-size', '0')
