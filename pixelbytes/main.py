@@ -454,12 +454,21 @@ def _in_path(message: str, m: re.Match) -> bool:
     before, after = message[start:m.start()], message[m.end():None if end < 0 else end]
     return any(c in before for c in '/\\') or after[:1] in ('/', '\\') or re.search(r'\.[A-Za-z]', after) is not None
 
+def _ours(category, filename: str) -> bool:
+    "Whether a warning of `category` from `filename` is PixelBytes' own: a plain UserWarning from its package (another library's, raised from our code, a FutureWarning of torch's, is that library's)."
+    return category is UserWarning and Path(filename).resolve().is_relative_to(Path(pixelbytes.__file__).resolve().parent)
+
+def _warning_raised(e: Warning) -> bool:
+    "Whether `e` is a warning of PixelBytes' own that the warnings filter raised (`-W error`, `PYTHONWARNINGS=error`), where it would have been said."
+    tb = e.__traceback__
+    while tb.tb_next: tb = tb.tb_next  # the frame that called `warnings.warn`
+    return _ours(type(e), tb.tb_frame.f_code.co_filename)
+
 def _say_warnings(task: str, q: argparse.ArgumentParser, given=()):
     "A `warnings.showwarning` that says PixelBytes' own warnings in one line, with `q`'s option names (the strings `given` as they are), as the command says its errors; other libraries' as Python does."
-    python_way, package = warnings.showwarning, Path(pixelbytes.__file__).resolve().parent
+    python_way = warnings.showwarning
     def show(message, category, filename, lineno, file=None, line=None):
-        # PixelBytes warns with plain UserWarnings; another library's warning raised from our code (a FutureWarning of torch's) is its own
-        if category is not UserWarning or not Path(filename).resolve().is_relative_to(package): return python_way(message, category, filename, lineno, file, line)
+        if not _ours(category, filename): return python_way(message, category, filename, lineno, file, line)
         from pixelbytes.tokenizer import printable
         print(f"pixelbytes {task}: warning: {printable(as_options(str(message), q, given), newlines=True)}", file=sys.stderr)
     return show
@@ -528,10 +537,12 @@ def _main(argv: list) -> int:
     except BrokenPipeError:  # the reader of the output has gone (`| head -1`): what it wanted, it has
         _reader_gone()
         return 0
-    except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
-        if os.environ.get('PIXELBYTES_DEBUG'): raise
+    except (ValueError, OSError, UserWarning) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
+        if os.environ.get('PIXELBYTES_DEBUG') or (isinstance(e, UserWarning) and not _warning_raised(e)): raise
         from pixelbytes.tokenizer import printable  # a message may quote a file name or a caption from elsewhere
-        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser, _given(args)), newlines=True)}", file=sys.stderr)
+        # a warning made an error (`-W error`, PYTHONWARNINGS in a CI job) stops the command: said as an error is, and why it is one
+        why = ' (a warning, made an error by -W error or PYTHONWARNINGS)' if isinstance(e, UserWarning) else ''
+        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser, _given(args)), newlines=True)}{why}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise
