@@ -268,12 +268,19 @@ def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
     from pixelbytes.generate import _saved_all  # as the command's other imports of generate: not at start-up
     return _saved_all(gens, out, 'the same command again' if append else None, gens[0].seed if drawn else None)
 
+def _typed(text: str) -> str:
+    "A caption of the command line as typed: bytes that the locale's encoding could not read (an ASCII locale without Python's UTF-8 mode) read as UTF-8 where they are, as `--prompts` reads its lines."
+    if not re.search('[\udc80-\udcff]', text): return text  # read by the locale's encoding, whatever it is
+    try: return os.fsencode(text).decode('utf-8')
+    except UnicodeDecodeError: return text  # not UTF-8 either: the tokenizer names the byte
+
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format, _check_crop, _check_layout
     from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import TextSegment, printable
     from pixelbytes.pixelize import _open_own
+    if a.prompt: a.prompt = [_typed(c) for c in a.prompt]  # and so said as read in messages
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
