@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE',
            'build', 'format_report', 'BuildReport', 'Built', 'load_built', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
-import contextlib, csv, errno, glob, hashlib, io, json, numbers, os, secrets, shutil, tempfile, time, unicodedata, warnings
+import contextlib, csv, errno, glob, hashlib, io, json, numbers, os, secrets, shutil, sys, tempfile, time, unicodedata, warnings
 try: import fcntl
 except ImportError: fcntl = None  # Windows
 from collections import Counter
@@ -605,6 +605,11 @@ def _datasets_bars(shown: bool):
         with interrupts_deferred():  # a Ctrl-C between the two left a notebook's Hub downloads without bars for good
             for lib in hidden: lib.enable_progress_bars()
 
+def _say(text: str):
+    "Print `text` with the characters that standard output's encoding lacks (a file name's, a caption's) escaped: a console in cp1252 or ASCII fails no build that is done."
+    encoding = getattr(sys.stdout, 'encoding', None) or 'utf-8'
+    print(text.encode(encoding, 'backslashreplace').decode(encoding))
+
 def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a datasets.Dataset / DatasetDict; None: PixelBytes-Pokemon, or demo when offline
           out=None, # output folder (default: data/<name of path>)
           palette=None, # palette file or colours (default: NES)
@@ -752,7 +757,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                         for p in made:  # innermost first: a folder of ours that holds nothing
                             try: p.rmdir()
                             except OSError: break
-            if progress: print(format_report(report, out))
+            if progress: _say(format_report(report, out))
             return BuildReport(report, out=str(out))  # what train, evaluate and load_built take: the report will do as well as the folder
         except KeyboardInterrupt as e:  # held to the end of the renames, or as the report is printed: the dataset is in place, which a bare stop leaves to guess
             if placed is not None and _file_id(out) == placed: stopped_after(e, f"after the build: {out} holds the dataset")

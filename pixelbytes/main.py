@@ -283,12 +283,19 @@ def _shown(seg) -> str:
     flags = ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(seg.raw))}"] if not seg.valid_utf8 else []) + ([] if seg.complete else ['unfinished'])
     return printable(seg.text) + (f" [{'; '.join(flags)}]" if flags else '')
 
+def _typed(text: str) -> str:
+    "A caption of the command line as typed: bytes that the locale's encoding could not read (an ASCII locale without Python's UTF-8 mode) read as UTF-8 where they are, as `--prompts` reads its lines."
+    if not re.search('[\udc80-\udcff]', text): return text  # read by the locale's encoding, whatever it is
+    try: return os.fsencode(text).decode('utf-8')
+    except UnicodeDecodeError: return text  # not UTF-8 either: the tokenizer names the byte
+
 def _run_generate(a):
     from pixelbytes.models import load_model, GENERATE_BATCH
     from pixelbytes.generate import generate, save_generations, _is_json, _is_folder, _folder_refusal, _samples_before, _picture_format, _check_crop, _check_layout
     from pixelbytes.files import check_writable, shell_option
     from pixelbytes.tokenizer import printable
     from pixelbytes.pixelize import _open_own
+    if a.prompt: a.prompt = [_typed(c) for c in a.prompt]  # and so said as read in messages
     images = [os.path.expanduser(f) for f in a.image or []]
     for f in images:
         if not os.path.isfile(f): raise FileNotFoundError(f"--image {f!r}: {'a folder; name an image file in it' if os.path.isdir(f) else 'no such file'}")
@@ -415,7 +422,7 @@ EXIT_STATUS = f"""output: results, and the paths of what was saved, on standard 
 exit status:
   0                    done (train --stop-after too: the run saved, for --resume to go on)
   1                    an error, said on standard error: a bad setting, input that cannot be
-                       read, a failure mid-task
+                       read, a failure mid-task, a warning made an error (-W error)
   2                    a usage error: no task, an unknown option, a value of the wrong type
   {' / '.join(str(128 + k) for k in _STOPS):<19}  stopped by {' / '.join(signal.Signals(k).name for k in _STOPS)} (Ctrl-C, a job's time limit,
                        SLURM's warning), and ended by that signal, as a shell expects"""
@@ -482,19 +489,24 @@ def _in_path(message: str, m: re.Match) -> bool:
     before, after = message[start:m.start()], message[m.end():None if end < 0 else end]
     return any(c in before for c in '/\\') or after[:1] in ('/', '\\') or re.search(r'\.[A-Za-z]', after) is not None
 
+def _ours(category, filename: str) -> bool:
+    "Whether a warning of `category` from `filename` is PixelBytes' own: a plain UserWarning from its package (another library's, raised from our code, a FutureWarning of torch's, is that library's)."
+    return category is UserWarning and Path(filename).resolve().is_relative_to(Path(pixelbytes.__file__).resolve().parent)
+
+def _warning_raised(e: Warning) -> bool:
+    "Whether `e` is a warning of PixelBytes' own that the warnings filter raised (`-W error`, `PYTHONWARNINGS=error`), where it would have been said."
+    tb = e.__traceback__
+    while tb.tb_next: tb = tb.tb_next  # the frame that called `warnings.warn`
+    return _ours(type(e), tb.tb_frame.f_code.co_filename)
+
 def _say_warnings(task: str, q: argparse.ArgumentParser, given=()):
     "A `warnings.showwarning` that says PixelBytes' own warnings in one line, with `q`'s option names (the strings `given` as they are), as the command says its errors; other libraries' as Python does."
-    python_way, package = warnings.showwarning, Path(pixelbytes.__file__).resolve().parent
+    python_way = warnings.showwarning
     def show(message, category, filename, lineno, file=None, line=None):
-        # PixelBytes warns with plain UserWarnings; another library's warning raised from our code (a FutureWarning of torch's) is its own
-        if category is not UserWarning or not Path(filename).resolve().is_relative_to(package): return python_way(message, category, filename, lineno, file, line)
+        if not _ours(category, filename): return python_way(message, category, filename, lineno, file, line)
         from pixelbytes.tokenizer import printable
         print(f"pixelbytes {task}: warning: {printable(as_options(str(message), q, given), newlines=True)}", file=sys.stderr)
     return show
-
-def _errors_named() -> bool:
-    "Whether a warnings filter makes PixelBytes' own warnings errors by name (`-W error::UserWarning:pixelbytes.train`), not as every warning."
-    return any(action == 'error' and module is not None and 'pixelbytes' in module.pattern for action, _, _, module, _ in warnings.filters)
 
 def _reader_gone():
     "Send what is left of standard output nowhere: its reader has gone, and Python's own flush at exit would fail as the last write did."
@@ -558,17 +570,16 @@ def _main(argv: list) -> int:
     try:
         with warnings.catch_warnings(), _stopping_on_sigterm():
             warnings.showwarning = _say_warnings(args.task, args.task_parser, _given(args))
-            # PixelBytes' own warnings are advice for the log, not faults: -W error (PYTHONWARNINGS=error, a CI's net for other
-            # libraries' deprecations) made the re-run of a finished `train --resume auto` a crash; only a filter naming them stops there
-            if not _errors_named(): warnings.filterwarnings('default', category=UserWarning, module=r'pixelbytes\.')
             _COMMANDS[args.task][1](args)
     except BrokenPipeError:  # the reader of the output has gone (`| head -1`): what it wanted, it has
         _reader_gone()
         return 0
-    except (ValueError, OSError) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
-        if os.environ.get('PIXELBYTES_DEBUG'): raise
+    except (ValueError, OSError, UserWarning) as e:  # every PixelBytes error about its input is a ValueError; OSError: a path that cannot be written or read
+        if os.environ.get('PIXELBYTES_DEBUG') or (isinstance(e, UserWarning) and not _warning_raised(e)): raise
         from pixelbytes.tokenizer import printable  # a message may quote a file name or a caption from elsewhere
-        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser, _given(args)), newlines=True)}", file=sys.stderr)
+        # a warning made an error (`-W error`, PYTHONWARNINGS in a CI job) stops the command: said as an error is, and why it is one
+        why = ' (a warning, made an error by -W error or PYTHONWARNINGS)' if isinstance(e, UserWarning) else ''
+        if first or not getattr(e, 'every_process', False): print(f"pixelbytes {args.task}: error: {printable(as_options(str(e), args.task_parser, _given(args)), newlines=True)}{why}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal: a stop, not a crash (train has said what it kept)
         if os.environ.get('PIXELBYTES_DEBUG'): raise

@@ -813,6 +813,16 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     return model.eval()  # as the mixin of huggingface_hub 1.0 and later returns it; earlier ones left dropout on
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
 
+def _sort_metadata(path: Path):
+    "Rewrite the header of the safetensors file at `path` with its metadata in key order, in place (the header keeps its length)."
+    # safetensors writes its metadata in a random order, so that the same weights saved twice were two files (safetensors#584)
+    with open(path, 'r+b') as f:
+        n = int.from_bytes(f.read(8), 'little')
+        header = json.loads(f.read(n))
+        header['__metadata__'] = dict(sorted(header['__metadata__'].items()))
+        text = json.dumps(header, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+        if len(text) <= n: f.seek(8); f.write(text.ljust(n))  # one that another escaping would make longer is left as written: the tensors' offsets must not move
+
 def _save_pretrained(self: PixelBytesModel, save_directory):
     "Write the weights as `model.safetensors` (the mixin's `save_pretrained` writes `config.json` and calls this)."
     from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE  # the file the mixin's loader reads
@@ -823,6 +833,7 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     mode = plain_mode(path)  # safetensors writes 0600: the weights get the mode a plain write gives them, for shared folders
     # the version that wrote them, in the header that any language's safetensors reader shows: config.json holds no version
     save_file(weights, str(path), metadata={'format': 'pt', 'pixelbytes': __version__})
+    _sort_metadata(path)
     path.chmod(mode)
 PixelBytesModel._save_pretrained = _save_pretrained
 

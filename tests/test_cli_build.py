@@ -39,11 +39,11 @@ def folder(tmp_path):
     (src/'metadata.csv').write_text('file_name,caption\na.png,a red block\nb.png,broken\n')
     return src
 
-def test_warnings_stay_lines_under_pythonwarnings_error(tmp_path):
-    "PYTHONWARNINGS=error (a CI's setting) leaves PixelBytes' own warnings lines of the log: a run that only warns succeeds."
+def test_a_warning_made_an_error_is_one_line(tmp_path):
+    "PYTHONWARNINGS=error (a CI's setting) makes PixelBytes' own warning the command's error: one line, status 1, nothing built."
     r = run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'d'), '--max-size', '64', '--quiet', PYTHONWARNINGS='error')
-    assert r.returncode == 0 and r.stderr.startswith('pixelbytes build: warning: --max-size 64 is above 63') and r.stderr.count('\n') == 1, r.stderr
-    assert 'rows read 400' in r.stdout and (tmp_path/'d'/'dataset_dict.json').exists()
+    assert r.returncode == 1 and r.stderr.startswith('pixelbytes build: error: --max-size 64 is above 63') and r.stderr.count('\n') == 1, r.stderr
+    assert r.stderr.endswith(' (a warning, made an error by -W error or PYTHONWARNINGS)\n') and not (tmp_path/'d').exists()
 
 def test_bad_row_is_skipped_and_reported(folder, tmp_path):
     r = run('pixelbytes', 'build', '--path', str(folder), '--out', str(tmp_path/'o'), '--test-size', '0')
