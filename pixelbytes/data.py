@@ -792,7 +792,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
                      "(palette_from_images; pixelbytes palette --path FOLDER --out mine.hex writes one for --palette mine.hex)")
     if (small := report.get('shrunk_images')) and small['images']:
         n, keep = small['images'], min(small['largest'], MAX_SIZE)  # a larger image is scaled down to the largest max_size whatever
-        lines.append(f"  {counted(n, 'image')} ({_listed(small)}) had more pixels a side than max size {report['max_size']} once cropped, up to {small['largest']}, "
+        lines.append(f"  {counted(n, 'image')} ({_listed(small)}) had a longest side over max size {report['max_size']} once cropped, up to {small['largest']} pixels, "
                      f"and {'were' if n > 1 else 'was'} scaled down to it: " + (f"--max-size {keep} (max_size={keep}) keeps {'them' if n > 1 else 'it'} whole" if keep == small['largest']
                      else f"the largest --max-size, {keep}, keeps more of {'their' if n > 1 else 'its'} pixels")
                      + (f" (a model tells rows and columns apart up to {MAX_POSITION})" if keep > MAX_POSITION else ''))
@@ -800,7 +800,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
             lines.append("  scaled down with nearest, which keeps the colours of pixel art; drawings, photos and screenshots come out speckled by it: "
                          "--resample box (resample='box') averages their pixels")
     elif n := report.get('shrunk'):  # a report of an older build counts them only
-        lines.append(f"  {counted(n, 'image')} had more pixels a side than max size {report['max_size']} once cropped, and {'were' if n > 1 else 'was'} scaled down to it (a larger --max-size keeps them)")
+        lines.append(f"  {counted(n, 'image')} had a longest side over max size {report['max_size']} once cropped, and {'were' if n > 1 else 'was'} scaled down to it (a larger --max-size keeps them)")
     if (kept := report.get('backdrop')) and kept['images']:
         lines.append(f"  {counted(kept['images'], 'image')} ({_listed(kept)}) {'have' if kept['images'] > 1 else 'has'} a border all of one colour, not white: "
                      "a background of their own, which crop leaves on (it takes off white and transparency): the sprites are drawn smaller, on it")

@@ -103,7 +103,7 @@ def _read_image(image, tok: Tokenizer, crop: bool = True, name='image', unscale:
         if image.ndim != 2 or image.dtype.kind not in 'iu':
             raise ValueError(f"{name}: expected a 2D array of palette indices, got an array of shape {image.shape} and type {image.dtype}")
         if max(image.shape) > tok.max_size:  # a PIL image or a file is resized; indices cannot be
-            raise ValueError(f"{name} is {image.shape[0]}x{image.shape[1]}, larger than the model's max_size ({tok.max_size}); "
+            raise ValueError(f"{name} is {image.shape[1]}x{image.shape[0]} pixels (width x height), larger than the model's max_size ({tok.max_size}); "
                              "give it as a PIL image or a file to have it resized")
         return image, []
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
@@ -111,7 +111,7 @@ def _read_image(image, tok: Tokenizer, crop: bool = True, name='image', unscale:
     [(px, _, recoloured, shrunk, *_)] = _pixelized(image, tok.palette, tok.max_size, 'first', resample, crop, unscale, label)
     changed = ([f"{recoloured:.0%} of its pixels are colours far from the palette's, read as the nearest of them (a model of data built with a palette of "
                 "the sprites' own colours, from `pixelbytes palette`, keeps them)"] if recoloured else []) + (
-               [f"it is {shrunk} pixels a side, scaled down to the model's max_size ({tok.max_size}), in whose rows `rows` counts"] if shrunk else [])
+               [f"it is {shrunk} pixels on its longest side, scaled down to the model's max_size ({tok.max_size}), in whose rows `rows` counts"] if shrunk else [])
     return px, changed
 
 def build_prompt(tok: Tokenizer, prompt: str = None, image=None, rows: int = None, crop: bool = True, unscale: bool = True, resample: str = 'nearest'):
@@ -248,10 +248,10 @@ def _range_warning(built: list, tok: Tokenizer, record: dict, captions_listed: b
            if any(h > record['tallest_image'] or w > record['widest_image'] for h, w in i)}
     # a model of images alone has no longest caption, one of captions alone no largest image
     most = {'caption': f"{record['longest_caption']} tokens at most" if record['captions'] else 'it trained on none',
-            'image': f"{record['tallest_image']} pixels high and {record['widest_image']} wide at most" if record['images'] else 'it trained on none'}
+            'image': f"{record['widest_image']} pixels wide and {record['tallest_image']} high at most" if record['images'] else 'it trained on none'}
     said = [f"{_which(list(long), len(built), captions_listed, 'caption')} {counted(max(long.values()), 'token')}, longer than any caption the model trained on ({most['caption']})"] if long else []
-    if big: said.append(f"{_which(list(big), len(built), images_listed, 'image')} {max(h for h, _ in big.values())}x{max(w for _, w in big.values())} pixels "
-                        f"(height x width, as the model reads it), wider or taller than any image it trained on ({most['image']})")
+    if big: said.append(f"{_which(list(big), len(built), images_listed, 'image')} {max(w for _, w in big.values())}x{max(h for h, _ in big.values())} pixels "
+                        f"(width x height, as the model reads it), wider or taller than any image it trained on ({most['image']})")
     return f"{' and '.join(said)}: the model never learnt from such a request, and what it makes of it may mean nothing" if said else None
 
 def _check_crop(crop, image):

@@ -278,7 +278,7 @@ def _bad_bytes(raw: bytes) -> list:
 def _shown(seg) -> str:
     "A generated segment as the command lists it: a text as it reads, an image by its size; what is malformed is said, as the picture frames it in red."
     from pixelbytes.tokenizer import TextSegment, printable
-    if not isinstance(seg, TextSegment): return f'[{seg.height}x{seg.width} image{"" if seg.ok else ", ragged" if seg.ragged else ", unfinished"}]'
+    if not isinstance(seg, TextSegment): return f'[{seg.width}x{seg.height} image{"" if seg.ok else ", ragged" if seg.ragged else ", unfinished"}]'
     # a character cut in two (its first byte of several, then LF) reads as U+FFFD alone: its bytes say which it was
     flags = ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(seg.raw))}"] if not seg.valid_utf8 else []) + ([] if seg.complete else ['unfinished'])
     return printable(seg.text) + (f" [{'; '.join(flags)}]" if flags else '')

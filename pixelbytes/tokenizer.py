@@ -104,7 +104,7 @@ class ImageSegment:
         as_lists = lambda seg: [[int(p) for p in r] for r in seg.rows]
         return self.complete == other.complete and as_lists(self) == as_lists(other)
     def __repr__(self):
-        return f"ImageSegment({self.height}x{self.width}{'' if self.ok else ', ragged' if self.ragged else ', unterminated'})"
+        return f"ImageSegment({self.width}x{self.height}{'' if self.ok else ', ragged' if self.ragged else ', unterminated'})"
 
 # %% ../nbs/02_tokenizer.ipynb #56c13c8f
 # the longest side of an image, at most: a model tells positions apart up to 63 only, and a generation may run to max_size * (max_size + 1) tokens

@@ -42,7 +42,7 @@ def _alt_text(gens) -> str:
     def said(seg, given):
         if isinstance(seg, ImageSegment):
             of = f" (its first {'row' if given == 1 else f'{given} rows'} given)" if 0 < given < seg.height else ' (given)' if given else ''
-            return f"an image of {counted(seg.height, 'row')} x {counted(seg.width, 'column')}{of}"
+            return f"an image of {counted(seg.width, 'column')} x {counted(seg.height, 'row')}{of}"
         return f"the text {textwrap.shorten(seg.text, 200, placeholder='…')!r}{' (given)' if given else ''}"
     samples = [', '.join(said(seg, given[j] if j < len(given) else 0) for j, seg in enumerate(g.segments)) or 'nothing'
                for g, given in zip(gens, _given(gens))]
@@ -163,7 +163,7 @@ class GenerateWidget:
         self.pixels = px
         thumb = to_pil(px, tok.palette)  # 4x: a thumbnail, smaller than the samples
         self.preview.value = png_bytes(thumb.resize((4 * thumb.width, 4 * thumb.height), Image.Resampling.NEAREST))
-        self.preview_info.value = f"{file[0]}: {counted(px.shape[0], 'row')} x {counted(px.shape[1], 'column')}, as the model reads it"  # the thumbnail in words
+        self.preview_info.value = f"{file[0]}: {counted(px.shape[1], 'column')} x {counted(px.shape[0], 'row')}, as the model reads it"  # the thumbnail in words
         self.rows.value = max(1, px.shape[0] // 2)  # a start that fits this image; the old value may not
 
     def arguments(self) -> dict:

@@ -42,7 +42,7 @@ def test_image_to_text_and_completion(trained, tmp_path):
     assert r.returncode == 0 and (tmp_path/'c.png').exists(), r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--image', trained/'red.png', '--rows', '3', '--seed', '1', '--out', tmp_path/'k.png')
     assert r.returncode == 0 and (tmp_path/'k.png').exists(), r.stderr
-    assert re.fullmatch(r'0: \[10x12 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 10x12 as given; no text
+    assert re.fullmatch(r'0: \[12x10 image\]\nsaved .*k\.png\n', r.stdout), r.stdout  # the completed image, 12x10 (width x height) as given; no text
 
 def test_several_prompts_and_images(trained, tmp_path):
     "--prompt and --image repeated: each is drawn --num times, in turn; --columns and --text lay out the picture."
@@ -371,8 +371,8 @@ def test_a_request_outside_the_training_data_is_warned_of(trained, tmp_path):
     Image.new('RGB', (25, 20), (248, 56, 0)).save(tmp_path/'wide.png')
     r = cli('generate', '--model', trained/'m'/'best', '--image', tmp_path/'wide.png', '--max-tokens', '5', '--out', tmp_path/'w.png')
     said = [l for l in r.stderr.splitlines() if 'trained on' in l]  # (the model's windows of 64 tokens are warned of apart)
-    assert r.returncode == 0 and said == ['pixelbytes generate: warning: the image is 20x25 pixels (height x width, as the model reads it), wider or taller than any image it '
-                                          'trained on (16 pixels high and 16 wide at most): the model never learnt from such a request, and what it makes of it may mean nothing'], r.stderr
+    assert r.returncode == 0 and said == ['pixelbytes generate: warning: the image is 25x20 pixels (width x height, as the model reads it), wider or taller than any image it '
+                                          'trained on (16 pixels wide and 16 high at most): the model never learnt from such a request, and what it makes of it may mean nothing'], r.stderr
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'a red circle above a blue square ' * 3, '--max-tokens', '5', '--out', tmp_path/'p.png')
     assert r.returncode == 0 and 'warning: the caption is 100 tokens, longer than any caption the model trained on (43 tokens at most)' in r.stderr, r.stderr
     # the same model as saved before the record: no warning
