@@ -109,7 +109,9 @@ def _read_image(image, tok: Tokenizer, crop: bool = True, name='image', unscale:
     label = str(image) if isinstance(image, (str, Path)) else name  # a file is named by its path in errors
     if not hasattr(image, 'getbands'): image = _open_own(image, label if isinstance(image, (bytes, str, Path)) else None)  # generate takes no max_pixels to raise
     [(px, _, recoloured, shrunk, *_)] = _pixelized(image, tok.palette, tok.max_size, 'first', resample, crop, unscale, label)
-    changed = ([f"{recoloured:.0%} of its pixels are colours far from the palette's, read as the nearest of them (a model of data built with a palette of "
+    # counted, not a share: one pixel of 400 is 0%
+    far = round(recoloured * px.size)
+    changed = ([f"{far} of its {counted(px.size, 'pixel')} {'is a colour' if far == 1 else 'are colours'} far from the palette's, read as the nearest of them (a model of data built with a palette of "
                 "the sprites' own colours, from `pixelbytes palette`, keeps them)"] if recoloured else []) + (
                [f"it is {shrunk} pixels on its longest side, scaled down to the model's max_size ({tok.max_size}), in whose rows `rows` counts"] if shrunk else [])
     return px, changed
