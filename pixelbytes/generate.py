@@ -278,7 +278,7 @@ def _caption_budget(cfg) -> int:
 def generate(model, # a `PixelBytesModel`, or a folder or Hub id to load one from
              prompt:str=None, # a caption: draw the image that follows it (a list of captions: all in one batch); its line breaks and tabs are read as spaces
              image=None, # an image (array, PIL image or file): write its caption, or complete it with `rows` (a list of images: all in one batch)
-             rows:int=None, # completion: how many rows of `image` are given; the model draws the rest, to the image's height (given every row, it draws on below, a row at least, ending where it likes)
+             rows:int=None, # completion: how many rows of `image` are given; the model draws the rest, to the image's height where `rectangular` (given every row, it draws on below, a row at least, ending where it likes)
              num:int=1, # samples to draw
              temperature:float=1.0, # sampling temperature: 0 is greedy, higher is more varied
              top_k:int=None, # draw from the k most likely tokens only
