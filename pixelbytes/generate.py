@@ -136,6 +136,8 @@ def _prompt(tok: Tokenizer, prompt=None, image=None, rows=None, crop=True, unsca
     if not 1 <= rows <= px.shape[0]:
         read = '' if isinstance(image, (np.ndarray, list, tuple)) else f" as the model reads it ({'cropped to its content, ' if crop else ''}{'one pixel per block if stored enlarged, ' if unscale else ''}at most {tok.max_size} pixels a side{'' if resample == 'nearest' else f', scaled down with {resample}'})"
         raise ValueError(f"rows={rows}: the image has {counted(px.shape[0], 'row')}{read}; {'give 1' if px.shape[0] == 1 else f'give 1 to {px.shape[0]} of them'}")
+    if rows == px.shape[0] == tok.max_size:  # the model would draw on below, a row past the largest image it can draw
+        raise ValueError(f"rows={rows}: every row of an image {tok.max_size} rows high, the model's max_size, leaves none to draw below it; give 1 to {rows - 1} of them")
     if changed:  # the rows kept in the completion are not those drawn: said, not left to be found pixel by pixel
         warnings.warn(f"{str(image) if isinstance(image, (str, Path)) else 'image'}: {'; '.join(changed)}; the completion keeps the rows given as the model "
                       "reads them, not as drawn")
