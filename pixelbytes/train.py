@@ -703,7 +703,7 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           *,
           resume=False, # True: continue the run saved in `out`; a folder: continue the run saved there (a read-only one, say) in `out`; 'auto': continue the run in `out` if there is one, else start it, and give a finished one as it is. A dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state, metrics and the scores `evaluate` saved beside them), e.g. when a notebook cell runs again
-          progress:bool=True, # show a progress bar, and a line at each evaluation (the line saying why the run ended is printed either way)
+          progress:bool=True, # show a progress bar
           stop_after:float=None, # minutes of this call: then it saves and returns, the run unfinished, for resume to go on (a session's time limit); unlike max_minutes, not part of the run's schedule
           init=None, # a model (or a folder or Hub id to load one from) whose weights the run starts from: fine-tuning. A dict config keeps the model's architecture, dropout and windows where it leaves them out, and a new run's defaults for the rest; its architecture must stay
           callback=None): # called with each evaluation's metrics (a dict: a row of the history) once it is saved; returning True stops the run there, unfinished, for resume to go on (the first process alone calls it)
@@ -945,8 +945,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         raise TrainingError(f"{e}; {kept}") from e
     try:
         if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
-        # the call's outcome, bars or not: a script (train --quiet --stop-after) tells a paused run from a finished one by it
-        if rank == 0 and ended: print(f"ended at step {st['step']}: {ended}")
+        if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
         if world > 1: dist.barrier()
         return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
     except KeyboardInterrupt:  # a stop after the last save: said, lest the run be taken for one cut short
