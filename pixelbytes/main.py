@@ -113,7 +113,7 @@ def _train_args(p):
     p.add_argument('--init', default=None, metavar='MODEL', help="start from this model's weights (a folder saved by train, such as models/x/best, "
                    "or a Hub id): fine-tune it on --data. Its architecture (which cannot change), dropout and window options are the model's unless given; the others take their defaults")
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
-    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.add_argument('--quiet', action='store_true', help='no progress bar, nor its lines (each evaluation, why the run ended): the summary only')
     p.add_argument('--stop-after', type=float, default=None, metavar='MINUTES', help="minutes of this command: then it saves and ends, the run unfinished, "
                    "for --resume to go on (a session's time limit); unlike --max-minutes, not part of the run or its learning-rate schedule")
     for name, key, typ, help in _TRAIN_OPTIONS:
