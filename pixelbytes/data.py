@@ -469,12 +469,15 @@ def _some_images(rows, files, picked) -> dict:
     first = sorted((int(r), f) for r, f, p in zip(rows, files, picked) if p)
     return {'images': len(first), 'rows': [r for r, _ in first[:10]], 'files': [n for _, n in first[:10]]}
 
-def _token_digests(batches):
-    "A digest of each row's tokens, in order, from `batches` of a built dataset's `input_ids` column (arrow, a batch at a time): rows alike have one digest."
+def _token_digests(batches) -> tuple:
+    "(the length in tokens of each row, a digest of its tokens), in order, from `batches` of a built dataset's `input_ids` column (arrow, a batch at a time): rows alike have one digest."
+    lengths, digests = [], []
     for b in batches:
         col = b['input_ids'].combine_chunks()
         values, ends = col.values.to_numpy(), col.offsets.to_numpy()
-        for i in range(len(col)): yield hashlib.blake2b(values[ends[i]:ends[i + 1]].tobytes(), digest_size=16).digest()
+        lengths.append(np.diff(ends))
+        digests += [hashlib.blake2b(values[ends[i]:ends[i + 1]].tobytes(), digest_size=16).digest() for i in range(len(col))]
+    return np.concatenate(lengths), digests
 
 def _repeats(rows, digests) -> dict:
     "The rows whose tokens (`digests`, one a row: `_token_digests`), caption and image, are a row's before them: how many, and the first ten, each as [row, the first row it repeats]."
@@ -640,7 +643,6 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if for_model: vocab, palette, max_size, crop, unscale, resample, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample)
     else: vocab, max_size, crop, unscale, resample = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale', 'resample'), (vocab, max_size, crop, unscale, resample)))
     _load_datasets()
-    import pyarrow.compute as pc
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1):
         raise BuildError(f"max_pixels must be a whole number of pixels, at least 1, not {max_pixels!r}")
@@ -724,9 +726,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     splits = _split(good, test_size, seed, len(ds), path)
                     # an empty split saved as zero shards cannot be loaded back
                     splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
-                    n_tokens = np.concatenate([pc.list_value_length(b['input_ids']).to_numpy()  # lengths only, a batch at a time
-                                               for b in good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)])
-                    repeated = _repeats(rows, _token_digests(good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096)))
+                    # one pass over the tokens, a batch at a time: each row's length, and its digest to find the rows that repeat another
+                    n_tokens, digests = _token_digests(good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096))
+                    repeated = _repeats(rows, digests)
                     report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
                               'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                               'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),

@@ -244,15 +244,15 @@ def _window_warning(built: list, window: int, listed: bool, what: str):
     return (f"{_which(over, len(built), listed, what)} {counted(longest, 'token')}, longer than the model's training window (seq_length {window}): it never read so many tokens at once in training, and may draw "
             f"worse after them (a transformer most); a shorter prompt, or a model trained with a seq_length of {longest} or more (train's --seq-length), reads it as trained")
 
-def _asked_sizes(ids, height, n_bytes: int) -> tuple:
+def _asked_sizes(ids, height, tok: Tokenizer) -> tuple:
     "`segment_sizes` of a prompt, a completion's image as high as it is drawn (`height`, `_prompt`'s), not only the rows given."
-    captions, images = segment_sizes(ids, n_bytes)
+    captions, images = segment_sizes(ids, tok)
     if height is not None: images[-1] = (height, images[-1][1])
     return captions, images
 
 def _range_warning(built: list, tok: Tokenizer, record: dict, captions_listed: bool, images_listed: bool):
     "The warning for the prompts of a `generate` call (`_built_prompts`' (ids, kind, height)) holding a caption longer, or an image taller or wider, than any the model trained on (`record`: its `config.trained_on`), or None where all are within."
-    sizes = [_asked_sizes(ids, height, tok.n_bytes) for ids, _, height in built]
+    sizes = [_asked_sizes(ids, height, tok) for ids, _, height in built]
     long = {k: max(c) for k, (c, _) in enumerate(sizes) if c and max(c) > record['longest_caption']}
     big = {k: (max(h for h, _ in i), max(w for _, w in i)) for k, (_, i) in enumerate(sizes)
            if any(h > record['tallest_image'] or w > record['widest_image'] for h, w in i)}

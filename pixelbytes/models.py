@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 import huggingface_hub
 from huggingface_hub import PyTorchModelHubMixin
-from .tokenizer import Tokenizer, TAB, LF, _check_ids
+from .tokenizer import Tokenizer, TextSegment, ImageSegment, LF, _check_ids
 from .pixelize import _resample_name
 from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV, ROW, COL, MAX_POSITION
 from .mamba import Mamba
@@ -411,22 +411,17 @@ _OPTION_FIELDS = {'model': "the fields are 'backbone' and 'bidirectional'", 'dim
                   'bidirect': "the field is 'bidirectional'", 'mirror': "the field is 'augment_mirror'", 'both_orders': "the field is 'augment_order'"}
 
 # %% ../nbs/07_models.ipynb #rec00002
-def segment_sizes(ids, n_bytes: int) -> tuple:
-    "(the length in tokens of each caption in the token ids `ids`, LF included; the (height, width) of each image); an image cut after a row's TAB, as a completion's prompt is, has the rows given."
-    ids = np.asarray(ids)
-    captions, images = [], []
-    for seg in np.split(ids, np.flatnonzero(ids == LF) + 1):
-        if not len(seg): continue
-        if seg[0] < n_bytes: captions.append(len(seg)); continue
-        tabs = np.flatnonzero(seg == TAB)
-        images.append((len(tabs) + int(seg[-1] != TAB), int(tabs[0]) if len(tabs) else len(seg) - int(seg[-1] == LF)))
-    return captions, images
+def segment_sizes(ids, tok: Tokenizer) -> tuple:
+    "(the length in tokens of each caption in the token ids `ids`, LF included; the (height, width) of each image), as `tok.decode` reads them: an image cut after a row's TAB, as a completion's prompt is, has the rows given."
+    segments = tok.decode(ids)
+    return ([len(s.raw) + s.complete for s in segments if isinstance(s, TextSegment)],
+            [(s.height, s.width) for s in segments if isinstance(s, ImageSegment)])
 
 def training_record(input_ids, tok: Tokenizer, base: dict = None) -> dict:
     "`config.trained_on` of a model trained on the items `input_ids` (token ids of `tok`); with `base`, the record of the model its training started from, both together."
     captions, images = [], []
     for ids in input_ids:
-        c, i = segment_sizes(ids, tok.n_bytes)
+        c, i = segment_sizes(ids, tok)
         captions += c; images += i
     record = {'captions': len(captions), 'longest_caption': max(captions, default=0), 'images': len(images),
               'tallest_image': max((h for h, _ in images), default=0), 'widest_image': max((w for _, w in images), default=0)}
