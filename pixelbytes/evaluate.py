@@ -527,6 +527,18 @@ def _weights_sha1(model) -> str:
     for k, t in model.state_dict().items(): h.update(k.encode()); h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
+# how the numbers were computed, beyond the model, the items and each metric's own settings: the same weights on another device, in
+# another dtype, under autocast or with another torch give other numbers (bfloat16 autocast moved the demo model's bits by 0.002)
+_COMPUTED_WITH = ('device', 'dtype', 'autocast', 'torch', 'numpy', 'pixelbytes')
+
+def _computed_with(model) -> dict:
+    "How `model` computes now, as an evaluation's settings record it: its device, its weights' dtype, the caller's autocast on that device (None: none), and the versions of torch, numpy (the resamples) and pixelbytes."
+    import torch
+    device = next(model.parameters()).device
+    dtypes = sorted({str(p.dtype).removeprefix('torch.') for p in model.parameters()})
+    autocast = str(torch.get_autocast_dtype(device.type)).removeprefix('torch.') if torch.is_autocast_enabled(device.type) else None
+    return {'device': str(device), 'dtype': ', '.join(dtypes), 'autocast': autocast, 'torch': torch.__version__, 'numpy': np.__version__, 'pixelbytes': __version__}
+
 _SCORED_WITH = {'loss': ('seed', 'resamples'), 'accuracy': ('seed', 'resamples'), **{m: () for m in ('precision', 'recall', 'f1', *REFERENCE_METRICS)},  # the settings a metric's values depend on, beyond the weights, the items and the device (seed and resamples: the intervals, which precision, recall and f1 have not)
                 'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'captions': ('num', 'temperature', 'seed', 'resamples'), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
 
@@ -562,8 +574,12 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
     kept = sorted({r['metric'] for r in before.rows} - _rows_of(metrics))
     if not kept: return None  # all of them scored again: replaced
     # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
-    clash = [k for k in ('data_sha1', 'device', *sorted(_scored_with(kept) & _scored_with(metrics))) if old.get(k) != new[k]]
+    unknown = [k for k in ('dtype', 'autocast') if k not in old]  # saved before evaluate recorded them: not known, so no clash
+    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics))) if k not in unknown and old.get(k) != new[k]]
     if not clash:
+        if warn_lost and unknown:  # the file saved anew records this run's, for the scores kept too
+            warnings.warn(f"{folder/f'{before.name}.json'} records no {' nor '.join(unknown)} (saved before evaluate recorded them): its scores kept ({', '.join(kept)}) "
+                          f"are saved as made with this evaluation's ({', '.join(f'{k} {new[k]}' for k in unknown)}; the command line always ran so)")
         if warn_lost and (drawn := ', '.join(m for m in DRAWN_METRICS if m in kept)) and before.samples is None:  # saved anew, they would be gone without a word
             for w in said:
                 if _NOT_LOADED in str(w.message):
@@ -720,8 +736,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'model_config': {k: v for k, v in model.config.to_dict().items() if k != 'tokenizer'}, 'parameters': sum(p.numel() for p in model.parameters()),
                               'data': built.hub or (str(Path(built.path).resolve()) if built.path else 'in memory'), 'data_sha1': _fingerprint(seqs), 'split': split, 'items': len(seqs),
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
-                              'device': str(next(model.parameters()).device), 'pixelbytes': __version__,
-                              'date': datetime.now().astimezone().isoformat(timespec='seconds')})
+                              **_computed_with(model), 'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     # which items the per-item lists follow, to join them to the dataset's rows (a dataset built without a `row` column names none)
     ev.item_rows = [int(r) for r in test['row']] if 'row' in test.column_names else None
     ev.palette = [to_hex(c) for c in tok.palette]  # what the samples' pixels index
@@ -796,6 +811,17 @@ def _called(ev: Evaluation) -> str:
 
 _COMPARED = ('bits', 'loss', 'accuracy')  # the ratios of per-item sums
 
+def _computed_otherwise(a: Evaluation, b: Evaluation) -> str | None:
+    "What `a` and `b` record of how their numbers were computed that differs (device, dtype, autocast, versions), and what either does not record; None when they agree."
+    sa, sb = a.settings, b.settings
+    differ = [k for k in _COMPUTED_WITH if k in sa and k in sb and sa[k] != sb[k]]
+    said = [f"{_called(a)} and {_called(b)} were computed otherwise ({'; '.join(f'{k} {sa[k]} in a, {sb[k]} in b' for k in differ)}): "
+            "part of b - a is that, not the models"] if differ else []
+    for name, x in (('a', a), ('b', b)):
+        if lacks := [k for k in _COMPUTED_WITH if k not in x.settings]:
+            said.append(f"{_called(x)} ({name}) records no {', '.join(lacks)} (saved before evaluate recorded them): whether the two were computed alike is not known there")
+    return '; '.join(said) or None
+
 def _comparisons(a, b, resamples, seed) -> tuple:
     "`a` and `b` as evaluations, and `{(metric, modality): Comparison}` of `b` against `a`, every metric and modality from one set of resamples: the checks and the arguments as `compare` takes them."
     from pixelbytes.models import _as_kind
@@ -809,6 +835,7 @@ def _comparisons(a, b, resamples, seed) -> tuple:
     if items(a) != items(b):
         raise ValueError(f"{_called(a)} and {_called(b)} scored different items ({say(a)}; {say(b)}"
                          + (", other tokens" if items(a)[1:] == items(b)[1:] else '') + "): compare evaluations of the same split of the same data")
+    if (why := _computed_otherwise(a, b)): warnings.warn(why)
     once = np.ones((1, items(a)[2]), np.int64)  # every item once: the scores themselves
     vb, va = _resampled(b.per_item, once), _resampled(a.per_item, once)
     rb, ra = _bootstrap([b.per_item, a.per_item], resamples, seed)  # the same resamples for both: paired
