@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/data.html.md"""
 
 # %% auto #0
 __all__ = ['DEFAULT_HUB_ID', 'CAPTION_COLUMNS', 'REPORT_FILE', 'TOKENIZER_FILE', 'RECOLOURED_SHARE', 'BuildError', 'open_source',
-           'build', 'format_report', 'BuildReport', 'Built', 'load_built', 'push_built']
+           'build', 'format_report', 'BuildReport', 'Built', 'load_built', 'build_changes', 'push_built']
 
 # %% ../nbs/04_data.ipynb #8f16ce24
 import contextlib, csv, errno, glob, hashlib, io, json, numbers, os, secrets, shutil, sys, tempfile, time, unicodedata, warnings
@@ -492,12 +492,14 @@ def _recoloured_report(rows, files, heights, widths, shares) -> dict:
     return {'over': RECOLOURED, 'pixels': round(float((sizes * shares).sum() / max(sizes.sum(), 1)), 4), 'share': RECOLOURED_SHARE,
             **_some_images(rows, files, shares > RECOLOURED_SHARE)}
 
-def _split(ds, test_size, seed, n_read=None, source='the data'):
+def _split(ds, test_size, seed, n_read=None, source='the data', kept=None):
     """Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it.
     The rows are drawn in an order of all `n_read` rows read, by their `row`, those the build skipped too: where each image
     has one row, a rebuild of the same rows that skips others (another `max_size`, a file mended) puts every row the two
-    builds keep in the same split. `source` names the data in an error."""
+    builds keep in the same split. With `kept`, the `_build_record` of an earlier build, its split is kept instead
+    (`_kept_split`). `source` names the data in an error."""
     from datasets import Dataset, DatasetDict
+    if kept is not None and test_size and len(ds) > 1: return _kept_split(ds, test_size, seed, kept, source)
     n_read = n_read or len(ds)
     index = np.full(n_read, -1); index[ds['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
     order = np.random.default_rng(seed).permutation(n_read)
@@ -513,6 +515,79 @@ def _split(ds, test_size, seed, n_read=None, source='the data'):
         return DatasetDict(train=ds, test=Dataset.from_dict({k: [] for k in ds.column_names}, features=ds.features))
     kept = [r for r in order if index[r] >= 0]
     return DatasetDict(train=ds.select([index[r] for r in kept if r not in test]), test=ds.select([index[r] for r in kept if r in test]))
+
+# %% ../nbs/04_data.ipynb #keep0002
+def _drawn_for_test(key: bytes, seed, fraction: float) -> bool:
+    "Whether a build that keeps an earlier build's split tests an image new to it (`key`: its `_image_key`): drawn from the image and `seed` alone, so that `fraction` of new images, about, go to the test, each whatever the others are."
+    return int.from_bytes(hashlib.blake2b(f'{seed}'.encode() + b'\0' + key, digest_size=8).digest(), 'little') < fraction * 2**64
+
+def _carried_test(keys, files, record, seed, fraction) -> set:
+    """The rows to test where a build keeps the split of an earlier one (`record`: its `_build_record`); `keys`: each row's
+    `_image_key`, `files`: its file (None where it has none). An image the earlier build held keeps its side, and so does
+    the image of a file it read (edited since); an image new to it is `_drawn_for_test`. The rows of one image stay
+    together, in the test where any of them was: a sprite tested before is never trained on."""
+    was_key, was_file = {}, {}
+    for _, file, _, key, test in record['rows']:
+        was_key[key] = was_key.get(key, False) or test
+        if file is not None: was_file[file] = was_file.get(file, False) or test
+    side = {}
+    for key, file in zip(keys, files):
+        if (was := was_key.get(key, was_file.get(file))) is not None: side[key] = side.get(key, False) or was
+    return {i for i, key in enumerate(keys) if (side[key] if key in side else _drawn_for_test(key, seed, fraction))}
+
+def _kept_split(ds, test_size, seed, record, source):
+    """`_split` of the built rows `ds` that keeps the split of the earlier build `record` (`_carried_test`), and its order:
+    a row of an image (or a file) it held where that was, a new one after them, so that the same rows build the same
+    dataset again, and `train` draws the same validation items from it."""
+    from datasets import DatasetDict
+    files, keys = ds['file'] if 'file' in ds.column_names else [None] * len(ds), _image_keys(ds)
+    test = _carried_test(keys, files, record, seed, test_size if test_size < 1 else test_size / len(ds))
+    at_row, at_key, at_file = {}, {}, {}  # where the earlier build held each row (caption and image), image and file
+    for n, (_, file, caption, key, _) in enumerate(record['rows']):
+        at_row.setdefault((caption, key), []).append(n); at_key.setdefault(key, n)
+        if file is not None: at_file.setdefault(file, n)
+    spots = [at_row[c, k].pop(0) if at_row.get((c, k)) else at_key.get(k, at_file.get(f, len(record['rows']))) for c, k, f in zip(ds['caption'], keys, files)]
+    place = lambda i: (spots[i], i)
+    if len(test) == len(ds):
+        raise BuildError(f"every row of {source} shows an image that {record['path']} tested, or one drawn for the test: none is left to train on; "
+                         "build a new split (split_of=False, --new-split)")
+    return DatasetDict(train=ds.select(sorted((i for i in range(len(ds)) if i not in test), key=place)), test=ds.select(sorted(test, key=place)))
+
+def _build_record(splits, report: dict, path=None) -> dict:
+    "What a later build compares itself with and keeps the split of, of the build of `splits` and `report` (in folder `path`): its seed, test_size and date, and each row as (row, file, caption, image key, whether it is in the test)."
+    rows = []
+    for name in ('train', 'test'):
+        ds, n = splits[name], len(splits[name])
+        # a build made before 0.3 kept no file names: its rows are known by their caption and image
+        rows += zip(ds['row'] if 'row' in ds.column_names else [None] * n, ds['file'] if 'file' in ds.column_names else [None] * n,
+                    ds['caption'], _image_keys(ds), [name == 'test'] * n)
+    return {'path': None if path is None else str(path), 'seed': report.get('seed'), 'test_size': report.get('test_size'), 'date': report.get('date'), 'rows': rows}
+
+_MATCHED = {'kept': lambda r: (r[1], r[2], r[3]), 'recaptioned': lambda r: (r[1], r[3]), 're_imaged': lambda r: r[1], 'renamed': lambda r: (r[2], r[3]),
+            'moved': lambda r: r[3]}  # a row's (row, file, caption, key, test) as each stage matches it
+
+def _record_changes(was: dict, now: dict) -> dict:
+    """The rows of build record `now` against those of `was` (`_build_record`s): matched first as the same file, caption
+    and image, then as the same file and image (recaptioned), the same file (re-imaged), the same caption and image
+    (renamed), the same image (renamed, and recaptioned too); the rest added or removed. And the rows matched that changed
+    sides: to the test, or to training."""
+    old, new = (sorted(r['rows'], key=lambda r: -1 if r[0] is None else r[0]) for r in (was, now))  # in the order read: the first few are named
+    left, unmatched, pairs = set(range(len(old))), list(range(len(new))), {}
+    for stage, key in _MATCHED.items():
+        pool = {}
+        for i in sorted(left):
+            if stage != 're_imaged' or old[i][1] is not None: pool.setdefault(key(old[i]), []).append(i)  # a row without a file is no file's
+        found, rest = [], []
+        for j in unmatched:
+            if (stage != 're_imaged' or new[j][1] is not None) and pool.get(key(new[j])): i = pool[key(new[j])].pop(0); found.append((i, j)); left.discard(i)
+            else: rest.append(j)
+        pairs[stage], unmatched = found, rest
+    named = lambda r: r[1] or repr(r[2][:30] + ('...' if len(r[2]) > 30 else ''))  # by its file, else its caption
+    some = lambda rs: {'rows': len(rs), 'first': [named(r) for r in rs[:5]]}
+    matched = sorted((p for ps in pairs.values() for p in ps), key=lambda p: p[1])
+    return {'rows_before': len(old), 'rows_now': len(new), 'added': {**some([new[j] for j in unmatched]), 'test': sum(new[j][4] for j in unmatched)},
+            'removed': some([old[i] for i in sorted(left)]), **{k: some([new[j] for _, j in pairs[k]]) for k in ('recaptioned', 're_imaged')}, 'renamed': some([new[j] for _, j in sorted(pairs['renamed'] + pairs['moved'], key=lambda p: p[1])]),
+            'to_test': some([new[j] for i, j in matched if new[j][4] and not old[i][4]]), 'to_train': some([new[j] for i, j in matched if old[i][4] and not new[j][4]])}
 
 # %% ../nbs/04_data.ipynb #b1e430e0
 _BUILT_FILES = {TOKENIZER_FILE, REPORT_FILE, 'dataset_dict.json', 'train', 'test'}  # what a build writes in its folder
@@ -568,6 +643,24 @@ def _check_out(out: Path, source):
     others = sorted(f.name for f in out.iterdir() if f.name not in _BUILT_FILES and not _is_litter(f.name))
     if others: raise BuildError(f"output folder {str(out)!r} holds files that build did not write ({first_few(others)}), "
                                 "and overwrite would delete them; move them, or choose another out (--out)")
+
+def _previous(out: Path, split_of, seed, test_size) -> tuple:
+    """(the `_build_record` of the build this one is compared with, or None; whether to keep its split): `split_of` where it
+    names a built dataset, else the build in `out` that this one replaces, whose split is kept where it has the same
+    `seed` and `test_size` and `split_of` is not False."""
+    named = split_of is not None and split_of is not False
+    if not named and not (out/REPORT_FILE).is_file(): return None, False
+    try:
+        if named:
+            built = split_of if hasattr(split_of, 'splits') else load_built(split_of)  # a `Built`, or what load_built reads
+            splits, report, where = built.splits, built.report, built.hub or built.path
+        else: splits, report, where = _load_saved(out), json.loads((out/REPORT_FILE).read_text(encoding='utf-8')), out
+    except (OSError, ValueError) as e:  # a BuildError too
+        if named: raise BuildError(f"split_of (--split-of): {e}") from None
+        warnings.warn(f"the build that this one replaces in {str(out)!r} cannot be read ({e}): its split is not kept, nor what changed since said")
+        return None, False
+    record = _build_record(splits, report, where)
+    return record, named or (split_of is None and (record['seed'], record['test_size']) == (seed, test_size))
 
 def _lock_build(out: Path):
     "The lock file beside `out`, open and held for this build; a `BuildError` when a build in another process holds it; None where files cannot be locked."
@@ -633,7 +726,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           progress:bool=True, # show progress bars and print a summary of the build
-          like=None): # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop, unscale and resample
+          like=None, # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop, unscale and resample
+          split_of=None): # a built dataset whose split to keep, each image it held on its side (default: the one this build replaces in `out`, built with the same seed and test_size); False: a new split
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
     for_model = like is not None
     # None: not given, so that like= can tell a value given (and refuse one the model reads otherwise) from a default
@@ -695,6 +789,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
             else:
                 for left in out.parent.glob(glob.escape(_tmp_prefix(out)) + '*'): remove(left)
             for left in _replaced(out): remove(left)  # killed after its new dataset was in place, before the old one was deleted
+            before, keep = _previous(out, split_of, seed, test_size)  # read while out is held: no other build replaces it meanwhile
             # mkdir, not mkdtemp (always 0700): the folder gets the permissions the umask gives any folder the user makes
             tmp = out.parent/(_tmp_prefix(out) + secrets.token_hex(4)); tmp.mkdir()
             start = time.time()
@@ -721,9 +816,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     shrunk, backdrop = {**_some_images(rows, files, sides > 0), 'largest': int(sides.max(initial=0))}, _some_images(rows, files, good['backdrop'])
                     in_file = np.asarray(good['frames'], np.int64)  # the frames each file holds: build reads the first
                     animated = {**_some_images(rows, files, in_file > 1), 'frames_not_read': int((in_file - 1).sum())}
-                    good = good.remove_columns(['file', 'block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped'])
+                    good = good.remove_columns(['block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped'])  # the file kept: a rebuild knows its rows by it
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-                    splits = _split(good, test_size, seed, len(ds), path)
+                    splits = _split(good, test_size, seed, len(ds), path, before if keep else None)
                     # an empty split saved as zero shards cannot be loaded back
                     splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
                     # one pass over the tokens, a batch at a time: each row's length, and its digest to find the rows that repeat another
@@ -737,6 +832,9 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
                               'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'animated': animated, 'repeated': repeated, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2), 'date': datetime.now().astimezone().isoformat(timespec='seconds')}  # when: two builds of one source told apart
+                    if before is not None:
+                        report['changes'] = {'since': before['path'], 'date': before['date'], 'split': 'kept' if keep else 'new',
+                                             **_record_changes(before, _build_record(splits, report))}
                     del done, errors, good, splits  # release the cache files before removing them
                     shutil.rmtree(tmp/'_cache', ignore_errors=True)
                     for f in (tmp/'dataset').iterdir(): f.rename(tmp/f.name)
@@ -773,6 +871,22 @@ def _listed(images: dict, most: int = 5) -> str:
     named = ', '.join(f'{r}: {printable(f)}' if f else str(r) for r, f in zip(rows, files))
     return f"row{'s' * (images['images'] > 1)} {named}" + (', ...' if images['images'] > len(rows) else '')
 
+def _changes_lines(ch: dict) -> list:
+    "The lines of a build report that say what changed since the build it was compared with (`report['changes']`), and whether its split was kept."
+    said = lambda part: f"{part['rows']}" + (f" ({', '.join(map(printable, part['first']))}{', ...' if part['rows'] > len(part['first']) else ''})" if part['first'] else '')
+    done = [f"{k.replace('_', '-')} {said(ch[k])}" for k in ('added', 'removed', 'recaptioned', 're_imaged', 'renamed') if ch[k]['rows']]
+    lines = [f"  since the build of {ch['date']} in {ch['since']}: " + (f"rows {', '.join(done)}" if done else "the same rows")
+             + (f"; {ch['added']['test']} of the {counted(ch['added']['rows'], 'row')} added went to the test" if ch['split'] == 'kept' and ch['added']['rows'] else '')]
+    if not (ch['to_test']['rows'] or ch['to_train']['rows']):
+        lines.append("  every row it had, kept, is in the split it was in" + (" (its split kept)" if ch['split'] == 'kept' else " (drawn anew, the same)"))
+        return lines
+    why = '' if ch['split'] == 'kept' else " (a new split: another seed or test_size, or split_of=False)"
+    if ch['to_test']['rows']:
+        lines.append(f"  {said(ch['to_test'])} of its training rows are in the test now{why}: a model trained on that build trained on them (evaluate warns of them)")
+    if ch['to_train']['rows']:
+        lines.append(f"  {said(ch['to_train'])} of its test rows are in training now{why}: scores on its test and on this one do not compare")
+    return lines
+
 def format_report(report: dict, out=None, max_reasons:int=10) -> str:
     "A short printable summary of a build report."
     t = report['tokens_per_row']
@@ -784,6 +898,7 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
              f"  vocabulary {report['vocab']} ({report['vocab_size']} tokens), {counted(len(report['palette']), 'colour')}, max size {report['max_size']}"
              + (f", scaled down with {report['resample']}" if report.get('resample', 'nearest') != 'nearest' else ''),
              f"  tokens per row: min {t['min']}, median {t['median']:g}, max {t['max']}"]
+    if ch := report.get('changes'): lines[3:3] = _changes_lines(ch)  # beside the splits: what the split kept, and what it moved
     if enlarged := report.get('unscaled'):
         n = sum(enlarged.values())
         lines.append(f"  {n} image{'s were' if n != 1 else ' was'} made of square blocks of pixels, as pixel art stored enlarged is "
@@ -937,6 +1052,15 @@ def _read_json(path: Path):
     except FileNotFoundError: raise BuildError(f"{str(path)!r} is missing: the dataset folder is incomplete; build it again") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise BuildError(f"{str(path)!r} is broken ({'nested too deeply' if isinstance(e, RecursionError) else e}); build the dataset again") from None
+
+# %% ../nbs/04_data.ipynb #rebld002
+def build_changes(old, # the earlier built dataset: its folder, the report `build` returned, or a `Built`
+                  new) -> dict: # the later one, the same way
+    """What changed from one build to the other, row by row, as a build's report says it of the build it replaces: the rows added and removed,
+    recaptioned (same file and image), re-imaged (same file), renamed (same image), each as a number and the first few by file (by caption where there
+    is none); `to_test` and `to_train`, the rows of both builds that changed sides; `added['test']`, the added rows in the test."""
+    was, now = (_build_record(b.splits, b.report, b.hub or b.path) for b in (b if isinstance(b, Built) else load_built(b) for b in (old, new)))
+    return _record_changes(was, now)
 
 # %% ../nbs/04_data.ipynb #share02
 _DATASET_CARD = """---

@@ -46,7 +46,12 @@ def _build_args(p):
                    'box for drawings, screenshots and photos, which nearest leaves speckled); a model trained on the data reads images with it')
     p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help=f'refuse images of more pixels, a guard against decompression bombs (default: {MAX_PIXELS:,})')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
-    p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused)')
+    p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused); '
+                   "the build keeps its split where it has the same --seed and --test-size, and says what changed since")
+    kept = p.add_mutually_exclusive_group()
+    kept.add_argument('--split-of', metavar='FOLDER', default=None, help="keep the train/test split of the dataset built in FOLDER: each sprite it held stays on its side, "
+                      "new ones are drawn by their content (default: that of the build --overwrite replaces)")
+    kept.add_argument('--new-split', action='store_true', help="draw a new split, as a first build does, even where --overwrite replaces a build of the same --seed and --test-size")
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
     p.add_argument('--private', action='store_true', help='with --push-to-hub: make a new repository private')
     p.add_argument('--quiet', action='store_true', help='no progress bars: only the summary (rows read, written and skipped), warnings and errors')
@@ -57,7 +62,8 @@ def _run_build(a):
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
                    image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None, resample=a.resample,
-                   max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet)
+                   max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet,
+                   split_of=False if a.new_split else a.split_of)
     a.done = f"after the build: {report['out']} holds the dataset"  # a stop as the report is said, or the upload goes
     if a.quiet: print(format_report(report, report['out']))  # what a build skipped is said, bars or not
     if a.push_to_hub: print(f"uploaded to {push_built(report, a.push_to_hub, private=a.private or None)}")

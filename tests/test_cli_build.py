@@ -150,3 +150,15 @@ def test_a_stop_as_build_prints_its_report(tmp_path):
     r = run(sys.executable, '-c', STOPPED_AS_REPORTED, 'build', '--path', 'demo', '--out', str(tmp_path/'demo'))
     assert r.returncode == 130 and r.stderr.endswith(f"pixelbytes build: interrupted after the build: {tmp_path/'demo'} holds the dataset\n"), r.stderr
     assert (tmp_path/'demo'/'dataset_dict.json').exists()
+
+def test_a_rebuild_keeps_the_split_and_says_what_changed(tmp_path):
+    "A rebuild into the same folder (--overwrite) keeps the split of the build it replaces, --split-of that of another folder, --new-split draws one anew; each report says so."
+    assert run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'d'), '--quiet').returncode == 0
+    for args, says in ((['--out', str(tmp_path/'d'), '--overwrite'], '(its split kept)'), (['--out', str(tmp_path/'e'), '--split-of', str(tmp_path/'d')], '(its split kept)'),
+                       (['--out', str(tmp_path/'d'), '--overwrite', '--new-split'], '(drawn anew, the same)')):
+        r = run('pixelbytes', 'build', '--path', 'demo', '--quiet', *args)
+        assert r.returncode == 0 and 'the same rows' in r.stdout and f'every row it had, kept, is in the split it was in {says}' in r.stdout, (args, r.stdout, r.stderr)
+    r = run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'f'), '--split-of', str(tmp_path/'d'), '--new-split')
+    assert r.returncode == 2 and 'not allowed with argument' in r.stderr
+    r = run('pixelbytes', 'build', '--path', 'demo', '--out', str(tmp_path/'f'), '--split-of', str(tmp_path/'nowhere'))
+    assert r.returncode == 1 and 'split_of (--split-of): ' in r.stderr and not (tmp_path/'f').exists(), r.stderr
