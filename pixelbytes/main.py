@@ -119,9 +119,11 @@ def _train_args(p):
     p.add_argument('--init', default=None, metavar='MODEL', help="start from this model's weights (a folder saved by train, such as models/x/best, "
                    "or a Hub id): fine-tune it on --data. Its architecture (which cannot change), dropout and window options are the model's unless given; the others take their defaults")
     p.add_argument('--overwrite', action='store_true', help='replace the training saved in --out')
-    p.add_argument('--quiet', action='store_true', help='no progress bar, nor its lines (each evaluation, why the run ended): the summary only')
+    p.add_argument('--quiet', action='store_true', help="no progress bar, nor a line at each evaluation: the line saying why the command ended "
+                   "('paused at step N: ...' or 'ended at step N: ...') and the summary only")
     p.add_argument('--stop-after', type=float, default=None, metavar='MINUTES', help="minutes of this command: then it saves and ends, the run unfinished, "
-                   "for --resume to go on (a session's time limit); unlike --max-minutes, not part of the run or its learning-rate schedule")
+                   "for --resume to go on (a session's time limit), and says 'paused at step N: ...' (a finished run says 'ended at step N: ...'); "
+                   "unlike --max-minutes, not part of the run or its learning-rate schedule")
     for name, key, typ, help in _TRAIN_OPTIONS:
         p.add_argument(f'--{name}', dest=key, type=typ, default=None, help=f'{help} (default: {by_kind.get(key, getattr(d, key))})')
     _flag(p, 'grid', 'use the 2D context: previous token and the 3 above (default; --no-grid: previous token only)')
@@ -163,6 +165,7 @@ def _run_train(a):
     model, history = train(config, a.data, a.out, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet, stop_after=a.stop_after, init=a.init)
     a.done = f"after the run was saved in {a.out}"  # a stop as it is summed up below
     if _dist()[0] == 0:
+        if a.quiet: print(history.ended)  # train's, without the bar: a script tells a paused run from a finished one by it
         print(model.summary())
         if all(math.isnan(h['val_loss']) for h in history):  # no validation items
             print(f"no validation split: {a.out}/best holds the last evaluation (step {history[-1]['step']})")
@@ -404,6 +407,7 @@ EXAMPLES = {'build': ['pixelbytes build --path demo --out data/demo',
                         'pixelbytes build --path my-sprites/ --palette my-sprites.hex --out data/mine   # then: the sprites in their own colours'],
             'train': ['pixelbytes train --data data/demo --out models/demo --max-minutes 5',
                       'pixelbytes train --data data/demo --out models/demo --resume auto   # start, or go on after a stop',
+                      'pixelbytes train --data data/demo --out models/demo --resume auto --stop-after 30 --quiet   # again while it says "paused at step"',
                       'pixelbytes train --data data/mine --out models/mine --init models/pokemon/best --learning-rate 1e-3 --batch-size 8   # fine-tune',
                       'torchrun --standalone --nproc_per_node=2 -m pixelbytes.main train --data data/pokemon --out models/pokemon'],
             'evaluate': ['pixelbytes evaluate --model models/demo/best --data data/demo',
@@ -426,7 +430,9 @@ EXIT_STATUS = f"""output: results, and the paths of what was saved, on standard 
   progress bars, warnings and errors on standard error
 
 exit status:
-  0                    done (train --stop-after too: the run saved, for --resume to go on)
+  0                    done; train --stop-after too, the run saved for --resume to go on,
+                       which train says in a line, 'paused at step N: ...' ('ended at step
+                       N: ...': the run is finished)
   1                    an error, said on standard error: a bad setting, input that cannot be
                        read, a failure mid-task, a warning made an error (-W error)
   2                    a usage error: no task, an unknown option, a value of the wrong type

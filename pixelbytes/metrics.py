@@ -79,8 +79,11 @@ def curves_figure(history: list):
     return fig
 
 class History(list):
-    "The evaluations of a run, as `train` returns them and `read_metrics` reads them back: a list of dicts, each shown as one line."
+    "The evaluations of a run, as `train` returns them and `read_metrics` reads them back: a list of dicts, each shown as one line; from `train`, also why its call ended (`ended`) and whether the run is `finished` (None where not known)."
     SHOWN = 12  # evaluations shown, the first and the last: a long run's every figure would fill a notebook's output
+    def __init__(self, rows=(), ended: str = None, finished: bool = None):
+        super().__init__(rows)
+        self.ended, self.finished = ended, finished  # what a script decides on: resume a paused run, or take a finished one
     def __repr__(self):
         try:
             lines = [describe_evaluation(r) for r in (self if len(self) <= self.SHOWN else self[:2] + self[-(self.SHOWN - 2):])]

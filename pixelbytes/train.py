@@ -703,13 +703,12 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
           *,
           resume=False, # True: continue the run saved in `out`; a folder: continue the run saved there (a read-only one, say) in `out`; 'auto': continue the run in `out` if there is one, else start it, and give a finished one as it is. A dict config keeps the saved value of every field it leaves out (a PixelBytesConfig gives them all)
           overwrite:bool=False, # replace the run in `out` (its checkpoints, state, metrics and the scores `evaluate` saved beside them), e.g. when a notebook cell runs again
-          progress:bool=True, # show a progress bar
+          progress:bool=True, # show a progress bar, a line at each evaluation, and the line saying why the call ended
           stop_after:float=None, # minutes of this call: then it saves and returns, the run unfinished, for resume to go on (a session's time limit); unlike max_minutes, not part of the run's schedule
           init=None, # a model (or a folder or Hub id to load one from) whose weights the run starts from: fine-tuning. A dict config keeps the model's architecture, dropout and windows where it leaves them out, and a new run's defaults for the rest; its architecture must stay
           callback=None): # called with each evaluation's metrics (a dict: a row of the history) once it is saved; returning True stops the run there, unfinished, for resume to go on (the first process alone calls it)
-    "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation (a `History`)."
-    model, history = _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init, callback=callback)
-    return model, History(history)
+    "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation (a `History`, whose `finished` says whether the run has ended, and `ended` why this call did)."
+    return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init, callback=callback)
 
 def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None, init=None, callback=None):
     "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
@@ -764,6 +763,12 @@ def _callers_random_state():
         # CUDA started in the block: its generators as the caller's seed would have started them
         if not started and torch.cuda.is_initialized(): torch.cuda.manual_seed_all(seed)
 
+def _ended_before(run: dict, say: bool) -> History:
+    "The history of the run `_prepare` found ended before this call (resume='auto'), saying so (printed if `say`), as a call that ends it does."
+    history = History(run['saved']['history'], ended=f"ended at step {run['saved']['step']}, before this call: it has {run['finished']} to train on", finished=True)
+    if say: print(history.ended)
+    return history
+
 def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read, callback=None):
     "`_train`, with `out` held."
     rank, world, local = _dist()
@@ -780,7 +785,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             raise
     cfg, built, saved, src, train_items = run['cfg'], run['built'], run['saved'], run['source'], run['train_items']
     device = _setup_device(world, local)
-    if run['finished']: return PixelBytesModel.from_pretrained(out/'best').to(device), saved['history']  # resume='auto' of a run that has ended
+    if run['finished']: return PixelBytesModel.from_pretrained(out/'best').to(device), _ended_before(run, say=rank == 0 and progress)  # resume='auto' of a run that has ended
     stop_group = dist.new_group(backend='gloo') if world > 1 else None  # the stop agreed at each step on the CPU: no wait for a GPU to finish
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
@@ -945,9 +950,11 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         raise TrainingError(f"{e}; {kept}") from e
     try:
         if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
-        if rank == 0 and progress and ended: print(f"ended at step {st['step']}: {ended}")
+        # a word a script tells a run to resume from a finished one by: the call ends with a pause, or with the run
+        history = History(st['history'], ended=f"{'ended' if over else 'paused'} at step {st['step']}: {ended}", finished=bool(over))
+        if rank == 0 and progress: print(history.ended)
         if world > 1: dist.barrier()
-        return PixelBytesModel.from_pretrained(out/'best').to(device), st['history']
+        return PixelBytesModel.from_pretrained(out/'best').to(device), history
     except KeyboardInterrupt:  # a stop after the last save: said, lest the run be taken for one cut short
         if rank == 0: print(f"\ninterrupted after the run was saved: {out} holds the checkpoints of step {st['step']} ({ended})", file=sys.stderr)
         raise
@@ -989,12 +996,14 @@ def _stop_once(signum, frame):
     signal.signal(signum, lambda signum, frame: None)
     raise KeyboardInterrupt
 
-def _worker(rank, world, port, config, data, out, resume, overwrite, progress, stop_after, init, errors, backbones):
-    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise, and None for a stop (Ctrl-C); `backbones`: those registered outside PixelBytes."
+def _worker(rank, world, port, config, data, out, resume, overwrite, progress, stop_after, init, errors, backbones, outcome):
+    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise, and None for a stop (Ctrl-C); `backbones`: those registered outside PixelBytes; the first process puts in `outcome` how its call ended (the history's `ended` and `finished`)."
     signal.signal(signal.SIGINT, _stop_once)
     for name, (cls, both_ways) in backbones.items(): register_backbone(name, both_ways)(cls)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    try: _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after, init=init)  # the parent's checks said their warnings
+    try:
+        _, history = _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after, init=init)  # the parent's checks said their warnings
+        if rank == 0: outcome.put((history.ended, history.finished))
     except TrainingError as e:
         errors.put(str(e)); raise
     except KeyboardInterrupt:
@@ -1027,15 +1036,15 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     out = Path(out).expanduser()
     with _holding(out): _settle_left_aside(out)  # as the first worker would, but before the checks below
     run = _prepare(config, data, out, resume, overwrite, nprocs, init)
-    if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), History(run['saved']['history'])  # resume='auto' of a run that has ended
+    if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), _ended_before(run, say=progress)  # resume='auto' of a run that has ended
     data = run['built'].path
     backbones = _own_backbones()
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
     cfg = config.to_dict() if isinstance(config, PixelBytesConfig) else dict(config)
-    errors = mp.get_context('spawn').SimpleQueue()
+    errors, outcome = mp.get_context('spawn').SimpleQueue(), mp.get_context('spawn').SimpleQueue()
     state_of = lambda: (out/STATE_FILE).stat().st_mtime_ns if (out/STATE_FILE).exists() else None
     replaced = state_of() if overwrite else None  # the state of the run an overwrite replaces: not this run's checkpoint
-    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, stop_after, run['base'], errors, backbones),
+    procs = mp.start_processes(_worker, args=(nprocs, _free_port(), cfg, data, str(out), resume, overwrite, progress, stop_after, run['base'], errors, backbones, outcome),
                                nprocs=nprocs, start_method='spawn', join=False)
     try:
         while not procs.join(): pass
@@ -1059,4 +1068,4 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
         raise
     # the workers stopped by a signal sent to them, not to this process (the first has said what it kept): the run has not ended
     if not errors.empty(): raise KeyboardInterrupt
-    return PixelBytesModel.from_pretrained(out/'best'), History(load_state(out/STATE_FILE)['history'])
+    return PixelBytesModel.from_pretrained(out/'best'), History(load_state(out/STATE_FILE)['history'], *outcome.get())

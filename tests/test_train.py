@@ -57,8 +57,9 @@ def test_train_command(one_epoch, one_epoch_quiet):
     (m, r), (_, q) = one_epoch, one_epoch_quiet
     assert r.returncode == 0 and 'Training lstm' in r.stderr, r.stderr
     assert q.returncode == 0 and 'Training' not in q.stderr and 'best at step' in q.stdout, q.stderr  # --quiet: no progress bar
+    assert re.match(r'ended at step \d+: epoch 1 of 1 is done\n', q.stdout), q.stdout  # but why it ended: a script tells a finished run from a paused one
     assert 'best at step' in r.stdout and (m/'best'/'model.safetensors').exists()
-    assert 'ended at step' in r.stdout and 'epoch 1 of 1 is done' in r.stdout and 'ended at step' not in q.stdout  # why it stopped
+    assert 'ended at step' in r.stdout and 'epoch 1 of 1 is done' in r.stdout  # why it stopped
     assert (m/'curves.png').read_bytes()[:4] == b'\x89PNG'
 
 def test_train_errors_are_one_line(demo, tmp_path):
@@ -277,12 +278,14 @@ if __name__ == '__main__':
                   {str(demo)!r}, {str(tmp_path/'timed')!r}, nprocs=2, progress=False)
     _, p = launch(dict(backbone='lstm', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=1000),
                   {str(demo)!r}, {str(tmp_path/'paused')!r}, nprocs=2, progress=False, stop_after=0.02)
-    print(h[-1]['epoch'] < 1000, p[-1]['epoch'] < 1000)
+    print(h[-1]['epoch'] < 1000, p[-1]['epoch'] < 1000, h.finished, p.finished)  # the first process's word for how the run stands
+    print(h.ended); print(p.ended)
 '''
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
-    assert r.returncode == 0 and r.stdout.split() == ['True', 'True'], r.stderr[-3000:]
-    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'paused'), '--resume', '--stop-after', '0.01', '--epochs', '1000')
-    assert r.returncode == 0 and "minutes (stop_after) are up; the run goes on with resume=True (--resume)" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.split('\n')[0].split() == ['True', 'True', 'True', 'False'], r.stdout + r.stderr[-3000:]
+    assert re.match(r'ended at step \d+: its time budget of 0.05 minutes ran out\npaused at step \d+: this call', r.stdout.split('\n', 1)[1]), r.stdout
+    r = cli('train', '--data', str(demo), '--out', str(tmp_path/'paused'), '--resume', '--stop-after', '0.01', '--epochs', '1000', '--quiet')
+    assert r.returncode == 0 and re.match(r"paused at step \d+: this call's 0.01 minutes \(stop_after\) are up; the run goes on with resume=True \(--resume\)\n", r.stdout), r.stdout + r.stderr
 
 def test_the_command_line_finds_an_installed_backbone(demo, tmp_path):
     "A package that declares its backbone in the entry-point group pixelbytes.backbones: train --model knows it, and generate loads its model."
