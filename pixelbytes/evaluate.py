@@ -10,7 +10,7 @@ __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_ME
            'Evaluation', 'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import csv, functools, hashlib, json, math, os, re, warnings
+import functools, hashlib, json, math, os, re, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +21,7 @@ from .data import load_built, Built, _images_read
 from .windows import Windows
 from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint, _evaluation_files
 from .metrics import summarize, MODALITIES, _nan_as_none
-from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full
+from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full, csv_bytes
 from .generate import generate, allowed_tokens, _CUT_ADVICE
 from .models import PixelBytesModel, sample_seeds
 from .render import render
@@ -271,9 +271,6 @@ class Evaluation:
         folder, name = Path(folder), self.name
         folder.mkdir(parents=True, exist_ok=True)
         rows = _nan_as_none(self.rows)  # NaN as an empty cell, and as null in the JSON
-        def write_csv(path):
-            with open(path, 'w', newline='') as f:
-                w = csv.DictWriter(f, ['metric', 'modality', 'value', 'n', 'low', 'high']); w.writeheader(); w.writerows(rows)
         saved = ({'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
                  | ({'item_rows': self.item_rows} if self.item_rows is not None else {}))
         csv_file, json_file, *kept = (folder/f for f in _evaluation_files(name))  # kept: the samples, and their picture
@@ -283,7 +280,7 @@ class Evaluation:
             saved['samples'] = {'file': kept[0].name, 'picture': kept[1].name, 'count': len(self.samples), 'sha1': hashlib.sha1(lines).hexdigest(), 'palette': self.palette}
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
-        files = {csv_file: write_csv, json_file: lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
+        files = {csv_file: lambda p: p.write_bytes(csv_bytes(rows, ['metric', 'modality', 'value', 'n', 'low', 'high'])), json_file: lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
         if self.samples: files |= {kept[0]: lambda p: p.write_bytes(lines), kept[1]: lambda p: self.render_samples().to_pil().save(p, 'PNG')}
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
         write_files(files)  # all written before any is renamed: a failed write leaves the files as they were (and a link there is replaced, not written through)

@@ -18,7 +18,7 @@ from .tokenizer import Tokenizer, TextSegment, ImageSegment, NUL, TAB, LF, is_im
 from .pixelize import to_pil, nearest_colour, _open_own, _pixelized
 from .render import render, output_format
 from .palette import to_hex
-from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id
+from .files import write_files, check_writable, counted, first_few, stopped_after, _file_id, csv_bytes, csv_lines, CSV_ENDING
 from .models import PixelBytesModel, load_model, sample_seeds, segment_sizes, _seed_list, GENERATE_BATCH, _check_sampling
 from PIL import Image
 
@@ -447,13 +447,10 @@ def _save_folder(gens: list, folder: Path, scale: int, transparent: bool = False
         others = sorted(f.name for f in folder.iterdir() if f.name not in {*before, *made, tmp.name})
         if old and not others and (folder/'metadata.csv').read_bytes() != old: others = ['metadata.csv']  # rows added by another meanwhile
         if others: raise _Meanwhile(others)
-        text = io.StringIO(newline='')
         # the rows added end their lines as the file's rows do (LF, as pandas or an editor on Linux writes it), not a mix of LF and CRLF
-        ending = '\n' if b'\n' in old and b'\r\n' not in old else '\r\n'
-        w = csv.DictWriter(text, columns, restval='', lineterminator=ending)
-        if not old: w.writeheader()
-        w.writerows(rows)
-        tmp.write_bytes(old + (ending.encode() if old and not old.endswith(b'\n') else b'') + text.getvalue().encode('utf-8'))  # the rows there byte for byte
+        ending = '\n' if b'\n' in old and b'\r\n' not in old else CSV_ENDING
+        added = csv_lines(rows, columns, header=False, ending=ending).encode('utf-8') if old else csv_bytes(rows, columns, text=True)
+        tmp.write_bytes(old + (ending.encode() if old and not old.endswith(b'\n') else b'') + added)  # the rows there byte for byte
     folder.mkdir(parents=True, exist_ok=True)
     try: write_files({**files, folder/'metadata.csv': metadata})
     except _Meanwhile as e:

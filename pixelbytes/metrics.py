@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .tokenizer import Tokenizer, STRUCTURE, TEXT, PIXEL
-from .files import interrupts_deferred, write_files, counted
+from .files import interrupts_deferred, write_files, counted, csv_bytes, csv_lines
 from .windows import IGNORE
 
 # %% ../nbs/07b_metrics.ipynb #ac43de69
@@ -117,18 +117,13 @@ def _not_updated(path: Path, e: OSError):
     warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
 
 def _nan_as_none(rows) -> list:
-    "`rows` with a figure that is NaN (no validation split, a modality with no tokens, no interval) as None: an empty cell in a CSV, null in JSON."
-    # 'nan' is text to a spreadsheet, R and jq's CSV tools, where an empty cell is a missing number to all of them (and to pandas and
-    # `read_metrics`); strict JSON has no NaN at all
+    "`rows` with a figure that is NaN (no validation split, a modality with no tokens, no interval) as None: null in JSON, which has no NaN (`csv_bytes` writes either as an empty cell)."
     return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
 
 def _csv_write(path: Path, history: list) -> list | None:
     "Write `metrics.csv` at `path` whole from `history`; its columns, or None where it could not be replaced."
     keys = list(dict.fromkeys(k for h in history for k in h))
-    def csv_write(tmp):
-        with open(tmp, 'w', newline='') as f:
-            w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(_nan_as_none(history))
-    return keys if _write_view(path, csv_write) else None
+    return keys if _write_view(path, lambda tmp: tmp.write_bytes(csv_bytes(history, keys))) else None
 
 def write_metrics(history: list, out, plot: bool = True):
     "`metrics.csv` (one row per evaluation) and, if `plot`, `curves.png` (loss and accuracy curves) in the folder `out`."
@@ -156,7 +151,7 @@ class _MetricsFile:
         # appended only to the file as this run left it: its first write, or a file replaced, edited or not updated since, is written whole
         if self.left is not None and self.left == self._stamp() and all(k in self.keys for r in new for k in r):
             try:
-                with self.path.open('a', newline='') as f: csv.DictWriter(f, self.keys).writerows(_nan_as_none(new))
+                with self.path.open('ab') as f: f.write(csv_lines(new, self.keys, header=False).encode('ascii'))
             except PermissionError as e:
                 _not_updated(self.path, e); self.left = None; return
         else:
@@ -181,7 +176,7 @@ def _numbers(path: Path, rows) -> list:
 def read_metrics(out) -> list:
     "The evaluations of the run in `out` as `metrics.csv` holds them, as `train` returned them: a dict each, its figures as numbers (NaN where there is none)."
     path = _metrics_path(out)
-    with open(path, newline='') as f: text = f.read()
+    with open(path, newline='', encoding='utf-8-sig') as f: text = f.read()  # the mark a spreadsheet's "CSV UTF-8" puts first
     # a row that a training run appends as this reads is not one yet: the file up to its last line end
     return History(_numbers(path, csv.DictReader(io.StringIO(text[:text.rfind('\n') + 1]))))
 
@@ -194,4 +189,4 @@ def last_evaluation(out) -> dict | None:
         f.seek(max(len(header), end - 2**16))  # a row takes about 700 bytes
         tail = f.read()
     lines = tail[:tail.rfind(b'\n') + 1].splitlines()
-    return _numbers(path, csv.DictReader([header.decode(), lines[-1].decode()]))[0] if lines else None
+    return _numbers(path, csv.DictReader([header.decode('utf-8-sig'), lines[-1].decode()]))[0] if lines else None

@@ -98,6 +98,8 @@ def load_state(path, mmap: bool = False) -> dict:
     if isinstance(state, dict) and isinstance(state.get('history'), str):  # as `_save_state` writes it; a list of dicts before
         try: state['history'] = json.loads(state['history'])
         except ValueError as e: raise TrainingError(f"cannot resume: {path} is corrupt (its history is not JSON: {e})") from None
+        if isinstance(state['history'], list):  # null is NaN, as `_row_json` writes a figure there is none of
+            state['history'] = [{k: math.nan if v is None else v for k, v in r.items()} if isinstance(r, dict) else r for r in state['history']]
     missing = set(_STATE_TYPES) - set(state) if isinstance(state, dict) else set(_STATE_TYPES)
     if missing: raise TrainingError(f"cannot resume: {path} is not a training state (it lacks {', '.join(sorted(missing))})")
     wrong = [k for k, t in _STATE_TYPES.items() if isinstance(state[k], bool) or not isinstance(state[k], t)]
@@ -649,9 +651,14 @@ def _record(st: dict, row: dict, has_val: bool) -> bool:
     st['best'], st['bad_evals'] = (row['val_loss'], 0) if improved else (st['best'], st['bad_evals'] + 1)
     return improved
 
+def _row_json(row: dict) -> str:
+    "An evaluation's `row` as strict JSON, which every reader parses (polars, jq and JavaScript refuse NaN and Infinity): NaN as null, an infinity as 1e999 or -1e999, which reads back as one."
+    number = lambda v: 'null' if math.isnan(v) else ('1e999' if v > 0 else '-1e999') if math.isinf(v) else json.dumps(v)
+    return '{' + ', '.join(f"{json.dumps(k)}: {number(v) if isinstance(v, float) else json.dumps(v)}" for k, v in row.items()) + '}'
+
 def _history_json(history: list, encoded: list) -> str:
     "`history` as JSON text, each row encoded once: `encoded` holds the rows of the calls before, and takes the new ones."
-    encoded.extend(json.dumps(r) for r in history[len(encoded):])
+    encoded.extend(map(_row_json, history[len(encoded):]))
     return f"[{', '.join(encoded)}]"
 
 def _save_state(out: Path, st: dict, model, opt, scaler, cfg: PixelBytesConfig, data_id: dict, encoded: list):
@@ -822,7 +829,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         finally: interrupts.at_once = False
         validating = False
         row = {'step': st['step'], 'epoch': round(st['epoch'] + st['batch'] / steps_per_epoch, 3), 'lr': opt.param_groups[0]['lr'],
-               'minutes': round((time.time() - start) / 60, 2), **scores}
+               'minutes': (time.time() - start) / 60, **scores}
         return row, _record(st, row, len(val) > 0)
 
     def save(improved: bool, held=None, evaluated=True):

@@ -110,7 +110,7 @@ def test_a_folder_of_sprites(trained, tmp_path):
     first = next(p for p in sorted((tmp_path/'sprites').iterdir()) if p.suffix == '.png')
     assert max(opened(first).size) <= 25, opened(first).size  # a folder's sprites at their own size: the model's max_size at most
     names = sorted(p.name for p in (tmp_path/'sprites').iterdir())
-    assert names[-1] == 'metadata.csv' and 0 < len(names) - 1 <= 3 and (tmp_path/'sprites'/'metadata.csv').read_text().startswith('file_name,caption,seed\n')
+    assert names[-1] == 'metadata.csv' and 0 < len(names) - 1 <= 3 and (tmp_path/'sprites'/'metadata.csv').read_text(encoding='utf-8-sig').startswith('file_name,caption,seed\n')
     r = cli('build', '--path', tmp_path/'sprites', '--out', tmp_path/'rebuilt', '--test-size', '0', '--quiet')
     assert r.returncode == 0 and f"rows read {len(names) - 1}, written " in r.stdout, (r.stdout, r.stderr)  # each sprite read (an all-white one is skipped)
     r = cli('generate', '--model', trained/'m'/'best', '--prompt', 'x', '--format', 'folder', '--out', tmp_path/'sprites')
