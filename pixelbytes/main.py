@@ -270,20 +270,12 @@ def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
     from pixelbytes.generate import _saved_all  # as the command's other imports of generate: not at start-up
     return _saved_all(gens, out, 'the same command again' if append else None, gens[0].seed if drawn else None)
 
-def _bad_bytes(raw: bytes) -> list:
-    "Each run of `raw`'s bytes that is no UTF-8 character (a text shows it as one U+FFFD), in order."
-    bad, at = [], 0
-    while True:
-        try: raw[at:].decode('utf-8'); return bad
-        except UnicodeDecodeError as e: bad.append(raw[at + e.start:at + e.end]); at += e.end
-
 def _shown(seg) -> str:
     "A generated segment as the command lists it: a text as it reads, an image by its size; what is malformed is said, as the picture frames it in red."
     from pixelbytes.tokenizer import TextSegment, printable
     if not isinstance(seg, TextSegment): return f'[{seg.width}x{seg.height} image{"" if seg.ok else ", ragged" if seg.ragged else ", unfinished"}]'
     # a character cut in two (its first byte of several, then LF) reads as U+FFFD alone: its bytes say which it was
-    flags = ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(seg.raw))}"] if not seg.valid_utf8 else []) + ([] if seg.complete else ['unfinished'])
-    return printable(seg.text) + (f" [{'; '.join(flags)}]" if flags else '')
+    return printable(seg.text) + (f" [{'; '.join(seg.flags)}]" if seg.flags else '')
 
 def _typed(text: str) -> str:
     "A caption of the command line as typed: bytes that the locale's encoding could not read (an ASCII locale without Python's UTF-8 mode) read as UTF-8 where they are, as `--prompts` reads its lines."

@@ -29,6 +29,13 @@ def is_image_token(ids, n_bytes: int):
     return (ids >= n_bytes) | (ids == TAB)
 
 # %% ../nbs/02_tokenizer.ipynb #37830177
+def _bad_bytes(raw: bytes) -> list:
+    "Each run of `raw`'s bytes that is no UTF-8 character (a text shows it as one U+FFFD), in order."
+    bad, at = [], 0
+    while True:
+        try: raw[at:].decode('utf-8'); return bad
+        except UnicodeDecodeError as e: bad.append(raw[at + e.start:at + e.end]); at += e.end
+
 @dataclass
 class TextSegment:
     "A decoded text segment; `complete` is False when no LF closed it."
@@ -59,6 +66,10 @@ class TextSegment:
     def ok(self) -> bool:
         "Well formed: closed by LF and valid UTF-8."
         return self.complete and self.valid_utf8
+    @property
+    def flags(self) -> list:
+        "What is malformed, as the command and the widget say it: the bytes that are no UTF-8 character (a text shows each run as one U+FFFD), in hex, and 'unfinished' where no LF closed it."
+        return ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(self.raw))}"] if not self.valid_utf8 else []) + ([] if self.complete else ['unfinished'])
     SHOWN = 200  # characters a repr shows: a generated text runs to a thousand bytes, and a list of samples shows them all
     def __repr__(self):
         t = self.text

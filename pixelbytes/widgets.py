@@ -49,11 +49,9 @@ def _alt_text(gens) -> str:
     return f"{counted(len(gens), 'sample')}: " + '; '.join(f'{i}: {s}' for i, s in enumerate(samples, 1))
 
 def _text_shown(g) -> str | None:
-    "The first text that `g` generated as the text box shows it, flagged where it is malformed: a � there stands for bytes that are not UTF-8, not for a character the model wrote."
+    "The first text that `g` generated as the text box shows it, flagged as the command lists it where it is malformed: a � there stands for bytes that are not UTF-8, not for a character the model wrote."
     seg = next((s for s in g.new_segments if isinstance(s, TextSegment)), None)
-    if seg is None: return None
-    flags = [f for f, bad in (('cut short, before its line end', not seg.complete), ('� stands for bytes that are not UTF-8', not seg.valid_utf8)) if bad]
-    return seg.text + (f"  [{'; '.join(flags)}]" if flags else '')
+    return None if seg is None else seg.text + (f" [{'; '.join(seg.flags)}]" if seg.flags else '')
 
 def _cell_id():
     "The id of the notebook cell that runs now, where the front end sends one (JupyterLab, Notebook 7, VS Code); None elsewhere."
