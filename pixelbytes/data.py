@@ -350,17 +350,19 @@ def _hub_caches() -> list:
 
 def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, on_error, base=None, root=None, within=None):
     "One `datasets.map` batch: pixelize and encode every row, recording why a row fails; a file is named by its path in folder `root`."
-    out = {k: [] for k in ('row', 'file', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped', 'error')}
+    out = {k: [] for k in ('row', 'file', 'caption', 'image', 'height', 'width', 'input_ids', 'block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped', 'renormalized', 'error')}
     for row, ref, caption, problem in zip(batch['row'], batch['image'], batch['caption'], batch['problem']):
         if _web_address(ref): file = ref  # a web address whole: its last part names nothing
         elif isinstance(ref, str) and ref: file = Path(os.path.relpath(ref, root)).as_posix() if root else Path(ref).name  # a/x.png and b/x.png apart
         else: file = (ref.get('path') or None) if isinstance(ref, dict) else None  # a dict of bytes and path, or raw bytes
         name = file or 'image'  # every report says the row before it
-        dropped = ''
+        dropped, renormalized = '', False
         try:
             if problem: raise ValueError(problem)
             caption, problem = _decode_caption(caption)
             if problem: raise ValueError(problem)
+            # stored as encoded: the caption column, its tokens and a prompt typed anywhere agree
+            caption, renormalized = tok.text_form(caption), caption != tok.text_form(caption)
             if clean:
                 dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
@@ -374,32 +376,32 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, 
         out['row'].append(row); out['file'].append(file); out['caption'].append(caption if error is None else None)
         out['image'].append(to_pil(pixels, tok.palette) if error is None else None)
         out['height'].append(0 if error else pixels.shape[0]); out['width'].append(0 if error else pixels.shape[1])
-        out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['shrunk'].append(shrunk); out['backdrop'].append(backdrop); out['frames'].append(frames); out['dropped'].append(dropped); out['error'].append(error)
+        out['input_ids'].append(ids); out['block'].append(block); out['recoloured'].append(recoloured); out['shrunk'].append(shrunk); out['backdrop'].append(backdrop); out['frames'].append(frames); out['dropped'].append(dropped); out['renormalized'].append(renormalized and error is None); out['error'].append(error)
     return out
 
 # %% ../nbs/04_data.ipynb #e544b67a
 def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
-                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'frames': Value('int32'), 'dropped': Value('string'), 'error': Value('string')})
+                     'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'frames': Value('int32'), 'dropped': Value('string'), 'renormalized': Value('bool'), 'error': Value('string')})
 
-_READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest'}  # build's defaults of how images and text are read (palette: NES)
+_READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest', 'nfc': True}  # build's defaults of how images and text are read (palette: NES)
 _BUILT_BEFORE = {'crop': True, 'unscale': False, 'resample': 'nearest'}  # how a build made before each image setting was recorded read its images
 
 def _images_read(report: dict) -> dict:
     "How the build of `report` read its images, as a model reads them: its crop, unscale and resample."
     return {k: report.get(k, v) for k, v in _BUILT_BEFORE.items()}
 
-def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample) -> tuple:
-    "build's `vocab, palette, max_size, crop, unscale, resample` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
+def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample, nfc) -> tuple:
+    "build's `vocab, palette, max_size, crop, unscale, resample, nfc` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
     from pixelbytes.models import PixelBytesModel, ModelLoadError, public_name  # torch, only for a build that asks for a model
     if not isinstance(like, (PixelBytesModel, str, os.PathLike)):
         raise BuildError(f"like must be a PixelBytesModel, or a folder or Hub id to load one from, not {type(like).__name__}")
     try: model = like if isinstance(like, PixelBytesModel) else PixelBytesModel.from_pretrained(like)
     except ModelLoadError as e: raise BuildError(f"like (--like): {e}") from None
     c, tok = model.config, model.tokenizer
-    theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale, 'resample': c.resample}
-    given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale, 'resample': resample}
+    theirs = {'vocab': tok.vocab, 'palette': tok.palette, 'max_size': tok.max_size, 'crop': c.crop, 'unscale': c.unscale, 'resample': c.resample, 'nfc': tok.nfc}
+    given = {'vocab': vocab, 'palette': palette, 'max_size': max_size, 'crop': crop, 'unscale': unscale, 'resample': resample, 'nfc': nfc}
     same = lambda k: np.array_equal(load_palette(given[k]), theirs[k]) if k == 'palette' else given[k] == theirs[k]
     said = lambda k: f"{k}={given[k]!r}" if k != 'palette' else f"palette {str(given[k])!r}" if isinstance(given[k], (str, os.PathLike)) else 'palette'  # a file by its name
     clash = [k for k in given if given[k] is not None and not same(k)]
@@ -409,7 +411,7 @@ def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample) -> 
         named = repr(str(like)) if isinstance(like, (str, os.PathLike)) else repr(name) if name else 'model'
         raise BuildError(f"like={named} reads images as the model does, {', '.join('its palette' if k == 'palette' else f'{k}={theirs[k]!r}' for k in clash)}; "
                          f"{', '.join(map(said, clash))} {'says' if len(clash) == 1 else 'say'} otherwise: give one or the other")
-    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], theirs['resample'], name
+    return theirs['vocab'], theirs['palette'], theirs['max_size'], theirs['crop'], theirs['unscale'], theirs['resample'], theirs['nfc'], name
 
 def _default_out(path) -> Path:
     return Path('data')/(Path(str(path)).name or 'dataset')
@@ -726,7 +728,8 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
           num_proc:int=None, # processes for datasets.map
           overwrite:bool=False, # replace a dataset built before in `out` (any other folder, or one holding files build did not write, is refused)
           progress:bool=True, # show progress bars and print a summary of the build
-          like=None, # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop, unscale and resample
+          like=None, # a model (or its folder or Hub id) the data is for: read as it reads, with its vocab, palette, max_size, crop, unscale, resample and nfc
+          nfc:bool=None, # captions in Unicode NFC, as prompts are read: é one character, as Linux and Windows write it, not e and an accent, as macOS does (default: True; False: as written, as 0.2.0 built)
           split_of=None): # a built dataset whose split to keep, each image it held on its side (default: the one this build replaces in `out`, built with the same seed and test_size); False: a new split
     "Build a tokenized dataset from captioned images; returns the build report (also saved as JSON next to the data), and in its 'out' the folder written."
     for_model = like is not None
@@ -734,14 +737,14 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
     if resample is not None:  # by its name, as the model it is compared with (like=) and the report record it
         try: resample = _resample_name(resample)
         except ValueError as e: raise BuildError(str(e)) from None
-    if for_model: vocab, palette, max_size, crop, unscale, resample, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample)
-    else: vocab, max_size, crop, unscale, resample = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale', 'resample'), (vocab, max_size, crop, unscale, resample)))
+    if for_model: vocab, palette, max_size, crop, unscale, resample, nfc, like = _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample, nfc)
+    else: vocab, max_size, crop, unscale, resample, nfc = (_READING[k] if v is None else v for k, v in zip(('vocab', 'max_size', 'crop', 'unscale', 'resample', 'nfc'), (vocab, max_size, crop, unscale, resample, nfc)))
     _load_datasets()
     if on_error not in ('skip', 'raise'): raise BuildError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1):
         raise BuildError(f"max_pixels must be a whole number of pixels, at least 1, not {max_pixels!r}")
     test_size = _test_size(test_size)
-    tok = Tokenizer(vocab, palette, max_size)
+    tok = Tokenizer(vocab, palette, max_size, nfc)
     if tok.n_colours > 256:
         named = f"palette {str(palette)!r} holds {tok.n_colours} colours" if isinstance(palette, (str, os.PathLike)) else f"a palette of {tok.n_colours} colours"
         raise BuildError(f"{named}: a built image holds one byte per pixel, so 256 colours at most")
@@ -810,13 +813,14 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
                     drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
                     dropped = Counter(''.join(drops))
+                    renormalized = int(np.sum(good['renormalized']))  # a plain int: the report is JSON
                     rows, files = good['row'], good['file']  # each column read once, for both reports
                     recoloured = _recoloured_report(rows, files, good['height'], good['width'], good['recoloured'])
                     sides = np.asarray(good['shrunk'], np.int64)  # each image's longest side where it was scaled down to max_size, else 0
                     shrunk, backdrop = {**_some_images(rows, files, sides > 0), 'largest': int(sides.max(initial=0))}, _some_images(rows, files, good['backdrop'])
                     in_file = np.asarray(good['frames'], np.int64)  # the frames each file holds: build reads the first
                     animated = {**_some_images(rows, files, in_file > 1), 'frames_not_read': int((in_file - 1).sum())}
-                    good = good.remove_columns(['block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped'])  # the file kept: a rebuild knows its rows by it
+                    good = good.remove_columns(['block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped', 'renormalized'])  # the file kept: a rebuild knows its rows by it
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
                     splits = _split(good, test_size, seed, len(ds), path, before if keep else None)
                     # an empty split saved as zero shards cannot be loaded back
@@ -828,7 +832,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                               'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
                               'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
-                              'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like,
+                              'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like, 'nfc': tok.nfc, 'renormalized': renormalized,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},
                               'unscaled': {f'{k}x': n for k, n in sorted(enlarged.items())}, 'recoloured': recoloured, 'shrunk': shrunk['images'], 'shrunk_images': shrunk, 'backdrop': backdrop, 'animated': animated, 'repeated': repeated, 'tokens_per_row': {'min': int(n_tokens.min()), 'median': float(np.median(n_tokens)), 'max': int(n_tokens.max())},
                               'seconds': round(time.time() - start, 2), 'date': datetime.now().astimezone().isoformat(timespec='seconds')}  # when: two builds of one source told apart
@@ -932,6 +936,9 @@ def format_report(report: dict, out=None, max_reasons:int=10) -> str:
                      "save each frame as an image file of its own, with its caption in the metadata")
     if n := report.get('names_normalized'):
         lines.append(f"  {counted(n, 'file name')} in the metadata matched a file only in another Unicode normalization (NFD, as macOS writes names, or NFC): read from that file")
+    if n := report.get('renormalized'):  # a report of an older build has none
+        lines.append(f"  {counted(n, 'caption')} {'were' if n > 1 else 'was'} not in Unicode NFC (NFD, as macOS writes é as e and an accent): built in NFC, "
+                     "as a prompt is read, so that they are the tokens of the same words typed elsewhere (nfc=False, --no-nfc, keeps them as written)")
     if n := report.get('unlisted_images'):
         some = printable(', '.join(report.get('unlisted_examples', []))) + (', ...' if n > len(report.get('unlisted_examples', [])) else '')
         lines.append(f"  {n} image file{'s are' if n != 1 else ' is'} in the folder but not listed in its metadata, and not read ({some})")

@@ -10,7 +10,7 @@ __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_ME
            'Evaluation', 'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
-import functools, hashlib, json, math, os, re, warnings
+import functools, hashlib, json, math, os, re, unicodedata, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -630,6 +630,15 @@ def _read_otherwise(model, built) -> str | None:
             "the model gives it, so the scores are not of what it reads, and the test split may hold sprites it trained on that its run's list of items does "
             "not find; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
 
+def _text_otherwise(model, built, split: str) -> str | None:
+    "What is amiss where `built` holds captions in another Unicode form than `model` reads (its tokenizer's `nfc`); None where their tokens are the same."
+    if model.tokenizer.nfc == built.tokenizer.nfc: return None
+    # only a caption that NFC changes has other tokens: built in NFC, the report counts them; built as written, the split says
+    if not (built.report.get('renormalized') if built.tokenizer.nfc else any(not unicodedata.is_normalized('NFC', c) for c in built[split]['caption'])): return None
+    ours, theirs = ('in Unicode NFC', 'as written, some of them not in NFC') if model.tokenizer.nfc else ('as given (a model of 0.2.0, or of data built with nfc=False)', 'in NFC')
+    return (f"the model reads text {ours}, and {built.path or 'this dataset'} holds its captions {theirs}: a caption with accents written on a Mac (NFD) has other "
+            "tokens here than the model gives it, so the text scores are not of what it reads; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
+
 def _trained_elsewhere(model, built) -> str | None:
     "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
     source = Path(str(getattr(model, 'source', None) or ''))
@@ -686,12 +695,13 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                           f"{f' (its weights are {low} now, rounded from those saved)' if low else ''}; pass out= to save it")
     built = data if isinstance(data, Built) else load_built(data)
     tok = model.tokenizer
-    if built.tokenizer.to_dict() != tok.to_dict():
+    if {**built.tokenizer.to_dict(), 'nfc': None} != {**tok.to_dict(), 'nfc': None}:  # text in another Unicode form has the same tokens' meaning: _text_otherwise warns
         say = lambda t: f"{t.vocab}, {counted(t.n_colours, 'colour')}, max size {t.max_size}"
         raise ValueError(f"the vocabulary of {f'the model in {model.source}' if model.source else 'the model'} ({say(tok)}) is not that of {built.hub or built.path or 'the dataset'} ({say(built.tokenizer)})"
                          + (" (the same sizes: the palettes differ)" if say(tok) == say(built.tokenizer) else "")
                          + ": evaluate on data built for it, build(..., like=MODEL) (pixelbytes build --like MODEL)")
     if (why := _read_otherwise(model, built)): warnings.warn(why)
+    if split in built.splits and (why := _text_otherwise(model, built, split)): warnings.warn(why)
     if split == 'test' and (why := _trained_elsewhere(model, built)): warnings.warn(why)
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))

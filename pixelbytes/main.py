@@ -44,6 +44,8 @@ def _build_args(p):
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
     p.add_argument('--resample', choices=RESAMPLES, help='the filter that scales an image larger than --max-size down to it (default: nearest, for pixel art; '
                    'box for drawings, screenshots and photos, which nearest leaves speckled); a model trained on the data reads images with it')
+    p.add_argument('--no-nfc', action='store_true', help="build captions as written (default: in Unicode NFC, as prompts are read, so that é written on a Mac, "
+                   "e and an accent, is the é typed elsewhere; the report counts the captions it changed)")
     p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help=f'refuse images of more pixels, a guard against decompression bombs (default: {MAX_PIXELS:,})')
     p.add_argument('--num-proc', type=int, default=None, help='worker processes')
     p.add_argument('--overwrite', action='store_true', help='replace a dataset built before in --out (any other folder, or one holding files build did not write, is refused); '
@@ -55,14 +57,14 @@ def _build_args(p):
     p.add_argument('--push-to-hub', metavar='OWNER/NAME', default=None, help='then upload it to this Hub dataset repository, for train --data OWNER/NAME (a token: hf auth login, or HF_TOKEN)')
     p.add_argument('--private', action='store_true', help='with --push-to-hub: make a new repository private')
     p.add_argument('--quiet', action='store_true', help='no progress bars: only the summary (rows read, written and skipped), warnings and errors')
-    p.switches = (('crop', 'crop', True, False), ('unscale', 'unscale', True, False))  # for `as_options`: `crop=False` is --no-crop
+    p.switches = (('crop', 'crop', True, False), ('unscale', 'unscale', True, False), ('nfc', 'nfc', True, False))  # for `as_options`: `crop=False` is --no-crop
 
 def _run_build(a):
     from pixelbytes.data import build, push_built, format_report
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
                    image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None, resample=a.resample,
-                   max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, progress=not a.quiet,
+                   max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, nfc=False if a.no_nfc else None, progress=not a.quiet,
                    split_of=False if a.new_split else a.split_of)
     a.done = f"after the build: {report['out']} holds the dataset"  # a stop as the report is said, or the upload goes
     if a.quiet: print(format_report(report, report['out']))  # what a build skipped is said, bars or not
@@ -277,20 +279,12 @@ def _samples_saved(gens: list, out: str, drawn: bool, append: bool) -> str:
     from pixelbytes.generate import _saved_all  # as the command's other imports of generate: not at start-up
     return _saved_all(gens, out, 'the same command again' if append else None, gens[0].seed if drawn else None)
 
-def _bad_bytes(raw: bytes) -> list:
-    "Each run of `raw`'s bytes that is no UTF-8 character (a text shows it as one U+FFFD), in order."
-    bad, at = [], 0
-    while True:
-        try: raw[at:].decode('utf-8'); return bad
-        except UnicodeDecodeError as e: bad.append(raw[at + e.start:at + e.end]); at += e.end
-
 def _shown(seg) -> str:
     "A generated segment as the command lists it: a text as it reads, an image by its size; what is malformed is said, as the picture frames it in red."
     from pixelbytes.tokenizer import TextSegment, printable
     if not isinstance(seg, TextSegment): return f'[{seg.width}x{seg.height} image{"" if seg.ok else ", ragged" if seg.ragged else ", unfinished"}]'
     # a character cut in two (its first byte of several, then LF) reads as U+FFFD alone: its bytes say which it was
-    flags = ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(seg.raw))}"] if not seg.valid_utf8 else []) + ([] if seg.complete else ['unfinished'])
-    return printable(seg.text) + (f" [{'; '.join(flags)}]" if flags else '')
+    return printable(seg.text) + (f" [{'; '.join(seg.flags)}]" if seg.flags else '')
 
 def _typed(text: str) -> str:
     "A caption of the command line as typed: bytes that the locale's encoding could not read (an ASCII locale without Python's UTF-8 mode) read as UTF-8 where they are, as `--prompts` reads its lines."

@@ -8,7 +8,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/render.html.md"""
 __all__ = ['FONT_FAMILY', 'MISSING', 'GRID', 'MARKER', 'GIVEN', 'Box', 'Rendering', 'render', 'output_format']
 
 # %% ../nbs/10_render.ipynb #39e25188
-import html, importlib.util, math
+import html, importlib.util, math, unicodedata, warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -68,12 +68,40 @@ def _as_samples(samples) -> list:
 # %% ../nbs/10_render.ipynb #a3fa5558
 FONT_FAMILY = "'DejaVu Sans', Verdana, sans-serif"  # the font measured first, then one of nearly its widths
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    "DejaVu Sans, from matplotlib's data, at `size` pixels (cached: loading it parses the font each time)."
+def _font_file(name: str) -> Path:
+    "The font file `name` that matplotlib ships."
     # found, not imported: importing matplotlib takes 0.2 s, and warns where its config folder cannot be written (a read-only HOME)
-    package = importlib.util.find_spec('matplotlib').submodule_search_locations[0]
-    return ImageFont.truetype(str(Path(package)/'mpl-data'/'fonts'/'ttf'/'DejaVuSans.ttf'), size)
+    return Path(importlib.util.find_spec('matplotlib').submodule_search_locations[0])/'mpl-data'/'fonts'/'ttf'/name
+
+class _Font:
+    "DejaVu Sans at `size` pixels, and for the characters it lacks (CJK, emoji) the Last Resort font: a box that names their script, measured and drawn alike."
+    def __init__(self, size: int):
+        self.main, self.size, self.path = ImageFont.truetype(str(_font_file('DejaVuSans.ttf')), size), size, str(_font_file('DejaVuSans.ttf'))
+        last = _font_file('LastResortHE-Regular.ttf')  # in matplotlib since 3.6, its own fallback
+        self.last = ImageFont.truetype(str(last), size) if last.exists() else None
+    def getmetrics(self) -> tuple: return self.main.getmetrics()
+    def runs(self, text: str) -> list:
+        "`text` in runs of (text, font): DejaVu's characters, and the others with Last Resort; whole in DejaVu where it is all DejaVu's, or right to left (a split would undo its order)."
+        if text.isascii() or self.last is None or not _lacking(text) or any(unicodedata.bidirectional(c) in ('R', 'AL') for c in text): return [(text, self.main)]
+        out = []
+        for c in text:
+            if out and unicodedata.category(c)[0] == 'M': font = out[-1][1]  # a combining mark goes with the character before it
+            else: font = self.main if ord(c) in _glyphs() or unicodedata.category(c) in ('Zs', 'Cf') else self.last  # Last Resort draws a space as a box too
+            if out and out[-1][1] is font: out[-1][0] += c
+            else: out.append([c, font])
+        return [tuple(r) for r in out]
+    def getlength(self, text: str) -> float: return sum(f.getlength(t) for t, f in self.runs(text))
+    def draw(self, draw: ImageDraw.ImageDraw, xy, text: str, fill):
+        "Draw `text` at `xy` (its top left), each run in its font."
+        x, y = xy
+        for t, f in self.runs(text):
+            draw.text((x, y), t, fill=fill, font=f)
+            x += f.getlength(t)
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> _Font:
+    "The font of text at `size` pixels (cached: loading it parses the font each time)."
+    return _Font(size)
 
 # C0 controls, DEL and the two noncharacters are not allowed in XML 1.0 even as references;
 # the direction embeddings, overrides and isolates would draw the rest of a line reversed, in PNG and SVG alike
@@ -86,6 +114,10 @@ def _glyphs() -> frozenset:
     "The code points DejaVu Sans draws (read once, at the first text beyond ASCII)."
     from matplotlib.ft2font import FT2Font  # the font is matplotlib's, and so is the reader of its character map
     return frozenset(FT2Font(_font(10).path).get_charmap())
+
+def _lacking(text: str) -> str:
+    "The characters of `text` that DejaVu Sans has no glyph for, each once; not spacing nor format characters, which draw as nothing anyway."
+    return ''.join(dict.fromkeys(c for c in text if not c.isascii() and ord(c) not in _glyphs() and unicodedata.category(c) not in ('Zs', 'Cf', 'Mn')))
 
 def _fit(word: str, font, width: float) -> int:
     "Length of the longest start of `word` that fits in `width` pixels (at least 1, so that wrapping always advances)."
@@ -274,10 +306,14 @@ def render(samples,                    # one segment, one decoded sequence (a li
 def _to_pil(self: Rendering) -> Image.Image:
     "The rendering as an RGB PIL image."
     im = Image.new('RGB', self.size, self.background)
-    draw, font = ImageDraw.Draw(im), _font(self.font_size)
+    draw, font, lacking = ImageDraw.Draw(im), _font(self.font_size), ''
     for _, rects, lines in self.shapes():
         for x, y, w, h, rgb in rects: draw.rectangle((x, y, x + w - 1, y + h - 1), fill=rgb)  # PIL's corners are inclusive
-        for x, top, s, _ in lines: draw.text((x, top), s, fill=self.ink, font=font)
+        for x, top, s, _ in lines: font.draw(draw, (x, top), s, self.ink); lacking += _lacking(s)
+    if lacking := ''.join(dict.fromkeys(lacking)):
+        named = ', '.join(f"{c!r} (U+{ord(c):04X})" for c in lacking[:8]) + (' and more' if len(lacking) > 8 else '')
+        warnings.warn(f"the picture's font, DejaVu Sans, has no glyph for {named}: drawn as boxes (that name their script, but in a line of right-to-left text); "
+                      "an SVG (format='svg') shows them in the viewer's own fonts", stacklevel=2)
     return im
 
 def _repr_png_(self: Rendering) -> bytes:

@@ -29,6 +29,13 @@ def is_image_token(ids, n_bytes: int):
     return (ids >= n_bytes) | (ids == TAB)
 
 # %% ../nbs/02_tokenizer.ipynb #37830177
+def _bad_bytes(raw: bytes) -> list:
+    "Each run of `raw`'s bytes that is no UTF-8 character (a text shows it as one U+FFFD), in order."
+    bad, at = [], 0
+    while True:
+        try: raw[at:].decode('utf-8'); return bad
+        except UnicodeDecodeError as e: bad.append(raw[at + e.start:at + e.end]); at += e.end
+
 @dataclass
 class TextSegment:
     "A decoded text segment; `complete` is False when no LF closed it."
@@ -59,6 +66,10 @@ class TextSegment:
     def ok(self) -> bool:
         "Well formed: closed by LF and valid UTF-8."
         return self.complete and self.valid_utf8
+    @property
+    def flags(self) -> list:
+        "What is malformed, as the command and the widget say it: the bytes that are no UTF-8 character (a text shows each run as one U+FFFD), in hex, and 'unfinished' where no LF closed it."
+        return ([f"not UTF-8: {', '.join(b.hex(' ') for b in _bad_bytes(self.raw))}"] if not self.valid_utf8 else []) + ([] if self.complete else ['unfinished'])
     SHOWN = 200  # characters a repr shows: a generated text runs to a thousand bytes, and a list of samples shows them all
     def __repr__(self):
         t = self.text
@@ -115,13 +126,15 @@ class Tokenizer:
     def __init__(self,
                  vocab:str='default', # vocabulary preset: 'default' (all 256 bytes) or 'v1' (the reference's 58 bytes)
                  palette=None, # the colours: None for NES, a list of colours, or a palette file (see `load_palette`)
-                 max_size:int=25): # longest side of a PIL image after pixelization, 1 to 256
+                 max_size:int=25, # longest side of a PIL image after pixelization, 1 to 256
+                 nfc:bool=True): # encode text in Unicode NFC (é one character, as typed on Linux or Windows, not e and an accent, as macOS writes it); False: as given, as 0.2.0 did
         if not isinstance(vocab, str) or vocab not in PRESETS:  # a palette given as the first argument: vocab is a preset's name
             raise ValueError(f"unknown vocabulary preset {vocab if isinstance(vocab, str) else type(vocab).__name__!r}; choose one of {sorted(PRESETS)}"
                              + ('' if isinstance(vocab, str) else " (the colours go in palette=)"))
         if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or not 1 <= max_size <= MAX_SIZE:
             raise ValueError(f"max_size must be a whole number of pixels from 1 to {MAX_SIZE}, not {max_size!r}")
-        self.vocab, self.palette, self.max_size = vocab, load_palette(palette), max_size
+        if not isinstance(nfc, (bool, np.bool_)): raise ValueError(f"nfc must be True or False, not {nfc!r}")
+        self.vocab, self.palette, self.max_size, self.nfc = vocab, load_palette(palette), max_size, bool(nfc)
         self.byte_values = PRESETS[vocab]
         self.n_bytes = len(self.byte_values)
         self.vocab_size = self.n_bytes + len(self.palette)
@@ -135,8 +148,11 @@ class Tokenizer:
     def characters(self) -> set:
         "The ASCII characters this vocabulary encodes (one byte each): what `clean_text(text, keep=...)` may keep."
         return {chr(b) for b in self.byte_values if b < 128}
+    def text_form(self, text: str) -> str:
+        "`text` in the Unicode form this tokenizer encodes: NFC, or as given where `nfc` is False. Build, prompts and encoding all go through it."
+        return unicodedata.normalize('NFC', text) if self.nfc else text
     def __len__(self) -> int: return self.vocab_size
-    def __repr__(self): return f"Tokenizer(vocab={self.vocab!r}, {self.n_bytes} bytes + {counted(self.n_colours, 'colour')} = {self.vocab_size} tokens)"
+    def __repr__(self): return f"Tokenizer(vocab={self.vocab!r}, {self.n_bytes} bytes + {counted(self.n_colours, 'colour')} = {self.vocab_size} tokens{'' if self.nfc else ', text as given'})"
 
 # %% ../nbs/02_tokenizer.ipynb #22d4cd73
 def normalize_text(text: str) -> str:
@@ -183,6 +199,7 @@ def _encode_text(self: Tokenizer, text: str, where: str = 'text') -> np.ndarray:
     if lone := re.search('[\ud800-\udfff]', text):  # UTF-8 has no bytes for it
         raise ValueError(f"{where}: {_surrogate(lone.group(), lone.start())}: " + ("the text was not passed as UTF-8 (the terminal's encoding?)"
                          if '\udc80' <= lone.group() <= '\udcff' else "give the whole character"))
+    text = self.text_form(text)  # first: an error's position counts the characters a reader sees (é one, not e and its accent)
     norm = normalize_text(text)
     ids = self.byte_to_id[np.frombuffer(norm.encode('utf-8'), np.uint8)]
     missing = np.flatnonzero(ids < 0)
@@ -275,13 +292,14 @@ Tokenizer.decode = _decode
 # %% ../nbs/02_tokenizer.ipynb #5c707c0c
 def _to_dict(self: Tokenizer) -> dict:
     "JSON-serialisable description of this tokenizer."
-    return {'vocab': self.vocab, 'palette': [to_hex(c) for c in self.palette], 'max_size': self.max_size}
+    return {'vocab': self.vocab, 'palette': [to_hex(c) for c in self.palette], 'max_size': self.max_size, 'nfc': self.nfc}
 
 def _from_dict(d: dict) -> Tokenizer:
     "The tokenizer described by `d` (see `Tokenizer.to_dict`)."
     # a saved tokenizer holds its colours: a file name there (from a shared model's config.json) would be read here
     if isinstance(d.get('palette'), str): raise ValueError(f"a saved tokenizer's palette must be a list of colours, not {str(d['palette'])[:80]!r}")
-    return Tokenizer(d.get('vocab', 'default'), d.get('palette'), d.get('max_size', 25))
+    # one saved without nfc (by 0.2.0, with a dataset or a model) encoded text as given: so it goes on, its tokens the ones it trained on
+    return Tokenizer(d.get('vocab', 'default'), d.get('palette'), d.get('max_size', 25), d.get('nfc', False))
 
 def _kinds(self: Tokenizer, ids) -> np.ndarray:
     "The kind of each token: PAD (NUL), STRUCTURE (TAB, LF), TEXT (a byte) or PIXEL (a colour)."

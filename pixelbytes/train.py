@@ -409,6 +409,8 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
                             f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
     # a field added since: what it meant then; a run saved before its record of the data has this one's, of the same data (above)
     was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, 'trained_on': cfg.trained_on, **saved['config']}, cfg.to_dict()
+    # the same tokens (the data's digest, above): how a prompt's text is read (nfc, which a run of 0.2.0 has not) is the data's, and no change
+    was['tokenizer'] = {**was['tokenizer'], 'nfc': now_fields['tokenizer']['nfc']}
     built = [f"{k} {was[k]!r} -> {now_fields[k]!r}" for k in _BUILT_BEFORE if was[k] != now_fields[k]]  # how build read the images
     if built: raise TrainingError(f"cannot resume {out}: {data_id['path']} was built otherwise than the data it started on ({', '.join(built)}: "
                                   "build's options); resume on that data, or train into another folder")

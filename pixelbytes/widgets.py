@@ -16,7 +16,7 @@ from .models import PixelBytesModel, load_model
 from .pixelize import png_bytes, to_pil
 from .render import render, _given
 from .generate import generate, _as_pixels
-from .tokenizer import ImageSegment
+from .tokenizer import ImageSegment, TextSegment
 from .metrics import describe_evaluation, last_evaluation
 from .files import counted
 
@@ -47,6 +47,11 @@ def _alt_text(gens) -> str:
     samples = [', '.join(said(seg, given[j] if j < len(given) else 0) for j, seg in enumerate(g.segments)) or 'nothing'
                for g, given in zip(gens, _given(gens))]
     return f"{counted(len(gens), 'sample')}: " + '; '.join(f'{i}: {s}' for i, s in enumerate(samples, 1))
+
+def _text_shown(g) -> str | None:
+    "The first text that `g` generated as the text box shows it, flagged as the command lists it where it is malformed: a � there stands for bytes that are not UTF-8, not for a character the model wrote."
+    seg = next((s for s in g.new_segments if isinstance(s, TextSegment)), None)
+    return None if seg is None else seg.text + (f" [{'; '.join(seg.flags)}]" if seg.flags else '')
 
 def _cell_id():
     "The id of the notebook cell that runs now, where the front end sends one (JupyterLab, Notebook 7, VS Code); None elsewhere."
@@ -197,11 +202,11 @@ class GenerateWidget:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')  # every click's own, not only the first time a line warns
                 gens = generate(self.model, **self.arguments(), progress=self._tick)
-                picture = render(gens, scale=self.scale.value)
-            self.generations, self.image.value, self.image_text.value = gens, png_bytes(picture.to_pil()), _for_screen_readers(_alt_text(gens))
+                picture = png_bytes(render(gens, scale=self.scale.value).to_pil())  # drawn here: a glyph its font lacks is warned of on the panel too
+            self.generations, self.image.value, self.image_text.value = gens, picture, _for_screen_readers(_alt_text(gens))
             self.progress.value = self.progress.max  # generation mostly ends at LF, long before max_tokens
             self.warning.value = _notice('warning', '\n'.join(dict.fromkeys(str(w.message) for w in caught))) if caught else ''
-            self.text.value = '\n'.join(g.text for g in gens if g.text is not None)
+            self.text.value = '\n'.join(t for g in gens if (t := _text_shown(g)) is not None)
             seed = '' if gens[0].seed is None else f", seed {gens[0].seed}"  # greedy drawing has none
             self.status.value = f"{counted(len(gens), 'sample')} in {time.time() - start:.1f} s{seed}"
         except (Exception, KeyboardInterrupt) as e:  # KeyboardInterrupt: the kernel interrupted
