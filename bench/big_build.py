@@ -10,6 +10,10 @@ on the PNG folder with this checkout and with the checkout of `--before` (defaul
 `git archive`), each in a process of its own under /usr/bin/time -v (wall and CPU seconds: the CPU seconds tell more on a shared machine), standard error to a log file as a job's is. Prints
 a table (seconds, peak RSS, lines of progress written to the log) and the ratios before/after, checks that the built
 files and the palettes are byte for byte the same, and writes bench/out/big_build.json.
+
+On a shared 2-core CPU (load about 12), 20,000 sprites, before (0bcc7bb) and after: build of the PNG folder 34.9 and
+25.8 CPU seconds, peak 286 and 274 MB; of the parquet folder 29.0 and 21.6 s, 331 and 328 MB; palette 16.8 and 13.4 s,
+139 and 112 MB, its bar 203 redraws in the log and 2. 2,000 sprites: 4.5 and 3.8 s, 195 and 190 MB; the same output.
 """
 import argparse, csv, filecmp, json, os, re, subprocess, sys, tarfile, io, tempfile, time
 from pathlib import Path
