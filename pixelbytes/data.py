@@ -435,11 +435,33 @@ def _image_key(ids) -> bytes:
     # a digest, not the tokens: the keys of every row are held at once, and as bytes they took 4 bytes a token
     return hashlib.blake2b(min(img.tobytes(), mirrored.tobytes()), digest_size=16).digest()
 
+def _token_reads(ds, image_keys: bool = True) -> tuple:
+    """What the built rows `ds` hold in their `input_ids`, from one pass over them: (the length in tokens of each row, a
+    digest of its tokens, rows alike having one, and its `_image_key`, or None without `image_keys`), in order."""
+    lengths, digests, keys = [], [], [] if image_keys else None
+    # a batch at a time, as arrow: as Python lists, 36 bytes a token, the column doubled a build's peak memory (20,000 sprites: 541 MB against 251)
+    for b in ds.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096):
+        col = b['input_ids'].combine_chunks()
+        values, ends = col.values.to_numpy(), col.offsets.to_numpy()
+        lengths.append(np.diff(ends))
+        for i in range(len(col)):
+            ids = values[ends[i]:ends[i + 1]]
+            digests.append(hashlib.blake2b(ids.tobytes(), digest_size=16).digest())
+            if image_keys: keys.append(_image_key(ids))
+    return np.concatenate(lengths), digests, keys
+
 def _image_keys(ds) -> list:
-    "The `_image_key` of every row of the built rows `ds`, read a batch at a time as arrays."
-    # not ds['input_ids']: as Python lists, 36 bytes a token, it doubled a build's peak memory (20,000 sprites: 541 MB against 251)
-    column = ds.select_columns(['input_ids']).with_format('numpy')
-    return [_image_key(ids) for b in column.iter(batch_size=1024) for ids in b['input_ids']]
+    "The `_image_key` of every row of the built rows `ds`."
+    return _token_reads(ds)[2]
+
+def _columns(ds, names) -> dict:
+    "The columns `names` of the dataset `ds`, as lists, read a batch of rows at a time."
+    # not ds[name]: a datasets.Column, which queries the table once a row as it is iterated (100,000 rows: minutes); nor
+    # ds[:], which gathers the rows of a filtered dataset all at once, one by one (20,000 rows: 60 MB more at its peak)
+    out = {k: [] for k in names}
+    for b in ds.select_columns(list(names)).with_format(None).iter(batch_size=4096):  # lists, whatever format the source was given in
+        for k in names: out[k] += b[k]
+    return out
 
 def _held_out(keys: list, n: int, order) -> set:
     """The images (`keys`, one per row) to hold out so that they hold `n` rows: whole images, taken in the `order` of
@@ -471,18 +493,8 @@ def _some_images(rows, files, picked) -> dict:
     first = sorted((int(r), f) for r, f, p in zip(rows, files, picked) if p)
     return {'images': len(first), 'rows': [r for r, _ in first[:10]], 'files': [n for _, n in first[:10]]}
 
-def _token_digests(batches) -> tuple:
-    "(the length in tokens of each row, a digest of its tokens), in order, from `batches` of a built dataset's `input_ids` column (arrow, a batch at a time): rows alike have one digest."
-    lengths, digests = [], []
-    for b in batches:
-        col = b['input_ids'].combine_chunks()
-        values, ends = col.values.to_numpy(), col.offsets.to_numpy()
-        lengths.append(np.diff(ends))
-        digests += [hashlib.blake2b(values[ends[i]:ends[i + 1]].tobytes(), digest_size=16).digest() for i in range(len(col))]
-    return np.concatenate(lengths), digests
-
 def _repeats(rows, digests) -> dict:
-    "The rows whose tokens (`digests`, one a row: `_token_digests`), caption and image, are a row's before them: how many, and the first ten, each as [row, the first row it repeats]."
+    "The rows whose tokens (`digests`, one a row: `_token_reads`), caption and image, are a row's before them: how many, and the first ten, each as [row, the first row it repeats]."
     first, found = {}, []
     for r, d in sorted(zip(map(int, rows), digests)):
         if (was := first.setdefault(d, r)) != r: found.append([r, was])
@@ -494,19 +506,20 @@ def _recoloured_report(rows, files, heights, widths, shares) -> dict:
     return {'over': RECOLOURED, 'pixels': round(float((sizes * shares).sum() / max(sizes.sum(), 1)), 4), 'share': RECOLOURED_SHARE,
             **_some_images(rows, files, shares > RECOLOURED_SHARE)}
 
-def _split(ds, test_size, seed, n_read=None, source='the data', kept=None):
+def _split(ds, test_size, seed, n_read=None, source='the data', keys=None, kept=None):
     """Train/test DatasetDict, split by image (the rows of one image stay together); `test_size` as `_test_size` returns it.
     The rows are drawn in an order of all `n_read` rows read, by their `row`, those the build skipped too: where each image
     has one row, a rebuild of the same rows that skips others (another `max_size`, a file mended) puts every row the two
     builds keep in the same split. With `kept`, the `_build_record` of an earlier build, its split is kept instead
-    (`_kept_split`). `source` names the data in an error."""
+    (`_kept_split`). `source` names the data in an error; `keys`: the `_image_key` of each row, where they were read
+    already (None: read here, where a test split asks for them)."""
     from datasets import Dataset, DatasetDict
-    if kept is not None and test_size and len(ds) > 1: return _kept_split(ds, test_size, seed, kept, source)
+    if kept is not None and test_size and len(ds) > 1: return _kept_split(ds, test_size, seed, kept, source, keys)
     n_read = n_read or len(ds)
-    index = np.full(n_read, -1); index[ds['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
+    index = np.full(n_read, -1); index[_columns(ds, ['row'])['row']] = np.arange(len(ds))  # where each row read is in ds (-1: skipped)
     order = np.random.default_rng(seed).permutation(n_read)
     size = test_size if len(ds) > 1 else 0  # one row built: nothing to test it against
-    built = _image_keys(ds) if size else [None] * len(ds)  # no test split: no row's image to read
+    built = [None] * len(ds) if not size else keys if keys is not None else _image_keys(ds)  # no test split: no row's image to read
     n_test, test = _held_rows([None if i < 0 else built[i] for i in index], size, order)
     if n_test >= n_read: raise BuildError(f"test_size {test_size} leaves no training rows out of the {n_read} of {source}")
     if not test and n_test and len(set(built)) == 1:
@@ -537,18 +550,19 @@ def _carried_test(keys, files, record, seed, fraction) -> set:
         if (was := was_key.get(key, was_file.get(file))) is not None: side[key] = side.get(key, False) or was
     return {i for i, key in enumerate(keys) if (side[key] if key in side else _drawn_for_test(key, seed, fraction))}
 
-def _kept_split(ds, test_size, seed, record, source):
+def _kept_split(ds, test_size, seed, record, source, keys=None):
     """`_split` of the built rows `ds` that keeps the split of the earlier build `record` (`_carried_test`), and its order:
     a row of an image (or a file) it held where that was, a new one after them, so that the same rows build the same
     dataset again, and `train` draws the same validation items from it."""
     from datasets import DatasetDict
-    files, keys = ds['file'] if 'file' in ds.column_names else [None] * len(ds), _image_keys(ds)
+    c = _columns(ds, ['caption'] + ['file'] * ('file' in ds.column_names))
+    files, keys = c.get('file', [None] * len(ds)), keys if keys is not None else _image_keys(ds)
     test = _carried_test(keys, files, record, seed, test_size if test_size < 1 else test_size / len(ds))
     at_row, at_key, at_file = {}, {}, {}  # where the earlier build held each row (caption and image), image and file
     for n, (_, file, caption, key, _) in enumerate(record['rows']):
         at_row.setdefault((caption, key), []).append(n); at_key.setdefault(key, n)
         if file is not None: at_file.setdefault(file, n)
-    spots = [at_row[c, k].pop(0) if at_row.get((c, k)) else at_key.get(k, at_file.get(f, len(record['rows']))) for c, k, f in zip(ds['caption'], keys, files)]
+    spots = [at_row[c, k].pop(0) if at_row.get((c, k)) else at_key.get(k, at_file.get(f, len(record['rows']))) for c, k, f in zip(c['caption'], keys, files)]
     place = lambda i: (spots[i], i)
     if len(test) == len(ds):
         raise BuildError(f"every row of {source} shows an image that {record['path']} tested, or one drawn for the test: none is left to train on; "
@@ -561,8 +575,8 @@ def _build_record(splits, report: dict, path=None) -> dict:
     for name in ('train', 'test'):
         ds, n = splits[name], len(splits[name])
         # a build made before 0.3 kept no file names: its rows are known by their caption and image
-        rows += zip(ds['row'] if 'row' in ds.column_names else [None] * n, ds['file'] if 'file' in ds.column_names else [None] * n,
-                    ds['caption'], _image_keys(ds), [name == 'test'] * n)
+        c = _columns(ds, [k for k in ('row', 'file', 'caption') if k in ds.column_names])
+        rows += zip(c.get('row', [None] * n), c.get('file', [None] * n), c['caption'], _image_keys(ds), [name == 'test'] * n)
     return {'path': None if path is None else str(path), 'seed': report.get('seed'), 'test_size': report.get('test_size'), 'date': report.get('date'), 'rows': rows}
 
 _MATCHED = {'kept': lambda r: (r[1], r[2], r[3]), 'recaptioned': lambda r: (r[1], r[3]), 're_imaged': lambda r: r[1], 'renamed': lambda r: (r[2], r[3]),
@@ -810,27 +824,30 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                                                                                   desc='Counting skipped rows')
                     good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
                                        desc='Keeping the rows built').remove_columns('error')
-                    enlarged = Counter(b for b in good['block'] if b > 1)  # the pixel art found stored enlarged, by block size
-                    drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
+                    c = _columns(good, ['row', 'file', 'block', 'dropped', 'height', 'width', 'recoloured', 'shrunk', 'backdrop', 'frames', 'renormalized'])
+                    enlarged = Counter(b for b in c['block'] if b > 1)  # the pixel art found stored enlarged, by block size
+                    drops = [d for d in c['dropped'] if d]  # what clean_text took out of each caption built
                     dropped = Counter(''.join(drops))
-                    renormalized = int(np.sum(good['renormalized']))  # a plain int: the report is JSON
-                    rows, files = good['row'], good['file']  # each column read once, for both reports
-                    recoloured = _recoloured_report(rows, files, good['height'], good['width'], good['recoloured'])
-                    sides = np.asarray(good['shrunk'], np.int64)  # each image's longest side where it was scaled down to max_size, else 0
-                    shrunk, backdrop = {**_some_images(rows, files, sides > 0), 'largest': int(sides.max(initial=0))}, _some_images(rows, files, good['backdrop'])
-                    in_file = np.asarray(good['frames'], np.int64)  # the frames each file holds: build reads the first
+                    renormalized = int(np.sum(c['renormalized']))  # a plain int: the report is JSON
+                    rows, files = c['row'], c['file']
+                    recoloured = _recoloured_report(rows, files, c['height'], c['width'], c['recoloured'])
+                    sides = np.asarray(c['shrunk'], np.int64)  # each image's longest side where it was scaled down to max_size, else 0
+                    shrunk, backdrop = {**_some_images(rows, files, sides > 0), 'largest': int(sides.max(initial=0))}, _some_images(rows, files, c['backdrop'])
+                    in_file = np.asarray(c['frames'], np.int64)  # the frames each file holds: build reads the first
                     animated = {**_some_images(rows, files, in_file > 1), 'frames_not_read': int((in_file - 1).sum())}
                     good = good.remove_columns(['block', 'recoloured', 'shrunk', 'backdrop', 'frames', 'dropped', 'renormalized'])  # the file kept: a rebuild knows its rows by it
                     if len(good) == 0: raise BuildError(f"no usable rows in {path}: all {len(ds)} were skipped" + (f" (first: row {errors[0]['row']}: {printable(errors[0]['error'])})" if len(errors) else ''))
-                    splits = _split(good, test_size, seed, len(ds), path, before if keep else None)
+                    # one pass over the tokens, a batch at a time: each row's length, its digest to find the rows that repeat another,
+                    # and the key of its image, by which the rows are split
+                    n_tokens, digests, keys = _token_reads(good, image_keys=bool(test_size))
+                    splits = _split(good, test_size, seed, len(ds), path, keys, before if keep else None)
                     # an empty split saved as zero shards cannot be loaded back
                     splits.save_to_disk(str(tmp/'dataset'), num_shards={k: 1 for k, v in splits.items() if len(v) == 0} or None)
-                    # one pass over the tokens, a batch at a time: each row's length, and its digest to find the rows that repeat another
-                    n_tokens, digests = _token_digests(good.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096))
                     repeated = _repeats(rows, digests)
+                    skipped = _columns(errors, ['row', 'error'])
                     report = {'source': str(path), **info, 'rows_read': len(ds), 'rows_written': len(good), 'rows_skipped': len(errors),
-                              'skipped': [{'row': r, 'reason': e} for r, e in zip(errors['row'], errors['error'])],
-                              'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(splits['test']['row']),
+                              'skipped': [{'row': r, 'reason': e} for r, e in zip(skipped['row'], skipped['error'])],
+                              'splits': {k: len(v) for k, v in splits.items()}, 'test_rows': sorted(_columns(splits['test'], ['row'])['row']),
                               'pixelbytes': __version__, 'seed': seed, 'test_size': test_size, 'vocab': vocab, 'vocab_size': tok.vocab_size,
                               'palette': tok.to_dict()['palette'], 'max_size': max_size, 'clean_text': clean, 'crop': crop, 'unscale': unscale, 'resample': resample, 'like': like, 'nfc': tok.nfc, 'renormalized': renormalized,
                               'clean_dropped': {'rows': len(drops), 'characters': dropped.total(), 'most_dropped': dict(dropped.most_common(20))},

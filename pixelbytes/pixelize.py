@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from .palette import load_palette, PaletteError
+from .files import bar_pace
 
 # %% ../nbs/01_pixelize.ipynb #41e26c80
 # sRGB primaries -> CIE XYZ (IEC 61966-2-1), divided by the D65 reference white.
@@ -444,17 +445,25 @@ def palette_from_images(images, # a folder (its images and its folders', hidden 
     else: images = [images] if isinstance(images, (str, os.PathLike, Image.Image, bytes, bytearray, memoryview)) or hasattr(images, 'read') else list(images)
     pixels, unread = [], []
     from tqdm.auto import tqdm
-    for i, image in enumerate(tqdm(images, desc='Reading images', unit='image', disable=not progress)):
-        try: pixels += [rgb.reshape(-1, 3) for rgb, *_ in _read_sized(image, max_size, 'first', resample, crop, unscale, None)]
+    for i, image in enumerate(tqdm(images, desc='Reading images', unit='image', disable=not progress, **bar_pace(tqdm))):
+        # white is in every palette made here: the others are chosen from the rest, and white pixels are not held
+        try: pixels += [rgb.reshape(-1, 3)[(rgb != 255).any(-1).ravel()] for rgb, *_ in _read_sized(image, max_size, 'first', resample, crop, unscale, None)]
         except ImageError as e: unread.append(str(e) if isinstance(image, (str, os.PathLike)) else f"image {i}: {e}")
     if unread: warnings.warn(f"{len(unread)} of the {len(images)} images could not be read, and their colours are not in the palette (first: {unread[0]})")
     if not pixels: raise ValueError("no image could be read: no colours to make a palette of")
     px = np.concatenate(pixels)
-    px = px[(px != 255).any(-1)]  # white is in every palette made here: the others are chosen from the rest
-    found, counts = np.unique(px, axis=0, return_counts=True)
+    del pixels  # each image's pixels, as many as px holds
+    found, counts = _colour_counts(px)
     picked = found if len(found) < colours else _standing_for(px, found, counts, colours - 1)
     pal = np.unique(np.vstack([picked, np.full((1, 3), 255, np.uint8)]), axis=0)
     return pal[np.argsort(_lab(pal)[:, 0], kind='stable')]
+
+def _colour_counts(px: np.ndarray) -> tuple:
+    "The distinct colours of the `(n, 3)` uint8 pixels `px`, in order, and how many pixels hold each: `np.unique(px, axis=0, return_counts=True)`."
+    # each colour as one number: unique's axis=0 sorts the rows as records, 20 times slower (100,000 sprites, 40 million pixels: minutes)
+    packed = px[:, 0].astype(np.uint32) << 16 | px[:, 1].astype(np.uint32) << 8 | px[:, 2]
+    keys, counts = np.unique(packed, return_counts=True)
+    return np.stack([keys >> 16, keys >> 8 & 255, keys & 255], 1).astype(np.uint8), counts
 
 def _k_means(lab: np.ndarray, weight: np.ndarray, centres: np.ndarray, rounds: int = 20) -> np.ndarray:
     "`centres` moved to the weighted means of the colours `lab` nearest each, until they stay (at most `rounds` times)."
