@@ -448,7 +448,7 @@ def _token_reads(ds, image_keys: bool = True) -> tuple:
             ids = values[ends[i]:ends[i + 1]]
             digests.append(hashlib.blake2b(ids.tobytes(), digest_size=16).digest())
             if image_keys: keys.append(_image_key(ids))
-    return np.concatenate(lengths), digests, keys
+    return (np.concatenate(lengths) if lengths else np.zeros(0, np.int64)), digests, keys  # no batch: an empty split (test_size=0)
 
 def _image_keys(ds) -> list:
     "The `_image_key` of every row of the built rows `ds`."
