@@ -14,6 +14,9 @@ files and the palettes are byte for byte the same, and writes bench/out/big_buil
 On a shared 2-core CPU (load about 12), 20,000 sprites, before (0bcc7bb) and after: build of the PNG folder 34.9 and
 25.8 CPU seconds, peak 286 and 274 MB; of the parquet folder 29.0 and 21.6 s, 331 and 328 MB; palette 16.8 and 13.4 s,
 139 and 112 MB, its bar 203 redraws in the log and 2. 2,000 sprites: 4.5 and 3.8 s, 195 and 190 MB; the same output.
+Those ran before the merge that keeps each row's `file` in a built dataset and builds captions in NFC: at this
+commit a build differs from 0bcc7bb's, and `--before 0bcc7bb` says `same output: False` for it (2,000 sprites: 3.7 and
+3.2 CPU seconds); give `--before` a revision after that merge to check the output.
 """
 import argparse, csv, filecmp, json, os, re, subprocess, sys, tarfile, io, tempfile, time
 from pathlib import Path

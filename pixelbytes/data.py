@@ -581,12 +581,13 @@ def _build_record(splits, report: dict, path=None) -> dict:
 
 _MATCHED = {'kept': lambda r: (r[1], r[2], r[3]), 'recaptioned': lambda r: (r[1], r[3]), 're_imaged': lambda r: r[1], 'renamed': lambda r: (r[2], r[3]),
             'moved': lambda r: r[3]}  # a row's (row, file, caption, key, test) as each stage matches it
+_FILELESS = lambda r: (r[0], None, *r[2:])  # a row as an earlier build without file names (0.2.0's, images read from bytes) held it
 
 def _record_changes(was: dict, now: dict) -> dict:
     """The rows of build record `now` against those of `was` (`_build_record`s): matched first as the same file, caption
     and image, then as the same file and image (recaptioned), the same file (re-imaged), the same caption and image
-    (renamed), the same image (renamed, and recaptioned too); the rest added or removed. And the rows matched that changed
-    sides: to the test, or to training."""
+    (renamed), the same image (renamed, and recaptioned too); the rest added or removed. A row of `was` without a file
+    matches any file at the first two. And the rows matched that changed sides: to the test, or to training."""
     old, new = (sorted(r['rows'], key=lambda r: -1 if r[0] is None else r[0]) for r in (was, now))  # in the order read: the first few are named
     left, unmatched, pairs = set(range(len(old))), list(range(len(new))), {}
     for stage, key in _MATCHED.items():
@@ -595,7 +596,9 @@ def _record_changes(was: dict, now: dict) -> dict:
             if stage != 're_imaged' or old[i][1] is not None: pool.setdefault(key(old[i]), []).append(i)  # a row without a file is no file's
         found, rest = [], []
         for j in unmatched:
-            if (stage != 're_imaged' or new[j][1] is not None) and pool.get(key(new[j])): i = pool[key(new[j])].pop(0); found.append((i, j)); left.discard(i)
+            # a row of an earlier build that named no file is known by the rest, whatever file holds it now: kept, not renamed
+            hit = next((k for k in (key(new[j]), key(_FILELESS(new[j]))) if pool.get(k)), None) if stage in ('kept', 'recaptioned') else key(new[j])
+            if (stage != 're_imaged' or new[j][1] is not None) and pool.get(hit): i = pool[hit].pop(0); found.append((i, j)); left.discard(i)
             else: rest.append(j)
         pairs[stage], unmatched = found, rest
     named = lambda r: r[1] or repr(r[2][:30] + ('...' if len(r[2]) > 30 else ''))  # by its file, else its caption

@@ -312,7 +312,7 @@ def _to_pil(self: Rendering) -> Image.Image:
         for x, top, s, _ in lines: font.draw(draw, (x, top), s, self.ink); lacking += _lacking(s)
     if lacking := ''.join(dict.fromkeys(lacking)):
         named = ', '.join(f"{c!r} (U+{ord(c):04X})" for c in lacking[:8]) + (' and more' if len(lacking) > 8 else '')
-        warnings.warn(f"the picture's font, DejaVu Sans, has no glyph for {named}: drawn as boxes (that name their script, but in a line of right-to-left text); "
+        warnings.warn(f"the picture's font, DejaVu Sans, has no glyph for {named}: drawn as boxes that name their script (empty boxes in a line of right-to-left text); "
                       "an SVG (format='svg') shows them in the viewer's own fonts", stacklevel=2)
     return im
 
