@@ -19,11 +19,11 @@ import numpy as np
 from .tokenizer import ImageSegment, TextSegment, LF
 from .data import load_built, Built, _images_read
 from .windows import Windows
-from .train import predict, load_state, item_hashes, image_hashes, STATE_FILE, _fingerprint, _evaluation_files
+from .train import predict, load_state, STATE_FILE, _fingerprint, _evaluation_files
 from .metrics import summarize, MODALITIES, _nan_as_none
-from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, disk_full, csv_bytes
+from .files import check_writable, write_files, clear_stale, hub_repo_id, counted, first_few, disk_full, csv_bytes
 from .generate import generate, allowed_tokens, _CUT_ADVICE
-from .models import PixelBytesModel, sample_seeds
+from .models import PixelBytesModel, TrainedItems, sample_seeds
 from .render import render
 from .palette import to_hex
 from . import __version__
@@ -639,31 +639,45 @@ def _text_otherwise(model, built, split: str) -> str | None:
     return (f"the model reads text {ours}, and {built.path or 'this dataset'} holds its captions {theirs}: a caption with accents written on a Mac (NFD) has other "
             "tokens here than the model gives it, so the text scores are not of what it reads; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
 
-def _trained_elsewhere(model, built) -> str | None:
-    "Why the test split of `built` holds, or may hold, items that `model` trained on: the run it was saved by (the folder above the one it was loaded from) trained on other items than `built`'s training split; None when it did not, or when no run says."
-    source = Path(str(getattr(model, 'source', None) or ''))
+def _trained_items(model):
+    "(the `TrainedItems` of `model`, the record of the run it sits in): its own; or, for a model saved before models held them that sits in its run's folder, its run's items, where the run's state lists them (`record` None), and the state's record of its data, for a run of 0.2.0, which lists none; (None, None) where nothing says."
+    if model.trained_items is not None: return model.trained_items, None
+    source = Path(str(model.source or ''))
     state = source.parent/STATE_FILE
-    if not (source.is_dir() and state.is_file()): return None
-    # mapped, not read: of the weights and the optimizer's moments in it, only the data's fingerprint is wanted here
+    if not (source.is_dir() and state.is_file()): return None, None
+    # mapped, not read: of the weights and the optimizer's moments in it, only the record of the data is wanted here
     try: was = load_state(state, mmap=True).get('data') or {}
-    except ValueError: return None  # a state that cannot be read says nothing here: resuming from it says what is wrong
-    if not was.get('sha1') or was['sha1'] == _fingerprint(built.train['input_ids']): return None
-    if 'item_hashes' in was:  # the items it trained on, one by one (a run of 0.2.0 has only their fingerprint): these, or none at all
-        test = built.test['input_ids']
-        seen, seen_sprites = set(was['item_hashes']), set(was.get('image_hashes', ()))
-        items = [h in seen for h in item_hashes(test)]
-        # a sprite it trained on under another caption (another build's, or a cleanup's), or facing the other way (which mirroring trains on)
-        sprites = [h in seen_sprites for h in image_hashes(test)]
-        n, m = sum(items), sum(s and not i for s, i in zip(sprites, items))
-        if n + m == 0: return None
-        where, advice = built.path or 'this dataset', "their scores are too good; score it on data built as its run's was (seed, test_size), or on other sprites"
-        if m == 0:
-            return (f"{n} of the {counted(len(test), 'test item')} of {where} {'is' if n == 1 else 'are'} among the {counted(was.get('items'), 'item')} that the model in {source} "
-                    f"was trained and validated on (in {was.get('path')}): {advice}")
-        return (f"{n + m} of the {counted(len(test), 'test item')} of {where} {'shows a sprite' if n + m == 1 else 'show sprites'} that the model in {source} was trained and validated on "
-                f"(among its {counted(was.get('items'), 'item')} in {was.get('path')}): {m} under another caption or mirrored{f', {n} the very items' if n else ''}; {advice}")
-    return (f"the model in {source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {built.path or 'this dataset'}, "
-            "which was built otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
+    except ValueError: return None, None  # a state that cannot be read says nothing here: resuming from it says what is wrong
+    if 'item_hashes' not in was: return None, was
+    return TrainedItems(np.unique(np.asarray(was['item_hashes'], np.uint64)), np.unique(np.asarray(was.get('image_hashes', ()), np.uint64)), len(was['item_hashes'])), was
+
+def _item_names(split, rows) -> list:
+    "A name for each of the items `rows` of `split`: its file, or its row in the data and its caption."
+    named = split.select_columns([c for c in ('row', 'file', 'caption') if c in split.column_names]).select(rows)
+    short = lambda c: repr(c if len(c) <= 40 else c[:39] + '…')
+    return [r.get('file') or f"row {r.get('row', i)} ({short(r.get('caption') or '')})" for i, r in zip(rows, named)]
+
+def _trained_test(model, built) -> tuple:
+    "(how many items of the test split of `built` `model` trained on, the warning that says which; None, None where it is not known, a warning where it may be some."
+    record, was = _trained_items(model)
+    where = built.path or 'this dataset'
+    if record is None:  # a run of 0.2.0 recorded only a fingerprint of its data: another than this training split may have held these test items
+        if not (was and was.get('sha1')) or was['sha1'] == _fingerprint(built.train['input_ids']): return None, None
+        return None, (f"the model in {model.source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {where}, which was built "
+                      "otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
+    test = built.test
+    # a sprite it trained on under another caption (another build's, or a cleanup's), or facing the other way (which mirroring trains on)
+    items, sprites = record.found(test['input_ids'])
+    found = np.flatnonzero(items | sprites)
+    n, m = int(items.sum()), int((sprites & ~items).sum())
+    if not len(found): return 0, None
+    model_in, named = f"the model in {model.source}" if model.source else 'the model', first_few(_item_names(test, found[:6].tolist()))  # a sixth: ', ...'
+    advice = "their scores are too good; score it on a test split that holds none of them (data built as its training data was: seed, test_size), or on other sprites"
+    if m == 0:
+        return n, (f"{n} of the {counted(len(test), 'test item')} of {where} {'is' if n == 1 else 'are'} among the {counted(record.count, 'item')} that {model_in} "
+                   f"was trained and validated on ({named}): {advice}")
+    return n + m, (f"{n + m} of the {counted(len(test), 'test item')} of {where} {'shows a sprite' if n + m == 1 else 'show sprites'} that {model_in} was trained and validated on "
+                   f"(among its {counted(record.count, 'item')}): {m} under another caption or mirrored{f', {n} the very items' if n else ''} ({named}); {advice}")
 
 def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
              data, # a dataset folder written by `build` (or what `build` returned, or its `load_built`)
@@ -702,7 +716,8 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                          + ": evaluate on data built for it, build(..., like=MODEL) (pixelbytes build --like MODEL)")
     if (why := _read_otherwise(model, built)): warnings.warn(why)
     if split in built.splits and (why := _text_otherwise(model, built, split)): warnings.warn(why)
-    if split == 'test' and (why := _trained_elsewhere(model, built)): warnings.warn(why)
+    trained_test, why = _trained_test(model, built) if split == 'test' else (None, None)
+    if why: warnings.warn(why)
     is_demo = built.report.get('source') == 'demo'
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or (DEFAULT_METRICS + (('demo',) if is_demo else ())))
     unknown = [m for m in metrics if m not in METRICS]
@@ -742,6 +757,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               # what it scored, in the file itself: a folder trained again since holds another model
                               'model_config': {k: v for k, v in model.config.to_dict().items() if k != 'tokenizer'}, 'parameters': sum(p.numel() for p in model.parameters()),
                               'data': built.hub or (str(Path(built.path).resolve()) if built.path else 'in memory'), 'data_sha1': _fingerprint(seqs), 'split': split, 'items': len(seqs),
+                              'items_trained_on': trained_test,  # of these: the model's scores of them are too good (None: not known)
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               **_computed_with(model), 'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     # which items the per-item lists follow, to join them to the dataset's rows (a dataset built without a `row` column names none)
@@ -843,6 +859,9 @@ def _comparisons(a, b, resamples, seed) -> tuple:
         raise ValueError(f"{_called(a)} and {_called(b)} scored different items ({say(a)}; {say(b)}"
                          + (", other tokens" if items(a)[1:] == items(b)[1:] else '') + "): compare evaluations of the same split of the same data")
     if (why := _computed_otherwise(a, b)): warnings.warn(why)
+    for name, x in (('a', a), ('b', b)):
+        if n := x.settings.get('items_trained_on'):
+            warnings.warn(f"{_called(x)} ({name}) scored a model that was trained on {n} of these {counted(items(x)[2], 'item')}: part of b - a is what it remembers of them")
     once = np.ones((1, items(a)[2]), np.int64)  # every item once: the scores themselves
     vb, va = _resampled(b.per_item, once), _resampled(a.per_item, once)
     rb, ra = _bootstrap([b.per_item, a.per_item], resamples, seed)  # the same resamples for both: paired

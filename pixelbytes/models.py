@@ -6,13 +6,13 @@ Docs: https://pixelbytes.github.io/pixelbytes/models.html.md"""
 
 # %% auto #0
 __all__ = ['BACKBONES', 'MODEL_NAMES', 'REFERENCE_NAMES', 'PLUGINS', 'MAX_SEQ_LENGTH', 'TRAINED_ON', 'SAVED_BEFORE',
-           'GENERATE_BATCH', 'register_backbone', 'load_plugins', 'LSTMBackbone', 'TransformerBackbone',
-           'MambaBackbone', 'PixelBytesConfig', 'segment_sizes', 'training_record', 'PxByEmbedding', 'ModelLoadError',
-           'PixelBytesModel', 'public_name', 'pick_device', 'load_model', 'sample_seeds', 'bidirectional_window',
-           'evaluating']
+           'TRAINED_ITEMS_FILE', 'GENERATE_BATCH', 'register_backbone', 'load_plugins', 'LSTMBackbone',
+           'TransformerBackbone', 'MambaBackbone', 'PixelBytesConfig', 'segment_sizes', 'training_record',
+           'item_hashes', 'image_hashes', 'TrainedItems', 'PxByEmbedding', 'ModelLoadError', 'PixelBytesModel',
+           'public_name', 'pick_device', 'load_model', 'sample_seeds', 'bidirectional_window', 'evaluating']
 
 # %% ../nbs/07_models.ipynb #6415651d
-import contextlib, inspect, io, json, math, numbers, os, threading, warnings, weakref
+import contextlib, hashlib, inspect, io, json, math, numbers, os, threading, warnings, weakref
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
@@ -28,6 +28,7 @@ from .context import context, ContextTracker, N_NEIGHBOURS, CONTEXT_WIDTH, PREV,
 from .mamba import Mamba
 from . import __version__
 from .files import plain_mode, hub_repo_id, HUB_ID_FORM, error_line, counted, bar_pace
+from .data import _image_key
 
 # %% ../nbs/07_models.ipynb #a7c41e02
 BACKBONES = {}  # backbone name -> its class, as register_backbone adds them
@@ -429,6 +430,67 @@ def training_record(input_ids, tok: Tokenizer, base: dict = None) -> dict:
     if base: record = {k: record[k] + base[k] if k in ('captions', 'images') else max(record[k], base[k]) for k in TRAINED_ON}
     return record
 
+# %% ../nbs/07_models.ipynb #items002
+TRAINED_ITEMS_FILE = 'trained_items.safetensors'  # beside the weights: save_pretrained writes it, push_to_hub uploads it
+
+def item_hashes(items) -> list:
+    "An 8-byte hash of each item's token ids: which items a model trained on, for `evaluate` to find them in a test split."
+    return [int.from_bytes(hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=8).digest(), 'little') for ids in items]
+
+def _image_hash(key: bytes) -> int: return int.from_bytes(key[:8], 'little')  # an `_image_key`, already a digest, shortened
+
+def image_hashes(items) -> list:
+    """An 8-byte hash of each item's image, or of its mirror image, whichever sorts first (as `build` keeps the two in one split):
+    which sprites a model trained on, for `evaluate` to find them in a test split under another caption or facing."""
+    return [_image_hash(_image_key(ids)) for ids in items]
+
+@dataclass(eq=False)
+class TrainedItems:
+    "What a model holds to recognise the items it trained on: the `item_hashes` and `image_hashes` of its training items, each sorted, each once, and `count`, how many items they were (its base's included)."
+    items: np.ndarray   # uint64
+    images: np.ndarray  # uint64
+    count: int
+
+    @classmethod
+    def of(cls, input_ids, base: 'TrainedItems' = None, images: list = None) -> 'TrainedItems':
+        "The record of a model trained on the items `input_ids` (`images`: their `image_hashes`, where already made); with `base`, the record of the model its training started from, both together."
+        items, images = item_hashes(input_ids), image_hashes(input_ids) if images is None else images
+        count = len(input_ids) + (base.count if base else 0)
+        if base: items, images = [*items, *base.items.tolist()], [*images, *base.images.tolist()]
+        return cls(np.unique(np.asarray(items, np.uint64)), np.unique(np.asarray(images, np.uint64)), count)
+
+    def found(self, input_ids) -> tuple:
+        "(whether each of the items `input_ids` is one trained on, whether it shows a sprite trained on, whatever its caption or facing), two boolean arrays."
+        return (np.isin(np.asarray(item_hashes(input_ids), np.uint64), self.items), np.isin(np.asarray(image_hashes(input_ids), np.uint64), self.images))
+
+    def to_dict(self) -> dict: return {'items': self.items.tolist(), 'images': self.images.tolist(), 'count': self.count}  # plain values, for a run's state
+    @classmethod
+    def from_dict(cls, d: dict) -> 'TrainedItems': return cls(np.asarray(d['items'], np.uint64), np.asarray(d['images'], np.uint64), int(d['count']))
+    def __repr__(self): return f"TrainedItems({counted(self.count, 'item')}: {counted(len(self.items), 'distinct item')}, {counted(len(self.images), 'sprite')})"
+
+def _save_trained_items(record, folder: Path):
+    "Write `record` (a `TrainedItems`) to `TRAINED_ITEMS_FILE` in `folder`; with None, remove the file there: another model's would be taken for this one's."
+    from safetensors.numpy import save_file as save_arrays
+    path = folder/TRAINED_ITEMS_FILE
+    if record is None: path.unlink(missing_ok=True); return
+    mode = plain_mode(path)
+    save_arrays({'items': record.items, 'images': record.images}, str(path), metadata={'count': str(record.count), 'pixelbytes': __version__})
+    _sort_metadata(path)
+    path.chmod(mode)
+
+def _load_trained_items(path, where: str):
+    "The `TrainedItems` saved at `path` (a `TRAINED_ITEMS_FILE` of the model `where`); None where there is no such file; a `ModelLoadError` where it is corrupt."
+    from safetensors import safe_open
+    if path is None or not Path(path).is_file(): return None
+    try:
+        with safe_open(str(path), 'np') as f: arrays, count = {k: f.get_tensor(k) for k in f.keys()}, int((f.metadata() or {})['count'])
+        record = TrainedItems(arrays['items'], arrays['images'], count)
+        if not all(a.dtype == np.uint64 and a.ndim == 1 for a in (record.items, record.images)) or count < 0: raise ValueError('not the arrays of digests save_pretrained writes')
+    except Exception as e:
+        raise ModelLoadError(f"cannot load model {where}: {TRAINED_ITEMS_FILE} is corrupt ({error_line(e, with_type=False)}); remove it to load the model "
+                             "without its record of the items it trained on") from None
+    return record
+
 # %% ../nbs/07_models.ipynb #0d1845f0
 class PxByEmbedding(nn.Module):
     "Embeds the `(batch, L, 6)` context of every position into `(batch, L, d_model)`."
@@ -545,6 +607,7 @@ class PixelBytesModel(nn.Module, PyTorchModelHubMixin, library_name='pixelbytes'
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.drop = nn.Dropout(config.dropout)
         self.source = None  # where from_pretrained read it: a folder's full path, or a Hub id @ its commit
+        self.trained_items = None  # the `TrainedItems` that `train` gives it; None: not known (made here, or saved before models held them)
         self._hub_mixin_config = config  # what save_pretrained writes: the whole config, as normalised here, not the dict given
 
     @property
@@ -805,8 +868,17 @@ def _from_pretrained(cls, path, **kwargs) -> 'PixelBytesModel':
     for k, v in SAVED_BEFORE.items():  # a config saved before a field was added means what it meant then, not the field's default
         if fields_saved is not None and k not in fields_saved: setattr(model.config, k, v)
     model.source = str(Path(where).resolve()) if Path(where).is_dir() else f'{where}@{commit}' if commit else where
+    model.trained_items = _load_trained_items(Path(where)/TRAINED_ITEMS_FILE if Path(where).is_dir() else _hub_file(where, TRAINED_ITEMS_FILE, kwargs), where)
     return model.eval()  # as the mixin of huggingface_hub 1.0 and later returns it; earlier ones left dropout on
 PixelBytesModel.from_pretrained = classmethod(_from_pretrained)
+
+def _hub_file(repo: str, name: str, kwargs: dict):
+    "The path of the file `name` of the Hub model `repo`, fetched as `from_pretrained`'s `kwargs` say (the commit its weights came from); None where the model has none (one saved before the file was), or where it is not in the cache when only the cache is read."
+    from huggingface_hub.utils import EntryNotFoundError
+    fetch = {k: kwargs[k] for k in ('revision', 'cache_dir', 'token', 'local_files_only', 'force_download') if k in kwargs}
+    try: return Path(huggingface_hub.hf_hub_download(repo, name, **fetch))
+    except EntryNotFoundError: return None  # LocalEntryNotFoundError too: offline, a model fetched by an earlier version has none in the cache
+    except Exception as e: raise _not_found(repo, e, kwargs.get('revision')) from None
 
 def _sort_metadata(path: Path):
     "Rewrite the header of the safetensors file at `path` with its metadata in key order, in place (the header keeps its length)."
@@ -830,6 +902,7 @@ def _save_pretrained(self: PixelBytesModel, save_directory):
     save_file(weights, str(path), metadata={'format': 'pt', 'pixelbytes': __version__})
     _sort_metadata(path)
     path.chmod(mode)
+    _save_trained_items(self.trained_items, Path(save_directory))
 PixelBytesModel._save_pretrained = _save_pretrained
 
 def _check_config_describes_weights(self: PixelBytesModel):

@@ -6,7 +6,7 @@ Docs: https://pixelbytes.github.io/pixelbytes/train.html.md"""
 
 # %% auto #0
 __all__ = ['STATE_FILE', 'FIRST_SAVE', 'ARCHITECTURE', 'BATCH_PLAN', 'TrainingError', 'predict', 'save_checkpoint', 'load_state',
-           'item_hashes', 'image_hashes', 'lr_factor', 'train', 'launch']
+           'lr_factor', 'train', 'launch']
 
 # %% ../nbs/08_train.ipynb #d5d7b4f3
 import contextlib, hashlib, json, math, os, platform, shutil, signal, socket, sys, tempfile, threading, time, warnings
@@ -19,7 +19,8 @@ import torch.distributed as dist
 from . import __version__
 from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, _BOTH_WAYS, _as_kind
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, TrainedItems, item_hashes, _image_hash, _BOTH_WAYS, _as_kind
+from .models import image_hashes  # defined there now, and still found here
 from .files import _tmp_prefix, _kept_mode, _as_plain_write, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option, bar_pace
 from .data import Built, load_built, _held_rows, _image_key, _images_read, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
@@ -120,16 +121,6 @@ def _fingerprint(items) -> str:
         h.update(np.int64(len(ids)).tobytes()); h.update(ids.tobytes())
     return h.hexdigest()
 
-def item_hashes(items) -> list:
-    "An 8-byte hash of each item's token ids, saved with a run: which items it trained on, for `evaluate` to find them in a test split."
-    return [int.from_bytes(hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=8).digest(), 'little') for ids in items]
-
-def _image_hash(key: bytes) -> int: return int.from_bytes(key[:8], 'little')  # an `_image_key`, already a digest, shortened
-
-def image_hashes(items) -> list:
-    """An 8-byte hash of each item's image, or of its mirror image, whichever sorts first (as `build` keeps the two in one split),
-    saved with a run: which sprites it trained on, for `evaluate` to find them in a test split under another caption or facing."""
-    return [_image_hash(_image_key(ids)) for ids in items]
 
 # %% ../nbs/08_train.ipynb #prevw000
 def _save_previews(model, cfg: PixelBytesConfig, out: Path, step: int):
@@ -345,8 +336,11 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     keys = [_image_key(ids) for ids in train_ids]  # once, for the validation split and for the run's record of its sprites
     train_items, val_items = _split_items(train_ids, built.tokenizer, cfg, keys)
+    # the model's record of the items it trained on holds its init's too: kept with the run, for the models it saves when resumed
+    base_items = base.trained_items if base else TrainedItems.from_dict(saved['data']['base_items']) if saved and (saved.get('data') or {}).get('base_items') else None
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids),
-               'image_hashes': [_image_hash(k) for k in keys]}
+               'image_hashes': [_image_hash(k) for k in keys], 'base_items': base_items and base_items.to_dict()}
+    trained_items = TrainedItems.of(train_ids, base_items, images=data_id['image_hashes'])
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
@@ -389,7 +383,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     left = [n for n in ('best', 'last', 'metrics.csv', 'curves.png') if (out/n).exists()] if not saved and not overwrite and not (out/FIRST_SAVE).exists() and not (out/STATE_FILE).exists() else []
     if left: raise TrainingError(f"{out} holds {', '.join(left)}, which a run writes, but no {STATE_FILE} to resume from (deleted, or a run of pixelbytes 0.2.0 killed "
                                  "while it saved its first checkpoint): a new run would replace them; pass overwrite=True (--overwrite) to replace them, or choose another output folder (--out)")
-    return dict(cfg=cfg, built=built, saved=saved, source=src, finished=finished, train_items=train_items, val_items=val_items, data_id=data_id,
+    return dict(cfg=cfg, built=built, saved=saved, source=src, finished=finished, train_items=train_items, val_items=val_items, data_id=data_id, trained_items=trained_items,
                 steps_per_epoch=steps_per_epoch, base=base)
 
 # %% ../nbs/08_train.ipynb #a93a3045
@@ -802,6 +796,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
 
     torch.manual_seed(cfg.seed)
     model = PixelBytesModel(cfg).to(device)
+    model.trained_items = run['trained_items']  # saved with each checkpoint: evaluate finds them in a test split, wherever the model is copied
     if run['base']:
         try: model.load_state_dict(run['base'].state_dict())
         except RuntimeError as e:  # a field outside ARCHITECTURE that shapes the weights (a backbone of one's own may read any)
