@@ -565,8 +565,13 @@ def _build_record(splits, report: dict, path=None) -> dict:
                     ds['caption'], _image_keys(ds), [name == 'test'] * n)
     return {'path': None if path is None else str(path), 'seed': report.get('seed'), 'test_size': report.get('test_size'), 'date': report.get('date'), 'rows': rows}
 
-_MATCHED = {'kept': lambda r: (r[1], r[2], r[3]), 'recaptioned': lambda r: (r[1], r[3]), 're_imaged': lambda r: r[1], 'renamed': lambda r: (r[2], r[3]),
-            'moved': lambda r: r[3]}  # a row's (row, file, caption, key, test) as each stage matches it
+_ANY, _UNNAMED, _NAMED = (lambda a, b: True), (lambda a, b: a[1] is None or b[1] is None), (lambda a, b: a[1] is not None)
+# each stage: what it counts a row matched as, the key of a row's (row, file, caption, key, test) it matches by, and which
+# pairs it takes. A row without a file (a build of 0.2.0 kept none, an image read from bytes) is no file's, so not renamed:
+# it matches a row of a file as if that were its own
+_MATCHED = (('kept', lambda r: (r[1], r[2], r[3]), _ANY), ('kept', lambda r: (r[2], r[3]), _UNNAMED),
+            ('recaptioned', lambda r: (r[1], r[3]), _ANY), ('recaptioned', lambda r: r[3], _UNNAMED),
+            ('re_imaged', lambda r: r[1], _NAMED), ('renamed', lambda r: (r[2], r[3]), _ANY), ('moved', lambda r: r[3], _ANY))
 
 def _record_changes(was: dict, now: dict) -> dict:
     """The rows of build record `now` against those of `was` (`_build_record`s): matched first as the same file, caption
@@ -575,15 +580,15 @@ def _record_changes(was: dict, now: dict) -> dict:
     sides: to the test, or to training."""
     old, new = (sorted(r['rows'], key=lambda r: -1 if r[0] is None else r[0]) for r in (was, now))  # in the order read: the first few are named
     left, unmatched, pairs = set(range(len(old))), list(range(len(new))), {}
-    for stage, key in _MATCHED.items():
+    for stage, key, takes in _MATCHED:
         pool = {}
-        for i in sorted(left):
-            if stage != 're_imaged' or old[i][1] is not None: pool.setdefault(key(old[i]), []).append(i)  # a row without a file is no file's
+        for i in sorted(left): pool.setdefault(key(old[i]), []).append(i)
         found, rest = [], []
         for j in unmatched:
-            if (stage != 're_imaged' or new[j][1] is not None) and pool.get(key(new[j])): i = pool[key(new[j])].pop(0); found.append((i, j)); left.discard(i)
-            else: rest.append(j)
-        pairs[stage], unmatched = found, rest
+            i = next((i for i in pool.get(key(new[j]), ()) if i in left and takes(old[i], new[j])), None)
+            if i is None: rest.append(j)
+            else: found.append((i, j)); left.discard(i)
+        pairs[stage], unmatched = pairs.get(stage, []) + found, rest
     named = lambda r: r[1] or repr(r[2][:30] + ('...' if len(r[2]) > 30 else ''))  # by its file, else its caption
     some = lambda rs: {'rows': len(rs), 'first': [named(r) for r in rs[:5]]}
     matched = sorted((p for ps in pairs.values() for p in ps), key=lambda p: p[1])
