@@ -362,11 +362,13 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, 
             caption, problem = _decode_caption(caption)
             if problem: raise ValueError(problem)
             # stored as encoded: the caption column, its tokens and a prompt typed anywhere agree
-            caption, renormalized = tok.text_form(caption), caption != tok.text_form(caption)
+            written, caption = caption, tok.text_form(caption)
             if clean:
                 dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
+            # counted where NFC changed what is stored: clean_text makes é, and e with its accent, the same e
+            renormalized = caption != (clean_text(written, keep=tok.characters) if clean else written)
             [(pixels, block, recoloured, shrunk, backdrop, frames)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', resample, crop, unscale, name)
             ids, error = np.concatenate([tok.encode_text(caption, 'caption'), tok.encode_image(pixels)]).astype(np.int32), None  # a bad character named in the caption, not in 'segment 0'
         except ValueError as e:  # ImageError, vocabulary and caption problems
