@@ -387,6 +387,15 @@ def _features():
     return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
                      'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'frames': Value('int32'), 'dropped': Value('string'), 'renormalized': Value('bool'), 'error': Value('string')})
 
+def _relative_files(ds):
+    "The built rows `ds` with each absolute path of their `file` column (an image of a dataset object, or in the Hub's cache) made relative to the folder that holds them all, as a folder's files are named: a dataset shared names no folder of this machine."
+    files = ds['file']
+    local = lambda f: f is not None and os.path.isabs(f) and not _web_address(f)
+    if not any(map(local, files)): return ds
+    try: root = os.path.commonpath([os.path.dirname(f) for f in files if local(f)])
+    except ValueError: return ds  # on two drives (Windows) no folder holds them all: named as they are
+    return ds.remove_columns('file').add_column('file', [Path(os.path.relpath(f, root)).as_posix() if local(f) else f for f in files]).select_columns(ds.column_names)
+
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest', 'nfc': True}  # build's defaults of how images and text are read (palette: NES)
 _BUILT_BEFORE = {'crop': True, 'unscale': False, 'resample': 'nearest'}  # how a build made before each image setting was recorded read its images
 
@@ -821,6 +830,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                     drops = [d for d in good['dropped'] if d]  # what clean_text took out of each caption built
                     dropped = Counter(''.join(drops))
                     renormalized = int(np.sum(good['renormalized']))  # a plain int: the report is JSON
+                    good = _relative_files(good)
                     rows, files = good['row'], good['file']  # each column read once, for both reports
                     recoloured = _recoloured_report(rows, files, good['height'], good['width'], good['recoloured'])
                     sides = np.asarray(good['shrunk'], np.int64)  # each image's longest side where it was scaled down to max_size, else 0
