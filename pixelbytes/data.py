@@ -362,11 +362,13 @@ def _process(batch, tok: Tokenizer, max_pixels, clean, crop, unscale, resample, 
             caption, problem = _decode_caption(caption)
             if problem: raise ValueError(problem)
             # stored as encoded: the caption column, its tokens and a prompt typed anywhere agree
-            caption, renormalized = tok.text_form(caption), caption != tok.text_form(caption)
+            written, caption = caption, tok.text_form(caption)
             if clean:
                 dropped = _clean_drops(caption, tok.characters)
                 caption = clean_text(caption, keep=tok.characters)
                 if not caption.strip(): raise ValueError('caption is empty after clean_text (it held only characters the vocabulary lacks)')
+            # counted where NFC changed what is stored: clean_text makes é, and e with its accent, the same e
+            renormalized = caption != (clean_text(written, keep=tok.characters) if clean else written)
             [(pixels, block, recoloured, shrunk, backdrop, frames)] = _pixelized(_open_ref(ref, max_pixels, name, base, within), tok.palette, tok.max_size, 'first', resample, crop, unscale, name)
             ids, error = np.concatenate([tok.encode_text(caption, 'caption'), tok.encode_image(pixels)]).astype(np.int32), None  # a bad character named in the caption, not in 'segment 0'
         except ValueError as e:  # ImageError, vocabulary and caption problems
@@ -384,6 +386,15 @@ def _features():
     from datasets import Features, Value, Image, List
     return Features({'row': Value('int64'), 'file': Value('string'), 'caption': Value('string'), 'image': Image(), 'height': Value('int32'),
                      'width': Value('int32'), 'input_ids': List(Value('int32')), 'block': Value('int16'), 'recoloured': Value('float32'), 'shrunk': Value('int32'), 'backdrop': Value('bool'), 'frames': Value('int32'), 'dropped': Value('string'), 'renormalized': Value('bool'), 'error': Value('string')})
+
+def _relative_files(ds):
+    "The built rows `ds` with each absolute path of their `file` column (an image of a dataset object, or in the Hub's cache) made relative to the folder that holds them all, as a folder's files are named: a dataset shared names no folder of this machine."
+    files = _columns(ds, ['file'])['file']
+    local = lambda f: f is not None and os.path.isabs(f) and not _web_address(f)
+    if not any(map(local, files)): return ds
+    try: root = os.path.commonpath([os.path.dirname(f) for f in files if local(f)])
+    except ValueError: return ds  # on two drives (Windows) no folder holds them all: named as they are
+    return ds.remove_columns('file').add_column('file', [Path(os.path.relpath(f, root)).as_posix() if local(f) else f for f in files]).select_columns(ds.column_names)
 
 _READING = {'vocab': 'default', 'max_size': 25, 'crop': True, 'unscale': True, 'resample': 'nearest', 'nfc': True}  # build's defaults of how images and text are read (palette: NES)
 _BUILT_BEFORE = {'crop': True, 'unscale': False, 'resample': 'nearest'}  # how a build made before each image setting was recorded read its images
@@ -579,9 +590,13 @@ def _build_record(splits, report: dict, path=None) -> dict:
         rows += zip(c.get('row', [None] * n), c.get('file', [None] * n), c['caption'], _image_keys(ds), [name == 'test'] * n)
     return {'path': None if path is None else str(path), 'seed': report.get('seed'), 'test_size': report.get('test_size'), 'date': report.get('date'), 'rows': rows}
 
-_MATCHED = {'kept': lambda r: (r[1], r[2], r[3]), 'recaptioned': lambda r: (r[1], r[3]), 're_imaged': lambda r: r[1], 'renamed': lambda r: (r[2], r[3]),
-            'moved': lambda r: r[3]}  # a row's (row, file, caption, key, test) as each stage matches it
-_FILELESS = lambda r: (r[0], None, *r[2:])  # a row as an earlier build without file names (0.2.0's, images read from bytes) held it
+_ANY, _UNNAMED, _NAMED = (lambda a, b: True), (lambda a, b: a[1] is None or b[1] is None), (lambda a, b: a[1] is not None)
+# each stage: what it counts a row matched as, the key of a row's (row, file, caption, key, test) it matches by, and which
+# pairs it takes. A row without a file (a build of 0.2.0 kept none, an image read from bytes) is no file's, so not renamed:
+# it matches a row of a file as if that were its own
+_MATCHED = (('kept', lambda r: (r[1], r[2], r[3]), _ANY), ('kept', lambda r: (r[2], r[3]), _UNNAMED),
+            ('recaptioned', lambda r: (r[1], r[3]), _ANY), ('recaptioned', lambda r: r[3], _UNNAMED),
+            ('re_imaged', lambda r: r[1], _NAMED), ('renamed', lambda r: (r[2], r[3]), _ANY), ('moved', lambda r: r[3], _ANY))
 
 def _record_changes(was: dict, now: dict) -> dict:
     """The rows of build record `now` against those of `was` (`_build_record`s): matched first as the same file, caption
@@ -590,17 +605,15 @@ def _record_changes(was: dict, now: dict) -> dict:
     matches any file at the first two. And the rows matched that changed sides: to the test, or to training."""
     old, new = (sorted(r['rows'], key=lambda r: -1 if r[0] is None else r[0]) for r in (was, now))  # in the order read: the first few are named
     left, unmatched, pairs = set(range(len(old))), list(range(len(new))), {}
-    for stage, key in _MATCHED.items():
+    for stage, key, takes in _MATCHED:
         pool = {}
-        for i in sorted(left):
-            if stage != 're_imaged' or old[i][1] is not None: pool.setdefault(key(old[i]), []).append(i)  # a row without a file is no file's
+        for i in sorted(left): pool.setdefault(key(old[i]), []).append(i)
         found, rest = [], []
         for j in unmatched:
-            # a row of an earlier build that named no file is known by the rest, whatever file holds it now: kept, not renamed
-            hit = next((k for k in (key(new[j]), key(_FILELESS(new[j]))) if pool.get(k)), None) if stage in ('kept', 'recaptioned') else key(new[j])
-            if (stage != 're_imaged' or new[j][1] is not None) and pool.get(hit): i = pool[hit].pop(0); found.append((i, j)); left.discard(i)
-            else: rest.append(j)
-        pairs[stage], unmatched = found, rest
+            i = next((i for i in pool.get(key(new[j]), ()) if i in left and takes(old[i], new[j])), None)
+            if i is None: rest.append(j)
+            else: found.append((i, j)); left.discard(i)
+        pairs[stage], unmatched = pairs.get(stage, []) + found, rest
     named = lambda r: r[1] or repr(r[2][:30] + ('...' if len(r[2]) > 30 else ''))  # by its file, else its caption
     some = lambda rs: {'rows': len(rs), 'first': [named(r) for r in rs[:5]]}
     matched = sorted((p for ps in pairs.values() for p in ps), key=lambda p: p[1])
@@ -827,6 +840,7 @@ def build(path=None, # Hub dataset id, image folder, saved dataset, 'demo', or a
                                                                                   desc='Counting skipped rows')
                     good = done.filter(lambda e: e is None, input_columns='error', cache_file_name=str(tmp/'_cache'/'good.arrow'),
                                        desc='Keeping the rows built').remove_columns('error')
+                    good = _relative_files(good)
                     c = _columns(good, ['row', 'file', 'block', 'dropped', 'height', 'width', 'recoloured', 'shrunk', 'backdrop', 'frames', 'renormalized'])
                     enlarged = Counter(b for b in c['block'] if b > 1)  # the pixel art found stored enlarged, by block size
                     drops = [d for d in c['dropped'] if d]  # what clean_text took out of each caption built

@@ -368,7 +368,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         warnings.warn(f"recolouring (augment_recolour) changes nothing here: the palette's {counted(built.tokenizer.n_colours, 'colour')} {'has' if built.tokenizer.n_colours == 1 else 'have'} no other hues to turn to "
                       "(greys, black and white stay as they are); train without it (augment_recolour=0, --recolour 0)")
     steps_per_epoch = max(1, n_windows // cfg.batch_size)
-    finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto') if saved else None
+    finished = _check_resume(saved, cfg, data_id, src, steps_per_epoch, finished_ok=resume == 'auto', renormalized=built.report.get('renormalized', 0)) if saved else None
     if unwritable and not finished: raise unwritable
     if finished: warnings.warn(f"{out} is trained no further: it has {finished} to train on; its best model and history are what it gives")
     if not saved and (out/'config.json').exists() and not (out/STATE_FILE).exists():
@@ -395,12 +395,19 @@ def _rescored(saved: dict, cfg: PixelBytesConfig) -> bool:
     "Whether the validation losses of the run `saved` were measured otherwise (a bidirectional model with a stride, before plan 3)."
     return saved.get('plan', 1) < 3 and not cfg.causal and cfg.stride > 1
 
-def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, steps_per_epoch: int, finished_ok: bool = False) -> str | None:
-    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id`; a warning where the learning rate jumps. With `finished_ok`, a run that has ended is no error: what ended it is returned."
+def _text_otherwise(saved: dict, cfg: PixelBytesConfig, renormalized: int) -> str:
+    "Where the data `cfg` was made from holds its captions in another Unicode form than the run `saved` read (`renormalized`: the captions its build changed to NFC), what says so; else ''."
+    then, now = saved['config'].get('tokenizer', {}).get('nfc', False), cfg.to_dict()['tokenizer'].get('nfc', False)  # a run of 0.2.0 read text as written
+    if then == now or (now and not renormalized): return ''
+    return (f"; its captions are in Unicode NFC, {renormalized} of them changed from those written, which the run read as they were: build it with nfc=False (--no-nfc) to resume"
+            if now else "; it was built with nfc=False, its captions as written, and the run read them in Unicode NFC: build it without nfc=False (--no-nfc) to resume")
+
+def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, steps_per_epoch: int, finished_ok: bool = False, renormalized: int = 0) -> str | None:
+    "A `TrainingError` unless the run saved in `out` can go on with `cfg` on the data `data_id` (`renormalized`: the captions its build changed to NFC); a warning where the learning rate jumps. With `finished_ok`, a run that has ended is no error: what ended it is returned."
     was = saved.get('data', data_id)
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({counted(was['items'], 'training item')}), and "
-                            f"{data_id['path']} holds other items ({data_id['items']}); resume with the same data, or train into another folder")
+                            f"{data_id['path']} holds other items ({data_id['items']}){_text_otherwise(saved, cfg, renormalized)}; resume with the same data, or train into another folder")
     # a field added since: what it meant then; a run saved before its record of the data has this one's, of the same data (above)
     was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, 'trained_on': cfg.trained_on, **saved['config']}, cfg.to_dict()
     # the same tokens (the data's digest, above): how a prompt's text is read (nfc, which a run of 0.2.0 has not) is the data's, and no change
