@@ -395,7 +395,7 @@ def _rescored(saved: dict, cfg: PixelBytesConfig) -> bool:
     "Whether the validation losses of the run `saved` were measured otherwise (a bidirectional model with a stride, before plan 3)."
     return saved.get('plan', 1) < 3 and not cfg.causal and cfg.stride > 1
 
-def _text_otherwise(saved: dict, cfg: PixelBytesConfig, renormalized: int) -> str:
+def _nfc_changed(saved: dict, cfg: PixelBytesConfig, renormalized: int) -> str:
     "Where the data `cfg` was made from holds its captions in another Unicode form than the run `saved` read (`renormalized`: the captions its build changed to NFC), what says so; else ''."
     then, now = saved['config'].get('tokenizer', {}).get('nfc', False), cfg.to_dict()['tokenizer'].get('nfc', False)  # a run of 0.2.0 read text as written
     if then == now or (now and not renormalized): return ''
@@ -407,7 +407,7 @@ def _check_resume(saved: dict, cfg: PixelBytesConfig, data_id: dict, out: Path, 
     was = saved.get('data', data_id)
     if was['sha1'] != data_id['sha1']:
         raise TrainingError(f"cannot resume {out}: it was trained on {was['path']} ({counted(was['items'], 'training item')}), and "
-                            f"{data_id['path']} holds other items ({data_id['items']}){_text_otherwise(saved, cfg, renormalized)}; resume with the same data, or train into another folder")
+                            f"{data_id['path']} holds other items ({data_id['items']}){_nfc_changed(saved, cfg, renormalized)}; resume with the same data, or train into another folder")
     # a field added since: what it meant then; a run saved before its record of the data has this one's, of the same data (above)
     was, now_fields = {**PixelBytesConfig().to_dict(), **SAVED_BEFORE, 'trained_on': cfg.trained_on, **saved['config']}, cfg.to_dict()
     # the same tokens (the data's digest, above): how a prompt's text is read (nfc, which a run of 0.2.0 has not) is the data's, and no change
