@@ -22,7 +22,7 @@ trains to the same weights whatever the machine's load; the variants draw their 
 their batches' dropout differs from the first step on). Scoring: every token of the 49 test species, as
 bench/quality.py scores them (no caption gain), with each run's checkpoint of the lowest validation loss.
 """
-import argparse, json, platform, shutil, sys, tempfile, time
+import argparse, json, platform, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as q  # sets the OpenMP spin before torch starts (see its Threads)
@@ -138,13 +138,9 @@ def main():
     torch.set_num_threads(args.threads)
     patch(args.variant, args.weight_drop, args.embed_drop)
     cfg = {**q.recipe('lstm', None), 'epochs': args.epochs, 'd_model': args.d_model}
-    work = Path(tempfile.mkdtemp(prefix='awd-'))
     out = q.REPO/'bench'/'out'
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        data = work/'data'
-        q.build(args.data, out=data, progress=False, overwrite=True)
-        built = q.load_built(data)
+    with q.built_in_scratch(args.data, 'awd-') as (built, data, work):
         start = time.time()
         r = run(built, data, work, cfg)
         r['seconds'] = time.time() - start
@@ -153,8 +149,6 @@ def main():
                 'variant': args.variant, 'weight_drop': args.weight_drop, 'embed_drop': args.embed_drop, 'data': args.data}
         (out/f'awd-{args.variant}.json').write_text(json.dumps({'meta': meta, **r}, indent=1, default=float))
         table(out, args.epochs, args.d_model)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == '__main__':
     main()

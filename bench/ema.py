@@ -19,7 +19,7 @@ as bench/quality.py scores them.
 
 Prints a table and writes bench/out/ema.json.
 """
-import argparse, copy, json, platform, shutil, sys, tempfile, time
+import argparse, copy, json, platform, shutil, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as q  # sets the OpenMP spin before torch starts (see its Threads)
@@ -99,13 +99,9 @@ def main():
     for d in decays:
         if not 0 < d < 1: p.error(f"--decays: each decay is between 0 and 1, not {d:g}")
     cfg = q.recipe('lstm', args.minutes) if args.minutes else {**q.recipe('lstm', None), 'epochs': args.epochs}
-    work = Path(tempfile.mkdtemp(prefix='ema-'))
     out = q.REPO/'bench'/'out'
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        data = work/'data'
-        q.build(args.data, out=data, progress=False, overwrite=True)
-        built = q.load_built(data)
+    with q.built_in_scratch(args.data, 'ema-') as (built, data, work):
         start = time.time()
         r = run(built, data, work, cfg, Averages(decays, args.corrected))
         print(f"lstm recipe: {r['steps']} steps, {r['epochs']:.1f} epochs in {time.time() - start:.0f} s on {args.threads} CPU threads")
@@ -117,8 +113,6 @@ def main():
                 'decays': decays, 'corrected': args.corrected, 'data': args.data}
         (out/'ema.json').write_text(json.dumps({'meta': meta, **r}, indent=1, default=float))
         print(f"wrote {out/'ema.json'}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == '__main__':
     main()

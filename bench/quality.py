@@ -49,7 +49,7 @@ training step ran up to 100x slower; OMP_WAIT_POLICY=PASSIVE avoids that but cos
 Prints a table, writes bench/out/quality.json and a figure, bench/out/quality.png (bars per backbone, the count
 models and the targets as lines). About 5 x --minutes plus a few minutes of scoring.
 """
-import argparse, itertools, json, math, os, platform, shutil, sys, tempfile, time
+import argparse, contextlib, itertools, json, math, os, platform, shutil, sys, tempfile, time
 from collections import defaultdict
 from pathlib import Path
 if 'OMP_WAIT_POLICY' not in os.environ: os.environ.setdefault('GOMP_SPINCOUNT', '1000')  # before torch starts OpenMP (see Threads)
@@ -77,6 +77,17 @@ PER_BACKBONE = {'lstm': dict(d_model=256, dropout=0.4),
                 'bilstm': dict(seq_length=16, batch_size=256, dropout=0.1),
                 'bimamba': dict(seq_length=8, batch_size=256, d_state=8, expand=1, dropout=0.1)}
 TARGET_PIXEL_ACC, TARGET_TEXT_BITS = 0.75, 2.2
+
+@contextlib.contextmanager
+def built_in_scratch(data, prefix: str, keep=None):
+    "`data` built as every benchmark builds it, in a scratch folder (`keep`, when given, which stays): yields (the `Built`, its folder, the scratch folder)."
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        build(data, out=work/'data', progress=False, overwrite=True)
+        yield load_built(work/'data'), work/'data', work
+    finally:
+        if not keep: shutil.rmtree(work, ignore_errors=True)
 
 def recipe(name: str, minutes: float) -> dict:
     "The PixelBytesConfig fields the benchmark trains backbone `name` with."
@@ -306,14 +317,9 @@ def main():
     names = [b.strip() for b in args.backbones.split(',') if b.strip()]
     for n in names:
         if n not in BACKBONES: p.error(f"unknown backbone {n!r}: choose from {', '.join(BACKBONES)}")
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix='quality-'))
-    work.mkdir(parents=True, exist_ok=True)
     out = REPO/'bench'/'out'
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        data = work/'data'
-        build(args.data, out=data, progress=False, overwrite=True)
-        built = load_built(data)
+    with built_in_scratch(args.data, 'quality-', args.keep) as (built, data, work):
         start = time.time()
         counts = count_models(built)
         for k, v in counts.items(): print(f"{k}: test {v['bits']:.3f} bits, {v['acc']:.1%} right (smoothing {v['smoothing_a_d']})", flush=True)
@@ -345,8 +351,6 @@ def main():
             print(f"{k}: {b['model']} {b['value']:.3f} (target {b['target']}): {'met' if b['met'] else 'MISSED'}")
         figure(results, counts, out/'quality.png')
         print(f"wrote {out/'quality.json'} and {out/'quality.png'}")
-    finally:
-        if not args.keep: shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == '__main__':
     main()

@@ -452,9 +452,10 @@ class TrainedItems:
     count: int
 
     @classmethod
-    def of(cls, input_ids, base: 'TrainedItems' = None, images: list = None) -> 'TrainedItems':
-        "The record of a model trained on the items `input_ids` (`images`: their `image_hashes`, where already made); with `base`, the record of the model its training started from, both together."
-        items, images = item_hashes(input_ids), image_hashes(input_ids) if images is None else images
+    def of(cls, input_ids, base: 'TrainedItems' = None, items: list = None, images: list = None) -> 'TrainedItems':
+        "The record of a model trained on the items `input_ids` (`items`, `images`: their `item_hashes` and `image_hashes`, where already made); with `base`, the record of the model its training started from, both together."
+        items = item_hashes(input_ids) if items is None else items
+        images = image_hashes(input_ids) if images is None else images
         count = len(input_ids) + (base.count if base else 0)
         if base: items, images = [*items, *base.items.tolist()], [*images, *base.images.tolist()]
         return cls(np.unique(np.asarray(items, np.uint64)), np.unique(np.asarray(images, np.uint64)), count)

@@ -20,7 +20,6 @@ from . import __version__
 from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, TrainedItems, item_hashes, _image_hash, _BOTH_WAYS, _as_kind
-from .models import image_hashes  # defined there now, and still found here
 from .files import _tmp_prefix, _kept_mode, _as_plain_write, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option, bar_pace
 from .data import Built, load_built, _held_rows, _image_key, _images_read, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
@@ -340,7 +339,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     base_items = base.trained_items if base else TrainedItems.from_dict(saved['data']['base_items']) if saved and (saved.get('data') or {}).get('base_items') else None
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids),
                'image_hashes': [_image_hash(k) for k in keys], 'base_items': base_items and base_items.to_dict()}
-    trained_items = TrainedItems.of(train_ids, base_items, images=data_id['image_hashes'])
+    trained_items = TrainedItems.of(train_ids, base_items, items=data_id['item_hashes'], images=data_id['image_hashes'])
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
     n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
