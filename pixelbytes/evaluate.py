@@ -6,8 +6,8 @@ Docs: https://pixelbytes.github.io/pixelbytes/evaluate.html.md"""
 
 # %% auto #0
 __all__ = ['TOKEN_METRICS', 'REFERENCE_METRICS', 'DRAWN_METRICS', 'GENERATION_METRICS', 'METRICS', 'DEFAULT_METRICS',
-           'COPY_MARKER', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming', 'cosine', 'chrf',
-           'Evaluation', 'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
+           'COPY_MARKER', 'CSV_COLUMNS', 'MIN_INTERVAL_ITEMS', 'MIN_RESAMPLES', 'macro_prf', 'bleu', 'hamming',
+           'cosine', 'chrf', 'Evaluation', 'evaluate', 'Comparison', 'compare', 'TextTable', 'compare_table']
 
 # %% ../nbs/11_evaluate.ipynb #195f03c4
 import functools, hashlib, json, math, os, re, unicodedata, warnings
@@ -128,9 +128,32 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
     return _chrf_of(_char_ngrams(hypothesis, max_n), _char_ngrams(reference, max_n), beta)
 
 # %% ../nbs/11_evaluate.ipynb #a8cf2f34
+CSV_COLUMNS = ['metric', 'modality', 'value', 'n', 'low', 'high', 'unit', 'n_of']  # evaluation.csv's; unit and n_of last: 0.2.0's columns keep their places
+
+# what a value (and `low`, `high`) of each metric is, and what its `n` counts: a table merged from several files says it row by row
+_UNITS = {'loss': ('nats per token', 'tokens'), 'bits': ('bits per token', 'tokens'), **{m: ('fraction (0 to 1)', 'tokens') for m in TOKEN_METRICS[1:]},
+          'hamming': ('fraction (0 to 1)', 'chunks'), 'cosine': ('cosine (0 to 1)', 'chunks'), 'bleu': ('BLEU (0 to 1)', 'chunks'),
+          'structure': ('fraction (0 to 1)', 'items'), 'copy': ('fraction (0 to 1)', 'items'), 'captions': ('chrF (0 to 100)', 'items'), 'demo': ('fraction (0 to 1)', 'items')}
+
+def _units(metric: str, modality: str) -> dict:
+    "`{'unit': ..., 'n_of': ...}` of a row of `metric` over `modality`: what its value is and what its `n` counts; None for a metric not known here."
+    unit, n_of = _UNITS.get(metric, (None, None))
+    if (metric, modality) == ('copy', 'pixels'): n_of = 'pixels'
+    if (metric, modality) == ('captions', 'chrF, own minus other'): unit = 'chrF (-100 to 100)'
+    return {'unit': unit, 'n_of': n_of}
+
+def _with_units(row: dict) -> dict:
+    "`row` with the units of its metric where it says none (saved before evaluation files had them, or added by hand)."
+    return {**row, **{k: v for k, v in _units(row['metric'], row['modality']).items() if k not in row}}
+
+def _precision_said(settings: dict) -> str | None:
+    "How an evaluation's `settings` say its numbers were computed where not in float32 throughout ('with its weights in float16 and under bfloat16 autocast'); None where they were, or do not say."
+    said = [f"with its weights in {d}" for d in [settings.get('dtype')] if d not in (None, 'float32')] + [f"under {a} autocast" for a in [settings.get('autocast')] if a]
+    return ' and '.join(said) or None
+
 @dataclass
 class Evaluation:
-    "Rows of (metric, modality, value, n, low, high): printable, and saved as CSV and JSON (with the `settings` that made them and the per-item sums behind the intervals)."
+    "Rows of (metric, modality, value, n, low, high, unit, n_of): printable, and saved as CSV and JSON (with the `settings` that made them and the per-item sums behind the intervals)."
     rows: list = field(default_factory=list)
     saved: Path = None  # the folder `evaluate` saved them in, if any
     settings: dict = field(default_factory=dict)  # how `evaluate` made them: model, data, split, seed, ...
@@ -170,7 +193,7 @@ class Evaluation:
 
     def add(self, metric, modality, value, n, low=math.nan, high=math.nan):
         "Record one score: `metric` over `modality`, from `n` tokens or items, with its 95% interval `low`..`high` (NaN: none)."
-        self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n), 'low': float(low), 'high': float(high)})
+        self.rows.append({'metric': metric, 'modality': modality, 'value': float(value), 'n': int(n), 'low': float(low), 'high': float(high), **_units(metric, modality)})
 
     def _row(self, metric: str, modality: str) -> dict:
         "The row of one metric for one modality, or an error naming those there are."
@@ -216,6 +239,8 @@ class Evaluation:
             lines.append(f"95% CI of captions: bootstrap percentiles over the {captioned} items captioned" + (f" ({s['resamples']} resamples, seed {s['seed']})" if {'resamples', 'seed'} <= s.keys() else ''))
         elif (captioned := next((r['n'] for r in self.rows if r['metric'] == 'captions'), None)) is not None:  # an empty column, said why: a small num
             lines.append(f"95% CI of captions: none, as fewer than {MIN_INTERVAL_ITEMS} items were captioned ({captioned}); num={MIN_INTERVAL_ITEMS} or more (--num) gives them")
+        # a table in a log, beside others made in float32, says it was not: its numbers differ by that too
+        if (p := _precision_said(self.settings)): lines.append(f"computed {p}, not in float32: the same model in float32 scores otherwise")
         return '\n'.join(lines)
     __repr__ = __str__
 
@@ -234,7 +259,8 @@ class Evaluation:
         number = lambda v: math.nan if v is None else float(v)
         try:
             d = json.loads(path.read_text())
-            rows = [{**r, 'value': number(r['value']), 'low': number(r.get('low')), 'high': number(r.get('high'))} for r in d['rows']]
+            # a file saved before the units (0.2.0's, and this version's before them) gets those its metrics have
+            rows = [_with_units({**r, 'value': number(r['value']), 'low': number(r.get('low')), 'high': number(r.get('high'))}) for r in d['rows']]
             per_item, item_rows = d.get('per_item'), d.get('item_rows')
             if per_item is not None and len({len(v) for sums in per_item.values() for v in sums.values()}) != 1:
                 raise ValueError("its per-item sums are not one per item")
@@ -270,8 +296,9 @@ class Evaluation:
         "Write `evaluation.csv` (the rows) and `evaluation.json` (the settings, the rows and the per-item sums) into `folder`; `evaluation-train.*` for the train split's."
         folder, name = Path(folder), self.name
         folder.mkdir(parents=True, exist_ok=True)
-        rows = _nan_as_none(self.rows)  # NaN as an empty cell, and as null in the JSON
-        saved = ({'settings': self.settings, 'rows': rows} | ({'per_item': self.per_item} if self.per_item else {})
+        rows = list(map(_with_units, self.rows))  # NaN kept for csv_bytes: an empty cell, or NaN all down in a column with no figure
+        json_rows = _nan_as_none(rows)  # null in the JSON
+        saved = ({'settings': self.settings, 'rows': json_rows} | ({'per_item': self.per_item} if self.per_item else {})
                  | ({'item_rows': self.item_rows} if self.item_rows is not None else {}))
         csv_file, json_file, *kept = (folder/f for f in _evaluation_files(name))  # kept: the samples, and their picture
         if self.samples:
@@ -280,7 +307,7 @@ class Evaluation:
             saved['samples'] = {'file': kept[0].name, 'picture': kept[1].name, 'count': len(self.samples), 'sha1': hashlib.sha1(lines).hexdigest(), 'palette': self.palette}
         # a list of numbers on one line: the per-item sums are hundreds of them (a list that indent breaks has a newline, which no JSON string holds)
         text = re.sub(r'\[\n[-+\d.eE,\s]*\]', lambda m: '[' + ' '.join(m[0][1:-1].split()) + ']', json.dumps(saved, indent=1, allow_nan=False))
-        files = {csv_file: lambda p: p.write_bytes(csv_bytes(rows, ['metric', 'modality', 'value', 'n', 'low', 'high'])), json_file: lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
+        files = {csv_file: lambda p: p.write_bytes(csv_bytes(rows, CSV_COLUMNS)), json_file: lambda p: p.write_text(text + '\n')}  # a text file ends its last line: `cat`, `wc -l` and diffs count on it
         if self.samples: files |= {kept[0]: lambda p: p.write_bytes(lines), kept[1]: lambda p: self.render_samples().to_pil().save(p, 'PNG')}
         for f in files: clear_stale(f)  # an evaluation killed while it wrote left its temporary files in the model's folder
         write_files(files)  # all written before any is renamed: a failed write leaves the files as they were (and a link there is replaced, not written through)
@@ -529,12 +556,28 @@ def _weights_sha1(model) -> str:
 _COMPUTED_WITH = ('device', 'dtype', 'autocast', 'torch', 'numpy', 'pixelbytes')
 
 def _computed_with(model) -> dict:
-    "How `model` computes now, as an evaluation's settings record it: its device, its weights' dtype, the caller's autocast on that device (None: none), and the versions of torch, numpy (the resamples) and pixelbytes."
+    "How `model` computes now, as an evaluation's settings record it: its device and, on a GPU, the GPU's name (None elsewhere), torch's CPU threads, its weights' dtype, the caller's autocast on that device (None: none), and the versions of torch, numpy (the resamples) and pixelbytes."
     import torch
     device = next(model.parameters()).device
     dtypes = sorted({str(p.dtype).removeprefix('torch.') for p in model.parameters()})
     autocast = str(torch.get_autocast_dtype(device.type)).removeprefix('torch.') if torch.is_autocast_enabled(device.type) else None
-    return {'device': str(device), 'dtype': ', '.join(dtypes), 'autocast': autocast, 'torch': torch.__version__, 'numpy': np.__version__, 'pixelbytes': __version__}
+    # the GPU's name: 'cuda:0' is a T4 on one machine and an A100 on another; threads, which a CPU's sums are split over, to run it again so
+    gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else None
+    return {'device': str(device), 'gpu': gpu, 'threads': torch.get_num_threads(), 'dtype': ', '.join(dtypes), 'autocast': autocast,
+            'torch': torch.__version__, 'numpy': np.__version__, 'pixelbytes': __version__}
+
+def _same_device(a: dict, b: dict) -> bool:
+    "Whether evaluation settings `a` and `b` record devices of one kind, which compute alike: of one type ('cpu', 'cuda'), GPUs of one name where both record it. Which of a machine's GPUs (cuda:0 or cuda:1 of a Kaggle box) is no difference."
+    kind = lambda s: str(s.get('device')).partition(':')[0]
+    return kind(a) == kind(b) and (a.get('gpu') is None or b.get('gpu') is None or a['gpu'] == b['gpu'])
+
+def _setting_differs(k: str, a: dict, b: dict) -> bool:
+    "Whether setting `k` differs in evaluation settings `a` and `b`; the device, in its kind (`_same_device`)."
+    return not _same_device(a, b) if k == 'device' else a.get(k) != b.get(k)
+
+def _setting_said(k: str, settings: dict) -> str:
+    "Setting `k` of `settings` as a message says it: the device with its GPU's name where they record one ('cuda:1 (Tesla T4)')."
+    return f"{settings.get(k)} ({settings['gpu']})" if k == 'device' and settings.get('gpu') else str(settings.get(k))
 
 _SCORED_WITH = {'loss': ('seed', 'resamples'), 'accuracy': ('seed', 'resamples'), **{m: () for m in ('precision', 'recall', 'f1', *REFERENCE_METRICS)},  # the settings a metric's values depend on, beyond the weights, the items and the device (seed and resamples: the intervals, which precision, recall and f1 have not)
                 'structure': ('num', 'temperature', 'seed'), 'copy': ('num',), 'captions': ('num', 'temperature', 'seed', 'resamples'), 'demo': ('num', 'temperature', 'seed')}  # (batch_size: how many at once, not what)
@@ -572,7 +615,7 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
     if not kept: return None  # all of them scored again: replaced
     # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
     unknown = [k for k in ('dtype', 'autocast') if k not in old]  # saved before evaluate recorded them: not known, so no clash
-    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics))) if k not in unknown and old.get(k) != new[k]]
+    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics))) if k not in unknown and _setting_differs(k, old, new)]
     if not clash:
         if warn_lost and unknown:  # the file saved anew records this run's, for the scores kept too
             warnings.warn(f"{folder/f'{before.name}.json'} records no {' nor '.join(unknown)} (saved before evaluate recorded them): its scores kept ({', '.join(kept)}) "
@@ -583,7 +626,7 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
                     warnings.warn(str(w.message).replace(_NOT_LOADED, f"{_NOT_LOADED}, and the scores saved there will keep none of {drawn}: {before.name}-samples.jsonl "
                                                          f"and .png are {'written anew' if set(metrics) & set(DRAWN_METRICS) else 'removed'} (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
         return before
-    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {old.get(k)} there, {new[k]} here"
+    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {_setting_said(k, old)} there, {_setting_said(k, new)} here"
     raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
                      f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
                      "or save elsewhere (out=, --out)")
@@ -730,6 +773,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     if batch_size < 1: raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
     _check_sampling(0, temperature, None, None, num, seed)  # now, not after minutes of token scoring; and the settings saved are sound, used or not
     if seed is None: seed = int(np.random.default_rng().integers(2**31))  # each drawing has a seed of its own, derived from it (sample_seeds); it seeds the bootstrap too
+    seed, temperature = _as_kind(seed, int, 'seed'), float(temperature)  # numpy's (a sweep over np.arange): the settings' JSON, written after the scoring, takes no numpy scalar
     test = built[split]
     if len(test) == 0:
         raise ValueError(f"the dataset has no {split} items (built from {counted(built.report.get('rows_written', '?'), 'row')} with test_size "
@@ -837,8 +881,8 @@ _COMPARED = ('bits', 'loss', 'accuracy')  # the ratios of per-item sums
 def _computed_otherwise(a: Evaluation, b: Evaluation) -> str | None:
     "What `a` and `b` record of how their numbers were computed that differs (device, dtype, autocast, versions), and what either does not record; None when they agree."
     sa, sb = a.settings, b.settings
-    differ = [k for k in _COMPUTED_WITH if k in sa and k in sb and sa[k] != sb[k]]
-    said = [f"{_called(a)} and {_called(b)} were computed otherwise ({'; '.join(f'{k} {sa[k]} in a, {sb[k]} in b' for k in differ)}): "
+    differ = [k for k in _COMPUTED_WITH if k in sa and k in sb and _setting_differs(k, sa, sb)]
+    said = [f"{_called(a)} and {_called(b)} were computed otherwise ({'; '.join(f'{k} {_setting_said(k, sa)} in a, {_setting_said(k, sb)} in b' for k in differ)}): "
             "part of b - a is that, not the models"] if differ else []
     for name, x in (('a', a), ('b', b)):
         if lacks := [k for k in _COMPUTED_WITH if k not in x.settings]:
@@ -900,7 +944,8 @@ def compare_table(a, # an `Evaluation`, or a folder holding one of the test spli
     s = a.settings
     w = max(len('modality'), *map(len, MODALITIES)) + 2
     ci = lambda c: f"no interval ({MIN_INTERVAL_ITEMS} items needed)" if math.isnan(c.low) else f"[{c.low:+.3f}, {c.high:+.3f}]"
-    lines = [f"b: {_called(b)}", f"a: {_called(a)}",
+    how = lambda x: f" (computed {p})" if (p := _precision_said(x.settings)) else ''  # as the evaluation's own table says it
+    lines = [f"b: {_called(b)}{how(b)}", f"a: {_called(a)}{how(a)}",
              f"b - a on the same {counted(len(a.per_item['all']['tokens']), 'item')} of the {s.get('split')} split of {s.get('data')}; "
              f"95% CI: paired bootstrap over the items ({resamples} resamples, seed {seed}); below 0: b's is lower (better, for bits and loss; worse, for accuracy)",
              f"{'metric':<12}{'modality':<{w}}{'b - a':>9}{'items':>7}  95% CI"]

@@ -250,12 +250,23 @@ def _cell(v):
     "A value as a CSV cell: NaN and None empty, anything else as the `csv` module writes it (a float in full)."
     return '' if v is None or (isinstance(v, numbers.Real) and math.isnan(v)) else v
 
+def _nan(v) -> bool:
+    "Whether `v` is a number that is NaN."
+    return isinstance(v, numbers.Real) and math.isnan(v)
+
+def _numbers_missing(rows, columns) -> list:
+    "The `columns` that are numbers none of which is there in `rows`: a NaN in one row at least, nothing but NaN, None or no cell in the others."
+    return [c for c in columns if any(_nan(r.get(c)) for r in rows) and all(r.get(c) is None or _nan(r.get(c)) for r in rows)]
+
 def csv_lines(rows, columns, header: bool = True, ending: str = CSV_ENDING) -> str:
-    "The CSV lines of `rows` (dicts; a column a row lacks is an empty cell) under `columns`, the header first if `header`, each ended by `ending`."
+    "The CSV lines of `rows` (dicts; a column a row lacks is an empty cell) under `columns`, the header first if `header`, each ended by `ending`; a column of numbers none of which is there, `NaN` in every row."
+    rows = list(rows)
+    # polars reads a column of empty cells as text, which it will not stack on another file's numbers; a column of NaN as numbers
+    missing = dict.fromkeys(_numbers_missing(rows, columns), 'NaN')
     out = io.StringIO(newline='')
     w = csv.DictWriter(out, columns, restval='', lineterminator=ending)
     if header: w.writeheader()
-    w.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
+    w.writerows({**{k: _cell(v) for k, v in r.items()}, **missing} for r in rows)
     return out.getvalue()
 
 def csv_bytes(rows, columns, text: bool = False) -> bytes:

@@ -117,7 +117,7 @@ def _not_updated(path: Path, e: OSError):
     warnings.warn(f"{path} was not updated (is it open in another program? {e}); the run goes on")
 
 def _nan_as_none(rows) -> list:
-    "`rows` with a figure that is NaN (no validation split, a modality with no tokens, no interval) as None: null in JSON, which has no NaN (`csv_bytes` writes either as an empty cell)."
+    "`rows` with a figure that is NaN (no validation split, a modality with no tokens, no interval) as None: null in JSON, which has no NaN (`csv_bytes` writes either as an empty cell; a NaN in a column with no figure at all, as `NaN`)."
     return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
 
 def _csv_write(path: Path, history: list) -> list | None:
