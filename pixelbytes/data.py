@@ -913,7 +913,8 @@ def _changes_lines(ch: dict) -> list:
     "The lines of a build report that say what changed since the build it was compared with (`report['changes']`), and whether its split was kept."
     said = lambda part: f"{part['rows']}" + (f" ({', '.join(map(printable, part['first']))}{', ...' if part['rows'] > len(part['first']) else ''})" if part['first'] else '')
     done = [f"{k.replace('_', '-')} {said(ch[k])}" for k in ('added', 'removed', 'recaptioned', 're_imaged', 'renamed') if ch[k]['rows']]
-    lines = [f"  since the build of {ch['date']} in {ch['since']}: " + (f"rows {', '.join(done)}" if done else "the same rows")
+    when = f"of {ch['date']} in {ch['since']}" if ch['date'] else f"in {ch['since']} (undated: of pixelbytes 0.2.0 or earlier)"
+    lines = [f"  since the build {when}: " + (f"rows {', '.join(done)}" if done else "the same rows")
              + (f"; {ch['added']['test']} of the {counted(ch['added']['rows'], 'row')} added went to the test" if ch['split'] == 'kept' and ch['added']['rows'] else '')]
     if not (ch['to_test']['rows'] or ch['to_train']['rows']):
         lines.append("  every row it had, kept, is in the split it was in" + (" (its split kept)" if ch['split'] == 'kept' else " (drawn anew, the same)"))
