@@ -571,8 +571,11 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
     kept = sorted({r['metric'] for r in before.rows} - _rows_of(metrics))
     if not kept: return None  # all of them scored again: replaced
     # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
-    unknown = [k for k in ('dtype', 'autocast') if k not in old]  # saved before evaluate recorded them: not known, so no clash
-    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics))) if k not in unknown and old.get(k) != new[k]]
+    # saved before evaluate recorded them: not known, so no clash; evaluate of 0.2.0 recorded no device (it ran a folder's model on the CPU) and drew
+    # no intervals (resamples)
+    unknown = [k for k in ('device', 'dtype', 'autocast') if k not in old and (k != 'device' or new[k] == 'cpu')]
+    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics)))
+             if k not in unknown and not (k == 'resamples' and k not in old) and old.get(k) != new[k]]
     if not clash:
         if warn_lost and unknown:  # the file saved anew records this run's, for the scores kept too
             warnings.warn(f"{folder/f'{before.name}.json'} records no {' nor '.join(unknown)} (saved before evaluate recorded them): its scores kept ({', '.join(kept)}) "
@@ -583,7 +586,7 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
                     warnings.warn(str(w.message).replace(_NOT_LOADED, f"{_NOT_LOADED}, and the scores saved there will keep none of {drawn}: {before.name}-samples.jsonl "
                                                          f"and .png are {'written anew' if set(metrics) & set(DRAWN_METRICS) else 'removed'} (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
         return before
-    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {old.get(k)} there, {new[k]} here"
+    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else (f"{k} {old[k]} there" if k in old else f"no {k} recorded there") + f", {new[k]} here"
     raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
                      f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
                      "or save elsewhere (out=, --out)")
