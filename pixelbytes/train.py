@@ -323,6 +323,9 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
                                "the run teaches it this reading, and it generates from images read so" + ("" if built.report.get('like') else
                                "; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does"))
+        if base.source and base.trained_items is None:  # loaded from a folder or the Hub without the record: saved by 0.2.0, or by a script of one's own
+            warnings.warn(f"init {base.source} holds no record of the items it trained on (a model saved by pixelbytes 0.2.0, or saved without one): the model this run "
+                          f"makes records the items of {where} alone, so evaluate does not count a test item that {base.source} trained on as one trained on")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
     train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read; and the record
