@@ -403,6 +403,12 @@ def _images_read(report: dict) -> dict:
     "How the build of `report` read its images, as a model reads them: its crop, unscale and resample."
     return {k: report.get(k, v) for k, v in _BUILT_BEFORE.items()}
 
+def _images_differ(report: dict, reads: dict) -> dict:
+    "The image settings of `reads` (a model's or a run's crop, unscale and resample) that would have read the images of the build of `report` otherwise, as {name: (`reads`' value, the build's)}."
+    # a build that unscaled and found no image enlarged read them as one without unscale: a build of 0.2.0 built again gives its tokens
+    moot = {'unscale'} if report.get('unscale') and report.get('unscaled') == {} else set()
+    return {k: (reads[k], v) for k, v in _images_read(report).items() if reads[k] != v and k not in moot}
+
 def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample, nfc) -> tuple:
     "build's `vocab, palette, max_size, crop, unscale, resample, nfc` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
     from pixelbytes.models import PixelBytesModel, ModelLoadError, public_name  # torch, only for a build that asks for a model

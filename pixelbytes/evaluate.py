@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment, TextSegment, LF
-from .data import load_built, Built, _images_read
+from .data import load_built, Built, _images_differ, _BUILT_BEFORE
 from .windows import Windows
 from .train import predict, load_state, STATE_FILE, _fingerprint, _evaluation_files
 from .metrics import summarize, MODALITIES, _nan_as_none
@@ -625,11 +625,10 @@ def _read_otherwise(model, built) -> str | None:
     "What is amiss where `built` read its images otherwise (build's `crop`, `unscale`, `resample`) than `model` reads them; None where they agree."
     # drawn, never cropped nor unscaled, whatever a build is told (like=MODEL too), and never scaled down at the default max_size
     if built.report.get('source') == 'demo': return None
-    theirs = _images_read(built.report)
-    ours = {k: getattr(model.config, k) for k in theirs}
-    if ours == theirs: return None
-    say = lambda d: ', '.join(f"{k}={d[k]}" for k in d if ours[k] != theirs[k])
-    return (f"the model reads images with {say(ours)}, and {built.path or 'this dataset'} was built with {say(theirs)}: a sprite has other tokens here than "
+    differ = _images_differ(built.report, {k: getattr(model.config, k) for k in _BUILT_BEFORE})
+    if not differ: return None
+    say = lambda side: ', '.join(f"{k}={v[side]}" for k, v in differ.items())
+    return (f"the model reads images with {say(0)}, and {built.path or 'this dataset'} was built with {say(1)}: a sprite has other tokens here than "
             "the model gives it, so the scores are not of what it reads, and the test split may hold sprites it trained on that its run's list of items does "
             "not find; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
 
