@@ -403,6 +403,12 @@ def _images_read(report: dict) -> dict:
     "How the build of `report` read its images, as a model reads them: its crop, unscale and resample."
     return {k: report.get(k, v) for k, v in _BUILT_BEFORE.items()}
 
+def _images_differ(report: dict, reads: dict) -> dict:
+    "The image settings of `reads` (a model's or a run's crop, unscale and resample) that would have read the images of the build of `report` otherwise, as {name: (`reads`' value, the build's)}."
+    # a build that unscaled and found no image enlarged read them as one without unscale: a build of 0.2.0 built again gives its tokens
+    moot = {'unscale'} if report.get('unscale') and report.get('unscaled') == {} else set()
+    return {k: (reads[k], v) for k, v in _images_read(report).items() if reads[k] != v and k not in moot}
+
 def _as_model_reads(like, vocab, palette, max_size, crop, unscale, resample, nfc) -> tuple:
     "build's `vocab, palette, max_size, crop, unscale, resample, nfc` as the model `like` (an object, a folder or a Hub id) reads, and its name; a setting given otherwise is a `BuildError`."
     from pixelbytes.models import PixelBytesModel, ModelLoadError, public_name  # torch, only for a build that asks for a model
@@ -913,7 +919,8 @@ def _changes_lines(ch: dict) -> list:
     "The lines of a build report that say what changed since the build it was compared with (`report['changes']`), and whether its split was kept."
     said = lambda part: f"{part['rows']}" + (f" ({', '.join(map(printable, part['first']))}{', ...' if part['rows'] > len(part['first']) else ''})" if part['first'] else '')
     done = [f"{k.replace('_', '-')} {said(ch[k])}" for k in ('added', 'removed', 'recaptioned', 're_imaged', 'renamed') if ch[k]['rows']]
-    lines = [f"  since the build of {ch['date']} in {ch['since']}: " + (f"rows {', '.join(done)}" if done else "the same rows")
+    when = f"of {ch['date']} in {ch['since']}" if ch['date'] else f"in {ch['since']} (undated: of pixelbytes 0.2.0 or earlier)"
+    lines = [f"  since the build {when}: " + (f"rows {', '.join(done)}" if done else "the same rows")
              + (f"; {ch['added']['test']} of the {counted(ch['added']['rows'], 'row')} added went to the test" if ch['split'] == 'kept' and ch['added']['rows'] else '')]
     if not (ch['to_test']['rows'] or ch['to_train']['rows']):
         lines.append("  every row it had, kept, is in the split it was in" + (" (its split kept)" if ch['split'] == 'kept' else " (drawn anew, the same)"))

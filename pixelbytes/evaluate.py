@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment, TextSegment, LF
-from .data import load_built, Built, _images_read
+from .data import load_built, Built, _images_differ, _BUILT_BEFORE
 from .windows import Windows
 from .train import predict, load_state, STATE_FILE, _fingerprint, _evaluation_files
 from .metrics import summarize, MODALITIES, _nan_as_none
@@ -614,8 +614,11 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
     kept = sorted({r['metric'] for r in before.rows} - _rows_of(metrics))
     if not kept: return None  # all of them scored again: replaced
     # the scores kept and the new ones, in one file with one set of settings: of the same items, and where both depend on a setting, with the same
-    unknown = [k for k in ('dtype', 'autocast') if k not in old]  # saved before evaluate recorded them: not known, so no clash
-    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics))) if k not in unknown and _setting_differs(k, old, new)]
+    # saved before evaluate recorded them: not known, so no clash; evaluate of 0.2.0 recorded no device (it ran a folder's model on the CPU) and drew
+    # no intervals (resamples)
+    unknown = [k for k in ('device', 'dtype', 'autocast') if k not in old and (k != 'device' or new[k] == 'cpu')]
+    clash = [k for k in ('data_sha1', 'device', 'dtype', 'autocast', *sorted(_scored_with(kept) & _scored_with(metrics)))
+             if k not in unknown and not (k == 'resamples' and k not in old) and _setting_differs(k, old, new)]
     if not clash:
         if warn_lost and unknown:  # the file saved anew records this run's, for the scores kept too
             warnings.warn(f"{folder/f'{before.name}.json'} records no {' nor '.join(unknown)} (saved before evaluate recorded them): its scores kept ({', '.join(kept)}) "
@@ -626,7 +629,7 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
                     warnings.warn(str(w.message).replace(_NOT_LOADED, f"{_NOT_LOADED}, and the scores saved there will keep none of {drawn}: {before.name}-samples.jsonl "
                                                          f"and .png are {'written anew' if set(metrics) & set(DRAWN_METRICS) else 'removed'} (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
         return before
-    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else f"{k} {_setting_said(k, old)} there, {_setting_said(k, new)} here"
+    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else (f"{k} {_setting_said(k, old)} there" if k in old else f"no {k} recorded there") + f", {_setting_said(k, new)} here"
     raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
                      f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
                      "or save elsewhere (out=, --out)")
@@ -665,11 +668,10 @@ def _read_otherwise(model, built) -> str | None:
     "What is amiss where `built` read its images otherwise (build's `crop`, `unscale`, `resample`) than `model` reads them; None where they agree."
     # drawn, never cropped nor unscaled, whatever a build is told (like=MODEL too), and never scaled down at the default max_size
     if built.report.get('source') == 'demo': return None
-    theirs = _images_read(built.report)
-    ours = {k: getattr(model.config, k) for k in theirs}
-    if ours == theirs: return None
-    say = lambda d: ', '.join(f"{k}={d[k]}" for k in d if ours[k] != theirs[k])
-    return (f"the model reads images with {say(ours)}, and {built.path or 'this dataset'} was built with {say(theirs)}: a sprite has other tokens here than "
+    differ = _images_differ(built.report, {k: getattr(model.config, k) for k in _BUILT_BEFORE})
+    if not differ: return None
+    say = lambda side: ', '.join(f"{k}={v[side]}" for k, v in differ.items())
+    return (f"the model reads images with {say(0)}, and {built.path or 'this dataset'} was built with {say(1)}: a sprite has other tokens here than "
             "the model gives it, so the scores are not of what it reads, and the test split may hold sprites it trained on that its run's list of items does "
             "not find; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
 

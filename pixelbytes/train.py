@@ -21,7 +21,7 @@ from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
 from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, TrainedItems, item_hashes, _image_hash, _BOTH_WAYS, _as_kind
 from .files import _tmp_prefix, _kept_mode, _as_plain_write, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option, bar_pace
-from .data import Built, load_built, _held_rows, _image_key, _images_read, _BUILT_BEFORE
+from .data import Built, load_built, _held_rows, _image_key, _images_read, _images_differ, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
 from .metrics import MODALITIES, PLOT_EVERY, write_metrics, describe_evaluation, History, _sums, _kind_table, _metrics, _pred_sums, _write_curves, _MetricsFile
 
@@ -319,15 +319,22 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         moved = [f"{k} {getattr(base.config, k)!r} -> {getattr(cfg, k)!r}" for k in ARCHITECTURE if getattr(base.config, k) != getattr(cfg, k)]
         if moved: raise TrainingError(f"init {base.source or 'model'} has another architecture than the config ({', '.join(moved)}): its weights fit "
                                       "its own; leave these fields out (of a dict config, or the command line): they come from the model")
-        read = [f"{k}={getattr(base.config, k)} -> {v}" for k, v in _images_read(built.report).items() if getattr(base.config, k) != v]
+        read = [f"{k}={a} -> {b}" for k, (a, b) in _images_differ(built.report, {k: getattr(base.config, k) for k in _BUILT_BEFORE}).items()]
         if read: warnings.warn(f"init {base.source or 'model'} was trained on images read otherwise than {where} reads them ({', '.join(read)}: build's options): "
                                "the run teaches it this reading, and it generates from images read so" + ("" if built.report.get('like') else
                                "; build(..., like=MODEL) (pixelbytes build --like MODEL) reads them as it does"))
+        if base.source and base.trained_items is None:  # loaded from a folder or the Hub without the record: saved by 0.2.0, or by a script of one's own
+            warnings.warn(f"init {base.source} holds no record of the items it trained on (a model saved by pixelbytes 0.2.0, or saved without one): the model this run "
+                          f"makes records the items of {where} alone, so evaluate does not count a test item that {base.source} trained on as one trained on")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
     train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read; and the record
     # of what it held, for generate (a resumed run keeps its own, which holds its init's data too)
-    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), **_images_read(built.report),
+    reads = _images_read(built.report)
+    if saved:  # a run reads on as it read where the data's reading gives the same images (its data of 0.2.0 built again, unscale finding none)
+        ran = {k: saved['config'].get(k, SAVED_BEFORE.get(k)) for k in reads}
+        reads = {k: v if k in _images_differ(built.report, ran) else ran[k] for k, v in reads.items()}
+    cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), **reads,
                                  'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None,
                                  'trained_on': (saved and saved['config'].get('trained_on')) or training_record(train_ids, built.tokenizer, base and base.config.trained_on)})
     if not saved: _warn_unused(given, cfg)
