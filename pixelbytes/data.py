@@ -480,6 +480,17 @@ def _columns(ds, names) -> dict:
         for k in names: out[k] += b[k]
     return out
 
+def _input_ids(ds) -> list:
+    "The `input_ids` of every row of the built rows `ds`, as int32 arrays, read a batch of rows at a time."
+    # not ds['input_ids'], as `_columns` says (18,000 rows: 1.2 s of CPU, where this takes 0.03); read-only views of the
+    # dataset's memory-mapped file, not copies: the tokens are in memory once (a build's are int32 already)
+    out = []
+    for b in ds.select_columns(['input_ids']).with_format('arrow').iter(batch_size=4096):
+        col = b['input_ids'].combine_chunks()
+        ends = col.offsets.to_numpy()
+        out += np.split(col.values.to_numpy().astype(np.int32, copy=False)[ends[0]:ends[-1]], ends[1:-1] - ends[0])
+    return out
+
 def _held_out(keys: list, n: int, order) -> set:
     """The images (`keys`, one per row) to hold out so that they hold `n` rows: whole images, taken in the `order` of
     their rows, passing over one that would hold too many; at least one image stays in. With one row per image these are

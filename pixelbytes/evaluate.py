@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 import numpy as np
 from .tokenizer import ImageSegment, TextSegment, LF
-from .data import load_built, Built, _images_differ, _BUILT_BEFORE
+from .data import load_built, Built, _images_differ, _BUILT_BEFORE, _input_ids, _columns
 from .windows import Windows
 from .train import predict, load_state, STATE_FILE, _fingerprint, _evaluation_files
 from .metrics import summarize, MODALITIES, _nan_as_none
@@ -679,7 +679,7 @@ def _text_otherwise(model, built, split: str) -> str | None:
     "What is amiss where `built` holds captions in another Unicode form than `model` reads (its tokenizer's `nfc`); None where their tokens are the same."
     if model.tokenizer.nfc == built.tokenizer.nfc: return None
     # only a caption that NFC changes has other tokens: built in NFC, the report counts them; built as written, the split says
-    if not (built.report.get('renormalized') if built.tokenizer.nfc else any(not unicodedata.is_normalized('NFC', c) for c in built[split]['caption'])): return None
+    if not (built.report.get('renormalized') if built.tokenizer.nfc else any(not unicodedata.is_normalized('NFC', c) for c in _columns(built[split], ['caption'])['caption'])): return None
     ours, theirs = ('in Unicode NFC', 'as written, some of them not in NFC') if model.tokenizer.nfc else ('as given (a model of 0.2.0, or of data built with nfc=False)', 'in NFC')
     return (f"the model reads text {ours}, and {built.path or 'this dataset'} holds its captions {theirs}: a caption with accents written on a Mac (NFD) has other "
             "tokens here than the model gives it, so the text scores are not of what it reads; build the data as the model reads (build(..., like=MODEL), pixelbytes build --like MODEL)")
@@ -707,12 +707,12 @@ def _trained_test(model, built) -> tuple:
     record, was = _trained_items(model)
     where = built.path or 'this dataset'
     if record is None:  # a run of 0.2.0 recorded only a fingerprint of its data: another than this training split may have held these test items
-        if not (was and was.get('sha1')) or was['sha1'] == _fingerprint(built.train['input_ids']): return None, None
+        if not (was and was.get('sha1')) or was['sha1'] == _fingerprint(_input_ids(built.train)): return None, None
         return None, (f"the model in {model.source} was trained on other items ({was.get('items')} in {was.get('path')}) than the training split of {where}, which was built "
                       "otherwise (another seed, test_size or source?): its test split may hold items the model trained on, and the scores be too good")
     test = built.test
     # a sprite it trained on under another caption (another build's, or a cleanup's), or facing the other way (which mirroring trains on)
-    items, sprites = record.found(test['input_ids'])
+    items, sprites = record.found(_input_ids(test))
     found = np.flatnonzero(items | sprites)
     n, m = int(items.sum()), int((sprites & ~items).sum())
     if not len(found): return 0, None
@@ -795,7 +795,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
             if out: raise ValueError(f"cannot write to {str(folder)!r}: {e}; choose another folder (out=, --out)") from None
             warnings.warn(f"the model's folder {str(folder)} is read-only: the evaluation is not saved; pass out= (--out) to save it")
             folder = None
-    seqs = [np.asarray(s, np.int64) for s in test['input_ids']]
+    seqs = [s.astype(np.int64) for s in _input_ids(test)]
     items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
     from tqdm.auto import tqdm
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
@@ -807,7 +807,7 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
                               'metrics': metrics, 'num': num, 'temperature': temperature, 'seed': seed, 'batch_size': batch_size, 'resamples': resamples,
                               **_computed_with(model), 'date': datetime.now().astimezone().isoformat(timespec='seconds')})
     # which items the per-item lists follow, to join them to the dataset's rows (a dataset built without a `row` column names none)
-    ev.item_rows = [int(r) for r in test['row']] if 'row' in test.column_names else None
+    ev.item_rows = [int(r) for r in _columns(test, ['row'])['row']] if 'row' in test.column_names else None
     ev.palette = [to_hex(c) for c in tok.palette]  # what the samples' pixels index
     before = None if folder is None else _added_to(ev, folder, metrics, out=bool(out))  # now, not after minutes of scoring
     captioned = functools.cache(lambda: _caption_images(model, items, temperature, seed))  # captions and demo score the same captions: written once

@@ -201,7 +201,7 @@ def _saved_line(ev) -> str:
 
 def _run_evaluate(a):
     from pixelbytes.evaluate import evaluate, compare_table, Evaluation, TOKEN_METRICS, _check_per_item
-    from pixelbytes.data import load_built
+    from pixelbytes.data import load_built, _input_ids
     from pixelbytes.train import _fingerprint
     from pixelbytes.files import disk_full, shell_option
     # what --compare names is checked now, not after minutes of scoring
@@ -214,7 +214,7 @@ def _run_evaluate(a):
     data = load_built(a.data) if against else a.data
     for f, other in zip(a.compare or [], against):
         _check_per_item(other, f"{shell_option('--compare', f)}: its {other.name}.json")
-        if a.split in data.splits and other.settings.get('data_sha1') != _fingerprint(data[a.split]['input_ids']):
+        if a.split in data.splits and other.settings.get('data_sha1') != _fingerprint(_input_ids(data[a.split])):
             raise ValueError(f"{shell_option('--compare', f)}: it scored other items ({other.settings.get('items', len(other.per_item['all']['tokens']))} of the {other.settings.get('split')} split of "
                              f"{other.settings.get('data')}) than the {a.split} split of {shell_option('--data', a.data)}: compare evaluations of the same split of the same data")
     ev = evaluate(a.model, data, a.metrics, num=a.num, temperature=a.temperature, seed=a.seed, batch_size=a.batch_size, resamples=a.resamples,

@@ -414,15 +414,17 @@ _OPTION_FIELDS = {'model': "the fields are 'backbone' and 'bidirectional'", 'dim
 # %% ../nbs/07_models.ipynb #rec00002
 def segment_sizes(ids, tok: Tokenizer) -> tuple:
     "(the length in tokens of each caption in the token ids `ids`, LF included; the (height, width) of each image), as `tok.decode` reads them: an image cut after a row's TAB, as a completion's prompt is, has the rows given."
-    segments = tok.decode(ids)
+    return _sizes_of(tok.decode(ids))
+
+def _sizes_of(segments) -> tuple:
+    "`segment_sizes` of the decoded `segments` of some token ids."
     return ([len(s.raw) + s.complete for s in segments if isinstance(s, TextSegment)],
             [(s.height, s.width) for s in segments if isinstance(s, ImageSegment)])
 
-def training_record(input_ids, tok: Tokenizer, base: dict = None) -> dict:
-    "`config.trained_on` of a model trained on the items `input_ids` (token ids of `tok`); with `base`, the record of the model its training started from, both together."
+def training_record(input_ids, tok: Tokenizer, base: dict = None, sizes: list = None) -> dict:
+    "`config.trained_on` of a model trained on the items `input_ids` (token ids of `tok`); with `base`, the record of the model its training started from, both together; `sizes`: the `segment_sizes` of each item, where already made (`train` decodes each item once)."
     captions, images = [], []
-    for ids in input_ids:
-        c, i = segment_sizes(ids, tok)
+    for c, i in (segment_sizes(ids, tok) for ids in input_ids) if sizes is None else sizes:
         captions += c; images += i
     record = {'captions': len(captions), 'longest_caption': max(captions, default=0), 'images': len(images),
               'tallest_image': max((h for h, _ in images), default=0), 'widest_image': max((w for _, w in images), default=0)}

@@ -19,9 +19,9 @@ import torch.distributed as dist
 from . import __version__
 from .tokenizer import Tokenizer
 from .pixelize import _palette_turns
-from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, TrainedItems, item_hashes, _image_hash, _BOTH_WAYS, _as_kind
+from .models import PixelBytesConfig, PixelBytesModel, ModelLoadError, public_name, evaluating, BACKBONES, SAVED_BEFORE, register_backbone, training_record, TrainedItems, item_hashes, _image_hash, _sizes_of, _BOTH_WAYS, _as_kind
 from .files import _tmp_prefix, _kept_mode, _as_plain_write, check_writable, interrupts_deferred, interrupts_polled, write_files, remove, naming_failures, error_line, disk_full, counted, shell_option, bar_pace
-from .data import Built, load_built, _held_rows, _image_key, _images_read, _images_differ, _BUILT_BEFORE
+from .data import Built, load_built, _held_rows, _image_key, _images_read, _images_differ, _input_ids, _BUILT_BEFORE
 from .windows import item_segments, epoch_sequences, Windows, IGNORE, COLOUR_CAPTIONS, _window_rows, _UNSWAPPED, _COLOUR_WORDS
 from .metrics import MODALITIES, PLOT_EVERY, write_metrics, describe_evaluation, History, _sums, _kind_table, _metrics, _pred_sums, _write_curves, _MetricsFile
 
@@ -183,14 +183,23 @@ def _optimizer(model, cfg):
     return torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
                              lr=cfg.learning_rate, betas=(0.9, 0.95), fused=_on_gpu(model))
 
-def _split_items(input_ids, tok: Tokenizer, cfg, keys=None):
-    "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `val_seed` (else `seed`); the items of one image (`keys`: their `_image_key`s, where known) stay together."
+def _split_items(input_ids, tok: Tokenizer, cfg, keys=None, items=None):
+    "(train, validation) items, as segments, of a built split's `input_ids`: `val_fraction` of them, chosen by `val_seed` (else `seed`); the items of one image (`keys`: their `_image_key`s, where known) stay together; `items`: their `item_segments`, where known."
     # whole images, as build holds out its test: the best checkpoint must not be chosen on sprites trained on under another caption
     seed = cfg.seed if cfg.val_seed is None else cfg.val_seed
     n_val, val = _held_rows([_image_key(ids) for ids in input_ids] if keys is None else keys, cfg.val_fraction, np.random.default_rng([seed, 0]).permutation(len(input_ids)))
     if n_val and not val: warnings.warn("every training item shows the same image: there is no validation split (the last evaluation is kept)")
-    items = item_segments(input_ids, tok)
+    items = item_segments(input_ids, tok) if items is None else items
     return [it for i, it in enumerate(items) if i not in val], [it for i, it in enumerate(items) if i in val]
+
+def _decoded(input_ids, tok: Tokenizer) -> tuple:
+    "(the `item_segments` of the items `input_ids`, the `segment_sizes` of each), from one decoding of each item: what the run trains on, and its record (`training_record`)."
+    # decoding is the larger part of a run's start: each item once, not once for each (18,000 items: 1.6 s of CPU a pass)
+    items, sizes = [], []
+    for ids in input_ids:
+        segments = tok.decode(ids)
+        items.append([s.value for s in segments]); sizes.append(_sizes_of(segments))
+    return items, sizes
 
 # may change when resuming: the limits, how often to evaluate, the step size, how steps run (not what they compute, but
 # for dropout, drawn per micro-batch: a run resumed with another grad_accum goes on exactly only without dropout), and the previews
@@ -327,7 +336,8 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
             warnings.warn(f"init {base.source} holds no record of the items it trained on (a model saved by pixelbytes 0.2.0, or saved without one): the model this run "
                           f"makes records the items of {where} alone, so evaluate does not count a test item that {base.source} trained on as one trained on")
     # read once (the column is decoded again at every pass over it), as arrays: Python ints take 37 bytes a token
-    train_ids = [np.asarray(ids, np.int32) for ids in built.train.with_format('numpy')['input_ids']]  # as stored: nothing wraps
+    train_ids = _input_ids(built.train)  # as stored: nothing wraps
+    items, sizes = _decoded(train_ids, built.tokenizer)
     # the data decides the vocabulary, and how an image is read: a model reads images as its training images were read; and the record
     # of what it held, for generate (a resumed run keeps its own, which holds its init's data too)
     reads = _images_read(built.report)
@@ -336,12 +346,12 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
         reads = {k: v if k in _images_differ(built.report, ran) else ran[k] for k, v in reads.items()}
     cfg = PixelBytesConfig(**{**cfg.to_dict(), 'tokenizer': built.tokenizer.to_dict(), **reads,
                                  'base_model': public_name(base.source) if base else saved['config'].get('base_model') if saved else None,
-                                 'trained_on': (saved and saved['config'].get('trained_on')) or training_record(train_ids, built.tokenizer, base and base.config.trained_on)})
+                                 'trained_on': (saved and saved['config'].get('trained_on')) or training_record(train_ids, built.tokenizer, base and base.config.trained_on, sizes)})
     if not saved: _warn_unused(given, cfg)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise TrainingError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = {world} x {cfg.grad_accum}")
     keys = [_image_key(ids) for ids in train_ids]  # once, for the validation split and for the run's record of its sprites
-    train_items, val_items = _split_items(train_ids, built.tokenizer, cfg, keys)
+    train_items, val_items = _split_items(train_ids, built.tokenizer, cfg, keys, items)
     # the model's record of the items it trained on holds its init's too: kept with the run, for the models it saves when resumed
     base_items = base.trained_items if base else TrainedItems.from_dict(saved['data']['base_items']) if saved and (saved.get('data') or {}).get('base_items') else None
     data_id = {'path': where, 'items': len(train_ids), 'sha1': _fingerprint(train_ids), 'item_hashes': item_hashes(train_ids),
@@ -349,7 +359,9 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     trained_items = TrainedItems.of(train_ids, base_items, items=data_id['item_hashes'], images=data_id['image_hashes'])
     if not train_items:
         raise TrainingError(f"{where} has no training items" + (f" besides the {len(val_items)} of validation (val_fraction {cfg.val_fraction})" if val_items else ''))
-    n_windows = len(_window_rows([len(s) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)], cfg))
+    # kept for the run's first epoch, which would make them again; as int32, half int64's memory, held through the model's making
+    first_epoch = [s.astype(np.int32) for s in epoch_sequences(train_items, built.tokenizer, cfg, 0)]
+    n_windows = len(_window_rows([len(s) for s in first_epoch], cfg))
     longest = max(map(len, train_ids))
     # at the default seq_length only (a shorter one is a choice), once: not when resuming
     if cfg.causal and longest > cfg.seq_length == PixelBytesConfig().seq_length and not saved:
@@ -390,7 +402,7 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     if left: raise TrainingError(f"{out} holds {', '.join(left)}, which a run writes, but no {STATE_FILE} to resume from (deleted, or a run of pixelbytes 0.2.0 killed "
                                  "while it saved its first checkpoint): a new run would replace them; pass overwrite=True (--overwrite) to replace them, or choose another output folder (--out)")
     return dict(cfg=cfg, built=built, saved=saved, source=src, finished=finished, train_items=train_items, val_items=val_items, data_id=data_id, trained_items=trained_items,
-                steps_per_epoch=steps_per_epoch, base=base)
+                steps_per_epoch=steps_per_epoch, base=base, first_epoch=first_epoch)
 
 # %% ../nbs/08_train.ipynb #a93a3045
 # how an epoch's batches and the validation split are drawn and scored, saved with a run: 2 since windows of like length share
@@ -608,9 +620,9 @@ class _LossWatch:
         if first >= 0: raise _diverged(f"the loss became {self.loss.item()}", first, self.out)
 
 # %% ../nbs/08_train.ipynb #aa562042
-def _epoch_batches(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int) -> tuple:
-    "(windows, batches, mean targets per batch) of training `items` in `epoch`."
-    wins = Windows(epoch_sequences(items, tok, cfg, epoch), cfg, offset=epoch)
+def _epoch_batches(items, tok: Tokenizer, cfg: PixelBytesConfig, epoch: int, seqs=None) -> tuple:
+    "(windows, batches, mean targets per batch) of training `items` in `epoch`; `seqs`: the epoch's `epoch_sequences`, where already made."
+    wins = Windows(epoch_sequences(items, tok, cfg, epoch) if seqs is None else seqs, cfg, offset=epoch)
     batches = wins.batches(cfg.batch_size, np.random.default_rng([cfg.seed, epoch, 2]))
     if len(batches) == 0: raise TrainingError(_few_windows(len(wins), cfg))
     # the loss is divided by the epoch's mean number of targets per batch, not by each batch's own: every token
@@ -823,6 +835,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         st = {k: saved[k] for k in st}
         if _rescored(saved, cfg): st['best'], st['bad_evals'] = float('inf'), 0  # its validation losses do not compare with ours
     _seed_process(cfg.seed, rank, st['step'])
+    first_epoch = run.pop('first_epoch')  # made by _prepare: held till the first epoch's windows take them
+    if st['epoch']: first_epoch = None  # a run resumed in a later epoch
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     watch = _LossWatch(device, world, out)
@@ -896,7 +910,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
             with interrupts_polled() as interrupts:
                 while st['epoch'] < cfg.epochs and not stop:
                     wins = batches = None  # the last epoch's windows go before this one's are made
-                    wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'])
+                    wins, batches, per_batch = _epoch_batches(train_items, tok, cfg, st['epoch'], first_epoch)
+                    first_epoch = None  # in the windows now
                     while st['batch'] < len(batches) and not stop:
                         _seed_process(cfg.seed, rank, st['step'], gpu=False)  # dropout's masks a function of the step: a run resumed at any step draws as the uninterrupted run
                         _accumulate(net, fwd, scaler, wins, batches[st['batch']], per_batch, cfg, watch, st['step'], kind_of, sums)
@@ -1054,6 +1069,7 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
     with _holding(out): _settle_left_aside(out)  # as the first worker would, but before the checks below
     run = _prepare(config, data, out, resume, overwrite, nprocs, init)
     if run['finished']: return PixelBytesModel.from_pretrained(out/'best'), _ended_before(run, say=progress)  # resume='auto' of a run that has ended
+    del run['first_epoch']  # each process makes its own, and this one waits for them
     data = run['built'].path
     backbones = _own_backbones()
     if data is None: raise TrainingError("launch needs the dataset's folder (each process loads it): pass the folder written by build")
