@@ -560,14 +560,17 @@ def _split(ds, test_size, seed, n_read=None, source='the data', keys=None, kept=
     return DatasetDict(train=ds.select([index[r] for r in kept if r not in test]), test=ds.select([index[r] for r in kept if r in test]))
 
 # %% ../nbs/04_data.ipynb #keep0002
-def _drawn_for_test(key: bytes, seed, fraction: float) -> bool:
-    "Whether a build that keeps an earlier build's split tests an image new to it (`key`: its `_image_key`): drawn from the image and `seed` alone, so that `fraction` of new images, about, go to the test, each whatever the others are."
-    return int.from_bytes(hashlib.blake2b(f'{seed}'.encode() + b'\0' + key, digest_size=8).digest(), 'little') < fraction * 2**64
+def _draw(key: bytes, seed, purpose: bytes = b'') -> int:
+    """Where the image `key` (its `_image_key`) falls in [0, 2**64), from the image and `seed` alone: the images that fall
+    below `fraction * 2**64` are drawn, `fraction` of them, about, each whatever the others are. Each `purpose` (b'':
+    build's test, for a build that keeps an earlier one's split; b'validation': train's validation) draws apart from the
+    others: the images a build left in training are as likely as any to be drawn for validation."""
+    return int.from_bytes(hashlib.blake2b(f'{seed}'.encode() + b'\0' + key, digest_size=8, person=purpose).digest(), 'little')
 
 def _carried_test(keys, files, record, seed, fraction) -> set:
     """The rows to test where a build keeps the split of an earlier one (`record`: its `_build_record`); `keys`: each row's
     `_image_key`, `files`: its file (None where it has none). An image the earlier build held keeps its side, and so does
-    the image of a file it read (edited since); an image new to it is `_drawn_for_test`. The rows of one image stay
+    the image of a file it read (edited since); an image new to it is tested where `_draw`n so. The rows of one image stay
     together, in the test where any of them was: a sprite tested before is never trained on."""
     was_key, was_file = {}, {}
     for _, file, _, key, test in record['rows']:
@@ -576,7 +579,7 @@ def _carried_test(keys, files, record, seed, fraction) -> set:
     side = {}
     for key, file in zip(keys, files):
         if (was := was_key.get(key, was_file.get(file))) is not None: side[key] = side.get(key, False) or was
-    return {i for i, key in enumerate(keys) if (side[key] if key in side else _drawn_for_test(key, seed, fraction))}
+    return {i for i, key in enumerate(keys) if (side[key] if key in side else _draw(key, seed) < fraction * 2**64)}
 
 def _kept_split(ds, test_size, seed, record, source, keys=None):
     """`_split` of the built rows `ds` that keeps the split of the earlier build `record` (`_carried_test`), and its order:
