@@ -463,8 +463,9 @@ def _drawn(model, **kw) -> list:
     for w in said: warnings.warn_explicit(str(w.message).replace(_CUT_ADVICE, 'they are scored as they are'), w.category, w.filename, w.lineno)
     return gens
 
-def _structure(ev, model, items, temperature, seed):
-    "Images drawn from captions: consistent rows, and the size of the item's image."
+def _structure(ev, model, items, temperature, seed, at=None):
+    "Images drawn from captions: consistent rows, and the size of the item's image; `at`: the items' places in the split (default: the first ones)."
+    at = range(len(items)) if at is None else at
     rows_ok = size_ok = 0
     # all in one batch, each item's sample from its own seed: as drawn one at a time
     gens = _drawn(model, prompt=[c for c, _ in items], temperature=temperature, seed=sample_seeds(seed, len(items)), rectangular=False) if items else []
@@ -473,9 +474,9 @@ def _structure(ev, model, items, temperature, seed):
         consistent = seg is not None and seg.ok
         sized = consistent and seg.pixels.shape == item[1].shape
         rows_ok += consistent; size_ok += sized
-        _sample(ev, 'structure', 'text to image', i, item, g.seed, seg, {'consistent rows': consistent, 'size of the item': sized})
-    ev.add('structure', 'consistent rows', rows_ok / max(1, len(items)), len(items))
-    ev.add('structure', 'size of the item', size_ok / max(1, len(items)), len(items))
+        _sample(ev, 'structure', 'text to image', at[i], item, g.seed, seg, {'consistent rows': consistent, 'size of the item': sized})
+    ev.add('structure', 'consistent rows', rows_ok / len(items) if items else math.nan, len(items))  # no captioned item: no score, not 0
+    ev.add('structure', 'size of the item', size_ok / len(items) if items else math.nan, len(items))
 
 def _copy(ev, model, items, tok):
     "An image, the copy marker, then the model draws (greedy): share of pixels reproduced exactly, and of perfect copies."
@@ -503,12 +504,17 @@ def _mean_interval(values, resamples, seed) -> tuple:
     if len(v) < MIN_INTERVAL_ITEMS: return (float(v.mean()) if len(v) else math.nan, math.nan, math.nan)
     return (float(v.mean()), *_interval(np.concatenate([counts @ v / len(v) for counts in _resample_counts(len(v), resamples, seed)])))
 
+def _caption_and_image(segments) -> tuple:
+    "(caption, pixels) of a built item's decoded `segments`: its first text (None: an image-only item) and its first image."
+    return (next((s.text for s in segments if isinstance(s, TextSegment)), None), next(s.pixels for s in segments if isinstance(s, ImageSegment)))
+
 def _caption_images(model, items, temperature, seed) -> list:
     "A caption generated for each item's image, each from its own seed: what `captions` and `demo` both score, written once for the two."
     return _drawn(model, image=[px for _, px in items], temperature=temperature, seed=sample_seeds(seed, len(items))) if items else []
 
-def _captions(ev, captioned, items, seed, resamples):
-    "`captioned`, the captions written for the items' images: their chrF against their own item's caption, against the captions of the items that show other images, and the difference, each with its 95% interval over the items."
+def _captions(ev, captioned, items, seed, resamples, at=None):
+    "`captioned`, the captions written for the items' images: their chrF against their own item's caption, against the captions of the items that show other images, and the difference, each with its 95% interval over the items; `at`: the items' places in the split (default: the first ones)."
+    at = range(len(items)) if at is None else at
     written = [g.text or '' for g in captioned]  # no caption written scores 0
     hyps, refs = [_char_ngrams(w) for w in written], [_char_ngrams(c) for c, _ in items]  # counted once each, for every pair they score in
     scores = _chrf_pairs(hyps, refs)  # each caption written against every item's
@@ -521,7 +527,7 @@ def _captions(ev, captioned, items, seed, resamples):
         value, low, high = _mean_interval(values, resamples, seed)
         ev.add('captions', name, value, len(values), low, high)
     for i, (g, item) in enumerate(zip(captioned, items)):
-        _sample(ev, 'captions', 'image to text', i, item, g.seed, _written(g), {'chrF, own caption': own[i], 'chrF, other captions': others.get(i),
+        _sample(ev, 'captions', 'image to text', at[i], item, g.seed, _written(g), {'chrF, own caption': own[i], 'chrF, other captions': others.get(i),
                                                                                  'chrF, own minus other': own[i] - others[i] if i in others else None})
 
 def _written(g):
@@ -796,7 +802,13 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
             warnings.warn(f"the model's folder {str(folder)} is read-only: the evaluation is not saved; pass out= (--out) to save it")
             folder = None
     seqs = [s.astype(np.int64) for s in _input_ids(test)]
-    items = [(segs[0].text, segs[1].pixels) for segs in (tok.decode(s) for s in seqs[:num])]
+    items = [_caption_and_image(tok.decode(s)) for s in seqs[:num]]
+    # an image-only item (build's uncaptioned='image') has no caption to draw from nor to score a written one against
+    texted = [i for i, (caption, _) in enumerate(items) if caption is not None]
+    with_text = [items[i] for i in texted]
+    if len(texted) < num and {'structure', 'captions'} & set(metrics):
+        warnings.warn(f"{num - len(texted)} of the {counted(num, 'item')} drawn (num) {'is' if num - len(texted) == 1 else 'are'} image-only, without a caption: "
+                      f"structure and captions score the {len(texted)} with one" + (" (none: their scores are NaN)" if not texted else '') + "; copy scores them all")
     from tqdm.auto import tqdm
     loaded = f"in memory, loaded from {model.source}" if model.source else 'in memory'  # changed since, maybe: the SHA-1 tells
     ev = Evaluation(settings={'model': str(source) if source else loaded, 'model_sha1': sha1,
@@ -810,13 +822,13 @@ def evaluate(model, # a `PixelBytesModel`, or a folder / Hub id to load one from
     ev.item_rows = [int(r) for r in _columns(test, ['row'])['row']] if 'row' in test.column_names else None
     ev.palette = [to_hex(c) for c in tok.palette]  # what the samples' pixels index
     before = None if folder is None else _added_to(ev, folder, metrics, out=bool(out))  # now, not after minutes of scoring
-    captioned = functools.cache(lambda: _caption_images(model, items, temperature, seed))  # captions and demo score the same captions: written once
+    captioned = functools.cache(lambda: _caption_images(model, with_text, temperature, seed))  # captions and demo score the same captions: written once
     steps = [(TOKEN_METRICS, lambda: _token_scores(ev, model, seqs, tok, metrics, batch_size, resamples, seed)),  # (the metrics it gives, the step)
              (REFERENCE_METRICS, lambda: _reference_scores(ev, model, seqs, metrics, batch_size)),
-             (('structure',), lambda: _structure(ev, model, items, temperature, seed)),
+             (('structure',), lambda: _structure(ev, model, with_text, temperature, seed, texted)),
              (('copy',), lambda: _copy(ev, model, items, tok)),
-             (('captions',), lambda: _captions(ev, captioned(), items, seed, resamples)),
-             (('demo',), lambda: _demo(ev, model, items, temperature, seed, captioned()))]
+             (('captions',), lambda: _captions(ev, captioned(), with_text, seed, resamples, texted)),
+             (('demo',), lambda: _demo(ev, model, with_text, temperature, seed, captioned()))]  # the demo set's items are all captioned
     for run in tqdm([run for gives, run in steps if set(gives) & set(metrics)], desc='Evaluating', disable=not progress): run()
     # a run training into the folder (run/best) that saves other weights over these: their scores beside them would be taken for the new ones'
     saved_over = lambda: folder is not None and folder == model_dir and _weights_mark(folder) != mark and not _holds(folder, sha1)

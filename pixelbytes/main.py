@@ -39,6 +39,8 @@ def _build_args(p):
     p.add_argument('--test-size', type=float, default=0.1, help='rows held out for testing, as whole images (every caption of a sprite on one side): a fraction in [0, 1), or a number of rows (default: 0.1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the train/test split (default: 0)')
     p.add_argument('--on-error', choices=['skip', 'raise'], default='skip', help='skip bad rows (reported) or stop at the first (default: skip)')
+    p.add_argument('--uncaptioned', choices=['skip', 'image'], default='skip', help="a row without a caption (none, or a blank one): skip it (default; counted in the report), "
+                   "or build it as an image-only item, its image alone; image also reads the images of a folder that its metadata does not list, or a folder of images alone")
     p.add_argument('--clean-text', action='store_true', help="the reference's caption cleanup first: NFKD, lowercase, ASCII only, and drop what the vocabulary cannot encode (the report counts what it drops)")
     p.add_argument('--no-crop', action='store_true', help='keep whole images (default: crop each to its content)')
     p.add_argument('--no-unscale', action='store_true', help='read the pixels of the files (default: pixel art stored enlarged, each pixel a block, is read at its own size)')
@@ -63,7 +65,7 @@ def _run_build(a):
     from pixelbytes.data import build, push_built, format_report
     if a.push_to_hub is not None and a.push_to_hub.count('/') != 1: raise ValueError(f"--push-to-hub {a.push_to_hub!r}: name a Hub dataset repository, owner/name")
     report = build(path=a.path, out=a.out, palette=a.palette, max_size=a.max_size, vocab=a.vocab, caption_column=a.caption_column,
-                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None, resample=a.resample,
+                   image_column=a.image_column, revision=a.revision, config_name=a.config_name, test_size=a.test_size, seed=a.seed, on_error=a.on_error, uncaptioned=a.uncaptioned, clean=a.clean_text, crop=False if a.no_crop else None, unscale=False if a.no_unscale else None, resample=a.resample,
                    max_pixels=a.max_pixels, num_proc=a.num_proc, overwrite=a.overwrite, like=a.like, nfc=False if a.no_nfc else None, progress=not a.quiet,
                    split_of=False if a.new_split else a.split_of)
     a.done = f"after the build: {report['out']} holds the dataset"  # a stop as the report is said, or the upload goes

@@ -55,7 +55,9 @@ def describe_evaluation(row: dict) -> str:
     f = lambda k: math.nan if row.get(k) in (None, '') else float(row[k])
     line = f"step {row.get('step')} (epoch {row.get('epoch')}, {f('minutes'):.1f} min): train {f('train_bits'):.3f} bits/token"
     if math.isnan(f('val_bits')): return f"{line}; no validation split"  # val_fraction=0
-    return f"{line}, validation {f('val_bits'):.3f} (pixels {f('val_pixel_acc'):.1%} right, text {f('val_text_acc'):.1%} right)"
+    # a modality the validation items lack (text, where they are all image-only) is said to be missing, not 'nan% right'
+    said = [f"{name} {f(k):.1%} right" if not math.isnan(f(k)) else f"no {name}" for name, k in (('pixels', 'val_pixel_acc'), ('text', 'val_text_acc'))]
+    return f"{line}, validation {f('val_bits'):.3f} ({', '.join(said)})"
 
 def curves_figure(history: list):
     "The loss and per-modality accuracy curves of `history` (one dict per evaluation, as `train` gives them), as a matplotlib `Figure`: what `curves.png` shows."

@@ -406,8 +406,9 @@ def _prepare(config, data, out: Path, resume, overwrite: bool, world: int, init=
     # a palette of greys has no hue to turn to: recolouring changes nothing, and draws no caption's image in other colours
     inert = bool(cfg.augment_recolour) and not saved and not len(_palette_turns(np.asarray(built.tokenizer.palette, np.uint8).tobytes()))
     named = sum(any(isinstance(s, str) and _COLOUR_WORDS.search(s) for s in segs) for segs in train_items) if cfg.augment_recolour and not saved and not inert else 0
-    if named and named >= COLOUR_CAPTIONS * len(train_items):
-        warnings.warn(f"{named} of the {counted(len(train_items), 'training caption')} {'names' if named == 1 else 'name'} a colour (red, blue, ... in English): recolouring (augment_recolour) draws "
+    captions = sum(any(isinstance(s, str) for s in segs) for segs in train_items) if named else 0  # image-only items have none
+    if named and named >= COLOUR_CAPTIONS * captions:
+        warnings.warn(f"{named} of the {counted(captions, 'training caption')} {'names' if named == 1 else 'name'} a colour (red, blue, ... in English): recolouring (augment_recolour) draws "
                       f"{'its image' if named == 1 else 'their images'} in other colours, and teaches the model to heed such words less; train without it (augment_recolour=0, --recolour 0) "
                       "where captions name the colours a model should draw")
     if inert:
