@@ -635,7 +635,9 @@ def _added_to(ev: Evaluation, folder: Path, metrics, out: bool = False, warn_los
                     warnings.warn(str(w.message).replace(_NOT_LOADED, f"{_NOT_LOADED}, and the scores saved there will keep none of {drawn}: {before.name}-samples.jsonl "
                                                          f"and .png are {'written anew' if set(metrics) & set(DRAWN_METRICS) else 'removed'} (move them elsewhere to keep them; evaluate {drawn} again to draw theirs)"))
         return before
-    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else (f"{k} {_setting_said(k, old)} there" if k in old else f"no {k} recorded there") + f", {_setting_said(k, new)} here"
+    # a file that records no device (0.2.0's) has no settings to use: which device adds to it is said
+    unrecorded = lambda k: f"no {k} recorded there" + (" (evaluate of pixelbytes 0.2.0 ran on the CPU: device='cpu', --device cpu, adds to it)" if k == 'device' else '')
+    say = lambda k: f"the items of {old.get('data')} there, of {new['data']} here" if k == 'data_sha1' else (f"{k} {_setting_said(k, old)} there" if k in old else unrecorded(k)) + f", {_setting_said(k, new)} here"
     raise ValueError(f"{folder/f'{before.name}.json'} holds scores of this model ({', '.join(kept)}) made with other settings ({'; '.join(map(say, clash))}), "
                      f"which scoring {', '.join(metrics)} would replace: score them too (metrics=, --metrics), use their settings to add {', '.join(metrics)} to them, "
                      "or save elsewhere (out=, --out)")
