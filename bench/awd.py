@@ -155,16 +155,18 @@ def run_history(folder: Path) -> tuple:
     return meta, [{k: int(v) if k == 'step' else float(v) if v else math.nan for k, v in r.items()} for r in rows]
 
 def histories(out: Path, epochs: int, d_model: int, running=()) -> dict:
-    "Each variant's validation history: of its finished run in `out` of `epochs` epochs at width `d_model`, else of its run going on in one of the `running` folders."
-    found = {}
-    for folder in map(Path, running):
-        meta, history = run_history(folder)
-        if (meta['recipe']['epochs'], meta['recipe']['d_model']) == (epochs, d_model): found[meta['variant']] = history
+    "Each variant's validation history: of its finished run in `out` of `epochs` epochs at width `d_model`, else of its run going on in one of the `running` folders (newer than its scores so far)."
+    found, finished = {}, set()
     for v in VARIANTS:
         f = out/f'awd-{v}.json'
         if not f.exists(): continue
         r = json.loads(f.read_text())
-        if (r['meta']['recipe']['epochs'], r['meta']['recipe']['d_model']) == (epochs, d_model): found[v] = r['history']
+        if (r['meta']['recipe']['epochs'], r['meta']['recipe']['d_model']) != (epochs, d_model): continue
+        found[v] = r['history']
+        if r.get('finished', True): finished.add(v)
+    for folder in map(Path, running):
+        meta, history = run_history(folder)
+        if (meta['recipe']['epochs'], meta['recipe']['d_model']) == (epochs, d_model) and meta['variant'] not in finished: found[meta['variant']] = history
     return {v: found[v] for v in VARIANTS if v in found}
 
 def curves(runs: dict):
