@@ -573,6 +573,57 @@ def _end_with(launcher: int, out: Path, every: float = 1.0):
           file=sys.stderr, flush=True)
     os._exit(1)  # at once: a peer that stopped may leave this process waiting in a collective that no error would end
 
+# %% ../nbs/08_train.ipynb #fail0001
+class _Failures:
+    "The first error of a run's processes, posted in the store they started by (`store`: the process group's), for the others to end by and say; `kept` and `step` say what the run kept and where it is; `told`, where given, is told the error that the watcher ends this process with (launch's parent raises it)."
+    def __init__(self, rank: int, world: int, told=None):
+        self.rank, self.world, self.store, self.key, self.told = rank, world, None, None, told
+        self.kept, self.step = (lambda: 'the first process says what the run kept, as it saves'), (lambda: 0)
+        self.saving, self.done = threading.Lock(), threading.Event()  # a save is never cut short; done: this process has taken the failure on
+
+    def start(self, key: str, store=None, every: float = 1.0, grace: float = 5.0):
+        "Post and read failures under `key` (one a run) in `store` (default: the process group's), and watch for a peer's, every `every` seconds."
+        self.key, self.store = key, store if store is not None else dist.distributed_c10d._get_default_store()
+        threading.Thread(target=self._watch, args=(every, grace), daemon=True).start()
+
+    def post(self, e: BaseException):
+        "Post `e`, this process's error, unless a process posted one before."
+        what = error_line(e, with_type=not isinstance(e, TrainingError), limit=600)
+        with contextlib.suppress(Exception): self.store.compare_set(self.key, '', json.dumps([self.rank, self.step(), what]))
+
+    def peer(self) -> tuple | None:
+        "(rank, step, error) of the failure another process posted, else None."
+        try: return None if not self.store.check([self.key]) or (f := json.loads(self.store.get(self.key)))[0] == self.rank else tuple(f)
+        except Exception: return None  # the store gone with the process that held it (launch's first): that process's error is said
+
+    def error(self, peer: tuple) -> TrainingError:
+        "The error that ends this process, a peer of process `peer[0]` that failed."
+        rank, step, what = peer
+        e = TrainingError(f"process {rank} of {self.world} failed at step {step} ({what}), and the others stopped with it; {self.kept()}")
+        e.every_process = True  # said once, by the first process
+        return e
+
+    def taken(self, e: BaseException):
+        "Take this process's error `e` on: a peer's failure, where one came first, is raised in its place; else `e` is posted for the others."
+        self.done.set()
+        if self.store is None: return  # no process group yet: a process that ends before it ends the others' wait to start it
+        if peer := self.peer(): raise self.error(peer) from None
+        self.post(e)
+
+    def _watch(self, every: float, grace: float):
+        "End this process `grace` seconds after a peer failed, where it has not ended on its own, the first process saying why; a thread's target."
+        seen = None
+        while not self.done.wait(every):
+            if self.peer() is None: continue
+            seen = seen or time.time()
+            if time.time() - seen < grace: continue  # a collective that fails (gloo) ends this process better: in its own thread
+            with self.saving:
+                if self.done.is_set(): return
+                said = str(self.error(self.peer()))
+                if self.rank == 0: print(f"pixelbytes train: error: {said}", file=sys.stderr, flush=True)
+                if self.told: self.told(said)
+                os._exit(1)  # at once: the main thread waits in a collective that no error will end
+
 # %% ../nbs/08_train.ipynb #e35d1cac
 # only what a run writes, and `evaluate`'s scores of it saved beside it (out=): anything else a user keeps in out stays
 _RUN_FILES = ('best', 'last', STATE_FILE, 'metrics.csv', 'curves.png', 'previews', *_EVALUATION_FILES)
@@ -638,10 +689,12 @@ class _LossWatch:
         "Raise at a NaN or infinite loss; `every_process` (at an evaluation, which all processes reach) raises in all of them, at the earliest."
         first = int(self.step)
         if every_process and self.world > 1:
-            t = torch.tensor([first if first >= 0 else 2**62], device=self.step.device)
+            rank = _dist()[0]  # with the step, in one number: the earliest, and of it the first process's, names the process that saw it
+            t = torch.tensor([first * self.world + rank if first >= 0 else 2**62], device=self.step.device)
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
-            if t.item() < 2**62 and t.item() != first:
-                raise _diverged("the loss became NaN or infinite in another process", t.item(), self.out)
+            step, seen_by = divmod(t.item(), self.world)
+            if t.item() < 2**62 and seen_by != rank:
+                raise _diverged(f"the loss became NaN or infinite in process {seen_by} of {self.world}", step, self.out)
         if first >= 0: raise _diverged(f"the loss became {self.loss.item()}", first, self.out)
 
 # %% ../nbs/08_train.ipynb #aa562042
@@ -763,8 +816,8 @@ def train(config, # a `PixelBytesConfig` or a dict of its fields
     "Train a model on `data`; returns the best model (by validation loss) and the metrics of every evaluation (a `History`, whose `finished` says whether the run has ended, and `ended` why this call did)."
     return _train(config, data, out, resume, overwrite, progress, warn=_dist()[0] == 0, stop_after=stop_after, init=init, callback=callback)
 
-def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None, init=None, callback=None):
-    "`train`; `warn`: whether this process says what the checks before training warn of (one process does)."
+def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: bool, stop_after=None, init=None, callback=None, told=None):
+    "`train`; `warn`: whether this process says what the checks before training warn of (one process does); `told`: told the error that a peer's failure ends this process with, where no exception can say it."
     if stop_after is not None and not 0 < _as_kind(stop_after, float, 'stop_after') < math.inf:
         raise TrainingError(f"stop_after must be a number of minutes above 0, not {stop_after!r}")
     _check_callback(callback)
@@ -774,10 +827,15 @@ def _train(config, data, out, resume, overwrite: bool, progress: bool, warn: boo
     # one run at a time in a folder: two would overwrite each other's checkpoints; gradients whatever mode the caller is in
     # (a notebook's cell under torch.inference_mode or no_grad)
     first = _dist()[0] == 0
+    failures = _Failures(*_dist()[:2], told)
     # resume=FOLDER: FOLDER's run read whole, its state and checkpoints of one step, not while a run there saves others
     with (_holding(out, first), _reading(_source(resume, out), first) as read, _callers_random_state(), _in_float32(warn), _without_callers_autocast(warn),
           torch.inference_mode(False), torch.enable_grad()):
-        return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read, callback)
+        try: return _run(config, data, out, resume, overwrite, progress, warn, stop_after, init, read, callback, failures)
+        except Exception as e:
+            failures.taken(e)  # a peer's failure, which left this process's collective waiting or failing, raised in its place
+            raise
+        finally: failures.done.set()
 
 @contextlib.contextmanager
 def _in_float32(warn: bool):
@@ -822,8 +880,8 @@ def _ended_before(run: dict, say: bool) -> History:
     if say: print(history.ended)
     return history
 
-def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read, callback=None):
-    "`_train`, with `out` held."
+def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn: bool, stop_after, init, read, callback, failures: _Failures):
+    "`_train`, with `out` held; `failures`: the `_Failures` of its processes, told where the run stands."
     rank, world, local = _dist()
     if 'TORCHELASTIC_RUN_ID' in os.environ: threading.Thread(target=_end_with, args=(os.getppid(), out), daemon=True).start()
     if rank == 0: _settle_left_aside(out)
@@ -840,6 +898,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     device = _setup_device(world, local)
     if run['finished']: return PixelBytesModel.from_pretrained(out/'best').to(device), _ended_before(run, say=rank == 0 and progress)  # resume='auto' of a run that has ended
     stop_group = dist.new_group(backend='gloo') if world > 1 else None  # the stop agreed at each step on the CPU: no wait for a GPU to finish
+    if world > 1: failures.start(f'pixelbytes/failed/{stop_group.group_name}')
     tok, data_id, steps_per_epoch = built.tokenizer, run['data_id'], run['steps_per_epoch']
     val = Windows([tok.encode(s) for s in run['val_items']], cfg, every_token=True)
     val_shard = np.arange(rank, len(val), world)
@@ -887,8 +946,8 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         # all or none: a run stopped between its first best/ and its state would leave files that no new run replaces unasked
         # (resume='auto' refused, for a preemptible job), and a later one a best/ the state does not know of. What the run
         # knows of the save too: an interrupt held to the end of the save alone was said as no checkpoint saved, and the run
-        # replaced (overwrite) was put back over the first one
-        with interrupts_deferred():
+        # replaced (overwrite) was put back over the first one. Nor is it cut short by a peer's failure: `failures` ends this process between saves
+        with failures.saving, interrupts_deferred():
             if kept_step is None: (out/FIRST_SAVE).touch()
             if improved: save_checkpoint(model, out/'best')
             metrics.write(st['history'])
@@ -923,8 +982,17 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
     stop, ended, over, last_plot, last_look, validating = False, None, None, 0.0, time.time(), False
     metrics, encoded = _MetricsFile(out), []
     kept_step = saved['step'] if saved else None  # the step of the checkpoint out holds
+
+    def kept_line(full: bool = False) -> str:
+        "What `out` holds for the run to go on from, as an error that ends the run says it (`full`: the disk is full)."
+        if kept_step is not None and aside is None: return f"{out} holds the checkpoints of step {kept_step}: {'make room, then ' if full else ''}continue with resume=True (--resume)"
+        return "no checkpoint to resume from was saved" + ("; the run it was to replace is kept" if aside else
+               f"; {out/'best'} holds this run's best model so far, and a new run there needs overwrite=True (--overwrite)" if (out/'best').is_dir() else '')
+
     # _prepare refused resume with overwrite: a resumed run is never cleaned out; what a run killed in its first save left is replaced
     aside = _clean_out(out, overwrite or (not saved and (out/FIRST_SAVE).exists())) if rank == 0 else None
+    if world > 1: failures.step = lambda: st['step']
+    if world > 1 and rank == 0: failures.kept = kept_line  # the first process saves: the others know not what it kept
     if rank == 0 and src not in (None, out): _copy_run(src, out)  # its best model stays the best until a better one comes
     bar = None
     try:
@@ -1000,11 +1068,7 @@ def _run(config, data, out: Path, resume, overwrite: bool, progress: bool, warn:
         raise
     except OSError as e:  # a checkpoint that could not be written (a full disk): said with what the run kept, as an interrupt is
         if rank != 0: raise
-        full = disk_full(e) is not None  # else another fault of the file system (permissions, a drive gone)
-        kept = (f"{out} holds the checkpoints of step {kept_step}: {'make room, then ' if full else ''}continue with resume=True (--resume)" if kept_step is not None and aside is None else
-                "no checkpoint to resume from was saved" + ("; the run it was to replace is kept" if aside else
-                f"; {out/'best'} holds this run's best model so far, and a new run there needs overwrite=True (--overwrite)" if (out/'best').is_dir() else ''))
-        raise TrainingError(f"{e}; {kept}") from e
+        raise TrainingError(f"{e}; {kept_line(full=disk_full(e) is not None)}") from e  # else another fault of the file system (permissions, a drive gone)
     try:
         if rank == 0: write_metrics(st['history'], out)  # the curves of the whole run
         # a word a script tells a run to resume from a finished one by: the call ends with a pause, or with the run
@@ -1054,15 +1118,15 @@ def _stop_once(signum, frame):
     raise KeyboardInterrupt
 
 def _worker(rank, world, port, config, data, out, resume, overwrite, progress, stop_after, init, errors, backbones, outcome):
-    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors`, for the parent to raise, and None for a stop (Ctrl-C); `backbones`: those registered outside PixelBytes; the first process puts in `outcome` how its call ended (the history's `ended` and `finished`)."
+    "One process of `launch`; a `TrainingError`'s message goes to the queue `errors` with the process's rank, for the parent to raise, and None for a stop (Ctrl-C); `backbones`: those registered outside PixelBytes; the first process puts in `outcome` how its call ended (the history's `ended` and `finished`)."
     signal.signal(signal.SIGINT, _stop_once)
     for name, (cls, both_ways) in backbones.items(): register_backbone(name, both_ways)(cls)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     try:
-        _, history = _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after, init=init)  # the parent's checks said their warnings
+        _, history = _train(config, data, out, resume, overwrite, progress, warn=False, stop_after=stop_after, init=init, told=lambda said: errors.put((rank, said)))  # the parent's checks said their warnings
         if rank == 0: outcome.put((history.ended, history.finished))
     except TrainingError as e:
-        errors.put(str(e)); raise
+        errors.put((rank, str(e))); raise
     except KeyboardInterrupt:
         errors.put(None); raise  # torch's spawn ends the process as if its work were done: the parent must not return the run as ended
     finally:
@@ -1106,11 +1170,11 @@ def launch(config, # a `PixelBytesConfig` or a dict of its fields, as for `train
                                nprocs=nprocs, start_method='spawn', join=False)
     try:
         while not procs.join(): pass
-    except mp.ProcessRaisedException:
+    except (mp.ProcessRaisedException, mp.ProcessExitedException):  # exited: ended by a peer's failure (`_Failures`), which it told
         said = []
         while not errors.empty(): said.append(errors.get())
-        said = [m for m in said if m is not None]  # not the stops of its peers
-        if said: raise TrainingError(said[0]) from None  # the message, not a worker's traceback around it
+        said = sorted(m for m in said if m is not None)  # not the stops of its peers; the first process's word first, which names a peer that failed
+        if said: raise TrainingError(said[0][1]) from None  # the message, not a worker's traceback around it
         raise
     except KeyboardInterrupt:  # a notebook's interrupt reaches this process only: the workers must stop too, as train stops
         # an impatient second interrupt is held to the end: it would leave a worker that does not stop unterminated, and no word

@@ -593,3 +593,50 @@ print(os.environ['RANK'], [r['step'] for r in history])
     rows = [json.loads(l) for l in (tmp_path/'calls-0.jsonl').read_text().splitlines()]
     state = load_state(tmp_path/'m'/'train_state.pt')
     assert rows == state['history'] and state['step'] == 10 and state['environment']['processes'] == 2
+
+FAILING = """
+import atexit, os, sys, time
+import pixelbytes.train as t
+def fail(e):
+    atexit.register(time.sleep, 3600)  # this process does not end: NCCL's teardown waits so on the collectives it left
+    raise e
+if os.environ['FAULT'] == 'batch':  # a batch that process 1 cannot read, at its 12th (step 8)
+    read, calls = t.Windows.batch, []
+    def batch(self, idx, multiple=1):
+        calls.append(1)
+        if os.environ['RANK'] == '1' and len(calls) == 12: fail(IndexError('index 99 is out of bounds for axis 0 with size 8'))
+        return read(self, idx, multiple)
+    t.Windows.batch = batch
+else:  # metrics.csv that the first process cannot write at the second evaluation
+    write = t._MetricsFile.write
+    def metrics(self, history):
+        if len(history) >= 2: fail(ValueError('cannot write metrics.csv'))
+        return write(self, history)
+    t._MetricsFile.write = metrics
+"""
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='torchrun and a process that waits at exit')
+def test_a_process_that_fails_ends_the_others_with_its_error(demo, tmp_path):
+    "One of two processes (torchrun) fails reading a batch and does not end (as a process of NCCL's may not): the other, which waits for it in a collective, ends within seconds, saying which process failed, why, and what the run kept, rather than wait till the job's time limit."
+    script = tmp_path/'failing.py'
+    script.write_text(FAILING + "from pixelbytes.main import run\nrun()\n")
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script), 'train', '--data', str(demo),
+                        '--out', str(tmp_path/'m'), '--epochs', '1', '--eval-every', '5', '--quiet', *TINY],
+                       capture_output=True, text=True, env={**ENV, 'FAULT': 'batch'}, timeout=180)  # a hang fails the test
+    assert r.returncode != 0, r.stderr[-3000:]
+    assert re.search(r"pixelbytes train: error: process 1 of 2 failed at step 8 \(IndexError: index 99 is out of bounds for axis 0 with size 8\), "
+                     r"and the others stopped with it; .*m holds the checkpoints of step 5: continue with resume=True \(--resume\)", r.stderr), r.stderr[-3000:]
+    assert load_state(tmp_path/'m'/'train_state.pt')['step'] == 5  # the last good checkpoint
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='a process that waits at exit')
+def test_launch_raises_the_error_of_a_process_that_fails(demo, tmp_path):
+    "launch's first process fails writing metrics.csv and does not end: the other ends within seconds, and launch raises a TrainingError saying which process failed and why, rather than wait."
+    (tmp_path/'launching.py').write_text(FAILING + f'''
+if __name__ == '__main__':  # launch's processes run this file's patches above too, as they import it
+    try: t.launch(dict(backbone='lstm', d_model=16, n_layers=1, seq_length=64, batch_size=8, epochs=1, eval_every=5), {str(demo)!r}, {str(tmp_path/'m')!r},
+                  nprocs=2, progress=False)
+    except t.TrainingError as e: print(e)
+''')
+    r = subprocess.run([sys.executable, str(tmp_path/'launching.py')], capture_output=True, text=True, env={**ENV, 'FAULT': 'metrics'}, timeout=180)  # a hang fails the test
+    assert 'process 0 of 2 failed at step 10 (ValueError: cannot write metrics.csv), and the others stopped with it' in r.stdout, r.stdout + r.stderr[-3000:]
+    assert load_state(tmp_path/'m'/'train_state.pt')['step'] == 5
