@@ -114,12 +114,17 @@ def same_files(a: Path, b: Path) -> bool:
         elif not filecmp.cmp(a/f, b/f, shallow=False): return False
     return True
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    "The options of a big-data benchmark (this one, big_train.py): sizes, the revision to compare with, where to work, the source sprites."
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument('--sizes', default='2000,20000')
     ap.add_argument('--before', default='origin/main', help='the revision to compare with (default: origin/main)')
     ap.add_argument('--work', default=str(Path(tempfile.gettempdir())/'pixelbytes-big-build'))
     ap.add_argument('--source', default=str(SOURCE), help="pokemon-dev, the sprites the synthetic ones are made of")
+    return ap
+
+def main():
+    ap = arguments(__doc__)
     ap.add_argument('--kinds', default='folder,parquet,palette', help='what to run: folder (build a PNG folder), parquet (build a parquet folder), palette')
     args = ap.parse_args()
     work = Path(args.work); work.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,11 @@ and 22.1 CPU seconds, 1,092 and 1,039 MB (the validation's attention is most of 
 test split of 2,000 items) after 2.3 CPU seconds both, 368 and 371 MB. 2,000 sprites: train 4.3 and 3.8 CPU seconds to
 its first step, 439 and 438 MB; evaluate 2.1 and 2.0. The same weights, history, record of the data and scores.
 """
-import argparse, json, os, re, subprocess, sys, tempfile, time
+import json, os, re, subprocess, sys, time
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from big_build import REPO, SOURCE, make_folder, checkout
+from big_build import REPO, make_folder, checkout, arguments
 
 STEPS = 3  # a run's steps before it stops
 # run in each process: notes the moment the first step starts, then runs the command as `python -m pixelbytes.main` would
@@ -82,12 +82,7 @@ def same_scores(a: Path, b: Path) -> bool:
     return ea == eb and (a/'evaluation.csv').read_text() == (b/'evaluation.csv').read_text()
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--sizes', default='2000,20000')
-    ap.add_argument('--before', default='origin/main', help='the revision to compare with (default: origin/main)')
-    ap.add_argument('--work', default=str(Path(tempfile.gettempdir())/'pixelbytes-big-build'))
-    ap.add_argument('--source', default=str(SOURCE), help="pokemon-dev, the sprites the synthetic ones are made of")
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
     codes = {'before': checkout(args.before, work), 'after': REPO}
     rows = []

@@ -85,6 +85,10 @@ def _read_csv(text, meta: Path):
     return records, columns or []
 
 # %% ../nbs/04_data.ipynb #6c33abbc
+def _image_files(folder: Path) -> list:
+    "The image files of `folder` and its subfolders, as sorted paths relative to it; hidden ones (.git/, .ipynb_checkpoints/) left out, as `datasets` leaves them."
+    return sorted(str(f.relative_to(folder)) for f in folder.rglob('*') if f.suffix.lower() in IMAGE_SUFFIXES and not any(x.startswith('.') for x in f.relative_to(folder).parts))
+
 def _read_metadata(folder: Path, caption_column=None, image_column='image'):
     "Rows (row, image path, caption, problem) of a folder's metadata.csv / metadata.jsonl, and the caption column used; the file names are in `file_name`, or in `<image_column>_file_name` as `datasets` reads them."
     files = [folder/f for f in ('metadata.csv', 'metadata.jsonl') if (folder/f).exists()]
@@ -143,8 +147,7 @@ def _read_metadata(folder: Path, caption_column=None, image_column='image'):
         rows['row'].append(i); rows['image'].append(str(folder/fname) if fname and inside else '')
         rows['caption'].append(caption); rows['problem'].append(problem or cap_problem)
     listed = {os.path.normpath(p) for p in rows['image'] if p}
-    unlisted = sorted(str(p.relative_to(folder)) for p in folder.rglob('*')
-                      if p.suffix.lower() in IMAGE_SUFFIXES and os.path.normpath(p) not in listed)
+    unlisted = [f for f in _image_files(folder) if os.path.normpath(folder/f) not in listed]
     return rows, cap_col, meta.name, unlisted, renamed
 
 # %% ../nbs/04_data.ipynb #001fcda6
@@ -293,7 +296,7 @@ def open_source(path, caption_column=None, image_column='image', revision=None, 
     if p.is_dir() and _images_only(p) and uncaptioned == 'image':
         no_configs('a folder of images')
         rows = {'row': [], 'image': [], 'caption': [], 'problem': []}
-        _add_images(rows, p, sorted(str(f.relative_to(p)) for f in p.rglob('*') if f.suffix.lower() in IMAGE_SUFFIXES and not any(x.startswith('.') for x in f.relative_to(p).parts)))
+        _add_images(rows, p, _image_files(p))
         return Dataset.from_dict(rows), {'kind': 'folder', 'caption_column': None, 'metadata': None}
     if p.is_dir() and _images_only(p):
         up = next((str(d) for d in p.resolve().parents[:2] if any((d/f).exists() for f in ('metadata.csv', 'metadata.jsonl'))), None)
