@@ -607,6 +607,7 @@ class _Failures:
         "Take this process's error `e` on: a peer's failure, where one came first, is raised in its place; else `e` is posted for the others."
         self.done.set()
         if self.store is None: return  # no process group yet: a process that ends before it ends the others' wait to start it
+        if getattr(e, 'every_process', False): return  # raised by every process at once (agreed in a collective): each says its own
         if peer := self.peer(): raise self.error(peer) from None
         self.post(e)
 
@@ -693,8 +694,11 @@ class _LossWatch:
             t = torch.tensor([first * self.world + rank if first >= 0 else 2**62], device=self.step.device)
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
             step, seen_by = divmod(t.item(), self.world)
-            if t.item() < 2**62 and seen_by != rank:
-                raise _diverged(f"the loss became NaN or infinite in process {seen_by} of {self.world}", step, self.out)
+            if t.item() < 2**62:  # every process raises at once, each its own error: none of them a peer's failure (`_Failures`), said once by the first
+                e = _diverged(f"the loss became {self.loss.item()}", first, self.out) if seen_by == rank else \
+                    _diverged(f"the loss became NaN or infinite in process {seen_by} of {self.world}", step, self.out)
+                e.every_process = True
+                raise e
         if first >= 0: raise _diverged(f"the loss became {self.loss.item()}", first, self.out)
 
 # %% ../nbs/08_train.ipynb #aa562042
